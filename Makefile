@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both create .venv on first use: the CPU build of torch first (a plain `torch`
+# would pull a multi-GB CUDA build), then gliotype with its dev extras.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.gliotype-installed
+DEMO   ?= demo
+DEMO_PATIENTS ?= 200
+DEMO_SEED ?= 0
+
+.PHONY: demo test install clean-demo bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2
+
+demo: $(STAMP)
+	$(BIN)/gliotype synth --out $(DEMO)/cohort --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
+	$(BIN)/gliotype cohort scan $(DEMO)/cohort --labels $(DEMO)/cohort/labels.csv --out $(DEMO)/manifest.csv
+	$(BIN)/gliotype cohort validate $(DEMO)/manifest.csv
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean-demo:
+	rm -rf $(DEMO)

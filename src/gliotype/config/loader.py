@@ -1,0 +1,95 @@
+"""Load a preset, a user YAML and ``--set key=value`` overrides into a GliotypeConfig."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gliotype.config.schema import GliotypeConfig
+from gliotype.errors import GliotypeError
+from gliotype.utils.io import atomic_write
+
+PRESETS = ("paper", "cpu", "tiny")
+
+
+def _preset_dict(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise GliotypeError(f"unknown preset '{name}': choose one of {', '.join(PRESETS)}")
+    text = resources.files("gliotype.config.presets").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """``"ssl.node.train.epochs=5"`` -> ``{"ssl": {"node": {"train": {"epochs": 5}}}}`` (value parsed as YAML)."""
+    if "=" not in item:
+        raise GliotypeError(f"override '{item}' is not of the form key.path=value")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise GliotypeError(f"override '{item}' has an empty key")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        out = {part: out}
+    return out
+
+
+def load_config(
+    preset: str = "cpu",
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> GliotypeConfig:
+    """Resolve preset <- YAML file <- overrides, validated; errors are one line."""
+    data = _deep_merge(GliotypeConfig().model_dump(mode="json"), _preset_dict(preset))
+    data["preset"] = preset
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise GliotypeError(f"config file {path.name}: cannot read it ({type(exc).__name__})") from None
+        if not isinstance(user, dict):
+            raise GliotypeError(f"config file {path.name}: expected a mapping at the top level")
+        data = _deep_merge(data, user)
+    for item in overrides or []:
+        data = _deep_merge(data, parse_override(item))
+    try:
+        return GliotypeConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise GliotypeError(f"config: {where}: {first['msg']}") from None
+
+
+def config_hash(config: GliotypeConfig, *sections: str) -> str:
+    """A short stable hash of the whole config or of some sections (for caching)."""
+    data = config.model_dump(mode="json")
+    if sections:
+        data = {s: data[s] for s in sections}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_config(config: GliotypeConfig, path: str | Path) -> Path:
+    """Write the resolved config as YAML next to an output (atomic)."""
+    path = Path(path)
+    atomic_write(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return path

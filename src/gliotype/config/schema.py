@@ -1,0 +1,191 @@
+"""Typed configuration of the whole method (paper sections 3-4).
+
+Every value of the ``paper`` preset is the paper's (section 4.3 unless noted);
+values the paper leaves open are marked *open* and discussed in ``docs/design.md``.
+``cpu`` and ``tiny`` keep the same architecture with smaller sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ScheduleConfig(_Section):
+    """Optimiser and step learning-rate schedule ("reduced to 90% after every 50 epochs")."""
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.0  # open: SGD momentum is not given; 0 = plain SGD
+    batch_size: int = 50
+    epochs: int = 1000
+    lr_step_epochs: int = 50
+    lr_gamma: float = 0.9
+
+
+class PreprocessConfig(_Section):
+    """Section 4.2: co-registration, skull stripping, normalisation, MNI registration."""
+
+    spacing_mm: float = 2.0  # "MNI-152-T1-2MM-brain"
+    normalization: Literal["histogram", "zscore", "none"] = "histogram"
+    denoise: bool = False  # SUSAN in the paper; optional here
+    registration: Literal["SyN", "Affine", "none"] = "SyN"
+    skull_stripped: Literal["auto", "yes", "no"] = "auto"
+
+
+class AtlasConfig(_Section):
+    """Node (AAL, 90 regions) and edge (tract) atlases, section 3.2."""
+
+    n_regions: int = 90
+    n_tracts: int = 2309
+    node_positions: int = 1000  # x 4 sequences = 4,000 node inputs (open point 2)
+    edge_positions: int = 1000  # x 4 sequences = 4,000 anatomical, 1,000 FA inputs
+    node_atlas: str | None = None  # user NIfTI of region labels; None = AAL 1-90
+    edge_atlas: str | None = None  # user 4D NIfTI / folder of tracts; None = built-in
+
+
+class ModalitiesConfig(_Section):
+    """The three data modalities of section 3.2 / 4.2."""
+
+    tumor_labels: Literal["whole", "core"] = "whole"  # open point 14
+    crop_size: tuple[int, int, int] = (120, 120, 120)  # 2 mm voxels
+    n_points: int = 1024  # open: the paper gives no point count
+
+
+class NodeAutoencoderConfig(_Section):
+    """Node autoencoder: MLP 4000 -> 2048-1024-512-128-32-16, mirrored decoder, MSE."""
+
+    hidden: list[int] = Field(default_factory=lambda: [2048, 1024, 512, 128, 32])
+    latent: int = 16
+    train: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(optimizer="adam"))
+
+
+class EdgeModelConfig(_Section):
+    """Edge model: MLPs on MRI (4000 -> ... -> 16) and FA (1000 -> ... -> 16), eq. 1."""
+
+    mri_hidden: list[int] = Field(default_factory=lambda: [2048, 1024, 512, 128, 32])
+    fa_hidden: list[int] = Field(default_factory=lambda: [1024, 512, 128, 32])
+    latent: int = 16
+    projection: list[int] = Field(default_factory=lambda: [16, 16])  # open: g, g' sizes
+    temperature: float = 0.1  # open: tau of eq. 1 (0.1 as in section 4.3 for eqs. 4-6)
+    loss: Literal["printed", "infonce"] = "printed"  # open point 1
+    train: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(optimizer="sgd"))
+
+
+class SelfSupervisedConfig(_Section):
+    node: NodeAutoencoderConfig = Field(default_factory=NodeAutoencoderConfig)
+    edge: EdgeModelConfig = Field(default_factory=EdgeModelConfig)
+
+
+class ImageEncoderConfig(_Section):
+    """f_I: five 3D conv layers with BN + max pooling, then FC 512-256-32."""
+
+    channels: list[int] = Field(default_factory=lambda: [64, 128, 128, 256, 256])
+    fc: list[int] = Field(default_factory=lambda: [512, 256, 32])
+    in_channels: int = 4
+
+
+class GeometricEncoderConfig(_Section):
+    """f_P: radius graph + NNConv (32-64-64-128-128), FPS, attention pooling, FC 256-128-32."""
+
+    channels: list[int] = Field(default_factory=lambda: [32, 64, 64, 128, 128])
+    fc: list[int] = Field(default_factory=lambda: [256, 128, 32])
+    radii: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.2, 0.4, 0.4])  # open point 15
+    fps_ratios: list[float] = Field(default_factory=lambda: [1.0, 0.5, 1.0, 0.5, 1.0])  # open
+    max_neighbors: int = 32  # open
+
+
+class BrainNetworkEncoderConfig(_Section):
+    """f_B: GATConv 64-128-128-256-256-256, FC 512-256-32, hierarchical attention (eqs. 2-3)."""
+
+    gat: list[int] = Field(default_factory=lambda: [64, 128, 128, 256, 256, 256])
+    fc: list[int] = Field(default_factory=lambda: [512, 256, 32])
+    node_attention_head: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])  # g_a^N
+    uncrossed_edge_attention: float = 1.0  # open point 4
+    crossing_threshold: float = 0.2  # open point 5: tract probability for "crossed"
+    crossing_radius_mm: float = 2.0  # open point 5
+    node_pooling: Literal["softmax", "sum", "mean"] = "softmax"  # open point 7
+
+
+class ProjectionHeadsConfig(_Section):
+    """g_I, g_P, g_B: 32-64-128-128; g_T: 64-64-128-128 (section 4.3)."""
+
+    modality: list[int] = Field(default_factory=lambda: [32, 64, 128, 128])
+    tumor: list[int] = Field(default_factory=lambda: [64, 64, 128, 128])
+
+
+class ContrastiveConfig(_Section):
+    """Bi-level loss, eqs. 4-7: cosine similarity, tau = 0.1, lambda = 0.8."""
+
+    temperature: float = 0.1
+    lam: float = 0.8
+    form: Literal["printed", "infonce"] = "printed"  # open point 1
+
+
+class MultiModalConfig(_Section):
+    """Stage 2: encoders + hierarchical attention + L_multi (+ BCE, open point 8)."""
+
+    image: ImageEncoderConfig = Field(default_factory=ImageEncoderConfig)
+    point_cloud: GeometricEncoderConfig = Field(default_factory=GeometricEncoderConfig)
+    brain_network: BrainNetworkEncoderConfig = Field(default_factory=BrainNetworkEncoderConfig)
+    heads: ProjectionHeadsConfig = Field(default_factory=ProjectionHeadsConfig)
+    contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
+    encoders: list[Literal["image", "point_cloud", "brain_network"]] = Field(
+        default_factory=lambda: ["image", "point_cloud", "brain_network"]
+    )
+    use_contrastive: bool = True
+    use_attention: bool = True
+    use_bce: bool = True
+    augment_rotation_deg: float = 15.0  # open: rotation range not given
+    train: ScheduleConfig = Field(
+        default_factory=lambda: ScheduleConfig(optimizer="sgd", batch_size=20, epochs=1000)
+    )
+
+
+class PopulationGraphConfig(_Section):
+    """Section 3.4, eq. 8, Table 1; GATConv 64-128-128-128 node classifier."""
+
+    node_weight: Literal["uT", "uB", "uT_uB"] = "uT_uB"
+    edge_weight: Literal["uT", "uB", "uT_uB"] = "uB"
+    theta: float = 0.5
+    gat: list[int] = Field(default_factory=lambda: [64, 128, 128, 128])
+    train: ScheduleConfig = Field(
+        default_factory=lambda: ScheduleConfig(optimizer="adam", batch_size=20, epochs=200, weight_decay=0.0)
+    )
+
+
+class SplitConfig(_Section):
+    """Section 4.1: SSL set (FA cases), 7:3 train/test, train halved into A and B."""
+
+    test_fraction: float = 0.3
+    seed: int = 0
+    repeats: int = 1
+
+
+class EvaluationConfig(_Section):
+    """Section 5: AUC/ACC/SEN/SPE; threshold chosen on training data (open point 12)."""
+
+    threshold: Literal["youden", "0.5"] = "youden"
+    bootstrap: int = 1000
+
+
+class GliotypeConfig(_Section):
+    """The resolved configuration of one run."""
+
+    preset: str = "paper"
+    seed: int = 0
+    workers: int = 1
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    atlas: AtlasConfig = Field(default_factory=AtlasConfig)
+    modalities: ModalitiesConfig = Field(default_factory=ModalitiesConfig)
+    ssl: SelfSupervisedConfig = Field(default_factory=SelfSupervisedConfig)
+    multimodal: MultiModalConfig = Field(default_factory=MultiModalConfig)
+    population_graph: PopulationGraphConfig = Field(default_factory=PopulationGraphConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)

@@ -1,0 +1,48 @@
+"""Atomic outputs: a file is either complete or absent, never half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    The temporary file keeps the target's suffixes (``.nii.gz``) so writers that
+    pick a format from the extension work. On error the temporary file is removed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else "".join(target.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write(target: str | Path, data: str | bytes) -> None:
+    """Write text or bytes to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+
+
+def write_csv_atomic(df: pd.DataFrame, target: str | Path, **kwargs) -> None:
+    """Write a DataFrame as CSV atomically (no index by default)."""
+    kwargs.setdefault("index", False)
+    with atomic_path(target) as tmp:
+        df.to_csv(tmp, **kwargs)

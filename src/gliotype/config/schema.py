@@ -17,7 +17,10 @@ class _Section(BaseModel):
 
 
 class ScheduleConfig(_Section):
-    """Optimiser and step learning-rate schedule ("reduced to 90% after every 50 epochs")."""
+    """Optimiser and step learning-rate schedule ("reduced to 90% after every 50 epochs").
+
+    Model sections inherit these fields, so ``--set ssl.node.epochs=5`` works.
+    """
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-3
@@ -58,15 +61,14 @@ class ModalitiesConfig(_Section):
     n_points: int = 1024  # open: the paper gives no point count
 
 
-class NodeAutoencoderConfig(_Section):
-    """Node autoencoder: MLP 4000 -> 2048-1024-512-128-32-16, mirrored decoder, MSE."""
+class NodeAutoencoderConfig(ScheduleConfig):
+    """Node autoencoder: MLP 4000 -> 2048-1024-512-128-32-16, mirrored decoder, MSE; Adam."""
 
     hidden: list[int] = Field(default_factory=lambda: [2048, 1024, 512, 128, 32])
     latent: int = 16
-    train: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(optimizer="adam"))
 
 
-class EdgeModelConfig(_Section):
+class EdgeModelConfig(ScheduleConfig):
     """Edge model: MLPs on MRI (4000 -> ... -> 16) and FA (1000 -> ... -> 16), eq. 1."""
 
     mri_hidden: list[int] = Field(default_factory=lambda: [2048, 1024, 512, 128, 32])
@@ -75,7 +77,7 @@ class EdgeModelConfig(_Section):
     projection: list[int] = Field(default_factory=lambda: [16, 16])  # open: g, g' sizes
     temperature: float = 0.1  # open: tau of eq. 1 (0.1 as in section 4.3 for eqs. 4-6)
     loss: Literal["printed", "infonce"] = "printed"  # open point 1
-    train: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(optimizer="sgd"))
+    optimizer: Literal["adam", "sgd"] = "sgd"
 
 
 class SelfSupervisedConfig(_Section):
@@ -128,7 +130,7 @@ class ContrastiveConfig(_Section):
     form: Literal["printed", "infonce"] = "printed"  # open point 1
 
 
-class MultiModalConfig(_Section):
+class MultiModalConfig(ScheduleConfig):
     """Stage 2: encoders + hierarchical attention + L_multi (+ BCE, open point 8)."""
 
     image: ImageEncoderConfig = Field(default_factory=ImageEncoderConfig)
@@ -143,21 +145,21 @@ class MultiModalConfig(_Section):
     use_attention: bool = True
     use_bce: bool = True
     augment_rotation_deg: float = 15.0  # open: rotation range not given
-    train: ScheduleConfig = Field(
-        default_factory=lambda: ScheduleConfig(optimizer="sgd", batch_size=20, epochs=1000)
-    )
+    optimizer: Literal["adam", "sgd"] = "sgd"
+    batch_size: int = 20
 
 
-class PopulationGraphConfig(_Section):
+class PopulationGraphConfig(ScheduleConfig):
     """Section 3.4, eq. 8, Table 1; GATConv 64-128-128-128 node classifier."""
 
     node_weight: Literal["uT", "uB", "uT_uB"] = "uT_uB"
     edge_weight: Literal["uT", "uB", "uT_uB"] = "uB"
     theta: float = 0.5
     gat: list[int] = Field(default_factory=lambda: [64, 128, 128, 128])
-    train: ScheduleConfig = Field(
-        default_factory=lambda: ScheduleConfig(optimizer="adam", batch_size=20, epochs=200, weight_decay=0.0)
-    )
+    optimizer: Literal["adam", "sgd"] = "adam"
+    batch_size: int = 20
+    epochs: int = 200
+    weight_decay: float = 0.0  # open: the sentence giving it is garbled in the paper
 
 
 class SplitConfig(_Section):

@@ -1,0 +1,5 @@
+"""``python -m gliotype`` = the ``gliotype`` command."""
+
+from gliotype.cli import run
+
+run()

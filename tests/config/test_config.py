@@ -1,0 +1,104 @@
+"""Presets, YAML files and --set overrides resolve into a validated GliotypeConfig."""
+
+import pytest
+import yaml
+
+from gliotype.config import PRESETS, GliotypeConfig, config_hash, load_config, parse_override, save_config
+from gliotype.errors import GliotypeError
+
+
+def test_paper_preset_is_the_paper():
+    """Section 4.3 sizes and hyper-parameters, verbatim."""
+    c = load_config("paper")
+    assert c.ssl.node.hidden + [c.ssl.node.latent] == [2048, 1024, 512, 128, 32, 16]
+    assert c.ssl.edge.mri_hidden + [c.ssl.edge.latent] == [2048, 1024, 512, 128, 32, 16]
+    assert c.ssl.edge.fa_hidden + [c.ssl.edge.latent] == [1024, 512, 128, 32, 16]
+    assert (c.atlas.node_positions * 4, c.atlas.edge_positions * 4, c.atlas.edge_positions) == (4000, 4000, 1000)
+    assert (c.atlas.n_regions, c.atlas.n_tracts) == (90, 2309)
+    for sched, opt in ((c.ssl.node, "adam"), (c.ssl.edge, "sgd")):
+        assert (sched.optimizer, sched.weight_decay, sched.batch_size, sched.epochs) == (opt, 5e-4, 50, 1000)
+        assert (sched.lr, sched.lr_step_epochs, sched.lr_gamma) == (1e-3, 50, 0.9)
+    mm = c.multimodal
+    assert mm.image.channels == [64, 128, 128, 256, 256] and mm.image.fc == [512, 256, 32]
+    assert mm.image.in_channels == 4
+    assert mm.point_cloud.channels == [32, 64, 64, 128, 128] and mm.point_cloud.fc == [256, 128, 32]
+    assert mm.brain_network.gat == [64, 128, 128, 256, 256, 256] and mm.brain_network.fc == [512, 256, 32]
+    assert mm.brain_network.node_attention_head == [16, 32, 64, 128]
+    assert mm.heads.modality == [32, 64, 128, 128] and mm.heads.tumor == [64, 64, 128, 128]
+    assert (mm.contrastive.temperature, mm.contrastive.lam) == (0.1, 0.8)
+    assert (mm.optimizer, mm.weight_decay, mm.batch_size, mm.epochs, mm.lr) == ("sgd", 5e-4, 20, 1000, 1e-3)
+    pg = c.population_graph
+    assert (pg.theta, pg.gat, pg.optimizer, pg.epochs, pg.batch_size) == (0.5, [64, 128, 128, 128], "adam", 200, 20)
+    assert c.modalities.crop_size == (120, 120, 120) and c.preprocess.spacing_mm == 2.0
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_loads_with_its_name(preset):
+    c = load_config(preset)
+    assert isinstance(c, GliotypeConfig) and c.preset == preset
+
+
+def test_smaller_presets_keep_the_interfaces_the_code_relies_on():
+    """Projection heads take the encoder output size; g_T takes <u_I, u_P>."""
+    for preset in PRESETS:
+        mm = load_config(preset).multimodal
+        assert mm.heads.modality[0] == mm.image.fc[-1] == mm.point_cloud.fc[-1] == mm.brain_network.fc[-1]
+        assert mm.heads.tumor[0] == mm.image.fc[-1] + mm.point_cloud.fc[-1]
+        assert mm.heads.modality[-1] == mm.heads.tumor[-1]
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("ssl.node.epochs=5", {"ssl": {"node": {"epochs": 5}}}),
+        ("seed=3", {"seed": 3}),
+        ("multimodal.encoders=[image, point_cloud]", {"multimodal": {"encoders": ["image", "point_cloud"]}}),
+        ("multimodal.use_attention=false", {"multimodal": {"use_attention": False}}),
+        ("atlas.node_atlas=my atlas.nii.gz", {"atlas": {"node_atlas": "my atlas.nii.gz"}}),
+    ],
+)
+def test_parse_override(item, expected):
+    assert parse_override(item) == expected
+
+
+def test_overrides_apply_over_preset_and_file(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text(yaml.safe_dump({"ssl": {"node": {"epochs": 7, "lr": 0.01}}, "seed": 4}))
+    c = load_config("cpu", f, ["ssl.node.epochs=5"])
+    assert (c.ssl.node.epochs, c.ssl.node.lr, c.seed) == (5, 0.01, 4)
+    assert c.multimodal.image.channels == load_config("cpu").multimodal.image.channels
+
+
+@pytest.mark.parametrize(
+    "preset, overrides, match",
+    [
+        ("nope", [], "unknown preset 'nope'"),
+        ("cpu", ["ssl.node.epochz=3"], "ssl.node.epochz"),
+        ("cpu", ["multimodal.lr=abc"], "multimodal.lr"),
+        ("cpu", ["no_equals_sign"], "not of the form"),
+        ("cpu", ["population_graph.node_weight=uX"], "population_graph.node_weight"),
+    ],
+)
+def test_bad_config_is_one_clear_line(preset, overrides, match):
+    with pytest.raises(GliotypeError, match=match) as info:
+        load_config(preset, None, overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_config_file(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("- just\n- a list\n")
+    with pytest.raises(GliotypeError, match="bad.yaml: expected a mapping"):
+        load_config("cpu", f)
+    with pytest.raises(GliotypeError, match="missing.yaml: cannot read"):
+        load_config("cpu", tmp_path / "missing.yaml")
+
+
+def test_saved_config_reloads_identically_and_hash_tracks_values(tmp_path):
+    c = load_config("tiny", overrides=["seed=9"])
+    path = save_config(c, tmp_path / "out" / "config.yaml")
+    again = GliotypeConfig.model_validate(yaml.safe_load(path.read_text()))
+    assert again == c
+    assert config_hash(again) == config_hash(c)
+    assert config_hash(load_config("tiny", overrides=["seed=10"])) != config_hash(c)
+    assert config_hash(c, "ssl") == config_hash(load_config("tiny", overrides=["seed=10"]), "ssl")

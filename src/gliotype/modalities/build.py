@@ -1,0 +1,205 @@
+"""Build and store the three modalities of every preprocessed patient (section 3.2).
+
+Per patient, under ``WORKDIR/patients/<id>/modalities/``:
+
+- ``tumor_image.nii.gz``: x_I, 4D (X, Y, Z, 4) float32, sequences t1, t1c, t2, flair;
+  its affine places the crop in MNI millimetres.
+- ``point_cloud.npz``: x_P, ``points_mm`` (N, 3), ``points`` (N, 3, normalised),
+  ``centre`` (3,), ``scale`` ().
+- ``atlas_samples.npz``: ``node`` (R, 4 n_node), ``tract`` (T, 4 n_edge) and, when the
+  patient has FA, ``tract_fa`` (T, n_edge): the inputs of the self-supervised models
+  (section 4.3), sequence-major (all t1 positions, then t1c, t2, flair).
+- ``modalities.json``: crop origin, truncated fraction, the cache key; written last.
+
+The atlas voxel positions are drawn once per work folder (``WORKDIR/atlas/``) and are
+the same for every patient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from gliotype import __version__
+from gliotype.config import GliotypeConfig, config_hash
+from gliotype.modalities.point_cloud import tumor_point_cloud
+from gliotype.modalities.tumor_image import tumor_binary_mask, tumor_image
+from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
+from gliotype.utils.logging import get_logger
+from gliotype.utils.progress import progress
+
+log = get_logger(__name__)
+
+SEQUENCE_ORDER = ("t1", "t1c", "t2", "flair")
+
+
+@dataclass
+class AtlasSampling:
+    """Fixed voxel positions (flat indices on the template grid) of every region and tract."""
+
+    node_positions: np.ndarray  # (R, n_node)
+    tract_positions: np.ndarray  # (T, n_edge)
+    pairs: np.ndarray  # (T, 2) region labels of each tract
+    key: str = ""
+
+    def save(self, folder: Path) -> None:
+        with atomic_path(folder / "atlas_sampling.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, node_positions=self.node_positions, tract_positions=self.tract_positions,
+                         pairs=self.pairs, key=np.array(self.key))
+
+    @classmethod
+    def load(cls, folder: Path) -> AtlasSampling:
+        with np.load(folder / "atlas_sampling.npz", allow_pickle=False) as z:
+            return cls(z["node_positions"], z["tract_positions"], z["pairs"], str(z["key"]))
+
+
+def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling:
+    """The work folder's fixed atlas positions, drawn on first use and reused afterwards."""
+    from gliotype.atlases import (
+        load_node_atlas,
+        load_tract_atlas,
+        sample_node_positions,
+        sample_tract_positions,
+    )
+
+    folder = Path(workdir) / "atlas"
+    key = config_hash(config, "atlas") + f"-{config.seed}"
+    if (folder / "atlas_sampling.npz").exists():
+        cached = AtlasSampling.load(folder)
+        if cached.key == key:
+            return cached
+    a = config.atlas
+    nodes = load_node_atlas(a.node_atlas, n_regions=a.n_regions)
+    tracts = load_tract_atlas(a.edge_atlas, node_atlas=nodes, n_tracts=a.n_tracts)
+    sampling = AtlasSampling(
+        node_positions=sample_node_positions(nodes, a.node_positions, seed=config.seed),
+        tract_positions=sample_tract_positions(tracts, a.edge_positions, seed=config.seed),
+        pairs=np.asarray(tracts.pairs),
+        key=key,
+    )
+    sampling.save(folder)
+    return sampling
+
+
+@dataclass
+class ModalitiesResult:
+    patient_id: str
+    status: str  # done | skipped | failed
+    reason: str = ""
+    info: dict = field(default_factory=dict)
+
+
+def modalities_dir(workdir: str | Path, patient_id: str) -> Path:
+    return Path(workdir) / "patients" / str(patient_id) / "modalities"
+
+
+def _cache_key(workdir: Path, patient_id: str, config: GliotypeConfig, sampling: AtlasSampling) -> str:
+    done = Path(workdir) / "patients" / str(patient_id) / "done.json"
+    upstream = done.read_text() if done.exists() else ""
+    text = json.dumps([upstream, config_hash(config, "modalities"), sampling.key, config.seed, __version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def build_case_modalities(
+    workdir: str | Path, patient_id: str, config: GliotypeConfig, sampling: AtlasSampling
+) -> ModalitiesResult:
+    """Build x_I, x_P and the atlas samples of one preprocessed patient; never raises for a bad case."""
+    from gliotype.atlases import gather
+    from gliotype.preprocessing import load_preprocessed
+
+    workdir = Path(workdir)
+    out = modalities_dir(workdir, patient_id)
+    key = _cache_key(workdir, patient_id, config, sampling)
+    meta_path = out / "modalities.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
+        return ModalitiesResult(patient_id, "skipped")
+    try:
+        case = load_preprocessed(workdir, patient_id)
+        m = config.modalities
+        binary = tumor_binary_mask(case["mask"], m.tumor_labels)
+        if binary.sum() < 10:
+            raise ValueError(f"tumor mask has {int(binary.sum())} voxels (< 10) on the template grid")
+        affine = np.asarray(case["affine"], dtype=np.float64)
+        ti = tumor_image(case["sequences"], case["mask"], tuple(m.crop_size), m.tumor_labels)
+        pc = tumor_point_cloud(binary, affine, m.n_points, seed=config.seed)
+        node = gather(case["sequences"], sampling.node_positions)
+        tract = gather(case["sequences"], sampling.tract_positions)
+        arrays = {"node": node, "tract": tract}
+        if case.get("fa") is not None:
+            arrays["tract_fa"] = gather(case["fa"][None], sampling.tract_positions)
+    except Exception as exc:  # one bad case never stops the cohort
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("patient %s: modalities failed: %s", patient_id, reason)
+        return ModalitiesResult(patient_id, "failed", reason)
+
+    crop_affine = affine.copy()
+    crop_affine[:3, 3] = affine[:3, :3] @ np.asarray(ti.origin, dtype=np.float64) + affine[:3, 3]
+    with atomic_path(out / "tumor_image.nii.gz") as tmp:
+        nib.save(nib.Nifti1Image(np.moveaxis(ti.data, 0, -1), crop_affine), tmp)
+    with atomic_path(out / "point_cloud.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, points_mm=pc.points_mm, points=pc.points, centre=pc.centre, scale=np.float32(pc.scale))
+    with atomic_path(out / "atlas_samples.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    info = {
+        "crop_origin": list(ti.origin),
+        "truncated_fraction": round(float(ti.truncated), 6),
+        "tumor_voxels": int(binary.sum()),
+        "has_fa": "tract_fa" in arrays,
+    }
+    atomic_write(meta_path, json.dumps({**info, "key": key}, indent=2))
+    return ModalitiesResult(patient_id, "done", info=info)
+
+
+def load_case_modalities(workdir: str | Path, patient_id: str) -> dict:
+    """Read one patient's stored modalities as numpy arrays."""
+    folder = modalities_dir(workdir, patient_id)
+    img = nib.load(folder / "tumor_image.nii.gz")
+    out = {
+        "patient_id": str(patient_id),
+        "tumor_image": np.moveaxis(np.asarray(img.dataobj, dtype=np.float32), -1, 0),
+        "tumor_image_affine": img.affine,
+    }
+    with np.load(folder / "point_cloud.npz", allow_pickle=False) as z:
+        out.update({k: z[k] for k in ("points_mm", "points", "centre")})
+        out["scale"] = float(z["scale"])
+    with np.load(folder / "atlas_samples.npz", allow_pickle=False) as z:
+        out["node_samples"] = z["node"]
+        out["tract_samples"] = z["tract"]
+        out["tract_fa"] = z["tract_fa"] if "tract_fa" in z else None
+    return out
+
+
+def _build_one(args):
+    workdir, patient_id, config, sampling = args
+    return build_case_modalities(workdir, patient_id, config, sampling)
+
+
+def build_modalities(
+    workdir: str | Path, patient_ids: list[str], config: GliotypeConfig, workers: int = 1
+) -> pd.DataFrame:
+    """Build the modalities of every patient (cached, resumable); returns and writes a status table."""
+    workdir = Path(workdir)
+    sampling = atlas_sampling(workdir, config)
+    jobs = [(workdir, pid, config, sampling) for pid in patient_ids]
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(progress(pool.map(_build_one, jobs), "modalities", total=len(jobs)))
+    else:
+        results = [_build_one(j) for j in progress(jobs, "modalities", total=len(jobs))]
+    table = pd.DataFrame(
+        [{"patient_id": r.patient_id, "status": r.status, "reason": r.reason} for r in results],
+        columns=["patient_id", "status", "reason"],
+    )
+    write_csv_atomic(table, workdir / "modalities_status.csv")
+    return table

@@ -77,10 +77,14 @@ class EdgeModelConfig(ScheduleConfig):
     projection: list[int] = Field(default_factory=lambda: [16, 16])  # open: g, g' sizes
     temperature: float = 0.1  # open: tau of eq. 1 (0.1 as in section 4.3 for eqs. 4-6)
     loss: Literal["printed", "infonce"] = "printed"  # open point 1
+    batching: Literal["mixed", "per_patient"] = "mixed"  # open point 3: tracts of a minibatch
     optimizer: Literal["adam", "sgd"] = "sgd"
 
 
 class SelfSupervisedConfig(_Section):
+    """The two self-supervised models that build the brain network (section 3.2)."""
+
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # FA patients held out to show what was learned
     node: NodeAutoencoderConfig = Field(default_factory=NodeAutoencoderConfig)
     edge: EdgeModelConfig = Field(default_factory=EdgeModelConfig)
 

@@ -1,0 +1,161 @@
+"""Training plumbing shared by every stage: optimisers, the step schedule, checkpoints.
+
+"The learning rate is reduced to 90% after every 50 epochs" (section 4.3) is a
+``StepLR(step_size=lr_step_epochs, gamma=lr_gamma)``. Checkpoints are written
+atomically every epoch: weights as safetensors, optimiser/scheduler state loaded
+with ``torch.load(weights_only=True)`` (no arbitrary unpickling).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from gliotype.config.schema import ScheduleConfig
+from gliotype.utils.io import atomic_path, atomic_write
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; returns a torch Generator for data loaders."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def make_optimizer(params, schedule: ScheduleConfig) -> torch.optim.Optimizer:
+    """Adam or SGD with the schedule's learning rate, weight decay and momentum."""
+    if schedule.optimizer == "adam":
+        return torch.optim.Adam(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    return torch.optim.SGD(params, lr=schedule.lr, weight_decay=schedule.weight_decay, momentum=schedule.momentum)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig):
+    """lr x ``lr_gamma`` every ``lr_step_epochs`` epochs."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=schedule.lr_step_epochs, gamma=schedule.lr_gamma)
+
+
+@dataclass
+class Checkpoint:
+    """A training state restored from disk."""
+
+    epoch: int
+    history: list[dict]
+
+
+class Checkpointer:
+    """Save and restore ``model + optimiser + scheduler + history`` in one folder.
+
+    Files: ``model.safetensors`` (weights), ``state.pt`` (optimiser, scheduler, RNG),
+    ``history.json`` (one row per finished epoch). ``state.pt`` is written last, so a
+    checkpoint is complete when it exists and names the same epoch as the history.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / "model.safetensors"
+
+    def save(self, epoch: int, model: nn.Module, optimizer, scheduler, history: list[dict]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_weights(model, self.weights)
+        atomic_write(self.folder / "history.json", json.dumps(history, indent=1))
+        state = {
+            "epoch": epoch,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        with atomic_path(self.folder / "state.pt") as tmp:
+            torch.save(state, tmp)
+
+    def restore(self, model: nn.Module, optimizer, scheduler) -> Checkpoint | None:
+        """Load the last complete checkpoint into the objects; None when there is none."""
+        if not (self.folder / "state.pt").exists() or not self.weights.exists():
+            return None
+        state = torch.load(self.folder / "state.pt", weights_only=True)
+        load_weights(model, self.weights)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        history = json.loads((self.folder / "history.json").read_text())
+        return Checkpoint(epoch=int(state["epoch"]), history=history[: int(state["epoch"])])
+
+
+def save_weights(model: nn.Module, path: str | Path) -> None:
+    """Weights (parameters and buffers) as safetensors, atomically."""
+    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load safetensors weights (no pickle); shapes must match exactly."""
+    model.load_state_dict(load_file(str(path)))
+    return model
+
+
+def fit(
+    model: nn.Module,
+    batch_loss,
+    loader,
+    schedule: ScheduleConfig,
+    folder: str | Path,
+    desc: str,
+    resume: bool = True,
+    params=None,
+    seed: int = 0,
+) -> list[dict]:
+    """Train ``model`` for ``schedule.epochs`` epochs with a checkpoint after each one.
+
+    ``batch_loss(batch) -> scalar tensor``. With ``resume`` the last complete
+    checkpoint in ``folder`` is restored and training continues from the next epoch
+    (a finished run returns its history without training). Returns one row per
+    epoch: ``epoch, loss, lr, seconds``. Each epoch reseeds torch and the loader's
+    generator from ``seed + epoch``, so a resumed run equals an uninterrupted one.
+    """
+    import time
+
+    from gliotype.utils.logging import get_logger
+    from gliotype.utils.progress import progress
+
+    log = get_logger(__name__)
+    optimizer = make_optimizer(params if params is not None else model.parameters(), schedule)
+    scheduler = make_scheduler(optimizer, schedule)
+    ckpt = Checkpointer(folder)
+    history: list[dict] = []
+    start = 0
+    if resume and (restored := ckpt.restore(model, optimizer, scheduler)) is not None:
+        start, history = restored.epoch, restored.history
+        if start < schedule.epochs:
+            log.info("%s: resuming after epoch %d of %d", desc, start, schedule.epochs)
+    for epoch in progress(range(start, schedule.epochs), desc, total=schedule.epochs - start, unit="epoch"):
+        torch.manual_seed(seed + epoch)
+        if getattr(loader, "generator", None) is not None:
+            loader.generator.manual_seed(seed + epoch)
+        model.train()
+        t0, total, count = time.perf_counter(), 0.0, 0
+        for batch in loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss = batch_loss(batch)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            count += 1
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "lr": lr,
+                        "seconds": round(time.perf_counter() - t0, 3)})
+        ckpt.save(epoch + 1, model, optimizer, scheduler, history)
+        log.debug("%s epoch %d loss %.4f", desc, epoch + 1, history[-1]["loss"])
+    model.eval()
+    return history

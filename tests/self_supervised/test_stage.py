@@ -1,0 +1,123 @@
+"""Self-supervised brain-network stage on a small hand-made work folder (section 3.2)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gliotype.config import load_config
+from gliotype.errors import GliotypeError
+from gliotype.self_supervised import encode_brain_networks, load_brain_network, train_self_supervised
+from gliotype.self_supervised.stage import PerPatientBatches, split_holdout
+from gliotype.utils.training import Checkpointer
+
+R, T, N_POS = 10, 40, 8  # regions, tracts, positions per region/tract
+
+
+def _make_workdir(root, n_patients=8, n_fa=6, seed=0):
+    """Atlas samples whose MRI and FA tract values share a per-tract, per-patient latent."""
+    rng = np.random.default_rng(seed)
+    w_mri, w_fa, w_node = rng.normal(size=(3, 4 * N_POS)), rng.normal(size=(3, N_POS)), rng.normal(size=(2, 4 * N_POS))
+    pairs = np.array([(a, b) for a in range(1, R + 1) for b in range(a + 1, R + 1)][:T])
+    (root / "atlas").mkdir(parents=True)
+    with open(root / "atlas" / "atlas_sampling.npz", "wb") as fh:
+        np.savez(fh, node_positions=np.zeros((R, N_POS), int), tract_positions=np.zeros((T, N_POS), int),
+                 pairs=pairs, key=np.array("k"))
+    for i in range(n_patients):
+        latent = rng.normal(size=(T, 3))
+        arrays = {
+            "node": (rng.normal(size=(R, 2)) @ w_node + 0.05 * rng.normal(size=(R, 4 * N_POS))).astype(np.float32),
+            "tract": (latent @ w_mri + 0.1 * rng.normal(size=(T, 4 * N_POS))).astype(np.float32),
+        }
+        if i < n_fa:
+            arrays["tract_fa"] = (latent @ w_fa + 0.1 * rng.normal(size=(T, N_POS))).astype(np.float32)
+        folder = root / "patients" / f"P{i}" / "modalities"
+        folder.mkdir(parents=True)
+        with open(folder / "atlas_samples.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+    return pairs
+
+
+def _config(epochs=25, **extra):
+    sets = [f"ssl.node.epochs={epochs}", f"ssl.edge.epochs={epochs}", "ssl.edge.lr=0.05", "ssl.edge.momentum=0.9",
+            "ssl.node.lr=0.01", "ssl.edge.batch_size=16", "ssl.node.batch_size=16", "ssl.val_fraction=0.34"]
+    return load_config("tiny", overrides=sets + [f"{k}={v}" for k, v in extra.items()])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ssl")
+    pairs = _make_workdir(root)
+    report = train_self_supervised(root, _config())
+    return root, pairs, report
+
+
+def test_learns_beyond_trivial_baselines_on_heldout_patients(trained):
+    _, _, report = trained
+    assert len(report["heldout_patients"]) == 2 and len(report["train_patients"]) == 4
+    assert report["edge_retrieval_top1"] > 5 * report["edge_retrieval_chance"]
+    assert report["node_reconstruction_mse"] < 0.5 * report["node_mean_baseline_mse"]
+
+
+def test_encodes_every_patient_fa_or_not_with_the_atlas_edge_list(trained):
+    root, pairs, _ = trained
+    table = encode_brain_networks(root)
+    assert list(table["status"]) == ["done"] * 8
+    data = load_brain_network(root, "P7")  # a patient without FA
+    assert data.x.shape == (R, 8) and data.edge_attr.shape == (T, 8)
+    np.testing.assert_array_equal(data.edge_index.numpy().T + 1, pairs)
+    again = encode_brain_networks(root)
+    assert set(again["status"]) == {"skipped"}
+
+
+def test_encoding_is_deterministic(trained, tmp_path):
+    root, _, _ = trained
+    a = load_brain_network(root, "P3")
+    (root / "patients" / "P3" / "brain_network.safetensors").unlink()
+    encode_brain_networks(root, ["P3"])
+    b = load_brain_network(root, "P3")
+    torch.testing.assert_close(a.x, b.x, rtol=0, atol=0)
+    torch.testing.assert_close(a.edge_attr, b.edge_attr, rtol=0, atol=0)
+
+
+def test_rerun_reuses_trained_models(trained):
+    root, _, report = trained
+    mtime = (root / "ssl" / "edge_model.safetensors").stat().st_mtime_ns
+    assert train_self_supervised(root, _config()) == report
+    assert (root / "ssl" / "edge_model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_resumed_training_equals_uninterrupted(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _make_workdir(a)
+    _make_workdir(b)
+    train_self_supervised(a, _config(epochs=4))
+    # b: stop after 2 epochs (as if interrupted), then resume to 4.
+    train_self_supervised(b, _config(epochs=2))
+    (b / "ssl" / "models.json").unlink()
+    train_self_supervised(b, _config(epochs=4))
+    ha = json.loads((a / "ssl" / "edge" / "history.json").read_text())
+    hb = json.loads((b / "ssl" / "edge" / "history.json").read_text())
+    assert [r["loss"] for r in ha] == pytest.approx([r["loss"] for r in hb], rel=1e-5)
+    assert Checkpointer(b / "ssl" / "edge").restore  # checkpoint folder exists and is loadable
+
+
+def test_needs_fa_patients(tmp_path):
+    _make_workdir(tmp_path, n_fa=1)
+    with pytest.raises(GliotypeError, match="at least 2 patients with FA"):
+        train_self_supervised(tmp_path, _config())
+
+
+def test_per_patient_batches_never_mix_patients():
+    owner = torch.tensor([0] * 10 + [1] * 7 + [2] * 12)
+    batches = list(PerPatientBatches(owner, 4, torch.Generator().manual_seed(0)))
+    assert len(batches) == 2 + 1 + 3
+    assert all(len(set(owner[b].tolist())) == 1 and len(b) == 4 for b in batches)
+
+
+def test_split_holdout_is_seeded_and_disjoint():
+    ids = [f"P{i}" for i in range(20)]
+    tr, va = split_holdout(ids, 0.2, 0)
+    assert len(va) == 4 and not set(tr) & set(va) and sorted(tr + va) == sorted(ids)
+    assert split_holdout(ids, 0.2, 0) == (tr, va) and split_holdout(ids, 0.2, 1) != (tr, va)

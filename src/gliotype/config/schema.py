@@ -102,9 +102,10 @@ class GeometricEncoderConfig(_Section):
 
     channels: list[int] = Field(default_factory=lambda: [32, 64, 64, 128, 128])
     fc: list[int] = Field(default_factory=lambda: [256, 128, 32])
-    radii: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.2, 0.4, 0.4])  # open point 15
-    fps_ratios: list[float] = Field(default_factory=lambda: [1.0, 0.5, 1.0, 0.5, 1.0])  # open
-    max_neighbors: int = 32  # open
+    radii: list[float] = Field(default_factory=lambda: [0.15, 0.3, 0.35, 0.5, 0.6])  # open point 15
+    fps_ratios: list[float] = Field(default_factory=lambda: [0.25, 1.0, 0.5, 0.5, 1.0])  # kept after each layer
+    max_neighbors: int = 16  # open
+    edge_hidden: int = 16  # open: hidden size of NNConv's edge network
 
 
 class BrainNetworkEncoderConfig(_Section):
@@ -117,6 +118,9 @@ class BrainNetworkEncoderConfig(_Section):
     crossing_threshold: float = 0.2  # open point 5: tract probability for "crossed"
     crossing_radius_mm: float = 2.0  # open point 5
     node_pooling: Literal["softmax", "sum", "mean"] = "softmax"  # open point 7
+    node_temperature: float = 0.1  # softmax temperature of the node pooling
+    share_tumor_head: bool = True  # eq. 3 uses g_T of the contrastive loss (False: its own g_T^a)
+    heads: int = 1  # GAT heads (averaged); the paper does not say
 
 
 class ProjectionHeadsConfig(_Section):

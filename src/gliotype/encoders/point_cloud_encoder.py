@@ -1,0 +1,99 @@
+"""f_P: the geometric encoder of the tumor point cloud (paper section 3.3; section 4.3).
+
+"The points are first converted into a graph for each convolution by generating links
+between points and their nearest neighbors within a predefined radius distance.
+Secondly, convolution operators NNConv aggregate the points features (euclidean
+coordinates of points) and the link features (distance between points) to the center
+node. Finally, the farthest points sampling is adopted ... convolutional layers
+(dimension: 32, 64, 64, 128, 128). After the last layer, a global attention pooling
+is employed to produce attention scores for the points. Finally, a feed-forward
+network (dimension: 256, 128, 32) outputs the geometric features."
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch_geometric.nn import NNConv
+from torch_geometric.utils import scatter, softmax
+
+from gliotype.encoders.geometry import farthest_point_sample, radius_graph
+from gliotype.encoders.mlp import MLP
+
+
+@dataclass
+class PointCloudOutput:
+    """u_P and the geometric attention a_P of the points that reach the last layer.
+
+    ``index`` maps those points to rows of the input cloud, ``batch`` to their graph.
+    ``attention`` sums to one within each graph (softmax of the gate).
+    """
+
+    features: torch.Tensor  # (B, fc[-1])
+    attention: torch.Tensor  # (M,)
+    index: torch.Tensor  # (M,)
+    batch: torch.Tensor  # (M,)
+
+
+class PointCloudEncoder(nn.Module):
+    """u_P, a_P = f_P(x_P).
+
+    Args:
+        in_channels: point features (3: the normalised coordinates).
+        channels: NNConv output sizes (paper: 32, 64, 64, 128, 128).
+        fc: feed-forward sizes (paper: 256, 128, 32).
+        radii: neighbourhood radius of each layer (normalised units; open point 15).
+        fps_ratios: fraction of points kept by farthest point sampling after each layer.
+        max_neighbors: neighbour cap of the radius graph.
+        edge_hidden: hidden size of each NNConv's edge network (distance -> weight matrix).
+
+    Shapes: ``pos (N, 3)``, ``batch (N,)`` -> :class:`PointCloudOutput`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: Sequence[int] = (32, 64, 64, 128, 128),
+        fc: Sequence[int] = (256, 128, 32),
+        radii: Sequence[float] = (0.15, 0.3, 0.35, 0.5, 0.6),
+        fps_ratios: Sequence[float] = (0.25, 1.0, 0.5, 0.5, 1.0),
+        max_neighbors: int = 16,
+        edge_hidden: int = 16,
+    ):
+        super().__init__()
+        if not len(channels) == len(radii) == len(fps_ratios):
+            raise ValueError(
+                f"channels, radii and fps_ratios need one value per layer: {len(channels)}, {len(radii)}, {len(fps_ratios)}"
+            )
+        self.radii, self.ratios, self.max_neighbors = list(radii), list(fps_ratios), max_neighbors
+        self.convs = nn.ModuleList()
+        c_in = in_channels
+        for c_out in channels:
+            edge_net = MLP([1, edge_hidden, c_in * c_out])
+            self.convs.append(NNConv(c_in, c_out, edge_net, aggr="mean"))
+            c_in = c_out
+        self.gate = nn.Linear(c_in, 1)
+        self.head = MLP([c_in, *fc])
+        self.out_features = int(fc[-1])
+        self._repr = f"PointCloudEncoder({in_channels}, channels={list(channels)}, fc={list(fc)})"
+
+    def __repr__(self) -> str:
+        return self._repr
+
+    def forward(self, pos: torch.Tensor, batch: torch.Tensor | None = None) -> PointCloudOutput:
+        if batch is None:
+            batch = torch.zeros(len(pos), dtype=torch.long, device=pos.device)
+        x, index = pos, torch.arange(len(pos), device=pos.device)
+        for conv, r, ratio in zip(self.convs, self.radii, self.ratios):
+            edge_index = radius_graph(pos, r, batch, self.max_neighbors)
+            dist = (pos[edge_index[0]] - pos[edge_index[1]]).norm(dim=1, keepdim=True)
+            x = torch.relu(conv(x, edge_index, dist))
+            keep = farthest_point_sample(pos, ratio, batch)
+            x, pos, batch, index = x[keep], pos[keep], batch[keep], index[keep]
+        attention = softmax(self.gate(x).squeeze(-1), batch)
+        n_graphs = int(batch.max()) + 1 if len(batch) else 0
+        pooled = scatter(attention.unsqueeze(-1) * x, batch, dim=0, dim_size=n_graphs, reduce="sum")
+        return PointCloudOutput(self.head(pooled), attention, index, batch)

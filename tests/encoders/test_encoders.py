@@ -1,0 +1,142 @@
+"""Shapes, invariances and the hierarchical attention of the three encoders (section 3.3)."""
+
+import pytest
+import torch
+
+from gliotype.config import load_config
+from gliotype.encoders import (
+    BrainNetworkEncoder,
+    ImageEncoder,
+    PointCloudEncoder,
+    edge_attention,
+    scale_point_attention,
+)
+
+
+def _rotation(seed):
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed)))
+    return q * torch.sign(torch.linalg.det(q))
+
+
+@pytest.mark.parametrize(
+    "kwargs, input_shape, expected",
+    [
+        ({"channels": [4, 8], "fc": [16, 8], "input_size": (16, 16, 16)}, (3, 4, 16, 16, 16), (3, 8)),
+        ({"channels": [4, 8, 8], "fc": [10, 5], "input_size": (24, 16, 32)}, (2, 4, 24, 16, 32), (2, 5)),
+        ({"in_channels": 2, "channels": [4], "fc": [3], "input_size": (8, 8, 8)}, (1, 2, 8, 8, 8), (1, 3)),
+    ],
+)
+def test_image_encoder_shapes(kwargs, input_shape, expected):
+    model = ImageEncoder(**kwargs).eval()
+    assert model(torch.randn(input_shape)).shape == expected
+
+
+def test_image_encoder_rejects_inputs_too_small_for_its_pooling():
+    with pytest.raises(ValueError, match="too small"):
+        ImageEncoder(channels=[4, 4, 4, 4], input_size=(8, 8, 8))
+
+
+def _cloud(n_graphs=3, n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.nn.functional.normalize(torch.randn(n_graphs * n, 3, generator=g), dim=1)
+    pos = pos * (1 + 0.1 * torch.rand(n_graphs * n, 1, generator=g))
+    return pos, torch.arange(n_graphs).repeat_interleave(n)
+
+
+def _tiny_point_encoder():
+    c = load_config("tiny").multimodal.point_cloud
+    return PointCloudEncoder(3, c.channels, c.fc, c.radii, c.fps_ratios, c.max_neighbors, c.edge_hidden).eval()
+
+
+def test_point_cloud_encoder_outputs_and_attention():
+    torch.manual_seed(0)
+    model = _tiny_point_encoder()
+    pos, batch = _cloud()
+    out = model(pos, batch)
+    assert out.features.shape == (3, 8)
+    assert len(out.attention) == len(out.index) == len(out.batch) == 3 * 32
+    sums = torch.zeros(3).index_add_(0, out.batch, out.attention)
+    torch.testing.assert_close(sums, torch.ones(3))
+    assert torch.equal(batch[out.index], out.batch)
+
+
+def test_point_cloud_encoder_ignores_point_order():
+    torch.manual_seed(0)
+    model = _tiny_point_encoder()
+    pos, batch = _cloud(n_graphs=1, seed=3)
+    perm = torch.randperm(len(pos), generator=torch.Generator().manual_seed(1))
+    a = model(pos, batch).features
+    b = model(pos[perm], batch).features
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_edge_attention_is_the_mean_of_the_crossing_points():
+    """Hand-built eq. 2: tract 0 crossed by points 0, 1; tract 2 by point 2; tract 1 by none."""
+    a_p = torch.tensor([0.2, 0.6, 1.5, 9.0])
+    crossing = torch.tensor([[0, 1, 2], [0, 0, 2]])
+    got = edge_attention(a_p, crossing, n_edges=3, uncrossed=1.0)
+    torch.testing.assert_close(got, torch.tensor([0.4, 1.0, 1.5]))
+    got0 = edge_attention(a_p, crossing, n_edges=3, uncrossed=0.0)
+    assert got0[1] == 0.0
+
+
+def test_scaled_point_attention_has_mean_one_per_graph():
+    batch = torch.tensor([0, 0, 0, 1, 1])
+    a = torch.tensor([0.2, 0.3, 0.5, 0.9, 0.1])
+    s = scale_point_attention(a, batch)
+    torch.testing.assert_close(torch.stack([s[:3].mean(), s[3:].mean()]), torch.ones(2))
+
+
+def _network(n_graphs=2, nodes=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pairs = torch.tensor([(a, b) for a in range(nodes) for b in range(a + 1, nodes)]).T
+    x = torch.randn(n_graphs * nodes, 4, generator=g)
+    ei = torch.cat([pairs + k * nodes for k in range(n_graphs)], dim=1)
+    ea = torch.randn(ei.shape[1], 3, generator=g)
+    return x, ei, ea, torch.arange(n_graphs).repeat_interleave(nodes)
+
+
+def _brain_encoder(**kw):
+    torch.manual_seed(0)
+    return BrainNetworkEncoder(4, 3, gat=[8, 8], fc=[16, 5], attention_head=[4, 8, 6], **kw).eval()
+
+
+def test_brain_network_encoder_with_and_without_attention():
+    x, ei, ea, batch = _network()
+    model = _brain_encoder()
+    plain = model(x, ei, ea, batch)
+    assert plain.features.shape == (2, 5) and plain.node_attention is None
+    att = model(x, ei, ea, batch, edge_weight=torch.rand(ei.shape[1]), tumor_latent=torch.randn(2, 6))
+    assert att.features.shape == (2, 5) and att.node_attention.shape == (12,)
+    assert att.node_attention.abs().max() <= 1.0 + 1e-6  # cosine similarity, eq. 3
+
+
+def test_unit_edge_weights_change_nothing_and_other_weights_do():
+    x, ei, ea, batch = _network()
+    model = _brain_encoder()
+    e_none = model.embed(x, ei, ea)
+    e_one = model.embed(x, ei, ea, torch.ones(ei.shape[1]))
+    e_half = model.embed(x, ei, ea, torch.full((ei.shape[1],), 0.1))
+    torch.testing.assert_close(e_none, e_one)
+    assert not torch.allclose(e_none, e_half)
+
+
+@pytest.mark.parametrize("pooling", ["softmax", "sum", "mean"])
+def test_node_attention_gets_gradients(pooling):
+    x, ei, ea, batch = _network()
+    model = _brain_encoder(node_pooling=pooling)
+    tumor = torch.randn(2, 6, requires_grad=True)
+    model(x, ei, ea, batch, torch.rand(ei.shape[1]), tumor).features.sum().backward()
+    assert tumor.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.node_head.parameters())
+
+
+def test_graphs_in_a_batch_do_not_interact():
+    x, ei, ea, batch = _network(n_graphs=2)
+    model = _brain_encoder()
+    both = model(x, ei, ea, batch, torch.ones(ei.shape[1]), torch.randn(2, 6, generator=torch.Generator().manual_seed(1)))
+    x2 = x.clone()
+    x2[6:] += 5.0  # change the second graph only
+    changed = model(x2, ei, ea, batch, torch.ones(ei.shape[1]), torch.randn(2, 6, generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(both.features[0], changed.features[0])
+    assert not torch.allclose(both.features[1], changed.features[1])

@@ -152,6 +152,8 @@ class MultiModalConfig(ScheduleConfig):
     use_contrastive: bool = True
     use_attention: bool = True
     use_bce: bool = True
+    bce_weight: float = 1.0  # weight of the BCE term next to L_multi (open point 8)
+    classifier_hidden: list[int] = Field(default_factory=lambda: [32])  # BCE head on the features
     augment_rotation_deg: float = 15.0  # open: rotation range not given
     optimizer: Literal["adam", "sgd"] = "sgd"
     batch_size: int = 20

@@ -1,0 +1,49 @@
+"""Rotation augmentation (section 4.3): "rotating both images and points cloud data with
+the same angles". The brain network and the point-to-tract crossings (eq. 2, computed
+from unrotated MNI coordinates) are left untouched (open point 16)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from gliotype.multimodal.model import MultiModalBatch
+
+
+def rotation_matrix(angles: torch.Tensor) -> torch.Tensor:
+    """``(3,)`` angles in radians about the first, second and third axis -> ``(3, 3)``."""
+    a, b, c = angles.tolist()
+    rx = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = torch.tensor([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    rz = torch.tensor([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return (rz @ ry @ rx).float()
+
+
+def rotate_volume(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate ``(C, D, H, W)`` about its centre so that a point at voxel offset ``v`` (axes
+    D, H, W) moves to ``rotation @ v`` (trilinear, zeros outside)."""
+    flip = torch.eye(3).flip(0)  # (i, j, k) <-> grid_sample's (x, y, z) = (k, j, i)
+    theta = torch.zeros(1, 3, 4)
+    theta[0, :, :3] = flip @ rotation.T @ flip  # output -> input coordinates
+    size = (1, *volume.shape)
+    grid = F.affine_grid(theta, size, align_corners=True)
+    return F.grid_sample(volume.unsqueeze(0), grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+
+
+def rotate_batch(batch: MultiModalBatch, max_degrees: float, generator: torch.Generator) -> MultiModalBatch:
+    """A copy of ``batch`` whose tumor images and point clouds are rotated by the same
+    random angles per patient (uniform in +-``max_degrees`` about each axis)."""
+    if max_degrees <= 0:
+        return batch
+    limit = math.radians(max_degrees)
+    rotations = [rotation_matrix((torch.rand(3, generator=generator) * 2 - 1) * limit) for _ in range(batch.size)]
+    image, points = batch.tumor_image, batch.points
+    if image is not None:
+        image = torch.stack([rotate_volume(v, r) for v, r in zip(image, rotations)])
+    if points is not None:
+        r = torch.stack(rotations)[batch.points_batch]  # (N, 3, 3)
+        points = torch.einsum("nij,nj->ni", r, points)
+    return replace(batch, tumor_image=image, points=points)

@@ -1,0 +1,136 @@
+"""The multi-modal network: gradients, ablation switches, augmentation (section 3.3, 4.4)."""
+
+import pytest
+import torch
+
+from gliotype.config import load_config
+from gliotype.multimodal import MultiModalNet, multimodal_loss
+from gliotype.multimodal.augment import rotate_batch, rotate_volume, rotation_matrix
+from gliotype.multimodal.data import collate
+
+R, T, N_POINTS = 6, 15, 64
+
+
+def _items(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pairs = torch.tensor([(a, b) for a in range(R) for b in range(a + 1, R)]).T
+    items = []
+    for i in range(n):
+        pts = torch.nn.functional.normalize(torch.randn(N_POINTS, 3, generator=g), dim=1)
+        crossing = torch.stack([torch.arange(N_POINTS), torch.randint(0, T, (N_POINTS,), generator=g)])
+        items.append({
+            "patient_id": f"P{i}",
+            "tumor_image": torch.randn(4, 16, 16, 16, generator=g),
+            "points": pts,
+            "crossing": crossing,
+            "node_x": torch.randn(R, 16, generator=g),
+            "edge_index": pairs,
+            "edge_attr": torch.randn(T, 16, generator=g),
+            "label": torch.tensor(float(i % 2)),
+        })
+    return items
+
+
+def _model(*sets):
+    config = load_config("tiny", overrides=list(sets))
+    torch.manual_seed(0)
+    return MultiModalNet(config.multimodal, config.modalities.crop_size)
+
+
+def test_collate_offsets_every_index():
+    batch = collate(_items(3))
+    assert batch.tumor_image.shape == (3, 4, 16, 16, 16) and batch.points.shape == (3 * N_POINTS, 3)
+    assert batch.edge_index.max() == 3 * R - 1 and batch.edge_index.shape == (2, 3 * T)
+    assert batch.crossing[0].max() == 3 * N_POINTS - 1 and batch.crossing[1].max() < 3 * T
+    assert torch.equal(batch.node_batch[batch.edge_index[0]], torch.arange(3).repeat_interleave(T))
+
+
+def test_gradients_reach_every_encoder_and_both_attention_modules():
+    model = _model()
+    batch = collate(_items())
+    out = model(batch)
+    loss, terms = multimodal_loss(model, out, batch.label)
+    assert set(terms) == {"contrastive", "bce"}
+    loss.backward()
+    for name in ("image", "point_cloud", "brain_network", "g_image", "g_points", "g_brain", "g_tumor", "classifier"):
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), name
+    # node attention (eq. 3) and the geometric gate that feeds eq. 2
+    assert all(p.grad.abs().sum() > 0 for p in model.brain_network.node_head.parameters())
+    assert model.point_cloud.gate.weight.grad.abs().sum() > 0
+    assert out.edge_attention.shape == (4 * T,) and out.node_attention.shape == (4 * R,)
+
+
+@pytest.mark.parametrize(
+    "encoders, absent",
+    [
+        ("[image]", ["point_cloud", "brain_network", "g_tumor"]),
+        ("[image, point_cloud]", ["brain_network", "g_brain", "g_tumor"]),
+        ("[point_cloud, brain_network]", ["image", "g_image"]),
+        ("[image, brain_network]", ["point_cloud", "g_points"]),
+    ],
+)
+def test_switching_an_encoder_off_removes_its_parameters(encoders, absent):
+    model = _model(f"multimodal.encoders={encoders}")
+    names = {n.split(".")[0] for n, _ in model.named_parameters()}
+    assert not names & set(absent)
+    batch = collate(_items())
+    loss, _ = multimodal_loss(model, model(batch), batch.label)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_no_attention_and_no_contrastive_switches():
+    model = _model("multimodal.use_attention=false", "multimodal.use_contrastive=false")
+    batch = collate(_items())
+    out = model(batch)
+    assert out.edge_attention is None and out.node_attention is None
+    _, terms = multimodal_loss(model, out, batch.label)
+    assert set(terms) == {"bce"}
+    model.zero_grad()
+    out = model(batch)
+    multimodal_loss(model, out, batch.label)[0].backward()
+    assert all(p.grad is None for p in model.brain_network.node_head.parameters())
+
+
+def test_nothing_to_train_is_an_error():
+    model = _model("multimodal.encoders=[image]", "multimodal.use_bce=false")
+    batch = collate(_items())
+    with pytest.raises(ValueError, match="nothing to train"):
+        multimodal_loss(model, model(batch), batch.label)
+
+
+def test_rotation_moves_volume_and_points_alike():
+    rot = rotation_matrix(torch.tensor([0.0, 0.0, torch.pi / 2]))
+    vol = torch.zeros(1, 9, 9, 9)
+    vol[0, 6, 4, 4] = 1.0  # offset +2 along the first axis from the centre (4, 4, 4)
+    moved = rotate_volume(vol, rot)
+    where = torch.nonzero(moved[0] > 0.5)[0] - 4
+    expected = (rot @ torch.tensor([2.0, 0.0, 0.0])).round()
+    assert torch.equal(where.float(), expected)
+
+
+def test_augmentation_rotates_nothing_the_brain_encoder_sees():
+    batch = collate(_items())
+    rotated = rotate_batch(batch, 30.0, torch.Generator().manual_seed(0))
+    assert not torch.allclose(rotated.points, batch.points)
+    assert not torch.allclose(rotated.tumor_image, batch.tumor_image)
+    for name in ("node_x", "edge_index", "edge_attr", "crossing", "label"):
+        assert torch.equal(getattr(rotated, name), getattr(batch, name))
+    # rotation keeps each point's distance to the centre
+    torch.testing.assert_close(rotated.points.norm(dim=1), batch.points.norm(dim=1))
+
+
+def test_a_few_steps_lower_the_loss():
+    model = _model()
+    batch = collate(_items(6))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss, _ = multimodal_loss(model, model(batch), batch.label)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]

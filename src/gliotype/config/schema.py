@@ -170,6 +170,8 @@ class PopulationGraphConfig(ScheduleConfig):
     batch_size: int = 20
     epochs: int = 200
     weight_decay: float = 0.0  # open: the sentence giving it is garbled in the paper
+    dropout: float = 0.0  # not in the paper
+    standardise: bool = True  # z-score features (training-node statistics) before eq. 8 (open point 9)
 
 
 class SplitConfig(_Section):

@@ -1,0 +1,5 @@
+"""Evaluation (paper section 5): metrics, confidence intervals, DeLong test."""
+
+from gliotype.evaluation.metrics import binary_metrics, bootstrap_auc_ci, delong_test, youden_threshold
+
+__all__ = ["binary_metrics", "bootstrap_auc_ci", "delong_test", "youden_threshold"]

@@ -1,0 +1,44 @@
+"""The population-graph GNN node classifier (section 3.4, Fig. 5; section 4.3).
+
+"GATConv ... layers (dimension: 64, 128, 128, 128) followed by pooling layers and a
+classification layer": for node classification the classification layer is applied
+to every node (no graph pooling; open point 10). Edge weights r enter GATConv as a
+one-dimensional edge attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import GATConv
+
+
+class PopulationGNN(nn.Module):
+    """Logit of IDH mutation for every node of a population graph.
+
+    Shapes: ``x (N, in_channels)``, ``edge_index (2, E)``, ``edge_weight (E,)`` -> ``(N,)``.
+    """
+
+    def __init__(self, in_channels: int, hidden: Sequence[int] = (64, 128, 128, 128), dropout: float = 0.0):
+        super().__init__()
+        self.convs = nn.ModuleList()
+        c = in_channels
+        for h in hidden:
+            self.convs.append(GATConv(c, h, heads=1, edge_dim=1, fill_value=1.0))
+            c = h
+        self.classifier = nn.Linear(c, 1)
+        self.dropout = dropout
+        self._repr = f"PopulationGNN({in_channels}, hidden={list(hidden)})"
+
+    def __repr__(self) -> str:
+        return self._repr
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
+        attr = None if edge_weight is None else edge_weight.view(-1, 1)
+        for conv in self.convs:
+            x = F.elu(conv(x, edge_index, attr))
+            x = F.dropout(x, self.dropout, self.training)
+        return self.classifier(x).squeeze(-1)

@@ -1,0 +1,72 @@
+"""Metrics of section 5 against hand computation and loop references."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from gliotype.evaluation import binary_metrics, bootstrap_auc_ci, delong_test, youden_threshold
+
+
+def test_binary_metrics_by_hand():
+    y = np.array([1, 1, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.3, 0.05])
+    m = binary_metrics(y, p, 0.5)
+    assert m == {"auc": pytest.approx(roc_auc_score(y, p)), "acc": pytest.approx(5 / 7),
+                 "sen": pytest.approx(2 / 3), "spe": pytest.approx(3 / 4)}
+
+
+def test_youden_threshold_separates_separable_scores():
+    y = np.array([0, 0, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.7, 0.8])
+    t = youden_threshold(y, p)
+    assert 0.3 < t <= 0.7
+    assert binary_metrics(y, p, t)["acc"] == 1.0
+
+
+def test_bootstrap_interval_contains_the_auc_and_narrows_with_data():
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.3
+    p = rng.normal(size=400) + y
+    lo, hi = bootstrap_auc_ci(y, p, n=300, seed=1)
+    auc = roc_auc_score(y, p)
+    assert lo < auc < hi
+    lo2, hi2 = bootstrap_auc_ci(y[:80], p[:80], n=300, seed=1)
+    assert hi2 - lo2 > hi - lo
+
+
+def _delong_loop(y, p1, p2):
+    """DeLong et al. (1988) with explicit loops over positive/negative pairs."""
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+
+    def psi(a, b):
+        return 1.0 if a > b else 0.5 if a == b else 0.0
+
+    v10 = [[np.mean([psi(p[i], p[j]) for j in neg]) for i in pos] for p in (p1, p2)]
+    v01 = [[np.mean([psi(p[i], p[j]) for i in pos]) for j in neg] for p in (p1, p2)]
+    auc = [np.mean(v) for v in v10]
+    m, n = len(pos), len(neg)
+
+    def cov(v, a, b):
+        return sum((v[a][k] - np.mean(v[a])) * (v[b][k] - np.mean(v[b])) for k in range(len(v[a]))) / (len(v[a]) - 1)
+
+    var = sum(s * (cov(v10, a, b) / m + cov(v01, a, b) / n) for a, b, s in ((0, 0, 1), (1, 1, 1), (0, 1, -2)))
+    return auc, (auc[0] - auc[1]) / np.sqrt(var)
+
+
+def test_delong_matches_the_loop_and_sklearn():
+    rng = np.random.default_rng(3)
+    y = (rng.random(80) < 0.4).astype(int)
+    p1 = rng.normal(size=80) + 2.5 * y
+    p2 = np.round(rng.normal(size=80), 1)  # uninformative, with ties
+    res = delong_test(y, p1, p2)
+    (a1, a2), z = _delong_loop(y, p1, p2)
+    assert res["auc1"] == pytest.approx(roc_auc_score(y, p1)) == pytest.approx(a1)
+    assert res["auc2"] == pytest.approx(roc_auc_score(y, p2)) == pytest.approx(a2)
+    assert res["z"] == pytest.approx(z, rel=1e-9)
+    assert 0 <= res["p_value"] < 0.05
+
+
+def test_delong_of_a_model_with_itself():
+    y = np.array([0, 1, 0, 1, 1, 0])
+    p = np.array([0.1, 0.8, 0.4, 0.6, 0.3, 0.2])
+    assert delong_test(y, p, p)["p_value"] == 1.0

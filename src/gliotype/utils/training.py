@@ -114,17 +114,27 @@ def fit(
     resume: bool = True,
     params=None,
     seed: int = 0,
+    validate=None,
+    patience: int | None = None,
 ) -> list[dict]:
     """Train ``model`` for ``schedule.epochs`` epochs with a checkpoint after each one.
 
-    ``batch_loss(batch) -> scalar tensor``. With ``resume`` the last complete
-    checkpoint in ``folder`` is restored and training continues from the next epoch
-    (a finished run returns its history without training). Returns one row per
-    epoch: ``epoch, loss, lr, seconds``. Each epoch reseeds torch and the loader's
-    generator from ``seed + epoch``, so a resumed run equals an uninterrupted one.
+    ``batch_loss(batch)`` returns a scalar tensor, or ``(tensor, {term: float})`` to log
+    the loss terms. With ``resume`` the last complete checkpoint in ``folder`` is
+    restored and training continues from the next epoch (a finished run returns its
+    history without training). Each epoch reseeds torch and the loader's generator from
+    ``seed + epoch``, so a resumed run equals an uninterrupted one.
+
+    ``validate() -> float`` (a validation loss, lower is better) is called after every
+    epoch; with ``patience`` training stops after that many epochs without improvement,
+    and the best weights are restored. Returns one row per epoch: ``epoch, loss, lr,
+    seconds`` (+ terms, ``val_loss``); also written to ``folder/history.csv``.
     """
     import time
 
+    import pandas as pd
+
+    from gliotype.utils.io import write_csv_atomic
     from gliotype.utils.logging import get_logger
     from gliotype.utils.progress import progress
 
@@ -132,30 +142,56 @@ def fit(
     optimizer = make_optimizer(params if params is not None else model.parameters(), schedule)
     scheduler = make_scheduler(optimizer, schedule)
     ckpt = Checkpointer(folder)
+    best_path = Path(folder) / "best.safetensors"
     history: list[dict] = []
     start = 0
     if resume and (restored := ckpt.restore(model, optimizer, scheduler)) is not None:
         start, history = restored.epoch, restored.history
-        if start < schedule.epochs:
+        if start < schedule.epochs and not _stopped_early(history, patience):
             log.info("%s: resuming after epoch %d of %d", desc, start, schedule.epochs)
-    for epoch in progress(range(start, schedule.epochs), desc, total=schedule.epochs - start, unit="epoch"):
+    epochs = range(start, schedule.epochs) if not _stopped_early(history, patience) else range(0)
+    for epoch in progress(epochs, desc, total=len(epochs), unit="epoch"):
         torch.manual_seed(seed + epoch)
         if getattr(loader, "generator", None) is not None:
             loader.generator.manual_seed(seed + epoch)
         model.train()
-        t0, total, count = time.perf_counter(), 0.0, 0
+        t0, total, count, terms = time.perf_counter(), 0.0, 0, {}
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(batch)
+            result = batch_loss(batch)
+            loss, parts = result if isinstance(result, tuple) else (result, {})
             loss.backward()
             optimizer.step()
             total += float(loss.detach())
             count += 1
+            for k, v in parts.items():
+                terms[k] = terms.get(k, 0.0) + v
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "lr": lr,
-                        "seconds": round(time.perf_counter() - t0, 3)})
+        row = {"epoch": epoch + 1, "loss": total / max(count, 1), "lr": lr}
+        row.update({k: v / max(count, 1) for k, v in terms.items()})
+        if validate is not None:
+            model.eval()
+            row["val_loss"] = float(validate())
+            if row["val_loss"] <= min([h.get("val_loss", float("inf")) for h in history], default=float("inf")):
+                save_weights(model, best_path)
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        history.append(row)
         ckpt.save(epoch + 1, model, optimizer, scheduler, history)
-        log.debug("%s epoch %d loss %.4f", desc, epoch + 1, history[-1]["loss"])
+        write_csv_atomic(pd.DataFrame(history), Path(folder) / "history.csv")
+        log.debug("%s epoch %d loss %.4f", desc, epoch + 1, row["loss"])
+        if _stopped_early(history, patience):
+            log.info("%s: early stop after epoch %d (no validation improvement in %d epochs)", desc, epoch + 1, patience)
+            break
+    if validate is not None and best_path.exists():
+        load_weights(model, best_path)
     model.eval()
     return history
+
+
+def _stopped_early(history: list[dict], patience: int | None) -> bool:
+    """True when the last ``patience`` epochs did not improve the best validation loss."""
+    if not patience or len(history) <= patience or "val_loss" not in history[-1]:
+        return False
+    losses = [h["val_loss"] for h in history]
+    return min(losses[-patience:]) > min(losses[:-patience])

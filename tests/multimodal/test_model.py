@@ -20,7 +20,7 @@ def _items(n=4, seed=0):
         crossing = torch.stack([torch.arange(N_POINTS), torch.randint(0, T, (N_POINTS,), generator=g)])
         items.append({
             "patient_id": f"P{i}",
-            "tumor_image": torch.randn(4, 16, 16, 16, generator=g),
+            "tumor_image": torch.randn(4, 32, 32, 32, generator=g),
             "points": pts,
             "crossing": crossing,
             "node_x": torch.randn(R, 16, generator=g),
@@ -39,7 +39,7 @@ def _model(*sets):
 
 def test_collate_offsets_every_index():
     batch = collate(_items(3))
-    assert batch.tumor_image.shape == (3, 4, 16, 16, 16) and batch.points.shape == (3 * N_POINTS, 3)
+    assert batch.tumor_image.shape == (3, 4, 32, 32, 32) and batch.points.shape == (3 * N_POINTS, 3)
     assert batch.edge_index.max() == 3 * R - 1 and batch.edge_index.shape == (2, 3 * T)
     assert batch.crossing[0].max() == 3 * N_POINTS - 1 and batch.crossing[1].max() < 3 * T
     assert torch.equal(batch.node_batch[batch.edge_index[0]], torch.arange(3).repeat_interleave(T))

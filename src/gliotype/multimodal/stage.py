@@ -1,0 +1,164 @@
+"""Stage 2: train the multi-modal network and extract every patient's features
+(paper section 3.3, Algorithm 1; section 4.3 "Training parameters").
+
+Trained on the encoder-training half of the training set only (half A, section 4.1).
+Files under the model folder: ``checkpoints/`` (every epoch; ``history.csv`` holds the
+loss curves), ``model.safetensors``, ``model.json`` (config and sizes), and
+``features.csv`` with u_I, u_P, u_T = <u_I, u_P> and u_B of every patient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from gliotype.config import GliotypeConfig, config_hash, save_config
+from gliotype.config.schema import MultiModalConfig
+from gliotype.modalities.build import load_case_modalities, modalities_dir
+from gliotype.multimodal.augment import rotate_batch
+from gliotype.multimodal.data import collate
+from gliotype.multimodal.model import MultiModalNet, multimodal_loss
+from gliotype.utils.io import atomic_write, write_csv_atomic
+from gliotype.utils.logging import get_logger
+from gliotype.utils.training import fit, load_weights, save_weights, seed_everything
+
+log = get_logger(__name__)
+FEATURE_GROUPS = ("u_I", "u_P", "u_T", "u_B")
+
+
+def load_crossing(workdir: str | Path, patient_id: str) -> np.ndarray:
+    """``(2, C)`` pairs (point index, tract index) of the points crossing each tract (eq. 2)."""
+    with np.load(modalities_dir(workdir, patient_id) / "crossing.npz", allow_pickle=False) as z:
+        return z["crossing"]
+
+
+class MultiModalDataset(Dataset):
+    """Per-patient items for :func:`gliotype.multimodal.data.collate`, only the modalities in use."""
+
+    def __init__(self, workdir, patient_ids: Sequence[str], labels: Mapping[str, float] | None, encoders: Sequence[str]):
+        self.workdir = Path(workdir)
+        self.patient_ids = [str(p) for p in patient_ids]
+        self.labels = {str(k): float(v) for k, v in (labels or {}).items() if v == v}
+        self.encoders = set(encoders)
+
+    def __len__(self) -> int:
+        return len(self.patient_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        from gliotype.self_supervised import load_brain_network
+
+        pid = self.patient_ids[i]
+        case = load_case_modalities(self.workdir, pid)
+        item = {"patient_id": pid, "label": torch.tensor(self.labels.get(pid, -1.0))}
+        if "image" in self.encoders:
+            item["tumor_image"] = torch.from_numpy(case["tumor_image"])
+        if "point_cloud" in self.encoders:
+            item["points"] = torch.from_numpy(case["points"])
+        if "brain_network" in self.encoders:
+            data = load_brain_network(self.workdir, pid)
+            item.update(node_x=data.x, edge_index=data.edge_index, edge_attr=data.edge_attr)
+            if "point_cloud" in self.encoders:
+                item["crossing"] = torch.from_numpy(load_crossing(self.workdir, pid))
+        return item
+
+
+def build_model(config: GliotypeConfig) -> MultiModalNet:
+    return MultiModalNet(config.multimodal, tuple(config.modalities.crop_size), config.ssl.node.latent,
+                         config.ssl.edge.latent)
+
+
+def train_multimodal(
+    workdir: str | Path,
+    out: str | Path,
+    train_ids: Sequence[str],
+    labels: Mapping[str, float],
+    config: GliotypeConfig,
+    val_ids: Sequence[str] | None = None,
+    patience: int | None = None,
+    resume: bool = True,
+) -> MultiModalNet:
+    """Train on ``train_ids`` (half A); optional early stopping on ``val_ids``; cached by config and patients."""
+    out = Path(out)
+    mm = config.multimodal
+    ids = json.dumps(sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or [])))
+    key = config_hash(config, "multimodal", "modalities", "ssl", "atlas") + f"-{config.seed}-" + \
+        hashlib.sha256(ids.encode()).hexdigest()[:12]
+    meta_path = out / "model.json"
+    model = build_model(config)
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
+        return load_weights(model, out / "model.safetensors").eval()
+    save_config(config, out / "config.yaml")
+    generator = seed_everything(config.seed)
+    model = build_model(config)
+    dataset = MultiModalDataset(workdir, train_ids, labels, mm.encoders)
+    batch_size = min(mm.batch_size, len(dataset))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator,
+                        drop_last=len(dataset) > batch_size and len(dataset) % batch_size == 1)
+    aug = torch.Generator().manual_seed(config.seed + 7)
+
+    def batch_loss(batch):
+        batch = rotate_batch(batch, mm.augment_rotation_deg, aug)
+        return multimodal_loss(model, model(batch), batch.label)
+
+    validate = None
+    if val_ids:
+        val_loader = DataLoader(MultiModalDataset(workdir, val_ids, labels, mm.encoders), batch_size=batch_size,
+                                collate_fn=collate)
+
+        @torch.no_grad()
+        def validate():
+            losses = [float(multimodal_loss(model, model(b), b.label)[0]) for b in val_loader if b.size >= 2]
+            return float(np.mean(losses)) if losses else float("inf")
+
+    fit(model, batch_loss, loader, mm, out / "checkpoints", "multi-modal training", resume, seed=config.seed,
+        validate=validate, patience=patience)
+    save_weights(model, out / "model.safetensors")
+    atomic_write(meta_path, json.dumps({"key": key, "encoders": list(mm.encoders)}, indent=2))
+    return model
+
+
+def load_multimodal(model_dir: str | Path, config: GliotypeConfig) -> MultiModalNet:
+    """A trained multi-modal network (safetensors weights, no pickle) in eval mode."""
+    return load_weights(build_model(config), Path(model_dir) / "model.safetensors").eval()
+
+
+@torch.no_grad()
+def extract_features(
+    workdir: str | Path, model: MultiModalNet, patient_ids: Sequence[str], config: MultiModalConfig, batch_size: int = 8
+) -> pd.DataFrame:
+    """u_I, u_P, u_T, u_B (and the BCE head's probability) of every patient, one row each.
+
+    Columns: ``patient_id``, ``u_I_0 ...``, ``u_P_0 ...``, ``u_T_0 ...``, ``u_B_0 ...``, ``p_head``.
+    """
+    model.eval()
+    loader = DataLoader(MultiModalDataset(workdir, patient_ids, None, config.encoders), batch_size=batch_size,
+                        collate_fn=collate)
+    rows = []
+    for batch in loader:
+        out = model(batch)
+        parts = {"patient_id": batch.patient_id}
+        for g in FEATURE_GROUPS:
+            if g in out.features:
+                f = out.features[g].numpy()
+                parts.update({f"{g}_{k}": f[:, k] for k in range(f.shape[1])})
+        if out.logit is not None:
+            parts["p_head"] = torch.sigmoid(out.logit).numpy()
+        rows.append(pd.DataFrame(parts))
+    return pd.concat(rows, ignore_index=True)
+
+
+def feature_matrix(features: pd.DataFrame, group: str) -> np.ndarray:
+    """The columns of one feature group (``u_T``, ``u_B``, ...) as an array."""
+    cols = [c for c in features.columns if c.startswith(f"{group}_")]
+    return features[cols].to_numpy(dtype=np.float32)
+
+
+def save_features(features: pd.DataFrame, path: str | Path) -> None:
+    write_csv_atomic(features, path)

@@ -1,0 +1,107 @@
+"""Results of a run: the tables (CSV and Markdown), predictions, ROC curves (Fig. 6) and
+an HTML report. Only patient IDs leave the run: no file paths, no image headers."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from gliotype.config import GliotypeConfig  # noqa: E402
+from gliotype.experiment.tables import TABLE_COLUMNS, to_markdown  # noqa: E402
+from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic  # noqa: E402
+
+# Fig. 6 panels: title -> models drawn
+FIG6 = {
+    "A. hierarchical attention": ["Multi-modal (full model) + MLP", "Multi-modal (no attention) + MLP"],
+    "B. bi-level contrastive loss": ["Multi-modal (full model) + MLP", "Multi-modal (no Lmulti) + MLP"],
+    "C. population graph vs MLP / SVM": ["Multi-modal + GNN", "Multi-modal + MLP", "Multi-modal + SVM"],
+    "D. full framework vs 3D CNNs": ["Multi-modal + GNN", "DenseNet(3D)", "ResNet(3D)"],
+}
+
+
+def plot_roc(models: dict, y_test: np.ndarray, path: Path) -> Path:
+    """The four ROC panels of Fig. 6 (models missing from the run are left out)."""
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
+    for ax, (title, names) in zip(axes, FIG6.items()):
+        for name in names:
+            if name in models:
+                fpr, tpr, _ = roc_curve(y_test, models[name].p_test)
+                from sklearn.metrics import auc
+
+                ax.plot(fpr, tpr, label=f"{name} ({auc(fpr, tpr):.3f})")
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set(title=title, xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    show = df[[c for c in [*TABLE_COLUMNS, "delong_p"] if c in df]].copy()
+    return show.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0, classes="table")
+
+
+def write_report(
+    results: Path,
+    tables: dict[str, pd.DataFrame],
+    predictions: pd.DataFrame,
+    summary: dict,
+    config: GliotypeConfig,
+    models: dict,
+    y_test: np.ndarray,
+) -> Path:
+    """Write ``table{2,3,4}.csv/.md``, ``predictions.csv``, ``roc.png`` and ``report.html``."""
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        write_csv_atomic(df[[c for c in [*TABLE_COLUMNS, "delong_p", "threshold"] if c in df]], results / f"{name}.csv")
+        atomic_write(results / f"{name}.md", to_markdown(df) + "\n")
+    write_csv_atomic(predictions, results / "predictions.csv")
+    roc = plot_roc(models, y_test, results / "roc.png")
+    png = base64.b64encode(roc.read_bytes()).decode()
+    titles = {"table2": "Table 2. Population graphs (node weights, edge weights)",
+              "table3": "Table 3. Comparison with baselines", "table4": "Table 4. Ablation experiments"}
+    bayes = summary.get("bayes_auc_test")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>gliotype report</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
+        "th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}</style></head><body>",
+        "<h1>gliotype: IDH genotype prediction</h1>",
+        f"<p>gliotype {html.escape(str(summary.get('gliotype_version')))}, preset "
+        f"<b>{html.escape(config.preset)}</b>. Patients per split: "
+        + ", ".join(f"{html.escape(k)} {v}" for k, v in summary.get("patients", {}).items()) + ".</p>",
+    ]
+    if bayes is not None:
+        parts.append(f"<p>Synthetic cohort: the Bayes-optimal AUC on the test patients is <b>{bayes:.3f}</b> "
+                     "(the ceiling any model can reach).</p>")
+    parts.append(f"<p>Population graph used for prediction: {html.escape(summary.get('chosen_population_graph', ''))}."
+                 " Thresholds are chosen on training predictions (Youden's J); AUC intervals are 95% bootstrap;"
+                 " DeLong p-values compare each model with the reference row.</p>")
+    for name, df in tables.items():
+        parts += [f"<h2>{titles[name]}</h2>", _table_html(df)]
+    parts += ["<h2>Fig. 6. ROC curves on the test patients</h2>",
+              f"<img alt='ROC curves' style='width:100%' src='data:image/png;base64,{png}'>",
+              "<h2>Timing (seconds)</h2><pre>" + html.escape(yaml.safe_dump(summary.get("seconds", {}))) + "</pre>",
+              "<h2>Self-supervised brain network</h2><pre>"
+              + html.escape(yaml.safe_dump({k: v for k, v in summary.get("ssl", {}).items()
+                                            if not k.endswith("patients")})) + "</pre>",
+              "<h2>Configuration</h2><pre>" + html.escape(yaml.safe_dump(config.model_dump(mode="json"),
+                                                                          sort_keys=False)) + "</pre>",
+              "</body></html>"]
+    path = results / "report.html"
+    atomic_write(path, "\n".join(parts))
+    return path

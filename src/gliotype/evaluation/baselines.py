@@ -30,8 +30,11 @@ def mlp_classifier(seed: int = 0, hidden: Sequence[int] = (32,)):
 
 
 def svm_classifier(seed: int = 0):
-    """Standardised features -> RBF SVM with Platt probabilities (seeded)."""
-    return make_pipeline(StandardScaler(), SVC(kernel="rbf", C=1.0, probability=True, random_state=seed))
+    """Standardised features -> RBF SVM with Platt (sigmoid) probabilities, calibrated by 5-fold CV."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    svm = SVC(kernel="rbf", C=1.0, random_state=seed)
+    return make_pipeline(StandardScaler(), CalibratedClassifierCV(svm, method="sigmoid", cv=5, ensemble=False))
 
 
 def cnn_model(name: str, in_channels: int = 4):

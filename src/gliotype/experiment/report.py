@@ -41,7 +41,8 @@ def plot_roc(models: dict, y_test: np.ndarray, path: Path) -> Path:
                 ax.plot(fpr, tpr, label=f"{name} ({auc(fpr, tpr):.3f})")
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.set(title=title, xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -181,6 +181,114 @@ def _print_cohort_summary(df) -> None:
         typer.echo(f"sites: {df['site'].nunique()}")
 
 
+# --------------------------------------------------------------------------- stages
+def _config(preset: str, config: Optional[Path], set_: list[str]):
+    from gliotype.config import load_config
+
+    return load_config(preset, config, set_)
+
+
+PRESET = typer.Option("cpu", "--preset", help="paper, cpu or tiny.")
+CONFIG = typer.Option(None, "--config", help="A YAML file over the preset.")
+SET = typer.Option([], "--set", help="Override one value: key.path=value (repeatable).")
+
+
+@app.command()
+@user_errors
+def preprocess(
+    manifest: Path = typer.Argument(..., help="Manifest CSV (from `gliotype cohort scan`)."),
+    out: Path = typer.Option(..., "--out", help="Work folder."),
+    workers: int = typer.Option(2, "--workers", help="Parallel processes."),
+    skull_stripped: Optional[str] = typer.Option(None, "--skull-stripped", help="auto, yes or no."),
+    node_atlas: Optional[Path] = typer.Option(None, "--node-atlas", help="Your region labels (NIfTI)."),
+    edge_atlas: Optional[Path] = typer.Option(None, "--edge-atlas", help="Your tracts: 4D NIfTI or folder."),
+    preset: str = PRESET,
+    config: Optional[Path] = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """Register, normalise and build the three modalities of every patient (sections 3.2, 4.2)."""
+    from gliotype.input import read_manifest
+    from gliotype.modalities.build import build_modalities
+    from gliotype.preprocessing import preprocess_cohort
+
+    extra = list(set_)
+    if skull_stripped:
+        extra.append(f"preprocess.skull_stripped={skull_stripped}")
+    if node_atlas:
+        extra.append(f"atlas.node_atlas={node_atlas.resolve()}")
+    if edge_atlas:
+        extra.append(f"atlas.edge_atlas={edge_atlas.resolve()}")
+    cfg = _config(preset, config, extra)
+    status = preprocess_cohort(read_manifest(manifest), out, cfg, workers=workers)
+    ok = status.loc[status["status"].isin(["done", "skipped"]), "patient_id"].astype(str).tolist()
+    built = build_modalities(out, ok, cfg, workers=workers)
+    for table_, what in ((status, "preprocessing"), (built, "modalities")):
+        counts = table_["status"].value_counts().to_dict()
+        typer.echo(f"{what}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        for r in table_[table_["status"] == "failed"].itertuples():
+            typer.echo(f"  patient {r.patient_id}: {r.reason}")
+    if built["status"].isin(["done", "skipped"]).sum() == 0:
+        _fail("no patient could be preprocessed")
+
+
+ssl_app = typer.Typer(help="Self-supervised brain-network construction (section 3.2, eq. 1).", no_args_is_help=True)
+app.add_typer(ssl_app, name="ssl")
+
+
+@ssl_app.command("train")
+@user_errors
+def ssl_train(
+    workdir: Path = typer.Argument(..., help="Work folder written by `gliotype preprocess`."),
+    preset: str = PRESET,
+    config: Optional[Path] = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """Train the node autoencoder and the edge model on the patients with FA (resumable)."""
+    from gliotype.self_supervised import train_self_supervised
+
+    r = train_self_supervised(workdir, _config(preset, config, set_))
+    typer.echo(f"trained on {len(r['train_patients'])} FA patients, evaluated on {len(r['heldout_patients'])} held out")
+    typer.echo(f"node reconstruction MSE {r['node_reconstruction_mse']:.3f} (predicting the mean: "
+               f"{r['node_mean_baseline_mse']:.3f})")
+    typer.echo(f"edge retrieval top-1 {r['edge_retrieval_top1']:.3f} (chance {r['edge_retrieval_chance']:.3f})")
+
+
+@ssl_app.command("encode")
+@user_errors
+def ssl_encode(workdir: Path = typer.Argument(..., help="Work folder with trained models.")) -> None:
+    """Write every patient's brain network x_B = {v_N, v_E}."""
+    from gliotype.self_supervised import encode_brain_networks
+
+    table_ = encode_brain_networks(workdir)
+    typer.echo(", ".join(f"{v} {k}" for k, v in table_["status"].value_counts().items()))
+
+
+@app.command()
+@user_errors
+def run(
+    out: Path = typer.Option(..., "--out", help="Run folder (results/, model/, work/)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Cohort folder (any layout the scanner knows)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Or a manifest CSV."),
+    no_ablations: bool = typer.Option(False, "--no-ablations", help="Skip the Table 4 ablations."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the 3D CNN baselines."),
+    preset: str = PRESET,
+    config: Optional[Path] = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """Run every stage of the method and print Table 3 (cached and resumable)."""
+    from gliotype.experiment import run_experiment
+    from gliotype.experiment.tables import to_markdown
+
+    res = run_experiment(out, _config(preset, config, set_), data=data, manifest=manifest,
+                         ablations=not no_ablations, baselines=not no_baselines)
+    typer.echo("\nTable 3. Comparison with baselines (test set)\n")
+    typer.echo(to_markdown(res["tables"]["table3"]))
+    bayes = res["summary"].get("bayes_auc_test")
+    if bayes is not None:
+        typer.echo(f"\nBayes-optimal AUC of the synthetic test patients: {bayes:.3f}")
+    typer.echo(f"\nreport: {out / 'results' / 'report.html'}")
+
+
 # --------------------------------------------------------------------------- config
 @config_app.command("show")
 @user_errors

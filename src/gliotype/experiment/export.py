@@ -46,7 +46,7 @@ def export_model(
     folder.mkdir(parents=True, exist_ok=True)
     save_config(config, folder / "config.yaml")
     for sub, names in (("ssl", ("node_autoencoder.safetensors", "edge_model.safetensors", "models.json")),
-                       ("atlas", ("atlas_sampling.npz",))):
+                       ("atlas", ("atlas_sampling.npz", "tract_matrix.npz", "tract_grid.json"))):
         (folder / sub).mkdir(exist_ok=True)
         for n in names:
             shutil.copy2(work / sub / n, folder / sub / n)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import nibabel as nib
@@ -61,7 +62,11 @@ class AtlasSampling:
 
 
 def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling:
-    """The work folder's fixed atlas positions, drawn on first use and reused afterwards."""
+    """The work folder's fixed atlas positions, drawn on first use and reused afterwards.
+
+    Also stores the tract probabilities as a sparse voxel x tract matrix
+    (``atlas/tract_matrix.npz``) for the point-to-tract crossings of eq. 2.
+    """
     from gliotype.atlases import (
         load_node_atlas,
         load_tract_atlas,
@@ -84,8 +89,28 @@ def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling
         pairs=np.asarray(tracts.pairs),
         key=key,
     )
+    from scipy import sparse
+
+    from gliotype.modalities.crossing import tract_matrix
+
+    matrix = tract_matrix(tracts.voxel_index, tracts.probability, int(np.prod(tracts.shape)))
+    with atomic_path(folder / "tract_matrix.npz") as tmp:
+        sparse.save_npz(tmp, matrix)
+    atomic_write(folder / "tract_grid.json", json.dumps({"shape": list(tracts.shape),
+                                                          "affine": np.asarray(tracts.affine).tolist()}))
     sampling.save(folder)
+    _load_sampling.cache_clear()
     return sampling
+
+
+@lru_cache(maxsize=2)
+def _load_sampling(folder: str) -> tuple[AtlasSampling, object, tuple, np.ndarray]:
+    """Positions, tract matrix and grid of a work folder, loaded once per process."""
+    from scipy import sparse
+
+    grid = json.loads((Path(folder) / "tract_grid.json").read_text())
+    return (AtlasSampling.load(Path(folder)), sparse.load_npz(Path(folder) / "tract_matrix.npz"),
+            tuple(grid["shape"]), np.asarray(grid["affine"]))
 
 
 @dataclass
@@ -103,18 +128,24 @@ def modalities_dir(workdir: str | Path, patient_id: str) -> Path:
 def _cache_key(workdir: Path, patient_id: str, config: GliotypeConfig, sampling: AtlasSampling) -> str:
     done = Path(workdir) / "patients" / str(patient_id) / "done.json"
     upstream = done.read_text() if done.exists() else ""
-    text = json.dumps([upstream, config_hash(config, "modalities"), sampling.key, config.seed, __version__])
+    bn = config.multimodal.brain_network
+    text = json.dumps([upstream, config_hash(config, "modalities"), sampling.key, config.seed, __version__,
+                       bn.crossing_threshold, bn.crossing_radius_mm])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def build_case_modalities(
-    workdir: str | Path, patient_id: str, config: GliotypeConfig, sampling: AtlasSampling
-) -> ModalitiesResult:
-    """Build x_I, x_P and the atlas samples of one preprocessed patient; never raises for a bad case."""
+def build_case_modalities(workdir: str | Path, patient_id: str, config: GliotypeConfig) -> ModalitiesResult:
+    """Build x_I, x_P, the crossings and the atlas samples of one preprocessed patient.
+
+    Needs :func:`atlas_sampling` to have run for the work folder; never raises for a
+    bad case (returns ``failed`` with a one-line reason).
+    """
     from gliotype.atlases import gather
+    from gliotype.modalities.crossing import point_tract_crossing
     from gliotype.preprocessing import load_preprocessed
 
     workdir = Path(workdir)
+    sampling, matrix, grid_shape, grid_affine = _load_sampling(str(workdir / "atlas"))
     out = modalities_dir(workdir, patient_id)
     key = _cache_key(workdir, patient_id, config, sampling)
     meta_path = out / "modalities.json"
@@ -129,6 +160,9 @@ def build_case_modalities(
         affine = np.asarray(case["affine"], dtype=np.float64)
         ti = tumor_image(case["sequences"], case["mask"], tuple(m.crop_size), m.tumor_labels)
         pc = tumor_point_cloud(binary, affine, m.n_points, seed=config.seed)
+        bn = config.multimodal.brain_network
+        crossing = point_tract_crossing(pc.points_mm, matrix, grid_shape, grid_affine, bn.crossing_threshold,
+                                        bn.crossing_radius_mm)
         node = gather(case["sequences"], sampling.node_positions)
         tract = gather(case["sequences"], sampling.tract_positions)
         arrays = {"node": node, "tract": tract}
@@ -146,6 +180,9 @@ def build_case_modalities(
     with atomic_path(out / "point_cloud.npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, points_mm=pc.points_mm, points=pc.points, centre=pc.centre, scale=np.float32(pc.scale))
+    with atomic_path(out / "crossing.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, crossing=crossing)
     with atomic_path(out / "atlas_samples.npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -154,6 +191,8 @@ def build_case_modalities(
         "truncated_fraction": round(float(ti.truncated), 6),
         "tumor_voxels": int(binary.sum()),
         "has_fa": "tract_fa" in arrays,
+        "crossings": int(crossing.shape[1]),
+        "tracts_crossed": int(len(np.unique(crossing[1]))),
     }
     atomic_write(meta_path, json.dumps({**info, "key": key}, indent=2))
     return ModalitiesResult(patient_id, "done", info=info)
@@ -179,8 +218,7 @@ def load_case_modalities(workdir: str | Path, patient_id: str) -> dict:
 
 
 def _build_one(args):
-    workdir, patient_id, config, sampling = args
-    return build_case_modalities(workdir, patient_id, config, sampling)
+    return build_case_modalities(*args)
 
 
 def build_modalities(
@@ -188,8 +226,8 @@ def build_modalities(
 ) -> pd.DataFrame:
     """Build the modalities of every patient (cached, resumable); returns and writes a status table."""
     workdir = Path(workdir)
-    sampling = atlas_sampling(workdir, config)
-    jobs = [(workdir, pid, config, sampling) for pid in patient_ids]
+    atlas_sampling(workdir, config)
+    jobs = [(workdir, pid, config) for pid in patient_ids]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 

@@ -54,6 +54,11 @@ def user_errors(func):
             _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except KeyboardInterrupt:
             _fail("interrupted; rerun the same command to resume", code=130)
+        except Exception as exc:  # a bug, not the user's fault: still one line unless --debug
+            if _STATE["debug"]:
+                raise
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            _fail(f"internal error ({type(exc).__name__}: {text}); rerun with --debug for details", code=1)
 
     return wrapper
 
@@ -167,18 +172,9 @@ def cohort_validate(
 
 
 def _print_cohort_summary(df) -> None:
-    """Cases, IDH balance, FA availability and sites of a manifest."""
-    n = len(df)
-    idh = df["idh"] if "idh" in df else None
-    if idh is not None and idh.notna().any():
-        mutant = int((idh == 1).sum())
-        wild = int((idh == 0).sum())
-        unknown = n - mutant - wild
-        typer.echo(f"IDH: {mutant} mutant, {wild} wild-type, {unknown} unknown")
-    if "fa" in df:
-        typer.echo(f"FA maps: {int(df['fa'].notna().sum())} of {n}")
-    if "site" in df and df["site"].notna().any():
-        typer.echo(f"sites: {df['site'].nunique()}")
+    from gliotype.input import cohort_summary
+
+    typer.echo(cohort_summary(df))
 
 
 # --------------------------------------------------------------------------- stages

@@ -1,0 +1,174 @@
+"""Checking every case of a manifest before any processing (``gliotype cohort validate``).
+
+Each case is OK or rejected with one line naming the file and the problem: files
+exist and are readable 3D images, values are finite, the sequences and the mask share
+a grid or overlap enough to be resampled, the mask is non-empty, has known labels and
+lies inside the image, the IDH value is valid, the ID is unique. One bad case never
+stops the others.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from gliotype.errors import CaseError
+from gliotype.input.manifest import SEQUENCES, is_blank
+from gliotype.input.volumes import load_volume
+from gliotype.utils.progress import progress
+
+#: Tumor mask labels: BraTS 1 necrotic/non-enhancing core, 2 edema, 4 enhancing
+#: (3 is the enhancing label of BraTS 2023 and the old non-enhancing label).
+KNOWN_LABELS = frozenset({0, 1, 2, 3, 4})
+#: Below this fraction of the reference field of view, another grid is not resampleable.
+MIN_OVERLAP = 0.5
+#: A mask with less than this fraction of its voxels on non-zero image is outside the image.
+MIN_MASK_INSIDE = 0.5
+AFFINE_TOL_MM = 1e-3
+
+
+@dataclass
+class CaseReport:
+    """Result of validating one case."""
+
+    patient_id: str
+    status: str  # ok | rejected
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+def _world_box(img) -> tuple[np.ndarray, np.ndarray]:
+    corners = np.array(list(np.ndindex(2, 2, 2)), dtype=float) * (np.array(img.shape[:3]) - 1)
+    mm = (np.c_[corners, np.ones(8)] @ img.affine.T)[:, :3]
+    return mm.min(0), mm.max(0)
+
+
+def _overlap(img, ref) -> float:
+    """Fraction of ``ref``'s world bounding box covered by ``img``'s."""
+    lo1, hi1 = _world_box(img)
+    lo2, hi2 = _world_box(ref)
+    inter = np.clip(np.minimum(hi1, hi2) - np.maximum(lo1, lo2), 0, None).prod()
+    vol = np.clip(hi2 - lo2, 1e-6, None).prod()
+    return float(inter / vol)
+
+
+def same_grid(a, b) -> bool:
+    return a.shape[:3] == b.shape[:3] and np.allclose(a.affine, b.affine, atol=AFFINE_TOL_MM)
+
+
+def validate_case(row: dict) -> CaseReport:
+    """Validate one manifest row; never raises."""
+    pid = str(row.get("patient_id", "")).strip()
+    report = CaseReport(pid, "ok")
+    try:
+        _check(row, pid, report)
+    except CaseError as exc:
+        report.status, report.reason = "rejected", str(exc)
+    except MemoryError:
+        report.status, report.reason = "rejected", f"patient {pid}: out of memory while reading the images"
+    except Exception as exc:  # a check we did not foresee: still one line, still the next case
+        report.status = "rejected"
+        report.reason = f"patient {pid}: unexpected problem ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    return report
+
+
+def _check(row: dict, pid: str, report: CaseReport) -> None:
+    if not pid:
+        raise CaseError(None, None, "empty patient ID in the manifest")
+    idh = row.get("idh")
+    if not is_blank(idh) and not (isinstance(idh, (int, float, np.integer, np.floating)) and float(idh) in (0, 1)):
+        raise CaseError(pid, None, f"IDH value {idh!r} is not understood (use mutant/wildtype, 1/0 or leave empty)")
+    roles = list(SEQUENCES) + ["mask"] + ([] if is_blank(row.get("fa")) else ["fa"])
+    for role in SEQUENCES + ("mask",):
+        if is_blank(row.get(role)):
+            raise CaseError(pid, None, f"no {role} file in the manifest")
+    images = {}
+    for role in roles:
+        img = load_volume(row[role], pid, role)
+        data = np.asanyarray(img.dataobj)
+        if np.issubdtype(data.dtype, np.floating):
+            bad = int(np.count_nonzero(~np.isfinite(data)))
+            if bad:
+                raise CaseError(pid, row[role], f"{role} has {bad} NaN or infinite voxels")
+        if not np.any(data) and role != "fa":
+            raise CaseError(pid, row[role], f"{role} image is all zeros" if role != "mask" else "mask is empty")
+        images[role] = img
+    ref = images["t1c"]
+    for role, img in images.items():
+        if role == "t1c" or same_grid(img, ref):
+            continue
+        cover = _overlap(img, ref)
+        if cover < MIN_OVERLAP:
+            raise CaseError(pid, row[role], f"{role} is on another grid than t1c and covers only "
+                                            f"{100 * cover:.0f}% of its field of view (affines disagree)")
+        report.warnings.append(f"{role} is on another grid than t1c (shape {img.shape}); it will be resampled")
+    mask = np.asanyarray(images["mask"].dataobj)
+    if np.issubdtype(mask.dtype, np.floating) and not np.allclose(mask, np.round(mask)):
+        raise CaseError(pid, row["mask"], "mask has non-integer values (expected labels 0, 1, 2, 4)")
+    values = set(np.unique(np.round(mask)).astype(int).tolist())
+    unknown = sorted(values - KNOWN_LABELS)
+    if unknown:
+        shown = ", ".join(str(v) for v in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise CaseError(pid, row["mask"], f"mask has unknown label values {shown} (expected 0, 1, 2, 3, 4)")
+    tumor = mask > 0
+    if same_grid(images["mask"], ref):
+        inside = float(np.count_nonzero(np.asanyarray(ref.dataobj)[tumor] != 0)) / max(int(tumor.sum()), 1)
+        if inside < MIN_MASK_INSIDE:
+            raise CaseError(pid, row["mask"], f"mask lies outside the image: only {100 * inside:.0f}% of its "
+                                              "voxels are on non-zero t1c")
+    report.info = {"tumor_voxels": int(tumor.sum()), "labels": sorted(values - {0}), "shape": list(ref.shape),
+                   "spacing_mm": [round(float(s), 3) for s in ref.header.get_zooms()[:3]], "has_fa": "fa" in images}
+
+
+def _duplicates(df: pd.DataFrame) -> dict[str, int]:
+    counts = df["patient_id"].astype(str).str.strip().value_counts()
+    return {pid: int(n) for pid, n in counts.items() if n > 1 and pid}
+
+
+def validate_manifest(df: pd.DataFrame, workers: int = 1) -> list[CaseReport]:
+    """Validate every row (in parallel with ``workers`` processes); one report per row, manifest order.
+
+    Every row of a duplicated patient ID is rejected: which one is right cannot be told.
+    """
+    rows = df.to_dict(orient="records")
+    dup = _duplicates(df)
+    todo = [i for i, r in enumerate(rows) if str(r["patient_id"]).strip() not in dup]
+    reports: dict[int, CaseReport] = {}
+    for i, r in enumerate(rows):
+        pid = str(r["patient_id"]).strip()
+        if pid in dup:
+            reports[i] = CaseReport(pid, "rejected", f"patient {pid}: ID appears {dup[pid]} times in the manifest")
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            results = pool.map(validate_case, [rows[i] for i in todo], chunksize=1)
+            for i, rep in progress(zip(todo, results), desc="validate", total=len(todo)):
+                reports[i] = rep
+    else:
+        for i in progress(todo, desc="validate"):
+            reports[i] = validate_case(rows[i])
+    return [reports[i] for i in range(len(rows))]
+
+
+def validation_table(reports: list[CaseReport]) -> str:
+    """One line per case (OK or rejected with the reason), then the counts."""
+    width = max([len("patient"), *(len(r.patient_id) for r in reports)])
+    lines = [f"{'patient':<{width}}  status    detail", f"{'-' * width}  --------  ------"]
+    for r in reports:
+        if r.status == "ok":
+            detail = "; ".join(r.warnings)
+            lines.append(f"{r.patient_id:<{width}}  OK        {detail}".rstrip())
+        else:
+            reason = r.reason.removeprefix(f"patient {r.patient_id}").lstrip()
+            reason = re.sub(r"^\[([^\]]*)\]:", r"\1:", reason).removeprefix(": ")
+            lines.append(f"{r.patient_id:<{width}}  REJECTED  {reason}")
+    ok = sum(r.status == "ok" for r in reports)
+    lines.append(f"{ok} of {len(reports)} cases usable, {len(reports) - ok} rejected")
+    return "\n".join(lines)
+
+
+__all__ = ["CaseReport", "KNOWN_LABELS", "same_grid", "validate_case", "validate_manifest", "validation_table"]

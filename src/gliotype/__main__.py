@@ -1,5 +1,5 @@
 """``python -m gliotype`` = the ``gliotype`` command."""
 
-from gliotype.cli import run
+from gliotype.cli import main
 
-run()
+main()

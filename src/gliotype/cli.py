@@ -285,6 +285,44 @@ def run(
     typer.echo(f"\nreport: {out / 'results' / 'report.html'}")
 
 
+atlas_app = typer.Typer(help="The brain-network atlases: AAL regions (nodes) and tracts (edges).", no_args_is_help=True)
+app.add_typer(atlas_app, name="atlas")
+
+
+@atlas_app.command("show")
+@user_errors
+def atlas_show(
+    out: Path = typer.Option(Path("atlases.png"), "--out", help="PNG to write."),
+    node_atlas: Optional[Path] = typer.Option(None, "--node-atlas", help="Your region labels (NIfTI)."),
+    edge_atlas: Optional[Path] = typer.Option(None, "--edge-atlas", help="Your tracts: 4D NIfTI or folder."),
+    preset: str = PRESET,
+    config: Optional[Path] = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """Render both atlases on the ICBM152 template (builds and caches the tract atlas once)."""
+    from gliotype.atlases import load_node_atlas, load_tract_atlas, render_atlases
+
+    cfg = _config(preset, config, set_).atlas
+    nodes = load_node_atlas(str(node_atlas) if node_atlas else cfg.node_atlas, n_regions=cfg.n_regions)
+    tracts = load_tract_atlas(str(edge_atlas) if edge_atlas else cfg.edge_atlas, node_atlas=nodes,
+                              n_tracts=cfg.n_tracts)
+    render_atlases(out, node_atlas=nodes, tract_atlas=tracts)
+    typer.echo(f"{len(nodes.regions)} regions, {len(tracts.pairs)} tracts: {out}")
+
+
+@app.command()
+@user_errors
+def inspect(
+    workdir: Path = typer.Argument(..., help="Work folder written by `gliotype preprocess`."),
+    patient: str = typer.Argument(..., help="Patient ID."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG (default WORKDIR/patients/ID/inspect.png)."),
+) -> None:
+    """PNG to check one patient: registration, tumor mask, atlas overlay, point cloud."""
+    from gliotype.modalities.inspect import render_inspection
+
+    typer.echo(str(render_inspection(workdir, patient, out)))
+
+
 # --------------------------------------------------------------------------- config
 @config_app.command("show")
 @user_errors
@@ -302,9 +340,9 @@ def config_show(
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
 
 
-def run() -> None:  # pragma: no cover - console entry for `python -m gliotype`
+def main() -> None:  # pragma: no cover - console entry for `python -m gliotype`
     app(prog_name="gliotype")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run())
+    sys.exit(main())

@@ -113,6 +113,7 @@ def run_experiment(
 ) -> dict:
     """Run the whole method and write ``results/`` and ``model/`` under ``out``; returns the tables."""
     from gliotype.evaluation.splits import check_splits, make_splits
+    from gliotype.input import is_blank
     from gliotype.modalities.build import build_modalities
     from gliotype.multimodal.stage import train_multimodal
     from gliotype.preprocessing import preprocess_cohort
@@ -136,7 +137,7 @@ def run_experiment(
         ok = mstatus.loc[mstatus["status"].isin(["done", "skipped"]), "patient_id"].astype(str).tolist()
     cohort = cohort[cohort["patient_id"].astype(str).isin(ok)].copy()
     cohort["patient_id"] = cohort["patient_id"].astype(str)
-    cohort["has_fa"] = cohort["fa"].notna() if "fa" in cohort else False
+    cohort["has_fa"] = [not is_blank(v) for v in cohort["fa"]] if "fa" in cohort else False
 
     splits_path = out / "splits.csv"
     splits = make_splits(cohort, config.split.test_fraction, config.split.seed)

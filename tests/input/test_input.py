@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REAL_DATA, requires_real_case
+from real_data import REAL_DATA, requires_real_case
 from gliotype.cli import app
 from gliotype.errors import CaseError, GliotypeError
 from gliotype.input import (

@@ -1,5 +1,7 @@
 """Outputs are written atomically: complete or absent."""
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -36,3 +38,12 @@ def test_case_error_names_patient_and_file_never_the_folder():
     err = CaseError("P01", "/secret/site/P01/P01_t1.nii.gz", "not a NIfTI file")
     assert str(err) == "patient P01 [P01_t1.nii.gz]: not a NIfTI file"
     assert "secret" not in str(err)
+
+
+def test_atomic_write_gives_the_usual_file_mode_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644

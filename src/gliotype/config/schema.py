@@ -40,6 +40,15 @@ class PreprocessConfig(_Section):
     denoise: bool = False  # SUSAN in the paper; optional here
     registration: Literal["SyN", "Affine", "none"] = "SyN"
     skull_stripped: Literal["auto", "yes", "no"] = "auto"
+    # the rest is not in the paper (docs/preprocessing.md)
+    coregister: Literal["auto", "always", "never"] = "auto"  # auto: rigid unless all grids are identical
+    moving: Literal["t1c", "t1"] = "t1c"  # the sequence registered to the template T1
+    reg_iterations: tuple[int, ...] = (40, 20, 0)  # SyN iterations per level (coarse to fine)
+    mask_tumor: bool = True  # leave the tumor out of the registration metric (cost-function masking)
+    min_tumor_voxels: int = Field(10, ge=1)  # on the template grid
+    min_tumor_in_brain: float = Field(0.5, ge=0.0, le=1.0)  # fraction of tumor voxels inside the brain
+    qc_min_dice: float = Field(0.8, ge=0.0, le=1.0)  # brain mask vs template brain mask
+    seed: int = 0  # ANTs sampling seed
 
 
 class AtlasConfig(_Section):

@@ -8,7 +8,7 @@ strength knob, and whose Bayes-optimal posterior is known in closed form. See
 """
 
 from gliotype.synthetic.cohort import generate_cohort
-from gliotype.synthetic.config import SIGNALS, SynthConfig, parse_signal
+from gliotype.synthetic.config import SIGNALS, SynthConfig, SynthConfigError, parse_signal
 from gliotype.synthetic.phenotype import (
     EFFECT_SIZE,
     bayes_posterior,
@@ -22,6 +22,7 @@ __all__ = [
     "EFFECT_SIZE",
     "SIGNALS",
     "SynthConfig",
+    "SynthConfigError",
     "bayes_posterior",
     "expected_auc",
     "generate_cohort",

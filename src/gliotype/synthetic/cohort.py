@@ -26,7 +26,14 @@ from gliotype.errors import GliotypeError
 from gliotype.synthetic.anatomy import load_anatomy, location_atlas
 from gliotype.synthetic.config import GENERATOR_VERSION, SynthConfig
 from gliotype.synthetic.phenotype import expected_auc, sample_phenotypes, site_table
-from gliotype.synthetic.render import SEQUENCES, acquire, native_grid, render_patient, resample_to
+from gliotype.synthetic.render import (
+    SEQUENCES,
+    acquire,
+    native_grid,
+    render_patient,
+    resample_to,
+    source_coordinates,
+)
 from gliotype.utils.io import atomic_path
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress
@@ -93,11 +100,13 @@ def _render_and_write(task: dict) -> dict:
         affine = an.affine
     else:
         affine, shape, to_crop = native_grid(row, res)
-        images = {q: resample_to(v, to_crop, shape, 1) for q, v in r.images.items()}
-        mask = resample_to(r.mask, to_crop, shape, 1)
-        seg = resample_to(r.seg, to_crop, shape, 0)
+        src = source_coordinates(to_crop, shape)  # once for every volume of the patient
+        images = {q: resample_to(v, to_crop, shape, 1, src) for q, v in r.images.items()}
+        mask = resample_to(r.mask, to_crop, shape, 1, src)
+        seg = resample_to(r.seg, to_crop, shape, 0, src)
         seg[mask <= 0.5] = 0
-        fa_map = resample_to(r.fa, to_crop, shape, 1) * (mask > 0.5) if fa else None
+        fa_map = resample_to(r.fa, to_crop, shape, 1, src) * (mask > 0.5) if fa else None
+        del src
     out = acquire(images, mask, task["site"], cfg["seed"], key)
 
     def full(vol, dtype):

@@ -6,7 +6,9 @@ import math
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gliotype.errors import GliotypeError
 
 #: The IDH signals, each with its own strength knob (docs/synthetic.md).
 SIGNALS: tuple[str, ...] = ("image", "shape", "location", "network")
@@ -59,10 +61,33 @@ def parse_signal(text: str) -> dict[str, float]:
     return _check_signal(values)
 
 
+class SynthConfigError(GliotypeError, ValueError):
+    """A bad generator argument, in one line naming the field (the CLI prints the first line)."""
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"synth: {where}: {msg}{more}"
+
+
 class SynthConfig(BaseModel):
-    """Everything that determines a synthetic cohort (``workers`` only changes the speed)."""
+    """Everything that determines a synthetic cohort (``workers`` only changes the speed).
+
+    Bad values raise ``SynthConfigError`` (a ``ValueError`` and a ``GliotypeError``) whose
+    one-line message names the field, e.g. ``synth: space: Input should be 'mni' or 'native'``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **data):
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise SynthConfigError(_describe(exc)) from None
 
     patients: int = Field(150, description="number of patients")
     seed: int = Field(0, description="random seed; same config, byte-identical files")

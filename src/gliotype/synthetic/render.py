@@ -322,10 +322,18 @@ def native_grid(row: Mapping, resolution: int) -> tuple[np.ndarray, tuple[int, i
     return aff, shape, to_crop
 
 
-def resample_to(vol: np.ndarray, to_src: np.ndarray, shape, order: int) -> np.ndarray:
-    """Resample ``vol`` onto a grid of ``shape`` whose voxel v sits at ``to_src @ v`` in ``vol``."""
+def source_coordinates(to_src: np.ndarray, shape) -> np.ndarray:
+    """(3, n) float32 position in the source volume of every voxel of a grid of ``shape``."""
     idx = np.indices(shape, dtype=np.float32).reshape(3, -1)
-    src = (to_src[:3, :3].astype(np.float32) @ idx) + to_src[:3, 3:4].astype(np.float32)
+    return (to_src[:3, :3].astype(np.float32) @ idx) + to_src[:3, 3:4].astype(np.float32)
+
+
+def resample_to(vol: np.ndarray, to_src: np.ndarray, shape, order: int,
+                src: np.ndarray | None = None) -> np.ndarray:
+    """Resample ``vol`` onto a grid of ``shape`` whose voxel v sits at ``to_src @ v`` in ``vol``
+    (``src``: the ``source_coordinates`` of that grid, when resampling several volumes)."""
+    if src is None:
+        src = source_coordinates(to_src, shape)
     out = ndi.map_coordinates(vol, src, order=order, mode="constant", cval=0,
                               output=np.float32 if order else vol.dtype)
     return out.reshape(shape)

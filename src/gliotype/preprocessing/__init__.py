@@ -1,0 +1,37 @@
+"""Image preprocessing (paper section 4.2): co-registration to T1c, skull stripping,
+intensity normalisation, optional denoising and registration to the MNI152 2 mm template.
+
+See ``docs/preprocessing.md`` for the steps, outputs and QC fields.
+"""
+
+from gliotype.preprocessing.brain import dice, is_skull_stripped, nonzero_brain_mask
+from gliotype.preprocessing.normalize import PERCENTILES, STANDARD_SCALE, histogram_standardize, zscore
+from gliotype.preprocessing.pipeline import (
+    PREPROCESS_VERSION,
+    SEQUENCES,
+    CaseResult,
+    cache_key,
+    load_preprocessed,
+    preprocess_case,
+    preprocess_cohort,
+)
+from gliotype.preprocessing.register import to_native, to_template
+
+__all__ = [
+    "CaseResult",
+    "PERCENTILES",
+    "PREPROCESS_VERSION",
+    "SEQUENCES",
+    "STANDARD_SCALE",
+    "cache_key",
+    "dice",
+    "histogram_standardize",
+    "is_skull_stripped",
+    "load_preprocessed",
+    "nonzero_brain_mask",
+    "preprocess_case",
+    "preprocess_cohort",
+    "to_native",
+    "to_template",
+    "zscore",
+]

@@ -1,0 +1,130 @@
+"""A native-space synthetic patient back onto the template grid; rigid co-registration;
+the stored transforms map volumes both ways."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from gliotype.atlases import load_template
+from gliotype.preprocessing import dice, load_preprocessed, preprocess_cohort, to_native, to_template
+from gliotype.preprocessing.register import resample_to, rigid_coregister
+from pp_helpers import brats_row, config, once, synth
+
+PID = "SYN-0000"
+
+
+def _build(folder):
+    root = synth(folder / "data", patients=1, fa_cases=1, space="native", seed=5)
+    row = brats_row(root / PID)
+    table = preprocess_cohort(pd.DataFrame([row]), folder / "work", config())
+    return {"row": row, "table": table.to_dict("records")}
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory):
+    """One native-space patient, preprocessed once per test run."""
+    folder, res = once(tmp_path_factory, "native-patient", _build)
+    return res["row"], folder / "work", pd.DataFrame(res["table"])
+
+
+def test_native_patient_registered_to_the_template(native):
+    row, work, table = native
+    assert table["status"].tolist() == ["done"], table["reason"].tolist()
+    tpl = load_template(2)
+    case = load_preprocessed(work, PID)
+    assert case["sequences"].shape == (4, *tpl.shape) and np.allclose(case["affine"], tpl.affine)
+    assert dice(case["brain"], tpl.brain_mask > 0.5) >= 0.9
+    assert case["fa"] is not None and case["fa"].max() > 0.3
+    qc = json.loads((work / "patients" / PID / "preprocessed" / "qc.json").read_text())
+    assert qc["registration"] == "SyN" and qc["brain_dice"] >= 0.9 and qc["tumor_masked_in_metric"]
+    assert qc["coregistration"] == {"t1": "none", "t2": "none", "flair": "none", "fa": "none"}  # same grid
+    assert 0.8 < qc["tumor_fraction_ratio"] < 1.2
+    native_grid = nib.load(row["t1c"])
+    assert native_grid.shape != tpl.shape  # it really was somewhere else
+
+
+def test_transforms_go_both_ways(native):
+    row, work, _ = native
+    folder = work / "patients" / PID / "preprocessed" / "transforms"
+    meta = json.loads((folder / "transforms.json").read_text())
+    assert meta["forward"] == ["warp.nii.gz", "affine.mat"]
+    assert meta["inverse"] == ["affine.mat", "inverse_warp.nii.gz"] and meta["inverse_invert"] == [True, False]
+    seg = nib.load(row["mask"])
+    stored = load_preprocessed(work, PID)["mask"]
+    back = to_native(work / "patients" / PID / "preprocessed" / "mask.nii.gz", work, PID, row["mask"],
+                     interpolator="genericLabel")
+    assert back.shape == seg.shape and np.allclose(back.affine, seg.affine, atol=1e-4)
+    assert dice(np.asarray(back.dataobj) > 0, np.asarray(seg.dataobj) > 0) > 0.8
+    # an array on the template grid (a Grad-CAM map) goes to the stored native grid
+    cam = to_native(stored.astype(np.float32), work, PID)
+    assert cam.shape == seg.shape
+    forward = to_template(row["mask"], work, PID, interpolator="genericLabel")
+    assert dice(np.asarray(forward.dataobj) > 0, stored > 0) > 0.9
+
+
+def test_rigid_coregistration_recovers_a_moved_sequence(native, tmp_path):
+    row, _, _ = native
+    t1c = nib.load(row["t1c"])
+    t2 = nib.load(row["t2"])
+    a = np.deg2rad(6.0)
+    move = np.eye(4)
+    move[:3, :3] = [[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]
+    move[:3, 3] = [5.0, -4.0, 3.0]
+    moved = nib.Nifti1Image(np.asarray(t2.dataobj, np.float32), move @ t2.affine)  # header moved: misaligned
+    truth = np.asarray(t2.dataobj, np.float32)
+    brain = truth > 0
+    naive = np.asarray(resample_to(t1c, moved).dataobj)
+    fixed = np.asarray(rigid_coregister(t1c, moved, 2.0, 0, tmp_path / "coreg_t2.mat").dataobj)
+
+    def corr(x):
+        return float(np.corrcoef(x[brain], truth[brain])[0, 1])
+
+    assert corr(naive) < 0.8 and corr(fixed) > 0.95
+    assert (tmp_path / "coreg_t2.mat").exists()
+
+
+def _head(row, out):
+    """The native patient with a skull, a scalp and noisy air around the brain (not skull-stripped)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    out.mkdir()
+    new = dict(row, patient_id="HEAD", fa=None)
+    pad = 8
+    for role in ("t1", "t1c", "t2", "flair", "mask"):
+        img = nib.load(row[role])
+        data = np.pad(np.asarray(img.dataobj, np.float32), pad)
+        affine = img.affine.copy()
+        affine[:3, 3] -= affine[:3, :3] @ np.full(3, pad)
+        if role != "mask":
+            brain = data > 0
+            inner, outer, skin = (ndi.binary_dilation(brain, iterations=k) for k in (2, 4, 6))
+            med = float(np.median(data[brain]))
+            data[outer & ~inner] = 0.2 * med if role == "t2" else 1.6 * med  # skull
+            data[skin & ~outer] = 1.1 * med  # scalp
+            data += np.abs(rng.normal(0, 0.03 * med, data.shape)).astype(np.float32)  # air
+            if role == "t1c":
+                nib.save(nib.Nifti1Image(brain.astype(np.uint8), affine), out / "true_brain.nii.gz")
+        nib.save(nib.Nifti1Image(data.astype(np.uint8 if role == "mask" else np.float32), affine),
+                 out / f"{role}.nii.gz")
+        new[role] = str(out / f"{role}.nii.gz")
+    return new
+
+
+def test_head_that_is_not_skull_stripped(native, tmp_path):
+    from gliotype.preprocessing import preprocess_case
+
+    row, _, _ = native
+    head = _head(row, tmp_path / "head")
+    result = preprocess_case(head, tmp_path / "work", config(registration="Affine"))
+    assert result.status == "done", result.reason
+    qc = result.info["qc"]
+    assert qc["skull_stripped"]["detected"] is False and "warped back" in qc["skull_stripped"]["brain_mask"]
+    assert qc["brain_dice"] >= 0.9
+    truth = tmp_path / "head" / "true_brain.nii.gz"
+    brain = to_native(tmp_path / "work" / "patients" / "HEAD" / "preprocessed" / "brain_mask.nii.gz",
+                      tmp_path / "work", "HEAD", truth)
+    assert dice(np.asarray(brain.dataobj) > 0.5, np.asarray(nib.load(truth).dataobj) > 0) >= 0.9

@@ -27,3 +27,11 @@ def test_cnn_baselines_take_four_channel_tumor_images(name):
 def test_unknown_cnn():
     with pytest.raises(ValueError, match="unknown CNN baseline"):
         cnn_model("vgg")
+
+
+def test_svm_calibration_folds_never_exceed_the_smaller_class():
+    from gliotype.evaluation.baselines import calibration_folds
+
+    assert calibration_folds([0] * 13 + [1] * 4) == 4
+    assert calibration_folds([0] * 30 + [1] * 30) == 5
+    assert calibration_folds([0] * 10 + [1]) == 2

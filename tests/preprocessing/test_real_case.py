@@ -1,15 +1,16 @@
 """The real TCGA case (skull-stripped, SRI24 1 mm) registered to the MNI152 2 mm template."""
 
 import json
-import time
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from real_data import REAL_DATA, requires_real_case
 from gliotype.atlases import load_template
+from gliotype.modalities import tumor_point_cloud
 from gliotype.preprocessing import dice, load_preprocessed, preprocess_cohort, to_native
 from pp_helpers import config
 
@@ -25,11 +26,9 @@ def _row():
 
 
 def test_real_case_to_mni(tmp_path):
-    t0 = time.perf_counter()
+    # the 60 s budget is measured by benchmarks/bench_preprocess.py, not here
     table = preprocess_cohort(pd.DataFrame([_row()]), tmp_path, config())
-    seconds = time.perf_counter() - t0
     assert table["status"].tolist() == ["done"], table["reason"].tolist()
-    assert seconds < 90  # the 60 s budget is measured on an idle machine by benchmarks/bench_preprocess.py
     tpl = load_template(2)
     case = load_preprocessed(tmp_path, PID)
     out = tmp_path / "patients" / PID / "preprocessed"
@@ -54,3 +53,11 @@ def test_real_case_to_mni(tmp_path):
     back = to_native(out / "mask.nii.gz", tmp_path, PID, _row()["mask"], interpolator="genericLabel")
     assert back.shape == seg.shape
     assert dice(np.asarray(back.dataobj) > 0, np.asarray(seg.dataobj) > 0) > 0.8
+    # x_P of the registered tumour lies on its surface: mean distance under one voxel
+    tumor = case["mask"] > 0
+    affine = nib.load(out / "mask.nii.gz").affine
+    pc = tumor_point_cloud(tumor, affine, n_points=1024)
+    vox = nib.affines.apply_affine(np.linalg.inv(affine), pc.points_mm)
+    boundary = tumor & ~ndimage.binary_erosion(tumor)
+    dist = ndimage.distance_transform_edt(~boundary)
+    assert ndimage.map_coordinates(dist, vox.T, order=1).mean() < 1.0

@@ -8,22 +8,22 @@ import torch
 
 from gliotype.config import load_config
 from gliotype.errors import GliotypeError
+from gliotype.modalities.build import AtlasSampling
 from gliotype.self_supervised import encode_brain_networks, load_brain_network, train_self_supervised
 from gliotype.self_supervised.stage import PerPatientBatches, split_holdout
 from gliotype.utils.training import Checkpointer
 
 R, T, N_POS = 10, 40, 8  # regions, tracts, positions per region/tract
+REGIONS = np.arange(1, R + 1) * 3  # region labels need not be 1..R (a user node atlas)
 
 
 def _make_workdir(root, n_patients=8, n_fa=6, seed=0):
     """Atlas samples whose MRI and FA tract values share a per-tract, per-patient latent."""
     rng = np.random.default_rng(seed)
     w_mri, w_fa, w_node = rng.normal(size=(3, 4 * N_POS)), rng.normal(size=(3, N_POS)), rng.normal(size=(2, 4 * N_POS))
-    pairs = np.array([(a, b) for a in range(1, R + 1) for b in range(a + 1, R + 1)][:T])
-    (root / "atlas").mkdir(parents=True)
-    with open(root / "atlas" / "atlas_sampling.npz", "wb") as fh:
-        np.savez(fh, node_positions=np.zeros((R, N_POS), int), tract_positions=np.zeros((T, N_POS), int),
-                 pairs=pairs, key=np.array("k"))
+    pairs = np.array([(a, b) for a in REGIONS for b in REGIONS if b > a][:T])
+    AtlasSampling(np.zeros((R, N_POS), int), np.zeros((T, N_POS), int), pairs,
+                  np.searchsorted(REGIONS, pairs).T, "k").save(root / "atlas")
     for i in range(n_patients):
         latent = rng.normal(size=(T, 3))
         arrays = {
@@ -66,7 +66,7 @@ def test_encodes_every_patient_fa_or_not_with_the_atlas_edge_list(trained):
     assert list(table["status"]) == ["done"] * 8
     data = load_brain_network(root, "P7")  # a patient without FA
     assert data.x.shape == (R, 8) and data.edge_attr.shape == (T, 8)
-    np.testing.assert_array_equal(data.edge_index.numpy().T + 1, pairs)
+    np.testing.assert_array_equal(REGIONS[data.edge_index.numpy().T], pairs)
     again = encode_brain_networks(root)
     assert set(again["status"]) == {"skipped"}
 

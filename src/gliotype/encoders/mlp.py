@@ -16,6 +16,9 @@ class MLP(nn.Sequential):
         batch_norm: BatchNorm1d after each hidden linear layer.
         dropout: dropout after each hidden activation.
         last_activation: apply the activation after the last layer too.
+        init: ``"kaiming"`` (He normal weights, zero biases; default) or ``"pytorch"`` (the
+            library default). Deep stacks like the 12-layer node autoencoder of section 4.3
+            collapse to the mean under the PyTorch default and weight decay (docs/design.md).
 
     Shapes: ``(N, sizes[0]) -> (N, sizes[-1])``.
     """
@@ -26,6 +29,7 @@ class MLP(nn.Sequential):
         batch_norm: bool = False,
         dropout: float = 0.0,
         last_activation: bool = False,
+        init: str = "kaiming",
     ):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
@@ -42,6 +46,13 @@ class MLP(nn.Sequential):
                     layers.append(nn.Dropout(dropout))
         super().__init__(*layers)
         self.sizes = sizes
+        if init == "kaiming":
+            for layer in self:
+                if isinstance(layer, nn.Linear):
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    nn.init.zeros_(layer.bias)
+        elif init != "pytorch":
+            raise ValueError(f"MLP init must be 'kaiming' or 'pytorch', got {init!r}")
 
     def __repr__(self) -> str:
         return f"MLP({' -> '.join(map(str, self.sizes))})"

@@ -17,10 +17,12 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from gliotype.config.schema import ScheduleConfig
-from gliotype.utils.training import fit, seed_everything
+from gliotype.modalities.build import load_case_modalities
+from gliotype.modalities.dataset import CachedDataset
+from gliotype.utils.training import fit, seed_everything, train_loader
 
 
 def mlp_classifier(seed: int = 0, hidden: Sequence[int] = (32,)):
@@ -29,12 +31,18 @@ def mlp_classifier(seed: int = 0, hidden: Sequence[int] = (32,)):
                                                          alpha=1e-3, random_state=seed))
 
 
-def svm_classifier(seed: int = 0):
-    """Standardised features -> RBF SVM with Platt (sigmoid) probabilities, calibrated by 5-fold CV."""
+def svm_classifier(seed: int = 0, folds: int = 5):
+    """Standardised features -> RBF SVM with Platt (sigmoid) probabilities, calibrated by ``folds``-fold CV."""
     from sklearn.calibration import CalibratedClassifierCV
 
     svm = SVC(kernel="rbf", C=1.0, random_state=seed)
-    return make_pipeline(StandardScaler(), CalibratedClassifierCV(svm, method="sigmoid", cv=5, ensemble=False))
+    return make_pipeline(StandardScaler(), CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False))
+
+
+def calibration_folds(y, wanted: int = 5) -> int:
+    """As many CV folds as wanted, but no more than the smaller class has patients (at least 2)."""
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=2)
+    return int(max(2, min(wanted, counts.min())))
 
 
 def cnn_model(name: str, in_channels: int = 4):
@@ -48,20 +56,15 @@ def cnn_model(name: str, in_channels: int = 4):
     raise ValueError(f"unknown CNN baseline {name!r}: resnet34 or densenet121")
 
 
-class _ImageDataset(Dataset):
+class _ImageDataset(CachedDataset):
     def __init__(self, workdir, patient_ids, labels):
-        from gliotype.modalities.build import load_case_modalities
+        super().__init__(patient_ids)
+        self.workdir, self.labels = workdir, labels
 
-        self._load = load_case_modalities
-        self.workdir, self.ids, self.labels = workdir, [str(p) for p in patient_ids], labels
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, i):
-        pid = self.ids[i]
-        image = torch.from_numpy(self._load(self.workdir, pid)["tumor_image"])
-        return image, torch.tensor(float(self.labels.get(pid, -1.0)))
+    def load(self, i):
+        pid = self.patient_ids[i]
+        image = torch.from_numpy(load_case_modalities(self.workdir, pid, ("tumor_image",))["tumor_image"])
+        return {"image": image, "label": torch.tensor(float(self.labels.get(pid, -1.0)))}
 
 
 def train_cnn(
@@ -77,10 +80,10 @@ def train_cnn(
     generator = seed_everything(seed)
     model = cnn_model(name)
     data = _ImageDataset(workdir, train_ids, labels)
-    loader = DataLoader(data, batch_size=min(schedule.batch_size, len(data)), shuffle=True, generator=generator)
+    loader = train_loader(data, schedule.batch_size, generator)
 
     def batch_loss(batch):
-        x, y = batch
+        x, y = batch["image"], batch["label"]
         return torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(-1), y)
 
     fit(model, batch_loss, loader, schedule, Path(out) / "checkpoints", f"{name} baseline", seed=seed)
@@ -91,4 +94,4 @@ def train_cnn(
 def predict_cnn(model: torch.nn.Module, workdir, patient_ids: Sequence[str], batch_size: int = 8) -> np.ndarray:
     model.eval()
     loader = DataLoader(_ImageDataset(workdir, patient_ids, {}), batch_size=batch_size)
-    return np.concatenate([torch.sigmoid(model(x).squeeze(-1)).numpy() for x, _ in loader])
+    return np.concatenate([torch.sigmoid(model(b["image"]).squeeze(-1)).numpy() for b in loader])

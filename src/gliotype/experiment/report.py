@@ -106,3 +106,17 @@ def write_report(
     path = results / "report.html"
     atomic_write(path, "\n".join(parts))
     return path
+
+
+def add_repeats_section(report: Path, repeats: dict[str, pd.DataFrame]) -> Path:
+    """Insert the mean +- SD tables over repeated splits into an existing ``report.html``."""
+    titles = {"table2": "Table 2", "table3": "Table 3", "table4": "Table 4"}
+    n = int(next(iter(repeats.values()))["repeats"].iloc[0])
+    parts = [f"<h2>Repeated splits: mean and SD over {n} draws of the split protocol</h2>"]
+    for name, df in repeats.items():
+        show = df.drop(columns="repeats")
+        parts += [f"<h3>{titles.get(name, name)}</h3>",
+                  show.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="table")]
+    text = Path(report).read_text()
+    atomic_write(report, text.replace("</body></html>", "\n".join(parts) + "\n</body></html>"))
+    return Path(report)

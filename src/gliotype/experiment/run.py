@@ -50,7 +50,8 @@ class Timer:
                 log.info("stage: %s", name)
 
             def __exit__(self, *exc):
-                timer.seconds[name] = round(time.perf_counter() - self.t0, 1)
+                spent = time.perf_counter() - self.t0  # summed over repeats
+                timer.seconds[name] = round(timer.seconds.get(name, 0.0) + spent, 1)
 
         return _Stage()
 
@@ -110,22 +111,27 @@ def run_experiment(
     manifest: str | Path | None = None,
     ablations: bool = True,
     baselines: bool = True,
+    repeats: int | None = None,
 ) -> dict:
-    """Run the whole method and write ``results/`` and ``model/`` under ``out``; returns the tables."""
-    from gliotype.evaluation.splits import check_splits, make_splits
+    """Run the whole method and write ``results/`` and ``model/`` under ``out``; returns the tables.
+
+    With ``repeats`` K > 1 (default ``split.repeats``) the split protocol is redrawn with
+    seeds ``split.seed + k``; repeat 0 writes ``out/results``, the others
+    ``out/repeats/split-seed-S/results``, and ``out/results/repeats_table{2,3,4}.csv``
+    give each model's mean and standard deviation over the repeats. Preprocessing,
+    modalities and the self-supervised models are shared (the FA set does not change).
+    """
     from gliotype.input import is_blank
     from gliotype.modalities.build import build_modalities
-    from gliotype.multimodal.stage import train_multimodal
     from gliotype.preprocessing import preprocess_cohort
-    from gliotype.self_supervised import encode_brain_networks, train_self_supervised
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results = out / "results"
     work = out / "work"
     save_config(config, out / "config.yaml")
     timer = Timer()
     workers = config.workers
+    repeats = int(repeats or config.split.repeats)
 
     with timer("cohort"):
         cohort = prepare_cohort(Path(data) if data else None, Path(manifest) if manifest else None, out, workers)
@@ -139,10 +145,64 @@ def run_experiment(
     cohort["patient_id"] = cohort["patient_id"].astype(str)
     cohort["has_fa"] = [not is_blank(v) for v in cohort["fa"]] if "fa" in cohort else False
 
-    splits_path = out / "splits.csv"
+    runs = []
+    for k in range(repeats):
+        cfg = config.model_copy(deep=True)
+        cfg.split.seed = config.split.seed + k
+        run_out = out if k == 0 else out / "repeats" / f"split-seed-{cfg.split.seed}"
+        if repeats > 1:
+            log.info("repeat %d of %d (split seed %d)", k + 1, repeats, cfg.split.seed)
+        runs.append(_run_split(run_out, work, cohort, ok, cfg, Path(data) if data else None, ablations, baselines,
+                               timer, export=k == 0))
+    result = runs[0]
+    if repeats > 1:
+        result["repeats"] = {name: summarise_repeats([r["tables"][name] for r in runs])
+                             for name in result["tables"]}
+        for name, df in result["repeats"].items():
+            write_csv_atomic(df, out / "results" / f"repeats_{name}.csv")
+            atomic_write(out / "results" / f"repeats_{name}.md", repeats_markdown(df) + "\n")
+        from gliotype.experiment.report import add_repeats_section
+
+        add_repeats_section(out / "results" / "report.html", result["repeats"])
+        result["summary"]["repeats"] = {"split_seeds": [config.split.seed + k for k in range(repeats)],
+                                        "bayes_auc_test": [r["summary"]["bayes_auc_test"] for r in runs]}
+    result["summary"]["seconds"] = timer.seconds
+    atomic_write(out / "results" / "summary.json", json.dumps(result["summary"], indent=2, default=float))
+    return result
+
+
+def summarise_repeats(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Mean and standard deviation of every metric of each model over repeated splits."""
+    metrics = ["auc", "acc", "sen", "spe"]
+    both = pd.concat(tables, keys=range(len(tables)), names=["repeat"]).reset_index(level=0)
+    grouped = both.groupby("model", sort=False)[metrics]
+    df = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_sd")).reset_index()
+    df["repeats"] = len(tables)
+    return df[["model", *[f"{m}_{s}" for m in metrics for s in ("mean", "sd")], "repeats"]]
+
+
+def repeats_markdown(df: pd.DataFrame) -> str:
+    """Mean +- SD over the repeats as Markdown."""
+    lines = [f"| model | AUC | ACC | SEN | SPE |  (mean +- SD over {int(df['repeats'].iloc[0])} splits)",
+             "|---|---|---|---|---|"]
+    for r in df.to_dict("records"):
+        cells = [f"{r[m + '_mean']:.3f} +- {r[m + '_sd']:.3f}" for m in ("auc", "acc", "sen", "spe")]
+        lines.append("| " + " | ".join([r["model"], *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], config: GliotypeConfig,
+               data: Path | None, ablations: bool, baselines: bool, timer: Timer, export: bool) -> dict:
+    """Everything after the modalities for one draw of the split protocol (section 4.1)."""
+    from gliotype.evaluation.splits import check_splits, make_splits
+    from gliotype.multimodal.stage import train_multimodal
+    from gliotype.self_supervised import encode_brain_networks, train_self_supervised
+
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results"
     splits = make_splits(cohort, config.split.test_fraction, config.split.seed)
     check_splits(splits)
-    write_csv_atomic(splits, splits_path)
+    write_csv_atomic(splits, out / "splits.csv")
     ids = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("ssl", "A", "B", "test")}
     labels = dict(zip(splits["patient_id"], splits["idh"]))
     log.info("splits: %s", ", ".join(f"{k} {len(v)}" for k, v in ids.items()))
@@ -195,21 +255,23 @@ def run_experiment(
             t4_models.append(Scored(name, mlp.p_train, mlp.p_test))
         t4 = table(t4_models, y_b, y_test, ev, reference=FULL_MODEL, seed=seed)
 
-    bayes = _bayes_ceiling(Path(data) if data else None, ids["test"], y_test)
+    bayes = _bayes_ceiling(data, ids["test"], y_test)
     tables = {"table2": t2, "table3": t3, "table4": t4}
     preds = _predictions(ids, labels, t2_models + t3_models + t4_models)
-    from gliotype.experiment.export import export_model
+    if export:
+        from gliotype.experiment.export import export_model
 
-    export_model(out / "model", config, work, out / "models" / slug(FULL_MODEL), full, graph_ids, in_b,
-                 np.r_[y_b, y_test], gnn)
+        export_model(out / "model", config, work, out / "models" / slug(FULL_MODEL), full, graph_ids, in_b,
+                     np.r_[y_b, y_test], gnn)
     from gliotype.experiment.report import write_report
 
     summary = {
         "gliotype_version": __version__,
+        "split_seed": config.split.seed,
         "patients": {k: len(v) for k, v in ids.items()},
         "ssl": ssl_report,
         "bayes_auc_test": bayes,
-        "seconds": timer.seconds,
+        "seconds": dict(timer.seconds),
         "chosen_population_graph": chosen,
     }
     write_report(results, tables, preds, summary, config, {m.name: m for m in t2_models + t3_models + t4_models},
@@ -224,10 +286,11 @@ def _cnn_baselines(work, out, ids, labels, config) -> list[Scored]:
 
     models = []
     train_ids = ids["A"] + ids["B"]
-    for name, label in (("resnet34", "ResNet(3D)"), ("densenet121", "DenseNet(3D)")):
+    labels_of = {"resnet34": "ResNet(3D)", "densenet121": "DenseNet(3D)"}
+    for name in config.baselines.models:
         folder = out / "models" / name
-        model = train_cnn(name, work, folder, train_ids, labels, config.multimodal, config.seed)
-        models.append(Scored(label, predict_cnn(model, work, ids["B"]), predict_cnn(model, work, ids["test"])))
+        model = train_cnn(name, work, folder, train_ids, labels, config.baselines, config.seed)
+        models.append(Scored(labels_of[name], predict_cnn(model, work, ids["B"]), predict_cnn(model, work, ids["test"])))
     return models
 
 

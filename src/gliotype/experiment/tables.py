@@ -8,13 +8,14 @@ test patients; the full model is compared with each other model by DeLong's test
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from gliotype.config.schema import EvaluationConfig, PopulationGraphConfig
 from gliotype.evaluation import binary_metrics, bootstrap_auc_ci, delong_test, youden_threshold
-from gliotype.evaluation.baselines import mlp_classifier, svm_classifier
+from gliotype.evaluation.baselines import calibration_folds, mlp_classifier, svm_classifier
 from gliotype.population_graph import (
     TABLE1,
     TABLE1_NAMES,
@@ -76,7 +77,8 @@ def population_graph_models(
 def feature_models(x_train, y_train, x_test, seed: int = 0) -> list[Scored]:
     """Table 3's "Multi-modal + MLP" and "+ SVM" on the same features."""
     out = []
-    for name, make in (("Multi-modal + MLP", mlp_classifier), ("Multi-modal + SVM", svm_classifier)):
+    svm = partial(svm_classifier, folds=calibration_folds(y_train))
+    for name, make in (("Multi-modal + MLP", mlp_classifier), ("Multi-modal + SVM", svm)):
         model = make(seed=seed).fit(x_train, y_train)
         out.append(Scored(name, model.predict_proba(x_train)[:, 1], model.predict_proba(x_test)[:, 1]))
     return out

@@ -40,8 +40,15 @@ MANIFEST_COLUMNS = ("patient_id",) + IMAGE_COLUMNS + ("idh", "age", "site")
 
 
 def is_blank(v) -> bool:
-    """An empty manifest cell: None, NaN or whitespace."""
-    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
+    """An empty manifest cell: None, NaN, pd.NA, whitespace or a "nan"/"None" string."""
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return v.strip() in ("", "nan", "NaN", "None", "<NA>")
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)

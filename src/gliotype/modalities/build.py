@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,18 +48,20 @@ class AtlasSampling:
     node_positions: np.ndarray  # (R, n_node)
     tract_positions: np.ndarray  # (T, n_edge)
     pairs: np.ndarray  # (T, 2) region labels of each tract
+    edge_index: np.ndarray | None  # (2, T) node rows of each tract (position of the label in the node atlas)
     key: str = ""
 
     def save(self, folder: Path) -> None:
         with atomic_path(folder / "atlas_sampling.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, node_positions=self.node_positions, tract_positions=self.tract_positions,
-                         pairs=self.pairs, key=np.array(self.key))
+                         pairs=self.pairs, edge_index=self.edge_index, key=np.array(self.key))
 
     @classmethod
     def load(cls, folder: Path) -> AtlasSampling:
         with np.load(folder / "atlas_sampling.npz", allow_pickle=False) as z:
-            return cls(z["node_positions"], z["tract_positions"], z["pairs"], str(z["key"]))
+            edge_index = z["edge_index"] if "edge_index" in z.files else None  # older work folders: rebuilt
+            return cls(z["node_positions"], z["tract_positions"], z["pairs"], edge_index, str(z["key"]))
 
 
 def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling:
@@ -78,7 +81,7 @@ def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling
     key = config_hash(config, "atlas") + f"-{config.seed}"
     if (folder / "atlas_sampling.npz").exists():
         cached = AtlasSampling.load(folder)
-        if cached.key == key:
+        if cached.key == key and cached.edge_index is not None:
             return cached
     a = config.atlas
     nodes = load_node_atlas(a.node_atlas, n_regions=a.n_regions)
@@ -87,6 +90,7 @@ def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling
         node_positions=sample_node_positions(nodes, a.node_positions, seed=config.seed),
         tract_positions=sample_tract_positions(tracts, a.edge_positions, seed=config.seed),
         pairs=np.asarray(tracts.pairs),
+        edge_index=np.searchsorted(np.asarray(nodes.regions), np.asarray(tracts.pairs)).T.astype(np.int64),
         key=key,
     )
     from scipy import sparse
@@ -198,22 +202,25 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
     return ModalitiesResult(patient_id, "done", info=info)
 
 
-def load_case_modalities(workdir: str | Path, patient_id: str) -> dict:
-    """Read one patient's stored modalities as numpy arrays."""
+def load_case_modalities(
+    workdir: str | Path, patient_id: str, parts: Sequence[str] = ("tumor_image", "point_cloud", "atlas_samples")
+) -> dict:
+    """Read one patient's stored modalities as numpy arrays (only the ``parts`` asked for)."""
     folder = modalities_dir(workdir, patient_id)
-    img = nib.load(folder / "tumor_image.nii.gz")
-    out = {
-        "patient_id": str(patient_id),
-        "tumor_image": np.moveaxis(np.asarray(img.dataobj, dtype=np.float32), -1, 0),
-        "tumor_image_affine": img.affine,
-    }
-    with np.load(folder / "point_cloud.npz", allow_pickle=False) as z:
-        out.update({k: z[k] for k in ("points_mm", "points", "centre")})
-        out["scale"] = float(z["scale"])
-    with np.load(folder / "atlas_samples.npz", allow_pickle=False) as z:
-        out["node_samples"] = z["node"]
-        out["tract_samples"] = z["tract"]
-        out["tract_fa"] = z["tract_fa"] if "tract_fa" in z else None
+    out: dict = {"patient_id": str(patient_id)}
+    if "tumor_image" in parts:
+        img = nib.load(folder / "tumor_image.nii.gz")
+        out["tumor_image"] = np.moveaxis(np.asarray(img.dataobj, dtype=np.float32), -1, 0)
+        out["tumor_image_affine"] = img.affine
+    if "point_cloud" in parts:
+        with np.load(folder / "point_cloud.npz", allow_pickle=False) as z:
+            out.update({k: z[k] for k in ("points_mm", "points", "centre")})
+            out["scale"] = float(z["scale"])
+    if "atlas_samples" in parts:
+        with np.load(folder / "atlas_samples.npz", allow_pickle=False) as z:
+            out["node_samples"] = z["node"]
+            out["tract_samples"] = z["tract"]
+            out["tract_fa"] = z["tract_fa"] if "tract_fa" in z else None
     return out
 
 

@@ -12,6 +12,37 @@ from torch.utils.data import Dataset
 from gliotype.modalities.build import load_case_modalities
 
 
+class CachedDataset(Dataset):
+    """A per-patient Dataset that keeps loaded items in memory while they fit in ``cache_bytes``.
+
+    Training reads every patient once per epoch; decompressing the stored NIfTI each
+    time cost more than the model itself on the ``cpu`` preset. Subclasses implement
+    :meth:`load`.
+    """
+
+    def __init__(self, patient_ids: Sequence[str], cache_bytes: int = 2 * 1024**3):
+        self.patient_ids = [str(p) for p in patient_ids]
+        self.cache_bytes = cache_bytes
+        self._cache: dict[int, dict] = {}
+        self._cached = 0
+
+    def __len__(self) -> int:
+        return len(self.patient_ids)
+
+    def load(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        if index in self._cache:
+            return self._cache[index]
+        item = self.load(index)
+        size = sum(v.numel() * v.element_size() for v in item.values() if isinstance(v, torch.Tensor))
+        if self._cached + size <= self.cache_bytes:
+            self._cache[index] = item
+            self._cached += size
+        return item
+
+
 class ModalityDataset(Dataset):
     """One item per patient: the tumor image, the point cloud and the atlas samples.
 

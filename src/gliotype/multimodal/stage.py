@@ -17,17 +17,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.config.schema import MultiModalConfig
 from gliotype.modalities.build import load_case_modalities, modalities_dir
+from gliotype.modalities.dataset import CachedDataset
 from gliotype.multimodal.augment import rotate_batch
 from gliotype.multimodal.data import collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.utils.io import atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
-from gliotype.utils.training import fit, load_weights, save_weights, seed_everything
+from gliotype.utils.training import fit, load_weights, save_weights, seed_everything, train_loader
 
 log = get_logger(__name__)
 FEATURE_GROUPS = ("u_I", "u_P", "u_T", "u_B")
@@ -39,23 +40,22 @@ def load_crossing(workdir: str | Path, patient_id: str) -> np.ndarray:
         return z["crossing"]
 
 
-class MultiModalDataset(Dataset):
-    """Per-patient items for :func:`gliotype.multimodal.data.collate`, only the modalities in use."""
+class MultiModalDataset(CachedDataset):
+    """Per-patient items for :func:`gliotype.multimodal.data.collate`, only the modalities in use
+    (kept in memory after the first epoch, see :class:`CachedDataset`)."""
 
     def __init__(self, workdir, patient_ids: Sequence[str], labels: Mapping[str, float] | None, encoders: Sequence[str]):
+        super().__init__(patient_ids)
         self.workdir = Path(workdir)
-        self.patient_ids = [str(p) for p in patient_ids]
         self.labels = {str(k): float(v) for k, v in (labels or {}).items() if v == v}
         self.encoders = set(encoders)
 
-    def __len__(self) -> int:
-        return len(self.patient_ids)
-
-    def __getitem__(self, i: int) -> dict:
+    def load(self, i: int) -> dict:
         from gliotype.self_supervised import load_brain_network
 
         pid = self.patient_ids[i]
-        case = load_case_modalities(self.workdir, pid)
+        parts = [p for p, e in (("tumor_image", "image"), ("point_cloud", "point_cloud")) if e in self.encoders]
+        case = load_case_modalities(self.workdir, pid, parts)
         item = {"patient_id": pid, "label": torch.tensor(self.labels.get(pid, -1.0))}
         if "image" in self.encoders:
             item["tumor_image"] = torch.from_numpy(case["tumor_image"])
@@ -99,8 +99,7 @@ def train_multimodal(
     model = build_model(config)
     dataset = MultiModalDataset(workdir, train_ids, labels, mm.encoders)
     batch_size = min(mm.batch_size, len(dataset))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator,
-                        drop_last=len(dataset) > batch_size and len(dataset) % batch_size == 1)
+    loader = train_loader(dataset, batch_size, generator, collate_fn=collate)
     aug = torch.Generator().manual_seed(config.seed + 7)
 
     def batch_loss(batch):

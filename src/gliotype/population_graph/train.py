@@ -2,7 +2,8 @@
 
 Transductive as in the paper: the graph holds the labelled classifier-training
 patients (half B) and the unlabelled test patients; BCE on labelled nodes only, Adam,
-lr 1e-3 x 0.9 every 50 epochs, 200 epochs, mini-batches of 20 labelled nodes. New
+lr 1e-3 x 0.9 every 50 epochs, 200 epochs, mini-batches of 20 labelled nodes
+(``batch_size: 0`` takes one full-graph step per epoch, for cohorts of thousands). New
 patients are inserted inductively (:func:`insert_nodes`): eq. 8 edges to the stored
 nodes, no retraining.
 """
@@ -31,12 +32,13 @@ def train_population_gnn(
     optimizer = make_optimizer(model.parameters(), config)
     scheduler = make_scheduler(optimizer, config)
     history = []
+    step = config.batch_size or len(labelled)  # every step runs the GNN on the whole graph
     for epoch in range(config.epochs):
         model.train()
         perm = labelled[torch.randperm(len(labelled), generator=generator)]
         total = 0.0
-        for start in range(0, len(perm), config.batch_size):
-            nodes = perm[start : start + config.batch_size]
+        for start in range(0, len(perm), step):
+            nodes = perm[start : start + step]
             optimizer.zero_grad(set_to_none=True)
             logit = model(graph.x, graph.edge_index, graph.edge_weight)
             loss = F.binary_cross_entropy_with_logits(logit[nodes], graph.y[nodes])

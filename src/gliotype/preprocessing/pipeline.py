@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gliotype.errors import CaseError, GliotypeError
+from gliotype.input.manifest import is_blank
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing.images import check_affine, on_grid, same_grid, save_nifti, voxel_volume, write_text
 from gliotype.preprocessing.normalize import normalize
@@ -74,24 +75,12 @@ def preprocessed_dir(workdir, patient_id) -> Path:
     return patient_dir(workdir, patient_id) / "preprocessed"
 
 
-def _blank(value) -> bool:
-    """None, NaN, pd.NA or an empty / "nan" string: no file given."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return value.strip() in ("", "nan", "NaN", "None", "<NA>")
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _inputs(row: dict, pid: str) -> dict[str, Path]:
     """role -> input path (fa only when given); a missing required role is a CaseError."""
     out: dict[str, Path] = {}
     for role in (*SEQUENCES, "mask", "fa"):
         value = row.get(role)
-        if _blank(value):
+        if is_blank(value):
             if role == "fa":
                 continue
             raise CaseError(pid, None, f"no {role} file given in the manifest")

@@ -237,7 +237,7 @@ def encode_brain_networks(workdir: str | Path, patient_ids: list[str] | None = N
     """x_B for every patient: v_N = AE encoder(node samples), v_E = f(tract MRI samples)."""
     workdir = Path(workdir)
     node_model, edge_model = load_self_supervised(workdir)
-    pairs = _atlas_pairs(workdir)
+    edge_index = torch.from_numpy(_atlas_edge_index(workdir)).contiguous()
     key = json.loads((workdir / "ssl" / "models.json").read_text())["key"]
     rows = []
     for pid in progress(patient_ids if patient_ids is not None else available_patients(workdir), "brain networks"):
@@ -253,7 +253,7 @@ def encode_brain_networks(workdir: str | Path, patient_ids: list[str] | None = N
             tensors = {
                 "x": v_n.contiguous(),
                 "edge_attr": v_e.contiguous(),
-                "edge_index": torch.from_numpy(pairs.T.astype(np.int64) - 1).contiguous(),
+                "edge_index": edge_index,
             }
             with atomic_path(path) as tmp:
                 save_file(tensors, str(tmp), metadata={"key": key, "patient_id": pid})
@@ -273,9 +273,11 @@ def _stored_key(path: Path) -> str | None:
         return (f.metadata() or {}).get("key")
 
 
-def _atlas_pairs(workdir: Path) -> np.ndarray:
-    with np.load(workdir / "atlas" / "atlas_sampling.npz", allow_pickle=False) as z:
-        return z["pairs"]
+def _atlas_edge_index(workdir: Path) -> np.ndarray:
+    """(2, T) node rows of each tract's region pair, as stored with the atlas sampling."""
+    from gliotype.modalities.build import AtlasSampling
+
+    return AtlasSampling.load(workdir / "atlas").edge_index.astype(np.int64)
 
 
 def load_brain_network(workdir: str | Path, patient_id: str):

@@ -30,6 +30,18 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def train_loader(dataset, batch_size: int, generator: torch.Generator, **kwargs) -> torch.utils.data.DataLoader:
+    """Shuffled loader of batches of ``min(batch_size, len(dataset))``.
+
+    A last batch of one sample is dropped: batch norm cannot train on it and a
+    contrastive denominator over j != i is empty.
+    """
+    batch_size = max(1, min(batch_size, len(dataset)))
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                                       drop_last=len(dataset) > batch_size and len(dataset) % batch_size == 1,
+                                       **kwargs)
+
+
 def make_optimizer(params, schedule: ScheduleConfig) -> torch.optim.Optimizer:
     """Adam or SGD with the schedule's learning rate, weight decay and momentum."""
     if schedule.optimizer == "adam":

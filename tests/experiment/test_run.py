@@ -1,0 +1,96 @@
+"""`gliotype run` end to end on a tiny synthetic cohort (issue 6): every stage, every table,
+two repeated splits, resumable reruns, nothing but patient IDs in the shared outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from gliotype.config import load_config
+from gliotype.experiment import run_experiment
+from gliotype.experiment.ablations import ABLATIONS
+from gliotype.experiment.run import summarise_repeats
+from gliotype.experiment.tables import TABLE_COLUMNS
+from gliotype.synthetic import SynthConfig, generate_cohort
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    generate_cohort(root / "cohort", SynthConfig(patients=44, seed=3, prevalence=0.4, fa_cases=8, workers=1))
+    config = load_config("tiny", overrides=["workers=2"])
+    result = run_experiment(root / "run", config, data=root / "cohort", repeats=2)
+    return root, config, result
+
+
+def test_every_table_with_the_paper_rows(tiny_run):
+    root, _, _ = tiny_run
+    results = root / "run" / "results"
+    t2, t3, t4 = (pd.read_csv(results / f"table{i}.csv") for i in (2, 3, 4))
+    for t in (t2, t3, t4):
+        assert set(TABLE_COLUMNS) <= set(t.columns)
+        assert t["auc"].between(0, 1).all() and (t["auc_low"] <= t["auc_high"]).all()
+    assert len(t2) == 5
+    assert list(t3["model"]) == ["ResNet(3D)", "DenseNet(3D)", "Multi-modal + MLP", "Multi-modal + SVM",
+                                 "Multi-modal + GNN"]
+    assert list(t4["model"]) == list(ABLATIONS)
+    for name in ("table3.md", "predictions.csv", "roc.png", "report.html", "summary.json"):
+        assert (results / name).stat().st_size > 0
+    preds = pd.read_csv(results / "predictions.csv")
+    assert set(preds.columns) == {"patient_id", "split", "model", "probability", "label"}
+    assert set(preds["split"]) == {"B", "test"}
+
+
+def test_splits_are_disjoint_and_repeats_differ(tiny_run):
+    root, _, result = tiny_run
+    first = pd.read_csv(root / "run" / "splits.csv", dtype={"patient_id": str})
+    second = pd.read_csv(root / "run" / "repeats" / "split-seed-1" / "splits.csv", dtype={"patient_id": str})
+    for s in (first, second):
+        assert not s["patient_id"].duplicated().any()
+    test_1 = set(first.loc[first["split"] == "test", "patient_id"])
+    test_2 = set(second.loc[second["split"] == "test", "patient_id"])
+    assert test_1 != test_2
+    assert set(first.loc[first["split"] == "ssl", "patient_id"]) == set(second.loc[second["split"] == "ssl",
+                                                                               "patient_id"])
+    rep = pd.read_csv(root / "run" / "results" / "repeats_table3.csv")
+    assert (rep["repeats"] == 2).all() and rep["auc_sd"].notna().all()
+    assert "Repeated splits" in (root / "run" / "results" / "report.html").read_text()
+
+
+def test_shared_outputs_name_no_input_path(tiny_run):
+    root, _, _ = tiny_run
+    results = root / "run" / "results"
+    for name in ("report.html", "predictions.csv", "table3.md", "summary.json"):
+        text = (results / name).read_text()
+        assert str(root) not in text and "cohort/" not in text
+
+
+def test_model_folder_is_hashed_and_loads_without_pickle(tiny_run):
+    root, _, _ = tiny_run
+    model = root / "run" / "model"
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert {"config.yaml", "population_graph/gnn.safetensors", "multimodal/model.safetensors"} <= set(
+        manifest["files"])
+    assert not list(model.rglob("*.pt")) and not list(model.rglob("*.pkl"))
+
+
+def test_rerun_reuses_every_stage(tiny_run):
+    root, config, result = tiny_run
+    stamp = {p: p.stat().st_mtime_ns for p in (root / "run" / "models").rglob("model.safetensors")}
+    again = run_experiment(root / "run", config, data=root / "cohort", repeats=1)
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing retrained
+    pd.testing.assert_frame_equal(again["tables"]["table3"], result["tables"]["table3"])
+
+
+def test_summarise_repeats_mean_and_sd():
+    a = pd.DataFrame({"model": ["m", "n"], "auc": [0.6, 0.8], "acc": [0.5, 0.5], "sen": [1.0, 0.0],
+                      "spe": [0.0, 1.0]})
+    b = a.assign(auc=[0.8, 0.8])
+    df = summarise_repeats([a, b]).set_index("model")
+    assert df.loc["m", "auc_mean"] == pytest.approx(0.7)
+    assert df.loc["m", "auc_sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert df.loc["n", "auc_sd"] == 0 and (df["repeats"] == 2).all()

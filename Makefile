@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/gliotype synth --out $(DEMO)/cohort --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
 	$(BIN)/gliotype cohort scan $(DEMO)/cohort --labels $(DEMO)/cohort/labels.csv --out $(DEMO)/manifest.csv
 	$(BIN)/gliotype cohort validate $(DEMO)/manifest.csv
+	$(BIN)/gliotype run --manifest $(DEMO)/manifest.csv --data $(DEMO)/cohort --out $(DEMO)/run --preset cpu
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

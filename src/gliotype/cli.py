@@ -267,18 +267,24 @@ def run(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Or a manifest CSV."),
     no_ablations: bool = typer.Option(False, "--no-ablations", help="Skip the Table 4 ablations."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the 3D CNN baselines."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1,
+                                          help="Redraw the split K times (seeds split.seed + k); mean and SD."),
     preset: str = PRESET,
     config: Optional[Path] = CONFIG,
     set_: list[str] = SET,
 ) -> None:
     """Run every stage of the method and print Table 3 (cached and resumable)."""
     from gliotype.experiment import run_experiment
+    from gliotype.experiment.run import repeats_markdown
     from gliotype.experiment.tables import to_markdown
 
     res = run_experiment(out, _config(preset, config, set_), data=data, manifest=manifest,
-                         ablations=not no_ablations, baselines=not no_baselines)
+                         ablations=not no_ablations, baselines=not no_baselines, repeats=repeats)
     typer.echo("\nTable 3. Comparison with baselines (test set)\n")
     typer.echo(to_markdown(res["tables"]["table3"]))
+    if "repeats" in res:
+        typer.echo("\nTable 3 over repeated splits\n")
+        typer.echo(repeats_markdown(res["repeats"]["table3"]))
     bayes = res["summary"].get("bayes_auc_test")
     if bayes is not None:
         typer.echo(f"\nBayes-optimal AUC of the synthetic test patients: {bayes:.3f}")
@@ -338,6 +344,71 @@ def config_show(
 
     cfg = load_config(preset, config, set_)
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+# --------------------------------------------------------------------------- prediction and explanations
+@app.command()
+@user_errors
+def predict(
+    model: Path = typer.Option(..., "--model", help="Trained model folder (RUNDIR/model from `gliotype run`)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (written only when the prediction succeeds)."),
+    t1: Optional[Path] = typer.Option(None, "--t1", help="Pre-contrast T1."),
+    t1c: Optional[Path] = typer.Option(None, "--t1c", help="Post-contrast T1."),
+    t2: Optional[Path] = typer.Option(None, "--t2", help="T2."),
+    flair: Optional[Path] = typer.Option(None, "--flair", help="T2-FLAIR."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Tumor mask (BraTS labels)."),
+    case: Optional[Path] = typer.Option(None, "--case", help="Or one patient's folder in any known layout."),
+    patient_id: Optional[str] = typer.Option(None, "--patient-id", help="ID in the outputs (default: from the names)."),
+    draws: int = typer.Option(100, "--draws", help="Re-predictions for the uncertainty interval (0: none)."),
+    no_explain: bool = typer.Option(False, "--no-explain", help="Skip Grad-CAM, GNNExplainer and the figures."),
+) -> None:
+    """Predict the IDH status of one patient: prediction.json, report.html, Figs. 7-8, Grad-CAM maps."""
+    from gliotype.prediction import inputs_from_case, load_model, predict_patient
+
+    files = {"t1": t1, "t1c": t1c, "t2": t2, "flair": flair, "mask": mask}
+    if case is not None:
+        if any(files.values()):
+            _fail("give either --case or the five files --t1 --t1c --t2 --flair --mask, not both")
+        pid, inputs = inputs_from_case(case, patient_id)
+        pid = patient_id or pid
+    else:
+        missing = [f"--{k}" for k, v in files.items() if v is None]
+        if missing:
+            _fail(f"missing {', '.join(missing)} (or give --case DIR)")
+        pid, inputs = patient_id, files
+    trained = load_model(model)
+    res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain)
+    lo, hi = res.interval
+    typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
+               f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {res.record['threshold']:.3f}")
+    typer.echo(f"report: {out / 'report.html'}")
+
+
+@app.command()
+@user_errors
+def explain(
+    rundir: Path = typer.Argument(..., help="Run folder written by `gliotype run`."),
+    more: Optional[list[str]] = typer.Argument(None, metavar="[ID]...", help="More patient IDs after --patients."),
+    patients: Optional[list[str]] = typer.Option(None, "--patients", help="Patient IDs: --patients A B C."),
+    all_: bool = typer.Option(False, "--all", help="Every patient of the run."),
+    epochs: int = typer.Option(200, "--epochs", help="GNNExplainer epochs."),
+    seed: int = typer.Option(0, "--seed", help="GNNExplainer seed."),
+) -> None:
+    """Figs. 7-8 and Grad-CAM maps per patient, density of important edges by IDH group (RUNDIR/explain/)."""
+    from gliotype.prediction import explain_run
+
+    ids = [i for item in [*(patients or []), *(more or [])] for i in item.split(",") if i.strip()]
+    if more and not patients:
+        _fail(f"unexpected argument {more[0]}: give patient IDs after --patients")
+    if all_ == bool(ids):
+        _fail("give --patients ID [ID ...] or --all")
+    res = explain_run(rundir, None if all_ else [i.strip() for i in ids], epochs=epochs, seed=seed)
+    typer.echo(f"explained {res['patients']} patients: {rundir / 'explain'}")
+    for g in res.get("groups", []):
+        if g["n"]:
+            typer.echo(f"  {g['group']}: {g['n']} patients, mean density of important edges {g['mean_density']:.3f}")
+    if res.get("p_value") is not None:
+        typer.echo(f"  Mann-Whitney U = {res['mann_whitney_u']:.1f}, two-sided p = {res['p_value']:.3g}")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gliotype`

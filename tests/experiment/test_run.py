@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    generate_cohort(root / "cohort", SynthConfig(patients=44, seed=3, prevalence=0.4, fa_cases=8, workers=1))
+    generate_cohort(root / "cohort", SynthConfig(patients=30, seed=3, prevalence=0.5, fa_cases=6, workers=2))
     config = load_config("tiny", overrides=["workers=2"])
     result = run_experiment(root / "run", config, data=root / "cohort", repeats=2)
     return root, config, result

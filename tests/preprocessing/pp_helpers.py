@@ -7,15 +7,14 @@ keeps the builder's JSON result next to it (as ``tests/synthetic/conftest.py`` d
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 from gliotype.config import load_config
+from locks import locked
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # two xdist workers on two cores: one ITK thread each
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
@@ -52,16 +51,6 @@ def synth(out: Path, **kwargs) -> Path:
     return out
 
 
-@contextmanager
-def _locked(path: Path):
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def once(tmp_path_factory, name: str, build):
     """``(folder, build(folder))``, built once per test run (shared by the xdist workers)."""
     base = tmp_path_factory.getbasetemp()
@@ -70,7 +59,7 @@ def once(tmp_path_factory, name: str, build):
     root = base / "preprocessing-shared"
     root.mkdir(exist_ok=True)
     folder = root / name
-    with _locked(root / f"{name}.lock"):
+    with locked(root / f"{name}.lock"):
         marker = root / f"{name}.json"
         if marker.exists():
             return folder, json.loads(marker.read_text())

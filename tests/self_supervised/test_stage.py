@@ -121,3 +121,23 @@ def test_split_holdout_is_seeded_and_disjoint():
     tr, va = split_holdout(ids, 0.2, 0)
     assert len(va) == 4 and not set(tr) & set(va) and sorted(tr + va) == sorted(ids)
     assert split_holdout(ids, 0.2, 0) == (tr, va) and split_holdout(ids, 0.2, 1) != (tr, va)
+
+
+def test_brain_network_attributes_are_standardised_on_the_training_patients(trained):
+    root, _, report = trained
+    encode_brain_networks(root)
+    nets = [load_brain_network(root, p) for p in report["train_patients"]]
+    for attr in ("x", "edge_attr"):
+        values = torch.cat([getattr(n, attr) for n in nets])
+        torch.testing.assert_close(values.mean(0), torch.zeros(values.shape[1]), atol=1e-4, rtol=0)
+        torch.testing.assert_close(values.std(0), torch.ones(values.shape[1]), atol=1e-3, rtol=0)
+
+
+def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path):
+    from gliotype.utils.training import fit
+
+    model = torch.nn.Linear(2, 1)
+    loader = [torch.ones(4, 2)]
+    schedule = load_config("tiny").ssl.node
+    with pytest.raises(GliotypeError, match="diverged"):
+        fit(model, lambda b: model(b).sum() * float("nan"), loader, schedule, tmp_path / "ck", "node autoencoder")

@@ -8,24 +8,13 @@ Tests only read these folders; the ones that modify a cohort copy it first.
 
 from __future__ import annotations
 
-import fcntl
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from gliotype.synthetic import SynthConfig, generate_cohort
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+from locks import locked
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +28,7 @@ def shared_cohort(tmp_path_factory):
 
     def make(name: str, config: SynthConfig):
         out = root / name
-        with _locked(root / f"{name}.lock"):
+        with locked(root / f"{name}.lock"):
             summary = generate_cohort(out, config)
         return out, summary
 

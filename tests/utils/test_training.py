@@ -66,3 +66,20 @@ def test_weights_roundtrip_through_safetensors(tmp_path):
     save_weights(a, tmp_path / "w.safetensors")
     load_weights(b, tmp_path / "w.safetensors")
     torch.testing.assert_close(a.weight, b.weight)
+
+
+def test_a_checkpoint_of_another_key_is_not_resumed(tmp_path):
+    model, loader, schedule, loss = _setup(epochs=3)
+    calls = []
+
+    def counted(batch):
+        calls.append(1)
+        return loss(batch)
+
+    assert len(fit(model, counted, loader, schedule, tmp_path, "t", key="config A")) == 3
+    n = len(calls)
+    assert len(fit(model, counted, loader, schedule, tmp_path, "t", key="config A")) == 3
+    assert len(calls) == n  # finished under the same key: nothing trained
+    assert len(fit(model, counted, loader, schedule, tmp_path, "t", key="config B")) == 3
+    assert len(calls) == 2 * n  # another key: trained anew from epoch 1
+    assert (tmp_path / "key.txt").read_text() == "config B"

@@ -191,6 +191,7 @@ class BaselinesConfig(ScheduleConfig):
     """
 
     models: list[Literal["resnet34", "densenet121"]] = Field(default_factory=lambda: ["resnet34", "densenet121"])
+    width: float = Field(1.0, gt=0)  # channel scale; cpu: 0.25 like its encoders
     optimizer: Literal["adam", "sgd"] = "sgd"
     batch_size: int = 20
 

@@ -1,10 +1,13 @@
 """The trained-model folder that ``gliotype predict`` loads (self-contained, no pickle).
 
 Contents: ``config.yaml``; ``ssl/`` (node autoencoder, edge model, sizes); ``atlas/``
-(the fixed voxel positions and tract pairs); ``multimodal/`` (weights, sizes);
-``population_graph/`` (stored node features u_T, u_B of the graph patients, their
-labels, the standardisation statistics, the GNN weights, the threshold) and
-``manifest.json`` with hashes of every file.
+(the fixed voxel positions and tract pairs, the tract matrix of eq. 2, the region
+centroids for Fig. 8); ``multimodal/`` (weights, sizes); ``population_graph/`` (stored
+node features u_T, u_B of the graph patients, their labels and transductive
+probabilities, the standardisation statistics, the GNN weights, the threshold) and
+``manifest.json`` with the sha256 of every file. ``gliotype.prediction.load_model``
+reads it back (safetensors, ``np.load(allow_pickle=False)``, JSON and YAML only).
+See ``docs/prediction.md``.
 """
 
 from __future__ import annotations
@@ -61,9 +64,14 @@ def export_model(
     pg.mkdir(exist_ok=True)
     u_t, u_b = feature_matrix(features, "u_T"), feature_matrix(features, "u_B")
     labels = np.where(labelled, y, -1.0).astype(np.float32)
+    probability = _transductive_probability(gnn)
     with atomic_path(pg / "nodes.npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, u_t=u_t, u_b=u_b, labels=labels, labelled=labelled, patient_id=np.array(graph_ids, dtype="U64"))
+            np.savez(fh, u_t=u_t, u_b=u_b, labels=labels, labelled=labelled, patient_id=np.array(graph_ids, dtype="U64"),
+                     probability=probability)
+    _save_standardisation(pg / "standardisation.npz", u_t, u_b, labelled, gnn.artifacts["node"],
+                          gnn.artifacts["edge"], config.population_graph.standardise)
+    _save_regions(folder / "atlas" / "regions.npz", config)
     save_weights(gnn.artifacts["model"], pg / "gnn.safetensors")
     threshold = youden_threshold(y[labelled], gnn.p_train) if config.evaluation.threshold == "youden" else 0.5
     meta = {
@@ -73,6 +81,10 @@ def export_model(
         "standardise": config.population_graph.standardise,
         "threshold": threshold,
         "in_channels": int(gnn.artifacts["graph"].x.shape[1]),
+        "gat": list(config.population_graph.gat),
+        "dropout": config.population_graph.dropout,
+        "nodes": len(graph_ids),
+        "labelled_nodes": int(np.sum(labelled)),
     }
     atomic_write(pg / "meta.json", json.dumps(meta, indent=2))
     files = {str(p.relative_to(folder)): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file()
@@ -80,3 +92,47 @@ def export_model(
     atomic_write(folder / "manifest.json", json.dumps({"gliotype_version": __version__,
                                                        "config_hash": config_hash(config), "files": files}, indent=2))
     return folder
+
+
+def _transductive_probability(gnn) -> np.ndarray:
+    """P(IDH mutant) of every stored node in the trained (transductive) graph, graph order."""
+    from gliotype.population_graph import predict_proba
+
+    return predict_proba(gnn.artifacts["model"], gnn.artifacts["graph"]).astype(np.float32)
+
+
+def standardisation_stats(features: np.ndarray, reference: np.ndarray, standardise: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std of the ``reference`` rows, as :func:`standardise_columns` computes them."""
+    features = np.asarray(features, dtype=np.float64)
+    if not standardise:
+        return np.zeros(features.shape[1]), np.ones(features.shape[1])
+    ref = features[np.asarray(reference)]
+    mean, std = ref.mean(0), ref.std(0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _save_standardisation(path: Path, u_t, u_b, labelled, node: str, edge: str, standardise: bool) -> None:
+    """The z-score statistics of the node and edge features (labelled nodes, open point 9)."""
+    from gliotype.population_graph import select_features
+
+    ref = np.flatnonzero(labelled)
+    stats = {}
+    for name, which in (("node", node), ("edge", edge)):
+        mean, std = standardisation_stats(select_features(u_t, u_b, which), ref, standardise)
+        stats[f"{name}_mean"], stats[f"{name}_std"] = mean, std
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **stats)
+
+
+def _save_regions(path: Path, config: GliotypeConfig) -> None:
+    """Centroids (MNI mm) of the node-atlas regions in node-row order, for the glass brain of Fig. 8."""
+    from gliotype.atlases import load_node_atlas
+    from gliotype.interpretation import region_centroids
+
+    atlas = load_node_atlas(config.atlas.node_atlas, n_regions=config.atlas.n_regions)
+    centroids = region_centroids(atlas.labels, atlas.affine, atlas.regions)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, regions=np.asarray(atlas.regions, dtype=np.int64), centroids_mm=centroids,
+                     names=np.asarray(atlas.names, dtype="U64"))

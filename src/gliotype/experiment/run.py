@@ -87,7 +87,7 @@ def _features_for(workdir, model_dir, ids, config) -> pd.DataFrame:
     if path.exists():
         cached = pd.read_csv(path, dtype={"patient_id": str})
         if set(cached["patient_id"]) >= set(ids):
-            return cached.set_index("patient_id").loc[list(ids)].reset_index()
+            return cached.set_index("patient_id", drop=False).loc[list(ids)].reset_index(drop=True)
     feats = extract_features(workdir, load_multimodal(model_dir, config), ids, config.multimodal)
     save_features(feats, path)
     return feats

@@ -7,11 +7,13 @@ test patients; the full model is compared with each other model by DeLong's test
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 
 from gliotype.config.schema import EvaluationConfig, PopulationGraphConfig
 from gliotype.evaluation import binary_metrics, bootstrap_auc_ci, delong_test, youden_threshold
@@ -79,7 +81,9 @@ def feature_models(x_train, y_train, x_test, seed: int = 0) -> list[Scored]:
     out = []
     svm = partial(svm_classifier, folds=calibration_folds(y_train))
     for name, make in (("Multi-modal + MLP", mlp_classifier), ("Multi-modal + SVM", svm)):
-        model = make(seed=seed).fit(x_train, y_train)
+        with warnings.catch_warnings():  # the MLP may stop at max_iter on tiny sets; its result still counts
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = make(seed=seed).fit(x_train, y_train)
         out.append(Scored(name, model.predict_proba(x_train)[:, 1], model.predict_proba(x_test)[:, 1]))
     return out
 

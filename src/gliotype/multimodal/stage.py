@@ -116,7 +116,7 @@ def train_multimodal(
             losses = [float(multimodal_loss(model, model(b), b.label)[0]) for b in val_loader if b.size >= 2]
             return float(np.mean(losses)) if losses else float("inf")
 
-    fit(model, batch_loss, loader, mm, out / "checkpoints", "multi-modal training", resume, seed=config.seed,
+    fit(model, batch_loss, loader, mm, out / "checkpoints", "multi-modal training", resume, seed=config.seed, key=key,
         validate=validate, patience=patience)
     save_weights(model, out / "model.safetensors")
     atomic_write(meta_path, json.dumps({"key": key, "encoders": list(mm.encoders)}, indent=2))

@@ -6,7 +6,10 @@
   v_E', projected by g, g' into a common space and aligned with eq. 1.
 
 Inputs are standardised per feature with statistics of the training rows, kept as
-buffers so they travel with the weights.
+buffers so they travel with the weights. So are the codes: :meth:`attributes` gives
+v_N / v_E z-scored per dimension with the statistics of the training patients' codes
+(the losses are scale-free, eq. 1 is a cosine, so the raw codes drift to magnitudes in
+the thousands and made the brain-network encoder diverge; docs/design.md).
 """
 
 from __future__ import annotations
@@ -51,9 +54,14 @@ class NodeAutoencoder(nn.Module):
         self.norm = Standardize(in_features)
         self.encoder = MLP([in_features, *hidden, latent])
         self.decoder = MLP([latent, *reversed(list(hidden)), in_features])
+        self.code_norm = Standardize(latent)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.norm(x))
+
+    def attributes(self, x: torch.Tensor) -> torch.Tensor:
+        """v_N: the standardised code, the node attribute of the brain network."""
+        return self.code_norm(self.encode(x))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         target = self.norm(x)
@@ -83,10 +91,15 @@ class EdgeContrastiveModel(nn.Module):
         self.fa_encoder = MLP([fa_features, *fa_hidden, latent])
         self.mri_head = MLP([latent, *projection])
         self.fa_head = MLP([latent, *projection])
+        self.code_norm = Standardize(latent)
 
     def encode(self, x_mri: torch.Tensor) -> torch.Tensor:
-        """v_E: the edge attribute from anatomical MRI alone."""
+        """The raw code of the anatomical MRI branch."""
         return self.mri_encoder(self.mri_norm(x_mri))
+
+    def attributes(self, x_mri: torch.Tensor) -> torch.Tensor:
+        """v_E: the standardised code from anatomical MRI alone, the edge attribute."""
+        return self.code_norm(self.encode(x_mri))
 
     def forward(self, x_mri: torch.Tensor, x_fa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z_E = g(v_E), z_E' = g'(v_E')."""

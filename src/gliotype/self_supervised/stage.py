@@ -140,8 +140,12 @@ def reconstruction_error(model: NodeAutoencoder, x: torch.Tensor) -> tuple[float
     return float(((recon - target) ** 2).mean()), float((target**2).mean())
 
 
+SSL_FORMAT = 2  # 2: standardised codes (code_norm); bump when stored models change shape
+
+
 def _stage_key(config: GliotypeConfig, train_ids: list[str], val_ids: list[str]) -> str:
-    text = json.dumps([config_hash(config, "ssl", "atlas"), config.seed, train_ids, val_ids, __version__])
+    text = json.dumps([config_hash(config, "ssl", "atlas"), config.seed, train_ids, val_ids, __version__,
+                       SSL_FORMAT])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -174,7 +178,8 @@ def train_self_supervised(
         recon, target = node_model(batch[0])
         return torch.nn.functional.mse_loss(recon, target)
 
-    node_hist = fit(node_model, node_loss, node_loader, node_cfg, out / "node", "node autoencoder", resume, seed=config.seed)
+    node_hist = fit(node_model, node_loss, node_loader, node_cfg, out / "node", "node autoencoder", resume,
+                    seed=config.seed, key=key)
 
     # Edge model: eq. 1 between anatomical MRI and FA tract samples, SGD.
     mri, fa, owner = _edge_rows(workdir, train_ids)
@@ -189,7 +194,8 @@ def train_self_supervised(
         z, z_fa = edge_model(*batch)
         return cross_modal_contrastive(z, z_fa, edge_cfg.temperature, edge_cfg.loss).mean()
 
-    edge_hist = fit(edge_model, edge_loss, edge_loader, edge_cfg, out / "edge", "edge model", resume, seed=config.seed)
+    edge_hist = fit(edge_model, edge_loss, edge_loader, edge_cfg, out / "edge", "edge model", resume,
+                    seed=config.seed, key=key)
 
     # Evidence of learning on the held-out FA patients (training patients when none is held out).
     eval_ids = val_ids or train_ids
@@ -206,6 +212,9 @@ def train_self_supervised(
         "node_final_loss": node_hist[-1]["loss"] if node_hist else None,
         "edge_final_loss": edge_hist[-1]["loss"] if edge_hist else None,
     }
+    with torch.no_grad():  # statistics of the codes, so x_B is standardised (models.py)
+        node_model.eval().code_norm.fit(node_model.encode(x_node))
+        edge_model.eval().code_norm.fit(edge_model.encode(mri))
     save_weights(node_model, out / "node_autoencoder.safetensors")
     save_weights(edge_model, out / "edge_model.safetensors")
     atomic_write(out / "report.json", json.dumps(report, indent=2))
@@ -248,8 +257,8 @@ def encode_brain_networks(workdir: str | Path, patient_ids: list[str] | None = N
                 continue
             s = load_atlas_samples(workdir, pid)
             with torch.no_grad():
-                v_n = node_model.encode(torch.from_numpy(s["node"].astype(np.float32)))
-                v_e = edge_model.encode(torch.from_numpy(s["tract"].astype(np.float32)))
+                v_n = node_model.attributes(torch.from_numpy(s["node"].astype(np.float32)))
+                v_e = edge_model.attributes(torch.from_numpy(s["tract"].astype(np.float32)))
             tensors = {
                 "x": v_n.contiguous(),
                 "edge_attr": v_e.contiguous(),

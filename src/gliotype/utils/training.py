@@ -66,12 +66,15 @@ class Checkpointer:
     """Save and restore ``model + optimiser + scheduler + history`` in one folder.
 
     Files: ``model.safetensors`` (weights), ``state.pt`` (optimiser, scheduler, RNG),
-    ``history.json`` (one row per finished epoch). ``state.pt`` is written last, so a
-    checkpoint is complete when it exists and names the same epoch as the history.
+    ``history.json`` (one row per finished epoch), ``key.txt`` (what was being trained:
+    config, patients, code version). ``state.pt`` is written last, so a checkpoint is
+    complete when it exists and names the same epoch as the history. A checkpoint of
+    another key is never resumed (it is overwritten by the new training).
     """
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, key: str = ""):
         self.folder = Path(folder)
+        self.key = key
 
     @property
     def weights(self) -> Path:
@@ -79,6 +82,7 @@ class Checkpointer:
 
     def save(self, epoch: int, model: nn.Module, optimizer, scheduler, history: list[dict]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.folder / "key.txt", self.key)
         save_weights(model, self.weights)
         atomic_write(self.folder / "history.json", json.dumps(history, indent=1))
         state = {
@@ -93,6 +97,9 @@ class Checkpointer:
     def restore(self, model: nn.Module, optimizer, scheduler) -> Checkpoint | None:
         """Load the last complete checkpoint into the objects; None when there is none."""
         if not (self.folder / "state.pt").exists() or not self.weights.exists():
+            return None
+        key_file = self.folder / "key.txt"
+        if (key_file.read_text() if key_file.exists() else "") != self.key:
             return None
         state = torch.load(self.folder / "state.pt", weights_only=True)
         load_weights(model, self.weights)
@@ -128,6 +135,7 @@ def fit(
     seed: int = 0,
     validate=None,
     patience: int | None = None,
+    key: str = "",
 ) -> list[dict]:
     """Train ``model`` for ``schedule.epochs`` epochs with a checkpoint after each one.
 
@@ -135,7 +143,8 @@ def fit(
     the loss terms. With ``resume`` the last complete checkpoint in ``folder`` is
     restored and training continues from the next epoch (a finished run returns its
     history without training). Each epoch reseeds torch and the loader's generator from
-    ``seed + epoch``, so a resumed run equals an uninterrupted one.
+    ``seed + epoch``, so a resumed run equals an uninterrupted one. ``key`` names what
+    is trained (config, patients); a checkpoint written under another key is ignored.
 
     ``validate() -> float`` (a validation loss, lower is better) is called after every
     epoch; with ``patience`` training stops after that many epochs without improvement,
@@ -153,7 +162,7 @@ def fit(
     log = get_logger(__name__)
     optimizer = make_optimizer(params if params is not None else model.parameters(), schedule)
     scheduler = make_scheduler(optimizer, schedule)
-    ckpt = Checkpointer(folder)
+    ckpt = Checkpointer(folder, key)
     best_path = Path(folder) / "best.safetensors"
     history: list[dict] = []
     start = 0
@@ -172,6 +181,11 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             result = batch_loss(batch)
             loss, parts = result if isinstance(result, tuple) else (result, {})
+            if not torch.isfinite(loss):
+                from gliotype.errors import GliotypeError
+
+                raise GliotypeError(f"{desc}: the loss became {float(loss.detach())} in epoch {epoch + 1}; training diverged "
+                                    "(lower the learning rate of this stage with --set ...lr=)")
             loss.backward()
             optimizer.step()
             total += float(loss.detach())

@@ -1,0 +1,89 @@
+"""Time ``gliotype predict`` on the real TCGA case (goal: <= 60 s on 2 CPU cores, registration included).
+
+    python benchmarks/bench_predict.py [--model RUNDIR/model] [--real DIR] [--repeats 2] [--keep DIR]
+
+Without ``--model`` a throwaway model with the ``cpu`` preset's architecture is trained
+first on a 40-patient synthetic cohort with a few epochs (prediction time depends on the
+network sizes, not on how long they were trained; this takes a few minutes and is not
+timed). Prints the seconds of every step (input checks, preprocessing with SyN,
+modalities, brain network, features, population graph with the subsampling interval,
+explanations) and the wall time including the model loading. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_preprocess import REAL_ID, _real_dir  # noqa: E402  (benchmarks/ is on sys.path)
+
+GOAL_S = 60.0
+
+
+def _train_model(tmp: Path) -> Path:
+    from gliotype.config import load_config
+    from gliotype.experiment import run_experiment
+    from gliotype.synthetic import SynthConfig, generate_cohort
+
+    print("training a throwaway cpu-preset model (not timed) ...", flush=True)
+    generate_cohort(tmp / "cohort", SynthConfig(patients=40, fa_cases=8, seed=0))
+    config = load_config("cpu", overrides=["multimodal.epochs=2", "ssl.node.epochs=3", "ssl.edge.epochs=2",
+                                           "evaluation.bootstrap=20"])
+    run_experiment(tmp / "run", config, data=tmp / "cohort", ablations=False, baselines=False)
+    return tmp / "run" / "model"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, help="model folder (default: train a throwaway cpu-preset model)")
+    ap.add_argument("--real", type=Path, help="folder holding TCGA-DU-7294/ (default ../shared/data/real)")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--keep", type=Path, help="keep the outputs here")
+    args = ap.parse_args()
+    os.environ.setdefault("GLIOTYPE_PROGRESS", "0")
+    real = _real_dir(args.real)
+    if real is None:
+        print("the real case is absent (../shared/data/real/TCGA-DU-7294): nothing to time")
+        return 0
+    from gliotype.prediction import inputs_from_case, load_model, predict_patient
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-predict-"))
+    try:
+        model_dir = args.model or _train_model(tmp)
+        print(f"cores: {os.cpu_count()}, torch threads: {__import__('torch').get_num_threads()}")
+        totals = []
+        for k in range(args.repeats):
+            t0 = time.perf_counter()
+            model = load_model(model_dir)
+            t_load = time.perf_counter() - t0
+            pid, inputs = inputs_from_case(real / REAL_ID)
+            out = (args.keep or tmp) / f"prediction-{k}"
+            if out.exists():
+                shutil.rmtree(out)
+            res = predict_patient(model, inputs, pid, out)
+            wall = time.perf_counter() - t0
+            totals.append(wall)
+            rec = json.loads((out / "prediction.json").read_text())
+            steps = ", ".join(f"{n} {s:.1f}s" for n, s in rec["seconds"].items())
+            expl = ", ".join(f"{n} {s:.1f}s" for n, s in rec["interpretation"].get("seconds", {}).items())
+            print(f"run {k + 1}: preset {model.config.preset}, P(IDH mutant) {res.probability:.3f} "
+                  f"[{res.interval[0]:.3f}, {res.interval[1]:.3f}] -> {res.decision}")
+            print(f"  model loading {t_load:.1f}s; {steps}")
+            print(f"  explanations: {expl}")
+            print(f"  wall time incl. loading: {wall:.1f}s (goal <= {GOAL_S:.0f}s)")
+        best, worst = min(totals), max(totals)
+        print(f"predict on {REAL_ID}: {best:.1f}-{worst:.1f}s over {len(totals)} runs "
+              f"({'within' if worst <= GOAL_S else 'OVER'} the {GOAL_S:.0f}s goal)")
+        return 0 if worst <= GOAL_S else 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Single-patient prediction and explanations with a trained model folder (paper sections 3.4, 4.5).
+
+- :func:`load_model`: verify (sha256 manifest) and load ``RUNDIR/model`` without unpickling.
+- :func:`predict_patient`: preprocess, build the modalities with the stored atlas sampling,
+  encode, insert into the stored population graph (inductive) and predict; writes
+  ``prediction.json``, ``report.html``, Figs. 7-8 and the Grad-CAM maps atomically.
+- :func:`explain_run`: Figs. 7-8 and Grad-CAM maps for patients of a finished run, and the
+  density of important edges by IDH group.
+
+See ``docs/prediction.md``.
+"""
+
+from gliotype.prediction.explain import explain_case, explain_run
+from gliotype.prediction.model import ModelError, TrainedModel, load_model, verify_manifest
+from gliotype.prediction.predict import (
+    Prediction,
+    check_inputs,
+    graph_predict,
+    inputs_from_case,
+    patient_id_from_files,
+    predict_patient,
+)
+
+__all__ = [
+    "ModelError",
+    "Prediction",
+    "TrainedModel",
+    "check_inputs",
+    "explain_case",
+    "explain_run",
+    "graph_predict",
+    "inputs_from_case",
+    "load_model",
+    "patient_id_from_files",
+    "predict_patient",
+    "verify_manifest",
+]

@@ -1,0 +1,257 @@
+"""Load a trained-model folder (``RUNDIR/model``, written by :mod:`gliotype.experiment.export`).
+
+Every file the prediction reads is checked against its sha256 in ``manifest.json``
+first; a modified, missing or unlisted file stops the loading with one line. Nothing
+is unpickled: weights are safetensors, arrays ``np.load(allow_pickle=False)``, the rest
+JSON and YAML (``yaml.safe_load``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from gliotype import __version__
+from gliotype.config import GliotypeConfig
+from gliotype.errors import GliotypeError
+from gliotype.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+#: Files a model folder must hold (``manifest.json`` aside). The region centroids and the
+#: standardisation statistics were added later; older folders get them recomputed.
+REQUIRED_FILES = (
+    "config.yaml",
+    "ssl/node_autoencoder.safetensors",
+    "ssl/edge_model.safetensors",
+    "ssl/models.json",
+    "atlas/atlas_sampling.npz",
+    "atlas/tract_matrix.npz",
+    "atlas/tract_grid.json",
+    "multimodal/model.safetensors",
+    "multimodal/model.json",
+    "population_graph/nodes.npz",
+    "population_graph/gnn.safetensors",
+    "population_graph/meta.json",
+)
+OPTIONAL_FILES = ("population_graph/standardisation.npz", "atlas/regions.npz")
+
+
+class ModelError(GliotypeError):
+    """A model folder that is incomplete, modified or unreadable."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class TrainedModel:
+    """Everything a prediction needs, loaded from a model folder.
+
+    ``graph`` is the stored population graph rebuilt exactly as in training (features
+    z-scored with the stored statistics, eq. 8 edges at ``theta``); ``edge_features``
+    its standardised edge features, to link new patients to it.
+    """
+
+    folder: Path
+    config: GliotypeConfig
+    manifest: dict
+    model_id: str  # first 16 hex digits of the sha256 of manifest.json
+    multimodal: torch.nn.Module
+    gnn: torch.nn.Module
+    graph: object  # gliotype.population_graph.PopulationGraph
+    edge_features: np.ndarray  # (N, D_edge) standardised
+    node_mean: np.ndarray
+    node_std: np.ndarray
+    edge_mean: np.ndarray
+    edge_std: np.ndarray
+    stored_probability: np.ndarray | None  # transductive P(mutant) of every stored node
+    labels: np.ndarray  # (N,) 1, 0 or -1 (unlabelled)
+    meta: dict
+    region_centroids: np.ndarray  # (R, 3) MNI mm, node-row order
+    region_names: list[str]
+    graph_check: float | None  # max |p(rebuilt graph) - stored p| over the stored nodes
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["threshold"])
+
+    @property
+    def theta(self) -> float:
+        return float(self.meta["theta"])
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("gliotype_version", "unknown"))
+
+    @property
+    def config_hash(self) -> str:
+        return str(self.manifest.get("config_hash", ""))
+
+    @property
+    def patient_ids(self) -> list[str]:
+        return list(self.graph.patient_id)
+
+    def without(self, patient_ids) -> TrainedModel:
+        """A copy whose stored graph lacks ``patient_ids`` (e.g. to re-insert one as new: leave-one-out).
+
+        The standardisation statistics stay those of training.
+        """
+        import dataclasses
+
+        from torch_geometric.utils import subgraph
+
+        from gliotype.population_graph.graph import PopulationGraph
+
+        drop = {str(p) for p in patient_ids}
+        unknown = drop - set(self.graph.patient_id)
+        if unknown:
+            raise GliotypeError(f"patient {sorted(unknown)[0]} is not a node of the stored graph")
+        keep = np.array([i for i, p in enumerate(self.graph.patient_id) if p not in drop], dtype=np.int64)
+        g = self.graph
+        idx = torch.as_tensor(keep)
+        ei, w = subgraph(idx, g.edge_index, g.edge_weight, relabel_nodes=True, num_nodes=g.num_nodes)
+        sub = PopulationGraph(x=g.x[idx], edge_index=ei, edge_weight=w, y=g.y[idx],
+                              patient_id=[g.patient_id[i] for i in keep])
+        return dataclasses.replace(
+            self, graph=sub, edge_features=self.edge_features[keep], labels=self.labels[keep],
+            stored_probability=None if self.stored_probability is None else self.stored_probability[keep])
+
+    def standardise(self, node: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """New patients' node and edge features on the stored scale."""
+        return ((np.asarray(node, np.float64) - self.node_mean) / self.node_std,
+                (np.asarray(edge, np.float64) - self.edge_mean) / self.edge_std)
+
+
+def verify_manifest(folder: Path) -> dict:
+    """Check every file listed in ``manifest.json`` (present, same sha256) and the required ones."""
+    path = folder / "manifest.json"
+    if not folder.is_dir():
+        raise ModelError(f"model folder {folder.name} not found")
+    if not path.is_file():
+        raise ModelError(f"model folder {folder.name} has no manifest.json (not a gliotype model folder?)")
+    try:
+        manifest = json.loads(path.read_text())
+        files = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError):
+        raise ModelError(f"model folder {folder.name}: manifest.json is not readable") from None
+    missing = [f for f in REQUIRED_FILES if f not in files]
+    if missing:
+        raise ModelError(f"model folder {folder.name}: manifest.json lists no {missing[0]} (incomplete export)")
+    for rel, digest in sorted(files.items()):
+        p = folder / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise ModelError(f"model folder {folder.name}: manifest.json names a file outside the folder")
+        if not p.is_file():
+            raise ModelError(f"model folder {folder.name}: {rel} is missing")
+        if sha256_file(p) != digest:
+            raise ModelError(f"model folder {folder.name}: {rel} does not match its sha256 in manifest.json "
+                             "(modified or corrupted); re-export the model")
+    return manifest
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def load_model(model_dir: str | Path) -> TrainedModel:
+    """Verify and load a model folder (``RUNDIR/model``)."""
+    from gliotype.multimodal.stage import load_multimodal
+    from gliotype.population_graph import PopulationGNN, predict_proba, select_features
+    from gliotype.population_graph.graph import PopulationGraph, correlation_edges
+    from gliotype.self_supervised import load_self_supervised
+    from gliotype.utils.training import load_weights
+
+    folder = Path(model_dir)
+    manifest = verify_manifest(folder)
+    listed = set(manifest["files"])
+    try:
+        raw = yaml.safe_load((folder / "config.yaml").read_text())
+        config = GliotypeConfig.model_validate(raw)
+    except Exception as exc:
+        raise ModelError(f"model folder {folder.name}: config.yaml is not a valid configuration for gliotype "
+                         f"{__version__} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    # the hash of the file's own values (sections added to the schema later get defaults
+    # when validated, which would change config_hash(config) but not what was trained)
+    raw_hash = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
+    if manifest.get("config_hash") and raw_hash != manifest["config_hash"]:
+        raise ModelError(f"model folder {folder.name}: config.yaml does not match the config hash in manifest.json")
+
+    try:
+        load_self_supervised(folder)  # the SSL models load (sizes and weights agree)
+        mm = load_multimodal(folder / "multimodal", config)
+        meta = json.loads((folder / "population_graph" / "meta.json").read_text())
+        nodes = _load_npz(folder / "population_graph" / "nodes.npz")
+        from gliotype.modalities.build import AtlasSampling
+
+        if AtlasSampling.load(folder / "atlas").edge_index is None:
+            raise ModelError(f"model folder {folder.name}: the atlas sampling has no edge_index "
+                             "(exported by an older gliotype); rerun `gliotype run` to re-export")
+        gat = meta.get("gat", list(config.population_graph.gat))
+        gnn = PopulationGNN(int(meta["in_channels"]), gat, float(meta.get("dropout", 0.0)))
+        gnn = load_weights(gnn, folder / "population_graph" / "gnn.safetensors").eval()
+    except GliotypeError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"model folder {folder.name}: cannot load the trained networks "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''})") from None
+
+    u_t, u_b = nodes["u_t"].astype(np.float64), nodes["u_b"].astype(np.float64)
+    labelled = nodes["labelled"].astype(bool)
+    node = select_features(u_t, u_b, meta["node_weight"])
+    edge = select_features(u_t, u_b, meta["edge_weight"])
+    if "population_graph/standardisation.npz" in listed:
+        st = _load_npz(folder / "population_graph" / "standardisation.npz")
+        node_mean, node_std, edge_mean, edge_std = st["node_mean"], st["node_std"], st["edge_mean"], st["edge_std"]
+    else:  # older export: the statistics of the labelled nodes, as in training
+        from gliotype.experiment.export import standardisation_stats
+
+        ref = np.flatnonzero(labelled)
+        node_mean, node_std = standardisation_stats(node, ref, bool(meta["standardise"]))
+        edge_mean, edge_std = standardisation_stats(edge, ref, bool(meta["standardise"]))
+    node_z = (node - node_mean) / node_std
+    edge_z = (edge - edge_mean) / edge_std
+    ei, w = correlation_edges(edge_z, float(meta["theta"]))
+    ids = [str(p) for p in nodes["patient_id"]]
+    graph = PopulationGraph(x=torch.as_tensor(node_z, dtype=torch.float32), edge_index=torch.as_tensor(ei),
+                            edge_weight=torch.as_tensor(w), y=torch.as_tensor(nodes["labels"].astype(np.float32)),
+                            patient_id=ids)
+    stored_p = nodes.get("probability")
+    check = None
+    if stored_p is not None:
+        check = float(np.max(np.abs(predict_proba(gnn, graph) - stored_p))) if len(stored_p) else 0.0
+        if check > 1e-3:
+            log.warning("the rebuilt population graph gives other probabilities than in training (max difference "
+                        "%.2g): check the gliotype and torch versions", check)
+
+    if "atlas/regions.npz" in listed:
+        reg = _load_npz(folder / "atlas" / "regions.npz")
+        centroids, names = reg["centroids_mm"], [str(n) for n in reg.get("names", [])]
+    else:  # older export: recompute from the node atlas of the config
+        from gliotype.atlases import load_node_atlas
+        from gliotype.interpretation import region_centroids
+
+        atlas = load_node_atlas(config.atlas.node_atlas, n_regions=config.atlas.n_regions)
+        centroids, names = region_centroids(atlas.labels, atlas.affine, atlas.regions), list(atlas.names)
+
+    digest = sha256_file(folder / "manifest.json")[:16]
+    return TrainedModel(folder=folder, config=config, manifest=manifest, model_id=digest, multimodal=mm, gnn=gnn,
+                        graph=graph, edge_features=edge_z, node_mean=node_mean, node_std=node_std,
+                        edge_mean=edge_mean, edge_std=edge_std, stored_probability=stored_p,
+                        labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
+                        region_names=names, graph_check=check)
+
+
+__all__ = ["ModelError", "REQUIRED_FILES", "TrainedModel", "load_model", "sha256_file", "verify_manifest"]

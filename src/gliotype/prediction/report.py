@@ -1,0 +1,127 @@
+"""``report.html`` of one prediction: self-contained (figures embedded as base64 PNG).
+
+It names the patient by the ID only: no input path, file name or image header text.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from gliotype.utils.io import atomic_write
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;color:#222;
+padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+.summary{display:flex;gap:2em;align-items:center;background:#f6f6f6;padding:1em 1.5em;border-radius:6px}
+.prob{font-size:2.4em;font-weight:600} .decision{font-size:1.4em;font-weight:600}
+.mutant{color:#8a2be2} .wildtype{color:#1f6fb2}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;
+vertical-align:top}
+th{background:#f0f0f0} .bad{color:#b00020;font-weight:600} .ok{color:#2e7d32}
+img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:.92em}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _img(folder: Path, name: str, alt: str) -> str:
+    path = folder / name
+    if not path.exists():
+        return f"<p class='note'>{_e(alt)}: not available for this model.</p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _fmt(v, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
+    """Write the report of one prediction ``record`` (the content of ``prediction.json``)."""
+    path, figures = Path(path), Path(figures)
+    pid = record["patient_id"]
+    p = record["idh_mutant_probability"]
+    unc = record["uncertainty"]
+    lo, hi = unc["interval_95"]
+    model = record["model"]
+    interp = record.get("interpretation") or {}
+    cls = "mutant" if record["decision"] == "IDH-mutant" else "wildtype"
+    checks = "".join(
+        f"<tr><td>{_e(c['check'])}</td><td>{_e(c['result'])}</td>"
+        f"<td class='{'ok' if c['ok'] else 'bad'}'>{'OK' if c['ok'] else 'CHECK'}</td></tr>"
+        for c in record["input_checks"])
+    n_lab = record.get("graph_neighbour_labels", {})
+    neighbours = (f"{record['graph_neighbours']} of {record['graph_nodes']} stored patients "
+                  f"({n_lab.get('IDH-mutant', 0)} IDH-mutant, {n_lab.get('IDH-wildtype', 0)} IDH-wildtype, "
+                  f"{n_lab.get('unlabelled', 0)} unlabelled)")
+    isolated = ("<p class='bad'>The patient has no neighbour in the population graph (no stored patient with "
+                "r &ge; theta): the prediction rests on the patient's own features only.</p>"
+                if record["graph_neighbours"] == 0 else "")
+    rho = interp.get("gradcam_attention_spearman")
+    fig7_caption = (f"A pre-contrast T1, B T2, C T2-FLAIR of the tumor crop x<sub>I</sub> (template space); "
+                    f"D Grad-CAM of the image encoder (IDH-mutant score) over post-contrast T1; E the tumor surface "
+                    f"points coloured by the projected Grad-CAM; F by the geometric encoder's attention. "
+                    f"Rank agreement of E and F (Spearman rho): {_fmt(rho, 2)}.")
+    if "important_edges" in interp:
+        fig8_caption = (f"Edges (tracts) of the brain network with GNNExplainer probability &gt; "
+                        f"{interp['edge_threshold']:g}: {interp['important_edges']} of {interp['edges']} "
+                        f"(density {interp['edge_density']:.3f}); explainer {interp['explainer_epochs']} epochs, "
+                        f"seed {interp['explainer_seed']}.")
+    else:
+        fig8_caption = "Edge importance was not computed."
+    seconds = record.get("seconds", {})
+    timing = ", ".join(f"{_e(k)} {v:.1f} s" for k, v in seconds.items() if isinstance(v, (int, float)))
+    skipped = "".join(f"<li>{_e(s)}</li>" for s in interp.get("skipped", []))
+    text = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>gliotype prediction: {_e(pid)}</title>
+<style>{_CSS}</style></head><body>
+<h1>IDH prediction for patient {_e(pid)}</h1>
+<p class="note">gliotype {_e(record['gliotype_version'])}: multi-modal learning for predicting the genotype of glioma
+(Wei et al., IEEE TMI 2023). Research software: not a medical device, not for clinical decisions.</p>
+<div class="summary">
+ <div><div class="note">P(IDH mutant)</div><div class="prob">{p:.3f}</div></div>
+ <div><div class="note">decision at the model's threshold {record['threshold']:.3f}</div>
+  <div class="decision {cls}">{_e(record['decision'])}</div></div>
+ <div><div class="note">95% subsampling interval</div><div class="decision">{lo:.3f} &ndash; {hi:.3f}</div>
+  <div class="note">{unc['decision_agreement'] * 100:.0f}% of {unc['draws']} draws give the same decision</div></div>
+</div>
+<p>Population graph: the patient was inserted as a new node with eq. 8 edges to {neighbours}; no retraining.
+The interval re-predicts the patient {unc['draws']} times in random subsets of {unc['nodes_per_draw']} stored
+patients ({unc['node_fraction'] * 100:.0f}%): it shows how much the prediction depends on the reference cohort, not
+a calibrated confidence interval (docs/prediction.md).</p>
+{isolated}
+<h2>Image and geometric encoders (Fig. 7)</h2>
+{_img(figures, 'figure7.png', 'Fig. 7')}
+<p class="note">{fig7_caption} Grad-CAM maps: gradcam.nii.gz (template grid) and gradcam_native.nii.gz (the
+patient's T1c grid, through the stored inverse registration).</p>
+<h2>Brain network (Fig. 8)</h2>
+{_img(figures, 'figure8.png', 'Fig. 8')}
+<p class="note">{fig8_caption} All edge probabilities: edges.csv.</p>
+{f'<ul class="note">{skipped}</ul>' if skipped else ''}
+<h2>Input checks</h2>
+<table><tr><th>check</th><th>result</th><th></th></tr>{checks}</table>
+<h2>Model</h2>
+<table>
+<tr><td>model id (sha256 of manifest.json)</td><td>{_e(model['model_id'])}</td></tr>
+<tr><td>trained with gliotype</td><td>{_e(model['gliotype_version'])}</td></tr>
+<tr><td>config hash</td><td>{_e(model['config_hash'])} (preset {_e(model['preset'])})</td></tr>
+<tr><td>population graph</td><td>{_e(model['population_graph'])}</td></tr>
+<tr><td>multi-modal network's own BCE head</td><td>P(IDH mutant) {_fmt(record.get('multimodal_head_probability'))}
+ (for reference; the prediction is the population graph's)</td></tr>
+</table>
+<p class="note">Run time: {timing}.</p>
+<p class="note">The maps show what this trained model uses for its prediction; they are not evidence of biology
+(docs/interpretation.md, Limitations). A model is only as good as the cohort it was trained on: see the run's
+results/report.html for its test performance.</p>
+</body></html>
+"""
+    atomic_write(path, text)
+    return path
+
+
+__all__ = ["write_report"]

@@ -1,0 +1,102 @@
+"""One tiny trained model per test run, shared by the xdist workers (file lock).
+
+The model folder is written as ``gliotype run`` writes it (``export_model``) from a
+14-patient synthetic cohort on the template grid, trained with the tiny preset on the
+stages' own APIs (the tables and baselines of ``gliotype run`` are not needed here).
+Tests only read these folders; tests that change a model copy it first.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from locks import locked
+
+COHORT = dict(patients=14, fa_cases=3, prevalence=0.5, seed=3, workers=1)
+
+
+def _splits(cohort: pd.DataFrame) -> pd.DataFrame:
+    """FA patients -> ssl; the others alternately A, B, test within each class (A and B get both classes)."""
+    rows = []
+    for r in cohort.itertuples():
+        if r.has_fa:
+            rows.append((r.patient_id, "ssl", r.idh))
+    for y in (0.0, 1.0):
+        ids = sorted(cohort.loc[~cohort["has_fa"] & (cohort["idh"] == y), "patient_id"])
+        assert len(ids) >= 3, f"the synthetic cohort has too few patients of class {y}"
+        for k, pid in enumerate(ids):
+            rows.append((pid, ("A", "B", "test")[k % 3] if k < 6 else "test", y))
+    return pd.DataFrame(rows, columns=["patient_id", "split", "idh"])
+
+
+def build_tiny_run(root: Path) -> Path:
+    """Synthetic cohort + tiny trained model under ``root`` (``cohort/``, ``run/{work,model,splits.csv}``)."""
+    from gliotype.config import load_config
+    from gliotype.experiment.export import export_model
+    from gliotype.input import is_blank, scan_cohort
+    from gliotype.modalities.build import build_modalities
+    from gliotype.multimodal.stage import extract_features, feature_matrix, train_multimodal
+    from gliotype.population_graph import build_population_graph, predict_proba, train_population_gnn
+    from gliotype.preprocessing import preprocess_cohort
+    from gliotype.self_supervised import encode_brain_networks, train_self_supervised
+    from gliotype.synthetic import SynthConfig, generate_cohort
+
+    cohort_dir, run = root / "cohort", root / "run"
+    generate_cohort(cohort_dir, SynthConfig(**COHORT))
+    config = load_config("tiny", overrides=["population_graph.epochs=30"])
+    work = run / "work"
+    df = scan_cohort(cohort_dir, labels=cohort_dir / "labels.csv")
+    df["patient_id"] = df["patient_id"].astype(str)
+    preprocess_cohort(df, work, config)
+    ids = df["patient_id"].tolist()
+    build_modalities(work, ids, config)
+    df["has_fa"] = [not is_blank(v) for v in df["fa"]]
+    splits = _splits(df)
+    run.mkdir(parents=True, exist_ok=True)
+    splits.to_csv(run / "splits.csv", index=False)
+    by = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("ssl", "A", "B", "test")}
+    labels = dict(zip(splits["patient_id"], splits["idh"]))
+    train_self_supervised(work, config, by["ssl"])
+    encode_brain_networks(work, ids)
+    mm_dir = run / "models" / "full"
+    model = train_multimodal(work, mm_dir, by["A"], labels, config)
+    graph_ids = by["B"] + by["test"]
+    feats = extract_features(work, model, graph_ids, config.multimodal)
+    in_b = np.arange(len(graph_ids)) < len(by["B"])
+    y = np.array([labels[p] for p in graph_ids])
+    pg = config.population_graph
+    graph = build_population_graph(feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B"), np.where(in_b, y, -1.0),
+                                   graph_ids, pg.node_weight, pg.edge_weight, pg.theta, pg.standardise,
+                                   reference=np.flatnonzero(in_b))
+    gnn, _ = train_population_gnn(graph, pg, config.seed)
+    p = predict_proba(gnn, graph)
+    scored = types.SimpleNamespace(p_train=p[in_b], p_test=p[~in_b], artifacts={
+        "model": gnn, "graph": graph, "node": pg.node_weight, "edge": pg.edge_weight})
+    export_model(run / "model", config, work, mm_dir, feats, graph_ids, in_b, y, scored)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """``root`` with ``cohort/`` (synthetic, BraTS 2021 layout) and ``run/`` (work, model, splits.csv)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, shared by the workers (a fresh one every run)
+    root = base / "prediction-tiny-model"
+    with locked(base / "prediction-tiny-model.lock"):
+        if not (root / "run" / "model" / "manifest.json").exists():
+            build_tiny_run(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run):
+    from gliotype.prediction import load_model
+
+    return load_model(tiny_run / "run" / "model")
+

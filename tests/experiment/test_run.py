@@ -94,3 +94,19 @@ def test_summarise_repeats_mean_and_sd():
     assert df.loc["m", "auc_mean"] == pytest.approx(0.7)
     assert df.loc["m", "auc_sd"] == pytest.approx(0.1414, abs=1e-4)
     assert df.loc["n", "auc_sd"] == 0 and (df["repeats"] == 2).all()
+
+
+def test_inspect_writes_a_png_and_names_an_unknown_patient(tiny_run):
+    from typer.testing import CliRunner
+
+    from gliotype.cli import app
+
+    root, _, _ = tiny_run
+    work = root / "run" / "work"
+    pid = sorted(p.name for p in (work / "patients").iterdir())[0]
+    res = CliRunner().invoke(app, ["inspect", str(work), pid, "--out", str(root / "inspect.png")])
+    assert res.exit_code == 0, res.output
+    assert (root / "inspect.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = CliRunner().invoke(app, ["inspect", str(work), "NOBODY"])
+    assert bad.exit_code != 0 and "NOBODY" in bad.output and "Traceback" not in bad.output
+    assert len(bad.output.strip().splitlines()) == 1

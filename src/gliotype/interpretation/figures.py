@@ -115,7 +115,10 @@ def figure7(
     ax = fig.add_subplot(2, 3, 4)
     lo, hi = _window(seqs[1])
     ax.imshow(seqs[1].T, cmap="gray", vmin=lo, vmax=hi, origin="lower")
-    im = ax.imshow(np.ma.masked_less_equal(cam.T, 0.05), cmap="jet", vmin=0, vmax=1, alpha=0.5, origin="lower")
+    # x_I is zero outside the tumor mask: the map is drawn on the tumor only (Fig. 7D)
+    outside = ~np.any(seqs != 0, axis=0)
+    im = ax.imshow(np.ma.masked_where((cam <= 0.05) | outside, cam).T, cmap="jet", vmin=0, vmax=1, alpha=0.5,
+                   origin="lower")
     fig.colorbar(im, ax=ax, shrink=0.7, label="Grad-CAM")
     ax.set_title("D  Grad-CAM on post-contrast T1")
     ax.set_axis_off()

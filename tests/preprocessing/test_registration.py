@@ -128,3 +128,16 @@ def test_head_that_is_not_skull_stripped(native, tmp_path):
     brain = to_native(tmp_path / "work" / "patients" / "HEAD" / "preprocessed" / "brain_mask.nii.gz",
                       tmp_path / "work", "HEAD", truth)
     assert dice(np.asarray(brain.dataobj) > 0.5, np.asarray(nib.load(truth).dataobj) > 0) >= 0.9
+
+
+def test_ants_seed_is_never_zero_and_one_itk_thread_by_default():
+    """ANTs reads --random-seed 0 as "seed from the clock": config seed 0 must not reach it."""
+    import os
+
+    import ants
+
+    from gliotype.preprocessing.register import _seed
+
+    _seed(0)
+    assert ants.config._random_seed == 1
+    assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "1"

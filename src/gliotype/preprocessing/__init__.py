@@ -4,6 +4,13 @@ intensity normalisation, optional denoising and registration to the MNI152 2 mm 
 See ``docs/preprocessing.md`` for the steps, outputs and QC fields.
 """
 
+import os as _os
+
+# One ITK thread unless the user sets more: ANTs' Mattes mutual information is not
+# reproducible across threads (ANTsPy issue #297); cohorts run one process per worker
+# instead. ITK reads this on first use, so it is set before antspyx is imported.
+_os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
+
 from gliotype.preprocessing.brain import dice, is_skull_stripped, nonzero_brain_mask
 from gliotype.preprocessing.normalize import PERCENTILES, STANDARD_SCALE, histogram_standardize, zscore
 from gliotype.preprocessing.pipeline import (

@@ -45,7 +45,7 @@ from gliotype.utils.progress import progress
 log = get_logger("preprocessing")
 
 #: Bumped whenever the same inputs and config would give different outputs.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: ANTs seed + 1 (seed 0 meant the clock), one ITK thread
 #: Sequence roles in output order (the ``sequences`` axis of :func:`load_preprocessed`).
 SEQUENCES: tuple[str, ...] = ("t1", "t1c", "t2", "flair")
 #: Mask labels accepted: BraTS 1 necrotic/non-enhancing core, 2 edema, 4 enhancing,

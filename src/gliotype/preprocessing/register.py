@@ -35,10 +35,12 @@ def _ants():
 
 
 def _seed(seed: int) -> None:
-    """Seed ANTs' random metric sampling (antspyx reads ``ants.config._random_seed``)."""
+    """Seed ANTs' random metric sampling (antspyx passes ``ants.config._random_seed`` as
+    ``--random-seed``). ANTs takes seed 0 to mean "the system clock", so ``seed + 1`` is
+    passed: config seed 0 is reproducible too."""
     ants = _ants()
     try:
-        ants.config._random_seed = int(seed)
+        ants.config._random_seed = int(seed) + 1
     except AttributeError:  # older antspyx: no seed hook
         pass
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from interp_helpers import T, make_items, make_model
+from multimodal_items import T, make_items, make_model
 from scipy.stats import mannwhitneyu
 from torch import nn
 from torch_geometric.data import Data
@@ -21,16 +21,6 @@ from gliotype.interpretation import (
 from gliotype.multimodal.data import collate
 
 EPOCHS = 60
-
-
-@pytest.fixture(scope="module")
-def model():
-    return make_model()
-
-
-@pytest.fixture
-def batch():
-    return collate(make_items(1))
 
 
 def test_score_reproduces_the_model_logit(model, batch):

@@ -5,25 +5,10 @@ import inspect
 import numpy as np
 import pytest
 import torch
-from interp_helpers import CROP, make_items, make_model
+from multimodal_items import CROP, make_items, make_model
 
 from gliotype.interpretation import cam_to_native, gradcam_nifti, target_layer_name, tumor_gradcam
 from gliotype.multimodal.data import collate
-
-
-@pytest.fixture(scope="module")
-def model():
-    return make_model()
-
-
-@pytest.fixture
-def batch():
-    return collate(make_items(1))
-
-
-@pytest.fixture
-def batch2():
-    return collate(make_items(2))
 
 
 def test_map_is_on_the_crop_grid_in_unit_range_and_nonzero(model, batch):

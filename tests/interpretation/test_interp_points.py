@@ -3,22 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from interp_helpers import N_POINTS, make_items, make_model
+from multimodal_items import N_POINTS
 
 from gliotype.interpretation import agreement, point_attention, project_to_points
-from gliotype.multimodal.data import collate
 
 AFFINE = np.array([[2.0, 0, 0, -40], [0, 2.0, 0, -50], [0, 0, 2.0, -30], [0, 0, 0, 1]])
-
-
-@pytest.fixture(scope="module")
-def model():
-    return make_model()
-
-
-@pytest.fixture
-def batch2():
-    return collate(make_items(2))
 
 
 def _x_volume(shape=(10, 12, 8)):

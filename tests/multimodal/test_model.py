@@ -3,42 +3,14 @@
 import pytest
 import torch
 
-from gliotype.config import load_config
-from gliotype.multimodal import MultiModalNet, multimodal_loss
+from gliotype.multimodal import multimodal_loss
 from gliotype.multimodal.augment import rotate_batch, rotate_volume, rotation_matrix
 from gliotype.multimodal.data import collate
-
-R, T, N_POINTS = 6, 15, 64
-
-
-def _items(n=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    pairs = torch.tensor([(a, b) for a in range(R) for b in range(a + 1, R)]).T
-    items = []
-    for i in range(n):
-        pts = torch.nn.functional.normalize(torch.randn(N_POINTS, 3, generator=g), dim=1)
-        crossing = torch.stack([torch.arange(N_POINTS), torch.randint(0, T, (N_POINTS,), generator=g)])
-        items.append({
-            "patient_id": f"P{i}",
-            "tumor_image": torch.randn(4, 32, 32, 32, generator=g),
-            "points": pts,
-            "crossing": crossing,
-            "node_x": torch.randn(R, 16, generator=g),
-            "edge_index": pairs,
-            "edge_attr": torch.randn(T, 16, generator=g),
-            "label": torch.tensor(float(i % 2)),
-        })
-    return items
-
-
-def _model(*sets):
-    config = load_config("tiny", overrides=list(sets))
-    torch.manual_seed(0)
-    return MultiModalNet(config.multimodal, config.modalities.crop_size)
+from multimodal_items import N_POINTS, R, T, make_items, make_model
 
 
 def test_collate_offsets_every_index():
-    batch = collate(_items(3))
+    batch = collate(make_items(3))
     assert batch.tumor_image.shape == (3, 4, 32, 32, 32) and batch.points.shape == (3 * N_POINTS, 3)
     assert batch.edge_index.max() == 3 * R - 1 and batch.edge_index.shape == (2, 3 * T)
     assert batch.crossing[0].max() == 3 * N_POINTS - 1 and batch.crossing[1].max() < 3 * T
@@ -46,8 +18,8 @@ def test_collate_offsets_every_index():
 
 
 def test_gradients_reach_every_encoder_and_both_attention_modules():
-    model = _model()
-    batch = collate(_items())
+    model = make_model().train()
+    batch = collate(make_items(4))
     out = model(batch)
     loss, terms = multimodal_loss(model, out, batch.label)
     assert set(terms) == {"contrastive", "bce"}
@@ -71,18 +43,18 @@ def test_gradients_reach_every_encoder_and_both_attention_modules():
     ],
 )
 def test_switching_an_encoder_off_removes_its_parameters(encoders, absent):
-    model = _model(f"multimodal.encoders={encoders}")
+    model = make_model(f"multimodal.encoders={encoders}").train()
     names = {n.split(".")[0] for n, _ in model.named_parameters()}
     assert not names & set(absent)
-    batch = collate(_items())
+    batch = collate(make_items(4))
     loss, _ = multimodal_loss(model, model(batch), batch.label)
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
 
 
 def test_no_attention_and_no_contrastive_switches():
-    model = _model("multimodal.use_attention=false", "multimodal.use_contrastive=false")
-    batch = collate(_items())
+    model = make_model("multimodal.use_attention=false", "multimodal.use_contrastive=false").train()
+    batch = collate(make_items(4))
     out = model(batch)
     assert out.edge_attention is None and out.node_attention is None
     _, terms = multimodal_loss(model, out, batch.label)
@@ -94,8 +66,8 @@ def test_no_attention_and_no_contrastive_switches():
 
 
 def test_nothing_to_train_is_an_error():
-    model = _model("multimodal.encoders=[image]", "multimodal.use_bce=false")
-    batch = collate(_items())
+    model = make_model("multimodal.encoders=[image]", "multimodal.use_bce=false").train()
+    batch = collate(make_items(4))
     with pytest.raises(ValueError, match="nothing to train"):
         multimodal_loss(model, model(batch), batch.label)
 
@@ -111,7 +83,7 @@ def test_rotation_moves_volume_and_points_alike():
 
 
 def test_augmentation_rotates_nothing_the_brain_encoder_sees():
-    batch = collate(_items())
+    batch = collate(make_items(4))
     rotated = rotate_batch(batch, 30.0, torch.Generator().manual_seed(0))
     assert not torch.allclose(rotated.points, batch.points)
     assert not torch.allclose(rotated.tumor_image, batch.tumor_image)
@@ -122,8 +94,8 @@ def test_augmentation_rotates_nothing_the_brain_encoder_sees():
 
 
 def test_a_few_steps_lower_the_loss():
-    model = _model()
-    batch = collate(_items(6))
+    model = make_model().train()
+    batch = collate(make_items(6))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     losses = []

@@ -80,12 +80,17 @@ def load_config(
         raise GliotypeError(f"config: {where}: {first['msg']}") from None
 
 
+def values_hash(data: dict) -> str:
+    """A short stable hash of plain config values (as dumped to JSON / YAML)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def config_hash(config: GliotypeConfig, *sections: str) -> str:
     """A short stable hash of the whole config or of some sections (for caching)."""
     data = config.model_dump(mode="json")
     if sections:
         data = {s: data[s] for s in sections}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    return values_hash(data)
 
 
 def save_config(config: GliotypeConfig, path: str | Path) -> Path:

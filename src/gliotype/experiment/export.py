@@ -12,7 +12,6 @@ See ``docs/prediction.md``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -23,12 +22,8 @@ import pandas as pd
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.evaluation import youden_threshold
-from gliotype.utils.io import atomic_path, atomic_write
+from gliotype.utils.io import atomic_path, atomic_write, sha256_file
 from gliotype.utils.training import save_weights
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export_model(
@@ -87,7 +82,7 @@ def export_model(
         "labelled_nodes": int(np.sum(labelled)),
     }
     atomic_write(pg / "meta.json", json.dumps(meta, indent=2))
-    files = {str(p.relative_to(folder)): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file()
+    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()
              and p.name != "manifest.json"}
     atomic_write(folder / "manifest.json", json.dumps({"gliotype_version": __version__,
                                                        "config_hash": config_hash(config), "files": files}, indent=2))
@@ -101,24 +96,15 @@ def _transductive_probability(gnn) -> np.ndarray:
     return predict_proba(gnn.artifacts["model"], gnn.artifacts["graph"]).astype(np.float32)
 
 
-def standardisation_stats(features: np.ndarray, reference: np.ndarray, standardise: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean and std of the ``reference`` rows, as :func:`standardise_columns` computes them."""
-    features = np.asarray(features, dtype=np.float64)
-    if not standardise:
-        return np.zeros(features.shape[1]), np.ones(features.shape[1])
-    ref = features[np.asarray(reference)]
-    mean, std = ref.mean(0), ref.std(0)
-    return mean, np.where(std > 0, std, 1.0)
-
-
 def _save_standardisation(path: Path, u_t, u_b, labelled, node: str, edge: str, standardise: bool) -> None:
     """The z-score statistics of the node and edge features (labelled nodes, open point 9)."""
     from gliotype.population_graph import select_features
+    from gliotype.population_graph.graph import column_stats
 
-    ref = np.flatnonzero(labelled)
     stats = {}
     for name, which in (("node", node), ("edge", edge)):
-        mean, std = standardisation_stats(select_features(u_t, u_b, which), ref, standardise)
+        x = select_features(u_t, u_b, which).astype(np.float64)
+        mean, std = column_stats(x[labelled]) if standardise else (np.zeros(x.shape[1]), np.ones(x.shape[1]))
         stats[f"{name}_mean"], stats[f"{name}_std"] = mean, std
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

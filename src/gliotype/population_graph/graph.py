@@ -73,10 +73,16 @@ def correlation_edges(
     return edge_index, np.concatenate(vals).astype(np.float32)
 
 
+def column_stats(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation of ``train`` (a constant feature gets std 1)."""
+    train = np.asarray(train, dtype=np.float64)
+    std = train.std(0)
+    return train.mean(0), np.where(std > 0, std, 1.0)
+
+
 def standardise_columns(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """z-score each feature with the statistics of ``train`` (applied to all arrays)."""
-    mean, std = train.mean(0), train.std(0)
-    std = np.where(std > 0, std, 1.0)
+    mean, std = column_stats(train)
     return [(a - mean) / std for a in (train, *others)]
 
 

@@ -8,7 +8,6 @@ JSON and YAML (``yaml.safe_load``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +18,14 @@ import yaml
 
 from gliotype import __version__
 from gliotype.config import GliotypeConfig
+from gliotype.config.loader import values_hash
 from gliotype.errors import GliotypeError
+from gliotype.utils.io import sha256_file
 from gliotype.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-#: Files a model folder must hold (``manifest.json`` aside). The region centroids and the
-#: standardisation statistics were added later; older folders get them recomputed.
+#: Files a model folder must hold (``manifest.json`` aside).
 REQUIRED_FILES = (
     "config.yaml",
     "ssl/node_autoencoder.safetensors",
@@ -39,20 +39,13 @@ REQUIRED_FILES = (
     "population_graph/nodes.npz",
     "population_graph/gnn.safetensors",
     "population_graph/meta.json",
+    "population_graph/standardisation.npz",
+    "atlas/regions.npz",
 )
-OPTIONAL_FILES = ("population_graph/standardisation.npz", "atlas/regions.npz")
 
 
 class ModelError(GliotypeError):
     """A model folder that is incomplete, modified or unreadable."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -176,7 +169,6 @@ def load_model(model_dir: str | Path) -> TrainedModel:
 
     folder = Path(model_dir)
     manifest = verify_manifest(folder)
-    listed = set(manifest["files"])
     try:
         raw = yaml.safe_load((folder / "config.yaml").read_text())
         config = GliotypeConfig.model_validate(raw)
@@ -185,7 +177,7 @@ def load_model(model_dir: str | Path) -> TrainedModel:
                          f"{__version__} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
     # the hash of the file's own values (sections added to the schema later get defaults
     # when validated, which would change config_hash(config) but not what was trained)
-    raw_hash = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
+    raw_hash = values_hash(raw)
     if manifest.get("config_hash") and raw_hash != manifest["config_hash"]:
         raise ModelError(f"model folder {folder.name}: config.yaml does not match the config hash in manifest.json")
 
@@ -194,11 +186,6 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         mm = load_multimodal(folder / "multimodal", config)
         meta = json.loads((folder / "population_graph" / "meta.json").read_text())
         nodes = _load_npz(folder / "population_graph" / "nodes.npz")
-        from gliotype.modalities.build import AtlasSampling
-
-        if AtlasSampling.load(folder / "atlas").edge_index is None:
-            raise ModelError(f"model folder {folder.name}: the atlas sampling has no edge_index "
-                             "(exported by an older gliotype); rerun `gliotype run` to re-export")
         gat = meta.get("gat", list(config.population_graph.gat))
         gnn = PopulationGNN(int(meta["in_channels"]), gat, float(meta.get("dropout", 0.0)))
         gnn = load_weights(gnn, folder / "population_graph" / "gnn.safetensors").eval()
@@ -209,18 +196,10 @@ def load_model(model_dir: str | Path) -> TrainedModel:
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''})") from None
 
     u_t, u_b = nodes["u_t"].astype(np.float64), nodes["u_b"].astype(np.float64)
-    labelled = nodes["labelled"].astype(bool)
     node = select_features(u_t, u_b, meta["node_weight"])
     edge = select_features(u_t, u_b, meta["edge_weight"])
-    if "population_graph/standardisation.npz" in listed:
-        st = _load_npz(folder / "population_graph" / "standardisation.npz")
-        node_mean, node_std, edge_mean, edge_std = st["node_mean"], st["node_std"], st["edge_mean"], st["edge_std"]
-    else:  # older export: the statistics of the labelled nodes, as in training
-        from gliotype.experiment.export import standardisation_stats
-
-        ref = np.flatnonzero(labelled)
-        node_mean, node_std = standardisation_stats(node, ref, bool(meta["standardise"]))
-        edge_mean, edge_std = standardisation_stats(edge, ref, bool(meta["standardise"]))
+    st = _load_npz(folder / "population_graph" / "standardisation.npz")
+    node_mean, node_std, edge_mean, edge_std = st["node_mean"], st["node_std"], st["edge_mean"], st["edge_std"]
     node_z = (node - node_mean) / node_std
     edge_z = (edge - edge_mean) / edge_std
     ei, w = correlation_edges(edge_z, float(meta["theta"]))
@@ -236,15 +215,8 @@ def load_model(model_dir: str | Path) -> TrainedModel:
             log.warning("the rebuilt population graph gives other probabilities than in training (max difference "
                         "%.2g): check the gliotype and torch versions", check)
 
-    if "atlas/regions.npz" in listed:
-        reg = _load_npz(folder / "atlas" / "regions.npz")
-        centroids, names = reg["centroids_mm"], [str(n) for n in reg.get("names", [])]
-    else:  # older export: recompute from the node atlas of the config
-        from gliotype.atlases import load_node_atlas
-        from gliotype.interpretation import region_centroids
-
-        atlas = load_node_atlas(config.atlas.node_atlas, n_regions=config.atlas.n_regions)
-        centroids, names = region_centroids(atlas.labels, atlas.affine, atlas.regions), list(atlas.names)
+    reg = _load_npz(folder / "atlas" / "regions.npz")
+    centroids, names = reg["centroids_mm"], [str(n) for n in reg.get("names", [])]
 
     digest = sha256_file(folder / "manifest.json")[:16]
     return TrainedModel(folder=folder, config=config, manifest=manifest, model_id=digest, multimodal=mm, gnn=gnn,

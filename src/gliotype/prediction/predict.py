@@ -41,6 +41,7 @@ from gliotype.prediction._util import jsonable, torch_threads
 from gliotype.prediction.model import TrainedModel
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
+from gliotype.utils.timing import Laps
 
 log = get_logger(__name__)
 
@@ -342,13 +343,7 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
     from gliotype.self_supervised import encode_brain_networks
 
     config = model.config
-    seconds: dict[str, float] = {}
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        seconds[name] = round(now - clock[0], 2)
-        clock[0] = now
+    lap = Laps(ndigits=2)
 
     checked = check_inputs(inputs, pid)
     lap("input_checks")
@@ -417,7 +412,7 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
         "input_checks": _input_checks(checked, qc, mod.info, graph, model),
         "interpretation": interpretation,
         "outputs": sorted(p.name for p in staging.iterdir()) + ["prediction.json", "report.html"],
-        "seconds": seconds,
+        "seconds": lap.seconds,
         "_features": {"u_T": u_t, "u_B": u_b},
     }
 

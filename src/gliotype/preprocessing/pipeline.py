@@ -39,8 +39,10 @@ from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing.images import check_affine, on_grid, same_grid, save_nifti, voxel_volume, write_text
 from gliotype.preprocessing.normalize import normalize
 
+from gliotype.utils.io import sha256_file
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress
+from gliotype.utils.timing import Laps
 
 log = get_logger("preprocessing")
 
@@ -91,11 +93,7 @@ def _inputs(row: dict, pid: str) -> dict[str, Path]:
 def _file_sha256(path: Path, pid: str, role: str) -> str:
     if not path.is_file():
         raise CaseError(pid, path, f"{role} file not found")
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def cache_key(input_hashes: dict[str, str], config) -> str:
@@ -230,13 +228,7 @@ def _run_case(pid: str, inputs: dict[str, Path], out: Path, config, say, qc: dic
     from gliotype.preprocessing import register as reg_mod
 
     cfg = config.preprocess
-    steps: dict[str, float] = {}
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        steps[name] = round(now - clock[0], 3)
-        clock[0] = now
+    lap = Laps(ndigits=3)
 
     template = load_template(int(round(cfg.spacing_mm)))
     tdir = out / "transforms"
@@ -405,7 +397,7 @@ def _run_case(pid: str, inputs: dict[str, Path], out: Path, config, say, qc: dic
         where = " (input on the template grid, registration skipped)" if on_template else ""
         problems.append(f"registration diverged: brain mask Dice {dice:.3f} with the template brain mask "
                         f"(< {cfg.qc_min_dice}){where}")
-    qc["steps_seconds"] = steps
+    qc["steps_seconds"] = lap.seconds
     qc["passed"] = not problems
     qc["problems"] = problems
     if problems:

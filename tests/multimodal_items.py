@@ -1,4 +1,5 @@
-"""Tiny multi-modal networks and synthetic patients (no files), as in tests/multimodal/test_model.py."""
+"""Test helper (import as ``multimodal_items``): tiny multi-modal networks and synthetic
+patients without files, for the multimodal and interpretation tests."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def make_items(n=1, seed=0):
 
 
 def make_model(*sets):
+    """A tiny-preset :class:`MultiModalNet` in eval mode (``--set`` style overrides)."""
     config = load_config("tiny", overrides=list(sets))
     torch.manual_seed(0)
     return MultiModalNet(config.multimodal, config.modalities.crop_size).eval()

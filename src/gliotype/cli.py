@@ -267,6 +267,7 @@ def run(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Or a manifest CSV."),
     no_ablations: bool = typer.Option(False, "--no-ablations", help="Skip the Table 4 ablations."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the 3D CNN baselines."),
+    no_audit: bool = typer.Option(False, "--no-audit", help="Skip the information audit (gliotype audit)."),
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1,
                                           help="Redraw the split K times (seeds split.seed + k); mean and SD."),
     preset: str = PRESET,
@@ -275,20 +276,44 @@ def run(
 ) -> None:
     """Run every stage of the method and print Table 3 (cached and resumable)."""
     from gliotype.experiment import run_experiment
-    from gliotype.experiment.run import repeats_markdown
+    from gliotype.experiment.run import ceiling_lines, repeats_markdown
     from gliotype.experiment.tables import to_markdown
 
     res = run_experiment(out, _config(preset, config, set_), data=data, manifest=manifest,
-                         ablations=not no_ablations, baselines=not no_baselines, repeats=repeats)
+                         ablations=not no_ablations, baselines=not no_baselines, repeats=repeats,
+                         audit=not no_audit)
     typer.echo("\nTable 3. Comparison with baselines (test set)\n")
     typer.echo(to_markdown(res["tables"]["table3"]))
     if "repeats" in res:
         typer.echo("\nTable 3 over repeated splits\n")
         typer.echo(repeats_markdown(res["repeats"]["table3"]))
-    bayes = res["summary"].get("bayes_auc_test")
-    if bayes is not None:
-        typer.echo(f"\nBayes-optimal AUC of the synthetic test patients: {bayes:.3f}")
+    typer.echo("\n" + ceiling_lines(res["summary"]))
     typer.echo(f"\nreport: {out / 'results' / 'report.html'}")
+
+
+@app.command()
+@user_errors
+def audit(
+    rundir: Path = typer.Argument(..., help="Run folder written by `gliotype run`."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="A synthetic cohort's truth.csv: also correlate "
+                                                                "each group with the generator's latents."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the audit files (default RUNDIR/results)."),
+    workers: int = typer.Option(1, "--workers", help="Parallel processes for the tumour descriptors."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Folds of each probe's cross-validation."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Repeats of each probe's cross-validation."),
+) -> None:
+    """Information audit: IDH probe AUC of every feature group on training patients, Table 1 homophily,
+    the observable ceiling (docs/audit.md)."""
+    from gliotype.audit import audit_run
+    from gliotype.experiment.report import add_audit_section
+
+    res = audit_run(rundir, truth=truth, out=out, workers=workers, folds=folds, repeats=repeats)
+    typer.echo(res.to_markdown())
+    report = rundir / "results" / "report.html"
+    if report.exists():
+        add_audit_section(report, res)
+        typer.echo(f"report: {report}")
+    typer.echo(f"audit files: {out if out is not None else rundir / 'results'}")
 
 
 atlas_app = typer.Typer(help="The brain-network atlases: AAL regions (nodes) and tracts (edges).", no_args_is_help=True)

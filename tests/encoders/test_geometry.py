@@ -58,3 +58,33 @@ def test_fps_spreads_points(ratio):
         return float(d.min())
 
     assert gap(pos[idx]) > gap(pos[rnd])
+
+
+def test_radii_in_millimetres_give_the_same_graph_as_on_millimetre_points():
+    """radii_mm / point_scale_mm on 'mni' points links exactly the pairs closer than radii_mm."""
+    from gliotype.config import load_config
+    from gliotype.encoders.point_cloud_encoder import encoder_radii
+
+    config = load_config("tiny", overrides=["modalities.point_coordinates=mni", "modalities.point_scale_mm=80",
+                                            "multimodal.point_cloud.radii_mm=[6, 12]"])
+    radii = encoder_radii(config.multimodal.point_cloud, config.modalities)
+    assert radii == pytest.approx([6 / 80, 12 / 80])
+    g = torch.Generator().manual_seed(3)
+    mm = torch.rand(200, 3, generator=g, dtype=torch.float64) * 40.0 + torch.tensor([10.0, -30.0, 20.0],
+                                                                                     dtype=torch.float64)
+    for r_mm, r in zip((6, 12), radii):
+        a = radius_graph(mm, r_mm, max_num_neighbors=1000)
+        b = radius_graph(mm / 80.0, r, max_num_neighbors=1000)
+        assert a.shape[1] > 0 and {tuple(e) for e in a.T.tolist()} == {tuple(e) for e in b.T.tolist()}
+    default = load_config("tiny")
+    assert encoder_radii(default.multimodal.point_cloud, default.modalities) == default.multimodal.point_cloud.radii
+
+
+def test_radii_in_millimetres_need_mni_points():
+    from gliotype.config import load_config
+    from gliotype.encoders.point_cloud_encoder import encoder_radii
+    from gliotype.errors import GliotypeError
+
+    config = load_config("tiny", overrides=["multimodal.point_cloud.radii_mm=[6, 12]"])
+    with pytest.raises(GliotypeError, match="point_coordinates=mni"):
+        encoder_radii(config.multimodal.point_cloud, config.modalities)

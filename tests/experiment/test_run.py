@@ -110,3 +110,57 @@ def test_inspect_writes_a_png_and_names_an_unknown_patient(tiny_run):
     bad = CliRunner().invoke(app, ["inspect", str(work), "NOBODY"])
     assert bad.exit_code != 0 and "NOBODY" in bad.output and "Traceback" not in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_changed_encoder_setting_refreshes_the_cached_features(tiny_run):
+    """A --set multimodal.* retrains the encoders; the tables must use the NEW model's features
+    (features.csv is keyed on the model key, not reused because it covers the patients)."""
+    from gliotype.experiment.ablations import FULL_MODEL, slug
+    from gliotype.multimodal.stage import extract_features, load_multimodal
+
+    root, config, _ = tiny_run
+    folder = root / "run" / "models" / slug(FULL_MODEL)
+    before = pd.read_csv(folder / "features.csv", dtype={"patient_id": str})
+    changed = config.model_copy(deep=True)
+    changed.multimodal.lr = config.multimodal.lr * 3
+    run_experiment(root / "run", changed, data=root / "cohort", repeats=1, ablations=False, baselines=False)
+    after = pd.read_csv(folder / "features.csv", dtype={"patient_id": str})
+    fresh = extract_features(root / "run" / "work", load_multimodal(folder, changed), after["patient_id"].tolist(),
+                             changed.multimodal)
+    assert not after.drop(columns="patient_id").equals(before.drop(columns="patient_id"))
+    pd.testing.assert_frame_equal(after, fresh, check_dtype=False, atol=1e-5)
+
+
+def test_cross_fitting_averages_test_and_joins_training_predictions():
+    import numpy as np
+
+    from gliotype.experiment.run import _across_folds
+    from gliotype.experiment.tables import Scored
+
+    a = [Scored("m", np.array([0.1, 0.2]), np.array([0.4, 0.8]), p_threshold=np.array([np.nan, 0.3]))]
+    b = [Scored("m", np.array([0.5, 0.6, 0.7]), np.array([0.6, 0.2]))]
+    (m,) = _across_folds([a, b])
+    np.testing.assert_allclose(m.p_test, [0.5, 0.5])
+    np.testing.assert_allclose(m.p_train, [0.1, 0.2, 0.5, 0.6, 0.7])
+    np.testing.assert_allclose(m.p_threshold, [np.nan, 0.3, 0.5, 0.6, 0.7])
+    assert _across_folds([a]) is a
+
+
+def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
+    from gliotype.experiment.ablations import FULL_MODEL, slug
+    from gliotype.multimodal.stage import model_key
+
+    root, config, _ = tiny_run
+    cfg = config.model_copy(deep=True)
+    cfg.split.protocol = "crossfit"
+    out = tmp_path / "crossfit"
+    result = run_experiment(out, cfg, data=root / "cohort", repeats=1, ablations=False, baselines=False)
+    splits = pd.read_csv(out / "splits.csv", dtype={"patient_id": str})
+    half = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("A", "B")}
+    for folder, ids in (("models", half["A"]), ("models-B", half["B"])):
+        meta = json.loads((out / folder / slug(FULL_MODEL) / "model.json").read_text())
+        assert meta["key"] == model_key(cfg, ids)
+    preds = pd.read_csv(out / "results" / "predictions.csv", dtype={"patient_id": str})
+    gnn = preds[preds["model"] == "Multi-modal + GNN"]
+    assert set(gnn["split"]) == {"A", "B", "test"}
+    assert result["summary"]["protocol"] == "crossfit"

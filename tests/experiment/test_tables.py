@@ -51,3 +51,90 @@ def test_table_with_reference_and_report(cohort, tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 1000
     assert list(pd.read_csv(tmp_path / "table3.csv").columns[:7]) == ["model", "auc", "auc_low", "auc_high", "acc",
                                                                      "sen", "spe"]
+
+
+def test_threshold_is_chosen_on_out_of_fit_predictions_only():
+    """Overfit (fitted) predictions put Youden's threshold at 0.9; the out-of-fit (validation) ones at 0.4."""
+    from gliotype.evaluation import youden_threshold
+
+    y = np.array([0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1], dtype=float)
+    p_train = np.array([0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.3, 0.35, 0.4, 0.45])
+    p_val = np.where(np.arange(11) >= 7, p_train, np.nan)  # the last four are out-of-fit
+    cfg = load_config("tiny").evaluation
+    fitted = table([Scored("m", p_train, p_train)], y, y, cfg)["threshold"].item()
+    held = table([Scored("m", p_train, p_train, p_threshold=p_val)], y, y, cfg)["threshold"].item()
+    assert fitted == youden_threshold(y, p_train) == 0.9
+    assert held == youden_threshold(y[7:], p_train[7:]) == 0.4
+    half = cfg.model_copy(update={"threshold": "0.5"})
+    assert table([Scored("m", p_train, p_train, p_threshold=p_val)], y, y, half)["threshold"].item() == 0.5
+
+
+def test_table2_thresholds_come_from_the_validation_nodes(cohort):
+    from gliotype.evaluation import youden_threshold
+
+    u_t, u_b, y, train = cohort
+    cfg = load_config("tiny", overrides=["population_graph.epochs=20", "population_graph.lr=0.01",
+                                         "population_graph.gat=[16, 16]", "population_graph.theta=0.2",
+                                         "population_graph.val_fraction=0.25", "population_graph.patience=10"])
+    rows = TABLE1[2:4]
+    models = population_graph_models(u_t, u_b, y, train, [str(i) for i in range(90)], cfg.population_graph, 0, rows)
+    df = table(models, y[train], y[~train], cfg.evaluation)
+    y_b, differ = y[train], []
+    for m, thr in zip(models, df["threshold"]):
+        val = m.artifacts["validation_nodes"]  # graph nodes = the 55 B patients, then the test patients
+        assert np.array_equal(np.flatnonzero(np.isfinite(m.p_threshold)), val) and len(val) == 14
+        assert thr == youden_threshold(y_b[val], m.p_train[val])
+        differ.append(thr != youden_threshold(y_b, m.p_train))
+    assert any(differ)
+
+
+def test_feature_models_paper_rows_are_the_fixed_classifiers(cohort):
+    from gliotype.evaluation.baselines import calibration_folds, mlp_classifier, svm_classifier
+
+    u_t, u_b, y, train = cohort
+    x = np.concatenate([u_t, u_b], axis=1)
+    mlp, svm = feature_models(x[train], y[train], x[~train], seed=3)
+    assert mlp.p_threshold is None and svm.p_threshold is None
+    ref = mlp_classifier(seed=3).fit(x[train], y[train]).predict_proba(x[~train])[:, 1]
+    assert np.array_equal(mlp.p_test, ref)
+    ref = svm_classifier(seed=3, folds=calibration_folds(y[train])).fit(x[train], y[train])
+    assert np.array_equal(svm.p_test, ref.predict_proba(x[~train])[:, 1])
+
+
+def test_feature_models_cv_with_out_of_fold_thresholds(cohort):
+    from gliotype.config.schema import FeatureClassifiersConfig
+    from gliotype.evaluation import youden_threshold
+
+    u_t, u_b, y, train = cohort
+    x = np.concatenate([u_t, u_b], axis=1)
+    fc = FeatureClassifiersConfig(rows=["mlp", "svm", "lr"], regularisation="cv", threshold="out_of_fold",
+                                  inner_folds=3, mlp_alphas=[1e-2, 1.0], svm_cs=[0.1, 1.0], lr_cs=[0.01, 1.0])
+    models = feature_models(x[train], y[train], x[~train], seed=1, config=fc)
+    assert [m.name for m in models] == ["Multi-modal + MLP", "Multi-modal + SVM", "Multi-modal + LR"]
+    assert "mlpclassifier__alpha" in models[0].artifacts["chosen"]
+    df = table(models, y[train], y[~train], load_config("tiny").evaluation)
+    for m, thr in zip(models, df["threshold"]):
+        assert np.isfinite(m.p_threshold).all() and not np.allclose(m.p_threshold, m.p_train)
+        assert thr == youden_threshold(y[train], m.p_threshold)
+    assert df["auc"].min() > 0.75
+    again = feature_models(x[train], y[train], x[~train], seed=1, config=fc, rows=["mlp"])[0]
+    assert again.p_threshold.tobytes() == models[0].p_threshold.tobytes()
+    assert again.p_test.tobytes() == models[0].p_test.tobytes()
+
+
+def test_table2_threshold_folds_keep_the_reported_model(cohort):
+    """threshold_folds: the threshold from out-of-fold predictions; the reported GNN is the one on all of B."""
+    from gliotype.evaluation import youden_threshold
+
+    u_t, u_b, y, train = cohort
+    base = ["population_graph.epochs=10", "population_graph.lr=0.01", "population_graph.gat=[8]",
+            "population_graph.theta=0.2"]
+    cfg = load_config("tiny", overrides=base + ["population_graph.threshold_folds=3"])
+    ids, rows = [str(i) for i in range(90)], TABLE1[2:3]
+    (m,) = population_graph_models(u_t, u_b, y, train, ids, cfg.population_graph, 0, rows)
+    (plain,) = population_graph_models(u_t, u_b, y, train, ids, load_config("tiny", overrides=base).population_graph,
+                                       0, rows)
+    assert np.array_equal(m.p_test, plain.p_test) and plain.p_threshold is None
+    assert np.isfinite(m.p_threshold).all() and not np.allclose(m.p_threshold, m.p_train)
+    assert table([m], y[train], y[~train], cfg.evaluation)["threshold"].item() == youden_threshold(y[train],
+                                                                                                    m.p_threshold)

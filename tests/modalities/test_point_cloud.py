@@ -71,3 +71,34 @@ def test_fps_spreads_points_more_than_random():
 def test_empty_mask_is_an_error():
     with pytest.raises(ValueError, match="too few"):
         tumor_point_cloud(np.zeros((5, 5, 5), bool), AFFINE)
+
+
+def test_mni_coordinates_keep_location_and_size():
+    """Two tumours of different size and place: 'mni' clouds differ in centroid and extent
+    (the template millimetres / point_scale_mm), 'unit_ball' clouds do not."""
+    small = _sphere(shape=(40, 40, 40), centre=(12, 14, 16), radius=5.0)
+    large = _sphere(shape=(40, 40, 40), centre=(26, 24, 22), radius=10.0)
+    mni = [tumor_point_cloud(m, AFFINE, n_points=256, coordinates="mni", scale_mm=100.0) for m in (small, large)]
+    ball = [tumor_point_cloud(m, AFFINE, n_points=256) for m in (small, large)]
+    for pc in mni:
+        np.testing.assert_allclose(pc.points, pc.points_mm / 100.0, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(pc.points.mean(0), pc.centre / 100.0, atol=1e-4)
+    centres_mm = [np.array(c) * 2.0 + AFFINE[:3, 3] for c in ((12, 14, 16), (26, 24, 22))]
+    for pc, c in zip(mni, centres_mm):
+        box_centre = (pc.points.min(0) + pc.points.max(0)) / 2 * 100.0
+        np.testing.assert_allclose(box_centre, c, atol=1.0)
+
+    def extent(p):
+        return np.linalg.norm(p - p.mean(0), axis=1).mean()
+
+    assert extent(mni[1].points) / extent(mni[0].points) == pytest.approx(2.0, rel=0.1)  # radius 20 vs 10 mm
+    assert extent(mni[1].points) * 100.0 == pytest.approx(20.0, rel=0.1)
+    # unit_ball removes both: centroid 0 and largest radius 1 for either tumour
+    for pc in ball:
+        np.testing.assert_allclose(pc.points.mean(0), 0.0, atol=1e-5)
+        assert np.linalg.norm(pc.points, axis=1).max() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_unknown_coordinates_are_an_error():
+    with pytest.raises(ValueError, match="coordinates"):
+        tumor_point_cloud(_sphere(), AFFINE, n_points=32, coordinates="scanner")

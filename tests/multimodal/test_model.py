@@ -89,8 +89,11 @@ def test_augmentation_rotates_nothing_the_brain_encoder_sees():
     assert not torch.allclose(rotated.tumor_image, batch.tumor_image)
     for name in ("node_x", "edge_index", "edge_attr", "crossing", "label"):
         assert torch.equal(getattr(rotated, name), getattr(batch, name))
-    # rotation keeps each point's distance to the centre
-    torch.testing.assert_close(rotated.points.norm(dim=1), batch.points.norm(dim=1))
+    # each cloud turns about its centroid: distances to it are kept, and so is the centroid
+    for b in range(batch.size):
+        p, q = batch.points[batch.points_batch == b], rotated.points[batch.points_batch == b]
+        torch.testing.assert_close((q - q.mean(0)).norm(dim=1), (p - p.mean(0)).norm(dim=1))
+        torch.testing.assert_close(q.mean(0), p.mean(0))
 
 
 def test_a_few_steps_lower_the_loss():

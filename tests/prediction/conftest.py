@@ -8,14 +8,13 @@ Tests only read these folders; tests that change a model copy it first.
 
 from __future__ import annotations
 
-import os
 import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from locks import locked
+from locks import shared_once
 
 COHORT = dict(patients=14, fa_cases=3, prevalence=0.5, seed=3, workers=1)
 
@@ -84,14 +83,8 @@ def build_tiny_run(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """``root`` with ``cohort/`` (synthetic, BraTS 2021 layout) and ``run/`` (work, model, splits.csv)."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the run's folder, shared by the workers (a fresh one every run)
-    root = base / "prediction-tiny-model"
-    with locked(base / "prediction-tiny-model.lock"):
-        if not (root / "run" / "model" / "manifest.json").exists():
-            build_tiny_run(root)
-    return root
+    return shared_once(tmp_path_factory, "prediction-tiny-model", "run/model/manifest.json",
+                       build_tiny_run)
 
 
 @pytest.fixture(scope="session")

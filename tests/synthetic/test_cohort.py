@@ -17,6 +17,7 @@ from scipy import ndimage as ndi
 from gliotype.atlases import load_template
 from gliotype.errors import GliotypeError
 from gliotype.synthetic import SynthConfig, expected_auc, generate_cohort
+from gliotype.synthetic.config import GENERATOR_VERSION
 from gliotype.synthetic.anatomy import location_atlas
 from gliotype.synthetic.render import rotation_matrix
 
@@ -76,6 +77,7 @@ def test_layout_labels_and_summary(mni):
     assert summary["bayes_auc_expected"] == pytest.approx(expected_auc(MNI.signal)["bayes"])
     doc = json.loads((out / "synth_config.json").read_text())
     assert doc["config"] == MNI.output_fields()
+    assert doc["generator_version"] == GENERATOR_VERSION == 2
     assert "workers" not in doc["config"]
     assert len(doc["sites"]) == MNI.sites
 
@@ -84,8 +86,10 @@ def test_truth_volumes_match_the_masks(mni):
     out, _ = mni
     truth = pd.read_csv(out / "truth.csv")
     for col in ("z_image", "z_shape", "z_network", "location_group", "centre_x", "bayes_posterior",
-                "enhancing_fraction", "vol_ncr_ml", "vol_ed_ml", "vol_et_ml", "enhancing_fraction_measured"):
+                "enhancing_fraction", "vol_ncr_ml", "vol_ed_ml", "vol_et_ml", "enhancing_fraction_measured",
+                "infiltration_mm", "infiltration_amplitude", "paths_involved", "path_extent_mm", "path_amplitude"):
         assert col in truth.columns, col
+    assert "remote_wm_change" not in truth.columns
     for row in truth.itertuples():
         seg = np.asarray(load(out, row.patient_id, "seg").dataobj)
         assert row.vol_ncr_ml == pytest.approx((seg == 1).sum() * 0.008, abs=1e-3)
@@ -216,6 +220,17 @@ def test_another_seed_gives_other_files(mni, tmp_path):
             name = f"{pid}/{pid}_{q}.nii.gz"
             assert a[name] != b[name], name
     assert a["truth.csv"] != b["truth.csv"]
+
+
+def test_a_cohort_of_another_generator_version_is_not_resumed(mni, tmp_path):
+    src, _ = mni
+    out = tmp_path / "old"
+    shutil.copytree(src, out)
+    doc = json.loads((out / "synth_config.json").read_text())
+    doc["generator_version"] = GENERATOR_VERSION - 1
+    (out / "synth_config.json").write_text(json.dumps(doc))
+    with pytest.raises(GliotypeError, match=f"by generator version {GENERATOR_VERSION - 1} "):
+        generate_cohort(out, MNI)
 
 
 def test_rerun_skips_finished_patients_and_touches_nothing(mni, tmp_path):

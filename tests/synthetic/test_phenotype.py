@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from gliotype.synthetic import EFFECT_SIZE, SIGNALS, SynthConfig, bayes_posterior, expected_auc, sample_phenotypes
-from gliotype.synthetic.phenotype import GAUSSIAN_LATENTS, deltas, location_probability
+from gliotype.synthetic.phenotype import GAUSSIAN_LATENTS, deltas, derived_parameters, location_probability
 
 N = 20000
 DEFAULT = {k: 1.0 for k in SIGNALS}
@@ -169,7 +169,8 @@ def test_network_knob_zero_removes_the_network_signal(draws):
     assert deltas(signal)["image"] == EFFECT_SIZE["image"]
     df = draws(signal, seed=51)
     mut, wt = df[df["idh"] == 1], df[df["idh"] == 0]
-    for col in ("z_network", "infiltration_mm", "infiltration_amplitude", "remote_wm_change"):
+    for col in ("z_network", "infiltration_mm", "infiltration_amplitude", "paths_involved", "path_extent_mm",
+                "path_amplitude"):
         assert stats.ks_2samp(mut[col], wt[col]).pvalue > 0.01, col
     # the posterior no longer looks at z_network
     moved = df.assign(z_network=df["z_network"] + 3.0)
@@ -251,6 +252,9 @@ def test_table_columns_and_ranges():
     assert ((df["hemisphere"] == "L") == (df["centre_x"] < 0)).all()
     for col in ("enhancing_fraction", "necrosis_fraction", "mismatch", "infiltration_amplitude"):
         assert df[col].between(0, 1).all(), col
+    assert "remote_wm_change" not in df  # generator v1 only
+    assert df["paths_involved"].dtype == np.int64 and df["paths_involved"].between(4, 28).all()
+    assert df["path_extent_mm"].between(15, 60).all() and df["path_amplitude"].between(0.3, 1).all()
     # fa cases are capped at the number of patients
     assert sample_phenotypes(SynthConfig(patients=3, fa_cases=20))["fa"].sum() == 3
     # the native pose exists only for space=native
@@ -261,3 +265,18 @@ def test_table_columns_and_ranges():
     assert (spacing > 0).all()
     assert (spacing[:, 2] > spacing[:, 0]).any()  # some anisotropic grids
     assert (spacing[:, 2] == spacing[:, 0]).any()  # and some isotropic ones
+
+
+def test_network_path_parameters_follow_the_latent():
+    """K = round(4 + 24 p), L = 15 + 45 p mm, A = 0.3 + 0.7 p with p = Phi(z_network), all
+    non-decreasing in the latent (a larger latent involves a superset of paths)."""
+    z = np.linspace(-4.0, 4.0, 401)
+    d = derived_parameters(0.0, 0.0, z)
+    p = stats.norm.cdf(z)
+    assert np.array_equal(d["paths_involved"], np.floor(4 + 24 * p + 0.5).astype(np.int64))
+    assert np.allclose(d["path_extent_mm"], 15 + 45 * p) and np.allclose(d["path_amplitude"], 0.3 + 0.7 * p)
+    assert d["paths_involved"][0] == 4 and d["paths_involved"][-1] == 28
+    for k in ("paths_involved", "path_extent_mm", "path_amplitude"):
+        assert (np.diff(d[k]) >= 0).all(), k
+    # the infiltration parameters are those of generator v1
+    assert np.allclose(d["infiltration_mm"], 3 + 12 * p) and np.allclose(d["infiltration_amplitude"], p)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
+from scipy.special import ndtri as ndtr_inv
 
 from gliotype.atlases import load_template
 from gliotype.synthetic import SynthConfig, render_patient, sample_phenotypes
-from gliotype.synthetic.anatomy import load_anatomy
+from gliotype.synthetic.anatomy import cerebral_label, load_anatomy, location_atlas
 from gliotype.synthetic.phenotype import derived_parameters
-from gliotype.synthetic.render import SEQUENCES
+from gliotype.synthetic.render import SEQUENCES, path_targets
 
 SEED, KEY = 0, (5,)
 LOW, HIGH = -2.5, 2.5  # mutant-like and wild-type-like ends of a latent
@@ -184,32 +185,130 @@ def test_wildtype_like_shape_latent_gives_a_rougher_surface(render):
 
 
 # --------------------------------------------------------------------------- network latent
+# v2: local infiltration along white matter + disrupted paths (tubes along straight segments
+# from the tumour centre to K AAL region centroids, kept in white matter, fading with the
+# distance from the lesion). Z_P10 / Z_P90: the latents at p = Phi(z) = 0.1 and 0.9.
 
-def test_network_latent_changes_the_brain_far_from_the_tumour_only(render, tissue):
+Z_P10, Z_P90 = float(ndtr_inv(0.1)), float(ndtr_inv(0.9))
+#: The path field is exactly 0 farther than this from every segment: blur kernel half-width
+#: 3 sigma = 6 mm per axis (a cube: 6 sqrt 3 = 10.4 mm) + rounding of the line to voxels (1.7 mm).
+PATH_REACH_MM = 12.5
+
+
+def grid_mm(shape) -> np.ndarray:
+    """(*shape, 3) MNI mm of the voxels of the renderer's cropped 2 mm grid."""
+    an = load_anatomy(2)
+    axes = [an.affine[j, 3] + an.affine[j, j] * np.arange(s.start, s.stop) for j, s in enumerate(an.crop)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+
+
+def distance_to_segments(shape, start, ends) -> np.ndarray:
+    """Euclidean distance (mm) of every voxel to the nearest segment start -> end."""
+    x = (grid_mm(shape).reshape(-1, 3) - np.asarray(start)).astype(np.float32)
+    d2 = np.full(len(x), np.inf, np.float32)
+    for end in ends:
+        u = (np.asarray(end) - np.asarray(start)).astype(np.float32)
+        s = np.clip(x @ u / (u @ u), 0.0, 1.0)
+        np.minimum(d2, ((x - s[:, None] * u) ** 2).sum(1), out=d2)
+    return np.sqrt(d2).reshape(shape)
+
+
+def centre_of(row) -> np.ndarray:
+    return np.array([row["centre_x"], row["centre_y"], row["centre_z"]])
+
+
+def test_network_latent_changes_only_voxels_outside_the_lesion_along_paths(base_row, render, tissue):
     low, high = render(with_fa=True, z_network=LOW), render(with_fa=True, z_network=HIGH)
     assert np.array_equal(low.seg, high.seg)
     inside = low.seg > 0
     for q in SEQUENCES:
         assert np.array_equal(low.images[q][inside], high.images[q][inside]), q
     assert np.array_equal(low.fa[inside], high.fa[inside])
+    assert (high.paths[inside] == 0).all() and (high.infiltration[inside] == 0).all()
 
-    far_wm = far_from(low.seg, 10) & (tissue["wm"] > 0.8) & (tissue["brain_mask"] > 0.5)
-    assert far_wm.sum() > 5000
-    fa_lo, fa_hi = float(low.fa[far_wm].mean()), float(high.fa[far_wm].mean())
-    t2_lo, t2_hi = float(low.images["t2"][far_wm].mean()), float(high.images["t2"][far_wm].mean())
-    assert fa_hi < 0.95 * fa_lo, (fa_lo, fa_hi)  # wild-type-like: lower remote FA
-    assert t2_hi > 1.02 * t2_lo, (t2_lo, t2_hi)  # ... and brighter remote T2
-    assert high.remote[far_wm].mean() > 50 * max(low.remote[far_wm].mean(), 1e-6)
+    # the path field lives within a few mm of the segments to the involved regions' centroids
+    targets = path_targets(with_latents(base_row, z_network=HIGH), SEED, KEY)
+    near = distance_to_segments(low.seg.shape, centre_of(base_row), targets) <= PATH_REACH_MM
+    assert (high.paths[~near] == 0).all()
+    assert (high.paths[near] > 0.05).sum() > 1000
+    # voxels far from every path and beyond the infiltration are identical, white matter included
+    # (v1 changed the whole white matter); there are many of them
+    quiet = (low.mask > 0.5) & ~near & (low.infiltration == 0) & (high.infiltration == 0)
+    assert quiet.sum() > 1000 and (quiet & (tissue["wm"] > 0.5)).sum() > 300
+    for q in SEQUENCES:
+        assert np.array_equal(low.images[q][quiet], high.images[q][quiet]), q
+    assert np.array_equal(low.fa[quiet], high.fa[quiet])
+    # ... and far from every path the network latent changes nothing beyond its infiltration tail
+    far = (low.mask > 0.5) & ~near & ~ndi.binary_dilation(inside, iterations=15)  # > 30 mm
+    rel = np.abs(high.images["t2"][far] / low.images["t2"][far] - 1)
+    assert np.quantile(rel, 0.99) < 0.002, np.quantile(rel, 0.99)
 
-    # infiltration along white matter right next to the lesion
+    # infiltration along white matter right next to the lesion (unchanged from v1)
     ring = ndi.binary_dilation(inside, iterations=3) & ~inside & (tissue["wm"] > 0.5)
     assert high.infiltration[ring].mean() > 0.1 > 10 * low.infiltration[ring].mean()
     assert high.images["t2"][ring].mean() > low.images["t2"][ring].mean()
-    assert (high.infiltration[inside] == 0).all()
+
+
+def test_higher_network_latent_involves_more_paths_further(base_row, render):
+    rows = {z: with_latents(base_row, z_network=z) for z in (Z_P10, Z_P90)}
+    lo, hi = rows[Z_P10], rows[Z_P90]
+    assert hi["paths_involved"] > lo["paths_involved"] >= 4
+    assert hi["path_extent_mm"] > lo["path_extent_mm"] + 30 and hi["path_amplitude"] > lo["path_amplitude"]
+    t_lo, t_hi = path_targets(lo, SEED, KEY), path_targets(hi, SEED, KEY)
+    assert len(t_lo) == lo["paths_involved"] and len(t_hi) == hi["paths_involved"]
+    assert np.array_equal(t_hi[: len(t_lo)], t_lo)  # nested: the same order, more targets
+    assert len({tuple(t) for t in t_hi}) == len(t_hi)
+    # targets are AAL centroids other than the tumour's own region; another patient, another order
+    own = location_atlas().centroids[cerebral_label(base_row["location_region"]) - 1]
+    assert not any(np.allclose(t, own) for t in t_hi)
+    assert not np.array_equal(path_targets(hi, SEED, (KEY[0] + 1,)), t_hi)
+
+    f_lo, f_hi = render(z_network=Z_P10).paths, render(z_network=Z_P90).paths
+    assert (f_hi >= f_lo).all()  # superset of tubes, longer extent, larger amplitude
+    assert (f_hi > 0).sum() > 2 * (f_lo > 0).sum() > 0
+    assert f_lo.max() <= lo["path_amplitude"] + 1e-6 and f_hi.max() <= hi["path_amplitude"] + 1e-6
+    # the effect fades to 0 at the extent from the lesion
+    dist = ndi.distance_transform_edt(render(z_network=Z_P10).seg == 0, sampling=2.0)
+    for f, row in ((f_lo, lo), (f_hi, hi)):
+        assert dist[f > 0].max() < row["path_extent_mm"]
+    assert dist[f_hi > 0].max() > dist[f_lo > 0].max() + 20
+
+
+def test_path_effect_sign_and_size_per_sequence(render):
+    """On the paths, beyond the infiltration: T2/FLAIR up, T1/T1c down, FA down, by the effect
+    at field 1 (+10 % / -5 % / -25 %) times the field change times the white-matter share."""
+    lo, hi = render(with_fa=True, z_network=Z_P10), render(with_fa=True, z_network=Z_P90)
+    change = hi.paths - lo.paths
+    on = (change > 0.05) & (hi.infiltration < 1e-3) & (lo.infiltration < 1e-3)
+    assert on.sum() > 300, on.sum()
+    for q, effect in (("t2", 0.10), ("flair", 0.10), ("t1", -0.05), ("t1ce", -0.05)):
+        rel = hi.images[q][on] / lo.images[q][on] - 1
+        share = rel / (effect * change[on])  # the white-matter share of the voxel's signal, in (0, 1]
+        assert share.min() > 0, q  # the sign
+        assert 0.5 < np.median(share) <= 1.0, (q, np.median(share))
+        assert (np.abs(rel) <= abs(effect) * change[on] + 1e-3).all(), q  # never more than the effect
+    # FA: at least half of -25 % x the field change on average (the FA of white matter is
+    # most of the voxel's FA)
+    assert hi.fa[on].mean() < (1 - 0.5 * 0.25 * change[on].mean()) * lo.fa[on].mean()
+    # the same FA noise in both renders (one stream): the drop is at most 25 % x the field change
+    assert (lo.fa[on] - hi.fa[on] <= 0.25 * change[on] * lo.fa[on] / (1 - 0.25 * lo.paths[on]) + 0.01).all()
+
+
+def test_path_effect_survives_per_patient_median_normalisation(render):
+    lo, hi = render(z_network=Z_P10), render(z_network=Z_P90)
+    brain = lo.mask > 0.5
+    paths = (hi.paths > 0.1) & (hi.seg == 0)
+    assert paths.sum() > 500
+    norm = {k: r.images["t2"] / np.median(r.images["t2"][brain]) for k, r in (("lo", lo), ("hi", hi))}
+    assert norm["hi"][paths].mean() > 1.03 * norm["lo"][paths].mean()
+    # beyond the infiltration the paths alone still move the normalised T2
+    beyond = paths & (hi.infiltration < 0.01)
+    assert beyond.sum() > 300
+    assert norm["hi"][beyond].mean() > 1.008 * norm["lo"][beyond].mean()
 
 
 def test_grey_matter_far_away_barely_moves_with_the_network_latent(render, tissue):
-    """The remote change is a white-matter change: pure CSF far away is untouched."""
+    """The network change is a white-matter change: pure CSF far away is untouched."""
     low, high = render(with_fa=True, z_network=LOW), render(with_fa=True, z_network=HIGH)
     far_csf = far_from(low.seg, 10) & (tissue["csf"] > 0.95) & (tissue["wm"] < 0.01)
     diff = np.abs(high.images["t2"][far_csf] - low.images["t2"][far_csf])

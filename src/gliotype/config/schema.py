@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Section(BaseModel):
@@ -36,7 +36,9 @@ class PreprocessConfig(_Section):
     """Section 4.2: co-registration, skull stripping, normalisation, MNI registration."""
 
     spacing_mm: float = 2.0  # "MNI-152-T1-2MM-brain"
-    normalization: Literal["histogram", "zscore", "none"] = "histogram"
+    # histogram_gm / zscore_gm: Nyul landmarks / robust z-score on grey matter (template GM map after
+    # registration), so the white-matter level relative to grey matter survives (preprocessing/normalize.py)
+    normalization: Literal["histogram", "zscore", "none", "histogram_gm", "zscore_gm"] = "histogram"
     denoise: bool = False  # SUSAN in the paper; optional here
     registration: Literal["SyN", "Affine", "none"] = "SyN"
     skull_stripped: Literal["auto", "yes", "no"] = "auto"
@@ -62,12 +64,36 @@ class AtlasConfig(_Section):
     edge_atlas: str | None = None  # user 4D NIfTI / folder of tracts; None = built-in
 
 
-class ModalitiesConfig(_Section):
-    """The three data modalities of section 3.2 / 4.2."""
+# which mask labels make a tumour region: all labels > 0, the core (1, 3, 4) or a list of labels
+TumorLabels = Literal["whole", "core"] | list[int]
 
-    tumor_labels: Literal["whole", "core"] = "whole"  # open point 14
+
+class ModalitiesConfig(_Section):
+    """The three data modalities of section 3.2 / 4.2 (docs/design.md, points 14, 15)."""
+
+    tumor_labels: TumorLabels = "whole"  # open point 14; the default of the two below
+    # x_P's / x_I's region (None: tumor_labels); fewer than preprocess.min_tumor_voxels -> whole tumour
+    point_cloud_labels: TumorLabels | None = None
+    image_labels: TumorLabels | None = None
+    # f_P's coordinates: unit_ball = centred, largest radius 1 (location and size removed);
+    # mni = template millimetres / point_scale_mm (location and size kept; not centred)
+    point_coordinates: Literal["unit_ball", "mni"] = "unit_ball"
+    point_scale_mm: float = Field(100.0, gt=0)
+    image_margin_mm: float = Field(0.0, ge=0)  # x_I's mask: the image labels dilated by this margin
+    image_ring_channel: bool = False  # x_I gets a 5th channel: the image labels' mask (undilated)
     crop_size: tuple[int, int, int] = (120, 120, 120)  # 2 mm voxels
     n_points: int = 1024  # open: the paper gives no point count
+
+    @field_validator("tumor_labels", "point_cloud_labels", "image_labels", mode="before")
+    @classmethod
+    def _labels(cls, value):
+        if value is None or value in ("whole", "core"):
+            return value
+        items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+        if (isinstance(items, list) and items
+                and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255 for v in items)):
+            return sorted(set(items))
+        raise ValueError(f"expected 'whole', 'core' or a list of mask labels 1-255, got {value!r}")
 
 
 class NodeAutoencoderConfig(ScheduleConfig):
@@ -86,7 +112,9 @@ class EdgeModelConfig(ScheduleConfig):
     projection: list[int] = Field(default_factory=lambda: [16, 16])  # open: g, g' sizes
     temperature: float = 0.1  # open: tau of eq. 1 (0.1 as in section 4.3 for eqs. 4-6)
     loss: Literal["printed", "infonce"] = "printed"  # open point 1
-    batching: Literal["mixed", "per_patient"] = "mixed"  # open point 3: tracts of a minibatch
+    # open point 3: tracts of a minibatch; same_tract: one tract from different patients (negatives are
+    # that tract in other patients, so v_E must carry the patient's deviation, not the tract identity)
+    batching: Literal["mixed", "per_patient", "same_tract"] = "mixed"
     optimizer: Literal["adam", "sgd"] = "sgd"
 
 
@@ -94,6 +122,13 @@ class SelfSupervisedConfig(_Section):
     """The two self-supervised models that build the brain network (section 3.2)."""
 
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # FA patients held out to show what was learned
+    # node / edge rows: raw samples, or each position's deviation from the normative value at that
+    # position (statistics of the self-supervised training patients, stored with the models)
+    inputs: Literal["raw", "deviation"] = "raw"
+    normative: Literal["mean_sd", "median_mad"] = "mean_sd"  # the normative centre and scale
+    # deviation inputs: "mask" sets positions inside the tumour mask to 0 (and left out of the
+    # statistics) and appends the tumour-covered fraction of the region / tract as one input
+    tumor: Literal["keep", "mask"] = "mask"
     node: NodeAutoencoderConfig = Field(default_factory=NodeAutoencoderConfig)
     edge: EdgeModelConfig = Field(default_factory=EdgeModelConfig)
 
@@ -111,7 +146,9 @@ class GeometricEncoderConfig(_Section):
 
     channels: list[int] = Field(default_factory=lambda: [32, 64, 64, 128, 128])
     fc: list[int] = Field(default_factory=lambda: [256, 128, 32])
-    radii: list[float] = Field(default_factory=lambda: [0.15, 0.3, 0.35, 0.5, 0.6])  # open point 15
+    radii: list[float] = Field(default_factory=lambda: [0.15, 0.3, 0.35, 0.5, 0.6])  # open point 15; x_P's units
+    # radii in millimetres instead (modalities.point_coordinates=mni only): radii_mm / point_scale_mm
+    radii_mm: list[float] | None = None
     fps_ratios: list[float] = Field(default_factory=lambda: [0.25, 1.0, 0.5, 0.5, 1.0])  # kept after each layer
     max_neighbors: int = 16  # open
     edge_hidden: int = 16  # open: hidden size of NNConv's edge network
@@ -130,6 +167,19 @@ class BrainNetworkEncoderConfig(_Section):
     node_temperature: float = 0.1  # softmax temperature of the node pooling
     share_tumor_head: bool = True  # eq. 3 uses g_T of the contrastive loss (False: its own g_T^a)
     heads: int = 1  # GAT heads (averaged); the paper does not say
+    # departures against over-smoothing and for edge features in the messages (docs/design.md);
+    # the defaults are the paper read literally
+    conv: Literal["gat", "gatv2", "gine", "transformer"] = "gat"  # gine/transformer: edge features in messages
+    residual: bool = False  # each layer's input added to its output (linear map when sizes differ)
+    norm: Literal["none", "layer", "graph"] = "none"  # PyG LayerNorm (per node) / GraphNorm between layers
+    jumping_knowledge: Literal["none", "cat", "max"] = "none"  # e^N from all layers (PyG JumpingKnowledge)
+    # eq. 2: multiply = x_B . a^E (paper); message = a^E scales each tract's messages;
+    # log_attention = log a^E added to the attention logits (gat, gatv2, transformer)
+    edge_attention_mode: Literal["multiply", "message", "log_attention"] = "multiply"
+
+    def model_post_init(self, context) -> None:  # noqa: D102 - one-line config error via pydantic
+        if self.edge_attention_mode == "log_attention" and self.conv == "gine":
+            raise ValueError("edge_attention_mode log_attention needs an attention conv (gat, gatv2, transformer)")
 
 
 class ProjectionHeadsConfig(_Section):
@@ -178,9 +228,22 @@ class PopulationGraphConfig(ScheduleConfig):
     optimizer: Literal["adam", "sgd"] = "adam"
     batch_size: int = Field(20, ge=0)  # labelled nodes per step; 0 = all (one full-graph step per epoch)
     epochs: int = 200
-    weight_decay: float = 0.0  # open: the sentence giving it is garbled in the paper
-    dropout: float = 0.0  # not in the paper
+    weight_decay: float = 0.0  # open: the sentence giving it is garbled in the paper (5e-4 its likeliest reading)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # not in the paper: input features, attention, each layer's output
+    residual: bool = False  # not in the paper: GATConv's root term (a linear skip of the node's own input)
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # labelled nodes held out (stratified) for the threshold
+    patience: int = Field(0, ge=0)  # with val_fraction: stop after this many epochs without improvement; 0 = never
+    val_metric: Literal["bce", "auc"] = "bce"  # what the best epoch (weights kept) is chosen on
+    # k > 0: the threshold on out-of-fold predictions of k extra GNNs (labelled nodes of one fold hidden);
+    # the reported GNN still trains on every labelled node. Exclusive with val_fraction
+    threshold_folds: int = Field(0, ge=0)
     standardise: bool = True  # z-score features (training-node statistics) before eq. 8 (open point 9)
+
+    def model_post_init(self, context) -> None:  # noqa: D102 - one-line config error via pydantic
+        if self.threshold_folds and self.val_fraction:
+            raise ValueError("threshold_folds and val_fraction are two ways to choose the threshold: set one")
+        if self.threshold_folds == 1:
+            raise ValueError("threshold_folds must be 0 (off) or at least 2")
 
 
 class BaselinesConfig(ScheduleConfig):
@@ -196,12 +259,32 @@ class BaselinesConfig(ScheduleConfig):
     batch_size: int = 20
 
 
+class FeatureClassifiersConfig(_Section):
+    """Table 3-4's classifiers on the multi-modal features (half B): MLP, SVM, L2 logistic regression.
+
+    ``paper``: fixed MLP(32, alpha 1e-3) and RBF SVM (C 1). ``cv``: alpha / C chosen by
+    inner stratified cross-validation on half B. The LR row is always LogisticRegressionCV.
+    """
+
+    rows: list[Literal["mlp", "svm", "lr"]] = Field(default_factory=lambda: ["mlp", "svm"])
+    regularisation: Literal["paper", "cv"] = "paper"
+    threshold: Literal["fitted", "out_of_fold"] = "fitted"  # predictions of B the threshold is chosen on
+    inner_folds: int = Field(5, ge=2)  # at most the smaller class's size
+    scoring: Literal["neg_log_loss", "roc_auc"] = "neg_log_loss"  # inner-CV criterion (AUC ties favour C -> 0)
+    mlp_alphas: list[float] = Field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0], min_length=1)
+    svm_cs: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
+    lr_cs: list[float] = Field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], min_length=1)
+
+
 class SplitConfig(_Section):
     """Section 4.1: SSL set (FA cases), 7:3 train/test, train halved into A and B."""
 
     test_fraction: float = 0.3
     seed: int = 0
     repeats: int = 1
+    # paper: encoders on A, classifiers on B. crossfit: also encoders on B, classifiers on A;
+    # each test patient's probability is the mean of the two (docs/design.md point 22)
+    protocol: Literal["paper", "crossfit"] = "paper"
 
 
 class EvaluationConfig(_Section):
@@ -223,6 +306,7 @@ class GliotypeConfig(_Section):
     ssl: SelfSupervisedConfig = Field(default_factory=SelfSupervisedConfig)
     multimodal: MultiModalConfig = Field(default_factory=MultiModalConfig)
     population_graph: PopulationGraphConfig = Field(default_factory=PopulationGraphConfig)
+    feature_classifiers: FeatureClassifiersConfig = Field(default_factory=FeatureClassifiersConfig)
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)

@@ -8,6 +8,10 @@ node. Finally, the farthest points sampling is adopted ... convolutional layers
 (dimension: 32, 64, 64, 128, 128). After the last layer, a global attention pooling
 is employed to produce attention scores for the points. Finally, a feed-forward
 network (dimension: 256, 128, 32) outputs the geometric features."
+
+The radii are in the units of x_P (``modalities.point_coordinates``): fractions of the
+tumour's largest radius for ``unit_ball``, of ``point_scale_mm`` for ``mni``;
+``radii_mm`` gives them in millimetres instead (:func:`encoder_radii`).
 """
 
 from __future__ import annotations
@@ -20,8 +24,21 @@ from torch import nn
 from torch_geometric.nn import NNConv
 from torch_geometric.utils import scatter, softmax
 
+from gliotype.config.schema import GeometricEncoderConfig, ModalitiesConfig
 from gliotype.encoders.geometry import farthest_point_sample, radius_graph
 from gliotype.encoders.mlp import MLP
+from gliotype.errors import GliotypeError
+
+
+def encoder_radii(geometric: GeometricEncoderConfig, modalities: ModalitiesConfig) -> list[float]:
+    """The radius of each layer's graph in the units of x_P: ``radii``, or ``radii_mm``
+    divided by ``point_scale_mm`` (millimetres are only meaningful for ``mni`` points)."""
+    if geometric.radii_mm is None:
+        return [float(r) for r in geometric.radii]
+    if modalities.point_coordinates != "mni":
+        raise GliotypeError("multimodal.point_cloud.radii_mm needs modalities.point_coordinates=mni "
+                            "(unit_ball points have no millimetre scale); use radii")
+    return [float(r) / modalities.point_scale_mm for r in geometric.radii_mm]
 
 
 @dataclass
@@ -42,10 +59,10 @@ class PointCloudEncoder(nn.Module):
     """u_P, a_P = f_P(x_P).
 
     Args:
-        in_channels: point features (3: the normalised coordinates).
+        in_channels: point features (3: the coordinates of x_P).
         channels: NNConv output sizes (paper: 32, 64, 64, 128, 128).
         fc: feed-forward sizes (paper: 256, 128, 32).
-        radii: neighbourhood radius of each layer (normalised units; open point 15).
+        radii: neighbourhood radius of each layer, in x_P's units (open point 15; :func:`encoder_radii`).
         fps_ratios: fraction of points kept by farthest point sampling after each layer.
         max_neighbors: neighbour cap of the radius graph.
         edge_hidden: hidden size of each NNConv's edge network (distance -> weight matrix).

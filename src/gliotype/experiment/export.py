@@ -21,7 +21,6 @@ import pandas as pd
 
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash, save_config
-from gliotype.evaluation import youden_threshold
 from gliotype.utils.io import atomic_path, atomic_write, sha256_file
 from gliotype.utils.training import save_weights
 
@@ -68,7 +67,9 @@ def export_model(
                           gnn.artifacts["edge"], config.population_graph.standardise)
     _save_regions(folder / "atlas" / "regions.npz", config)
     save_weights(gnn.artifacts["model"], pg / "gnn.safetensors")
-    threshold = youden_threshold(y[labelled], gnn.p_train) if config.evaluation.threshold == "youden" else 0.5
+    from gliotype.experiment.tables import decision_threshold
+
+    threshold = decision_threshold(gnn, y[labelled], config.evaluation)  # the Table 2 row's own threshold
     meta = {
         "node_weight": gnn.artifacts["node"],
         "edge_weight": gnn.artifacts["edge"],
@@ -78,6 +79,7 @@ def export_model(
         "in_channels": int(gnn.artifacts["graph"].x.shape[1]),
         "gat": list(config.population_graph.gat),
         "dropout": config.population_graph.dropout,
+        "residual": config.population_graph.residual,
         "nodes": len(graph_ids),
         "labelled_nodes": int(np.sum(labelled)),
     }

@@ -120,3 +120,40 @@ def add_repeats_section(report: Path, repeats: dict[str, pd.DataFrame]) -> Path:
     text = Path(report).read_text()
     atomic_write(report, text.replace("</body></html>", "\n".join(parts) + "\n</body></html>"))
     return Path(report)
+
+
+AUDIT_BEGIN, AUDIT_END = "<!-- information audit -->", "<!-- /information audit -->"
+
+
+def add_audit_section(report: Path, audit) -> Path:
+    """Insert the information audit (:class:`gliotype.audit.InformationAudit`) into an existing
+    ``report.html``; an audit section already there is replaced, so reruns do not stack."""
+    fmt = lambda v: f"{v:.3f}"  # noqa: E731
+    p = audit.patients
+    parts = [AUDIT_BEGIN, "<h2>Information audit: where the IDH signal is</h2>",
+             f"<p>Linear-probe AUC for IDH of every feature group, cross-validated on the training patients only "
+             f"(ssl {p.get('ssl', 0)}, A {p.get('A', 0)}, B {p.get('B', 0)}; <i>probe_auc_b</i>: half B alone, "
+             "the patients every group has). Latent columns (synthetic cohorts): Spearman rho of the latent with "
+             "its cross-validated prediction; <i>location</i> is an AUC, <i>site</i> a balanced accuracy "
+             "(docs/audit.md).</p>",
+             audit.groups.to_html(index=False, float_format=fmt, na_rep="", border=0, classes="table")]
+    if len(audit.homophily):
+        cols = ["graph", "edges", "mean_degree", "labelled_edges", "homophily", "random_pairs", "node_probe_auc_b",
+                "edge_probe_auc_b"]
+        parts += ["<h3>Edge homophily of the Table 1 graphs (edges between half-B patients)</h3>",
+                  audit.homophily[cols].to_html(index=False, float_format=fmt, na_rep="", border=0, classes="table")]
+    lines = []
+    if audit.observable_ceiling is not None:
+        lines.append(f"Observable ceiling (the probe on hand-made descriptors, training to test patients): "
+                     f"<b>{audit.observable_ceiling:.3f}</b>.")
+    if audit.bayes_auc is not None:
+        lines.append(f"Bayes-optimal AUC on the same test patients: <b>{audit.bayes_auc:.3f}</b>.")
+    if lines:
+        parts.append("<p>" + " ".join(lines) + "</p>")
+    parts.append(AUDIT_END)
+    text = Path(report).read_text()
+    if AUDIT_BEGIN in text and AUDIT_END in text:
+        head, rest = text.split(AUDIT_BEGIN, 1)
+        text = head + rest.split(AUDIT_END, 1)[1].lstrip("\n")
+    atomic_write(report, text.replace("</body></html>", "\n".join(parts) + "\n</body></html>"))
+    return Path(report)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gliotype import __version__
-from gliotype.config import GliotypeConfig, save_config
+from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.errors import GliotypeError
 from gliotype.experiment.ablations import ABLATIONS, FULL_MODEL, slug
 from gliotype.experiment.tables import (
@@ -80,19 +80,6 @@ def prepare_cohort(data: Path | None, manifest: Path | None, out: Path, workers:
     return df[df["patient_id"].astype(str).isin(ok)].reset_index(drop=True)
 
 
-def _features_for(workdir, model_dir, ids, config) -> pd.DataFrame:
-    from gliotype.multimodal.stage import extract_features, load_multimodal, save_features
-
-    path = Path(model_dir) / "features.csv"
-    if path.exists():
-        cached = pd.read_csv(path, dtype={"patient_id": str})
-        if set(cached["patient_id"]) >= set(ids):
-            return cached.set_index("patient_id", drop=False).loc[list(ids)].reset_index(drop=True)
-    feats = extract_features(workdir, load_multimodal(model_dir, config), ids, config.multimodal)
-    save_features(feats, path)
-    return feats
-
-
 def _group(feats: pd.DataFrame, name: str) -> np.ndarray:
     from gliotype.multimodal.stage import feature_matrix
 
@@ -112,6 +99,7 @@ def run_experiment(
     ablations: bool = True,
     baselines: bool = True,
     repeats: int | None = None,
+    audit: bool = True,
 ) -> dict:
     """Run the whole method and write ``results/`` and ``model/`` under ``out``; returns the tables.
 
@@ -153,7 +141,7 @@ def run_experiment(
         if repeats > 1:
             log.info("repeat %d of %d (split seed %d)", k + 1, repeats, cfg.split.seed)
         runs.append(_run_split(run_out, work, cohort, ok, cfg, Path(data) if data else None, ablations, baselines,
-                               timer, export=k == 0))
+                               timer, export=k == 0, audit=audit))
     result = runs[0]
     if repeats > 1:
         result["repeats"] = {name: summarise_repeats([r["tables"][name] for r in runs])
@@ -164,8 +152,10 @@ def run_experiment(
         from gliotype.experiment.report import add_repeats_section
 
         add_repeats_section(out / "results" / "report.html", result["repeats"])
-        result["summary"]["repeats"] = {"split_seeds": [config.split.seed + k for k in range(repeats)],
-                                        "bayes_auc_test": [r["summary"]["bayes_auc_test"] for r in runs]}
+        result["summary"]["repeats"] = {
+            "split_seeds": [config.split.seed + k for k in range(repeats)],
+            **{key: [r["summary"][key] for r in runs] for key in ("bayes_auc_test", "observable_auc_test",
+                                                                   "ceiling_ratio")}}
     result["summary"]["seconds"] = timer.seconds
     atomic_write(out / "results" / "summary.json", json.dumps(result["summary"], indent=2, default=float))
     return result
@@ -192,10 +182,17 @@ def repeats_markdown(df: pd.DataFrame) -> str:
 
 
 def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], config: GliotypeConfig,
-               data: Path | None, ablations: bool, baselines: bool, timer: Timer, export: bool) -> dict:
-    """Everything after the modalities for one draw of the split protocol (section 4.1)."""
+               data: Path | None, ablations: bool, baselines: bool, timer: Timer, export: bool,
+               audit: bool = True) -> dict:
+    """Everything after the modalities for one draw of the split protocol (section 4.1).
+
+    ``split.protocol: paper``: the encoders train on half A, the classifiers on half B.
+    ``crossfit``: the same, and again with the halves swapped (encoders on B, classifiers
+    on A); each test probability is the mean of the two folds' and each threshold is
+    chosen on the predictions of A and B together, so every labelled training patient
+    trains an encoder and a classifier.
+    """
     from gliotype.evaluation.splits import check_splits, make_splits
-    from gliotype.multimodal.stage import train_multimodal
     from gliotype.self_supervised import encode_brain_networks, train_self_supervised
 
     out.mkdir(parents=True, exist_ok=True)
@@ -211,13 +208,108 @@ def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], confi
         ssl_report = train_self_supervised(work, config, ids["ssl"])
         encode_brain_networks(work, ok)
 
-    y_b = np.array([labels[p] for p in ids["B"]], dtype=float)
+    halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
+    folds = [_fold(out / ("models" if enc == "A" else f"models-{enc}"), work, ids[enc], ids[clf], ids["test"],
+                   labels, config, ablations, timer) for enc, clf in halves]
+    train_ids = [p for _, clf in halves for p in ids[clf]]
+    y_train = np.array([labels[p] for p in train_ids], dtype=float)
     y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
-    graph_ids = ids["B"] + ids["test"]
-    in_b = np.arange(len(graph_ids)) < len(ids["B"])
     ev, seed = config.evaluation, config.seed
 
-    # Stage 2: the full model and the ablations of Table 4, all trained on half A.
+    t2_models = _across_folds([f["table2"] for f in folds])
+    t2 = table(t2_models, y_train, y_test, ev, seed=seed)
+    chosen = TABLE1_NAMES[(config.population_graph.node_weight, config.population_graph.edge_weight)]
+    gnn = next(m for m in t2_models if m.name == chosen)
+
+    t3_models: list[Scored] = []
+    with timer("baselines"):
+        if baselines:
+            t3_models += _cnn_baselines(work, out, ids, train_ids, labels, config)
+    t3_models += _across_folds([f["classifiers"] for f in folds])
+    t3_models.append(Scored("Multi-modal + GNN", gnn.p_train, gnn.p_test, p_threshold=gnn.p_threshold))
+    t3 = table(t3_models, y_train, y_test, ev, reference="Multi-modal + GNN", seed=seed)
+    t4_models = _across_folds([f["table4"] for f in folds])
+    t4 = table(t4_models, y_train, y_test, ev, reference=FULL_MODEL, seed=seed)
+
+    bayes = _bayes_ceiling(data, ids["test"], y_test)
+    with timer("observable ceiling"):
+        from gliotype.audit import split_observable_ceiling
+
+        observable = split_observable_ceiling(work, splits, seed, config.workers)
+    tables = {"table2": t2, "table3": t3, "table4": t4}
+    preds = _predictions(dict(zip(splits["patient_id"], splits["split"])), train_ids, ids["test"], labels, t2_models + t3_models + t4_models)
+    if export:
+        from gliotype.experiment.export import export_model
+
+        first = folds[0]
+        export_model(out / "model", config, work, first["model_dir"], first["features"], first["graph_ids"],
+                     first["in_train"], first["y"], next(m for m in first["table2"] if m.name == chosen))
+    from gliotype.experiment.report import write_report
+
+    summary = {
+        "gliotype_version": __version__,
+        "split_seed": config.split.seed,
+        "protocol": config.split.protocol,
+        "patients": {k: len(v) for k, v in ids.items()},
+        "ssl": ssl_report,
+        "bayes_auc_test": bayes,
+        "observable_auc_test": observable,
+        "ceiling_ratio": _ceiling_ratios(t3, "Multi-modal + GNN", bayes, observable),
+        "seconds": dict(timer.seconds),
+        "chosen_population_graph": chosen,
+    }
+    write_report(results, tables, preds, summary, config, {m.name: m for m in t2_models + t3_models + t4_models},
+                 y_test)
+    atomic_write(results / "summary.json", json.dumps(summary, indent=2, default=float))
+    if audit:
+        with timer("information audit"):
+            from gliotype.audit import audit_run
+            from gliotype.experiment.report import add_audit_section
+
+            truth = data / "truth.csv" if data is not None and (data / "truth.csv").exists() else None
+            add_audit_section(results / "report.html", audit_run(out, truth=truth, workers=config.workers))
+    return {"tables": tables, "summary": summary}
+
+
+def ceiling_lines(summary: dict) -> str:
+    """The ceilings of the test patients and the full model's share of each (printed by ``gliotype run``)."""
+    ratio = summary.get("ceiling_ratio") or {}
+    lines = []
+    for key, name in (("bayes", "Bayes-optimal AUC (generator latents)"),
+                      ("observable", "observable ceiling (hand-made descriptors, docs/audit.md)")):
+        value = summary.get(f"{key}_auc_test")
+        if value is not None:
+            share = f"; {ratio['model']} reaches {ratio[key]:.2f} x it" if ratio.get(key) is not None else ""
+            lines.append(f"{name} of the test patients: {value:.3f}{share}")
+    rep = summary.get("repeats")
+    if rep and rep.get("ceiling_ratio"):
+        for key in ("bayes", "observable"):
+            shares = [r[key] for r in rep["ceiling_ratio"] if r and r.get(key) is not None]
+            if shares:
+                lines.append(f"over {len(shares)} splits, {key} ratio {np.mean(shares):.2f} +- "
+                             f"{np.std(shares, ddof=1) if len(shares) > 1 else 0:.2f}")
+    return "\n".join(lines)
+
+
+def _ceiling_ratios(table3: pd.DataFrame, model: str, bayes: float | None, observable: float | None) -> dict:
+    """The model's test AUC over each ceiling (what the issue's targets are stated in)."""
+    auc = float(table3.set_index("model").loc[model, "auc"])
+    return {"model": model, "auc": auc, "bayes": None if not bayes else auc / bayes,
+            "observable": None if not observable else auc / observable}
+
+
+def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test_ids: list[str],
+          labels: dict, config: GliotypeConfig, ablations: bool, timer: Timer) -> dict:
+    """Encoders (full model + Table 4 ablations) trained on ``enc_ids``; population graphs
+    and feature classifiers fitted on ``clf_ids``; every model scores ``test_ids``."""
+    from gliotype.multimodal.stage import features_for, train_multimodal
+
+    graph_ids = clf_ids + test_ids
+    in_train = np.arange(len(graph_ids)) < len(clf_ids)
+    y = np.array([labels[p] for p in graph_ids], dtype=float)
+    y_clf = y[in_train]
+    seed, pg, fc = config.seed, config.population_graph, config.feature_classifiers
+
     feature_sets: dict[str, pd.DataFrame] = {}
     rows = ABLATIONS if ablations else {FULL_MODEL: {}}
     with timer("multi-modal encoders"):
@@ -225,63 +317,42 @@ def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], confi
             cfg = config.model_copy(deep=True)
             for k, v in overrides.items():
                 setattr(cfg.multimodal, k, v)
-            model_dir = out / "models" / slug(name)
-            train_multimodal(work, model_dir, ids["A"], labels, cfg)
-            feature_sets[name] = _features_for(work, model_dir, graph_ids, cfg)
+            model_dir = models / slug(name)
+            train_multimodal(work, model_dir, enc_ids, labels, cfg)
+            feature_sets[name] = features_for(work, model_dir, graph_ids, cfg)
     full = feature_sets[FULL_MODEL]
-    u_t, u_b = _group(full, "u_T"), _group(full, "u_B")
 
     with timer("population graphs"):
-        t2_models = population_graph_models(u_t, u_b, np.r_[y_b, y_test], in_b, graph_ids, config.population_graph,
-                                            seed)
-        t2 = table(t2_models, y_b, y_test, ev, seed=seed)
-    chosen = TABLE1_NAMES[(config.population_graph.node_weight, config.population_graph.edge_weight)]
-    gnn = next(m for m in t2_models if m.name == chosen)
-
-    t3_models: list[Scored] = []
-    with timer("baselines"):
-        if baselines:
-            t3_models += _cnn_baselines(work, out, ids, labels, config)
+        t2 = population_graph_models(_group(full, "u_T"), _group(full, "u_B"), y, in_train, graph_ids, pg, seed)
+    with timer("feature classifiers"):
         x = _tumor_and_brain(full)
-        t3_models += feature_models(x[in_b], y_b, x[~in_b], seed)
-        t3_models.append(Scored("Multi-modal + GNN", gnn.p_train, gnn.p_test))
-        t3 = table(t3_models, y_b, y_test, ev, reference="Multi-modal + GNN", seed=seed)
-
-    with timer("ablations"):
-        t4_models = []
+        classifiers = feature_models(x[in_train], y_clf, x[~in_train], seed, fc)
+        t4 = []
         for name, feats in feature_sets.items():
             x = _tumor_and_brain(feats)
-            mlp = feature_models(x[in_b], y_b, x[~in_b], seed)[0]
-            t4_models.append(Scored(name, mlp.p_train, mlp.p_test))
-        t4 = table(t4_models, y_b, y_test, ev, reference=FULL_MODEL, seed=seed)
-
-    bayes = _bayes_ceiling(data, ids["test"], y_test)
-    tables = {"table2": t2, "table3": t3, "table4": t4}
-    preds = _predictions(ids, labels, t2_models + t3_models + t4_models)
-    if export:
-        from gliotype.experiment.export import export_model
-
-        export_model(out / "model", config, work, out / "models" / slug(FULL_MODEL), full, graph_ids, in_b,
-                     np.r_[y_b, y_test], gnn)
-    from gliotype.experiment.report import write_report
-
-    summary = {
-        "gliotype_version": __version__,
-        "split_seed": config.split.seed,
-        "patients": {k: len(v) for k, v in ids.items()},
-        "ssl": ssl_report,
-        "bayes_auc_test": bayes,
-        "seconds": dict(timer.seconds),
-        "chosen_population_graph": chosen,
-    }
-    write_report(results, tables, preds, summary, config, {m.name: m for m in t2_models + t3_models + t4_models},
-                 y_test)
-    atomic_write(results / "summary.json", json.dumps(summary, indent=2, default=float))
-    return {"tables": tables, "summary": summary}
+            mlp = feature_models(x[in_train], y_clf, x[~in_train], seed, fc, rows=["mlp"])[0]
+            t4.append(Scored(name, mlp.p_train, mlp.p_test, p_threshold=mlp.p_threshold))
+    return {"table2": t2, "classifiers": classifiers, "table4": t4, "features": full, "graph_ids": graph_ids,
+            "in_train": in_train, "y": y, "model_dir": models / slug(FULL_MODEL)}
 
 
-def _cnn_baselines(work, out, ids, labels, config) -> list[Scored]:
-    """Table 3's 3D CNNs on the tumor image, trained on halves A and B together."""
+def _across_folds(folds: list[list[Scored]]) -> list[Scored]:
+    """One model per name from the folds of the cross-fitting: training predictions (and
+    out-of-fit threshold predictions) concatenated in fold order, test probabilities averaged."""
+    if len(folds) == 1:
+        return folds[0]
+    out = []
+    for same in zip(*folds):
+        thresholds = [m.p_train if m.p_threshold is None else m.p_threshold for m in same]
+        out.append(Scored(same[0].name, np.concatenate([m.p_train for m in same]),
+                          np.mean([m.p_test for m in same], axis=0), same[0].artifacts,
+                          np.concatenate(thresholds)))
+    return out
+
+
+def _cnn_baselines(work, out, ids, threshold_ids, labels, config) -> list[Scored]:
+    """Table 3's 3D CNNs on the tumor image, trained on halves A and B together; their
+    threshold is chosen on their (fitted) predictions of ``threshold_ids``."""
     from gliotype.evaluation.baselines import predict_cnn, train_cnn
 
     models = []
@@ -289,8 +360,10 @@ def _cnn_baselines(work, out, ids, labels, config) -> list[Scored]:
     labels_of = {"resnet34": "ResNet(3D)", "densenet121": "DenseNet(3D)"}
     for name in config.baselines.models:
         folder = out / "models" / name
-        model = train_cnn(name, work, folder, train_ids, labels, config.baselines, config.seed)
-        models.append(Scored(labels_of[name], predict_cnn(model, work, ids["B"]), predict_cnn(model, work, ids["test"])))
+        model = train_cnn(name, work, folder, train_ids, labels, config.baselines, config.seed,
+                          inputs_key=config_hash(config, "modalities", "preprocess"))
+        models.append(Scored(labels_of[name], predict_cnn(model, work, threshold_ids),
+                             predict_cnn(model, work, ids["test"])))
     return models
 
 
@@ -304,11 +377,13 @@ def _bayes_ceiling(data: Path | None, test_ids: list[str], y_test: np.ndarray) -
     return float(roc_auc_score(y_test, truth.loc[test_ids, "bayes_posterior"].to_numpy()))
 
 
-def _predictions(ids, labels, models: list[Scored]) -> pd.DataFrame:
+def _predictions(split_of: dict, train_ids, test_ids, labels, models: list[Scored]) -> pd.DataFrame:
+    """Every model's probability of every classifier-training (half B; A too when cross-fitted)
+    and test patient."""
     rows = []
     for m in models:
-        for split, pids, p in (("B", ids["B"], m.p_train), ("test", ids["test"], m.p_test)):
-            rows += [{"patient_id": pid, "split": split, "model": m.name, "probability": float(q),
+        for pids, p in ((train_ids, m.p_train), (test_ids, m.p_test)):
+            rows += [{"patient_id": pid, "split": split_of[pid], "model": m.name, "probability": float(q),
                       "label": int(labels[pid])} for pid, q in zip(pids, p)]
     return pd.DataFrame(rows).drop_duplicates(["patient_id", "model"])
 

@@ -3,27 +3,31 @@
 Every model is scored the same way: a threshold chosen on its training predictions
 (Youden's J, or 0.5), then AUC with a 95% bootstrap interval, ACC, SEN and SPE on the
 test patients; the full model is compared with each other model by DeLong's test.
+A model may carry out-of-fit predictions of the training patients (``p_threshold``:
+the population GNN's validation nodes, the feature classifiers' out-of-fold
+predictions); the threshold is then chosen on those, never on fitted patients.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
-from gliotype.config.schema import EvaluationConfig, PopulationGraphConfig
+from gliotype.config.schema import EvaluationConfig, FeatureClassifiersConfig, PopulationGraphConfig
 from gliotype.evaluation import binary_metrics, bootstrap_auc_ci, delong_test, youden_threshold
-from gliotype.evaluation.baselines import calibration_folds, mlp_classifier, svm_classifier
+from gliotype.evaluation.baselines import feature_classifier, out_of_fold_proba, outer_folds, selected
 from gliotype.population_graph import (
     TABLE1,
     TABLE1_NAMES,
     build_population_graph,
+    out_of_fold_predictions,
     predict_proba,
     train_population_gnn,
+    validation_nodes,
 )
 
 TABLE_COLUMNS = ["model", "auc", "auc_low", "auc_high", "acc", "sen", "spe"]
@@ -31,17 +35,33 @@ TABLE_COLUMNS = ["model", "auc", "auc_low", "auc_high", "acc", "sen", "spe"]
 
 @dataclass
 class Scored:
-    """Predictions of one model: training (for the threshold) and test."""
+    """Predictions of one model: training (for the threshold) and test.
+
+    ``p_threshold``: out-of-fit predictions of the training patients, NaN where a patient
+    was fitted; when given, the threshold is chosen on its finite entries only.
+    """
 
     name: str
     p_train: np.ndarray
     p_test: np.ndarray
     artifacts: dict = field(default_factory=dict)  # e.g. the trained GNN and its graph
+    p_threshold: np.ndarray | None = None
+
+
+def decision_threshold(model, y_train: np.ndarray, config: EvaluationConfig) -> float:
+    """Youden's J on the model's out-of-fit training predictions if it has them, else on all (or 0.5)."""
+    if config.threshold != "youden":
+        return 0.5
+    p = getattr(model, "p_threshold", None)
+    if p is None:
+        return youden_threshold(y_train, model.p_train)
+    used = np.isfinite(p)
+    return youden_threshold(np.asarray(y_train)[used], np.asarray(p)[used])
 
 
 def score(model: Scored, y_train: np.ndarray, y_test: np.ndarray, config: EvaluationConfig, seed: int = 0) -> dict:
     """One table row: the model's name, AUC with its interval, ACC, SEN, SPE, the threshold."""
-    threshold = youden_threshold(y_train, model.p_train) if config.threshold == "youden" else 0.5
+    threshold = decision_threshold(model, y_train, config)
     m = binary_metrics(y_test, model.p_test, threshold)
     low, high = bootstrap_auc_ci(y_test, model.p_test, config.bootstrap, seed)
     return {"model": model.name, "auc": m["auc"], "auc_low": low, "auc_high": high, "acc": m["acc"],
@@ -63,28 +83,59 @@ def population_graph_models(
     u_t: np.ndarray, u_b: np.ndarray, y: np.ndarray, train: np.ndarray, ids: list[str],
     config: PopulationGraphConfig, seed: int = 0, rows=TABLE1,
 ) -> list[Scored]:
-    """Table 2: one GNN per row of Table 1 on the graph of B (labelled) + test (unlabelled) patients."""
+    """Table 2: one GNN per row of Table 1 on the graph of B (labelled) + test (unlabelled) patients.
+
+    With ``config.val_fraction`` the validation nodes (the same patients for every row)
+    are left out of the fit and the threshold is chosen on their predictions; with
+    ``config.threshold_folds`` on out-of-fold predictions of every labelled patient.
+    """
     out = []
     labels = np.where(train, y, -1.0)
     for node, edge in rows:
         graph = build_population_graph(u_t, u_b, labels, ids, node, edge, config.theta, config.standardise,
                                        reference=np.flatnonzero(train))
-        model, _ = train_population_gnn(graph, config, seed)
+        val = validation_nodes(graph, config.val_fraction, seed)
+        model, history = train_population_gnn(graph, config, seed, val_nodes=val)
         p = predict_proba(model, graph)
-        out.append(Scored(TABLE1_NAMES[(node, edge)], p[train], p[~train], {"model": model, "graph": graph,
-                                                                             "node": node, "edge": edge}))
+        p_threshold = None
+        if len(val):
+            p_threshold = np.full(graph.num_nodes, np.nan)
+            p_threshold[val] = p[val]
+            p_threshold = p_threshold[train]
+        elif config.threshold_folds:
+            p_threshold = out_of_fold_predictions(graph, config, config.threshold_folds, seed)[train]
+        out.append(Scored(TABLE1_NAMES[(node, edge)], p[train], p[~train],
+                          {"model": model, "graph": graph, "node": node, "edge": edge, "history": history,
+                           "validation_nodes": val}, p_threshold))
     return out
 
 
-def feature_models(x_train, y_train, x_test, seed: int = 0) -> list[Scored]:
-    """Table 3's "Multi-modal + MLP" and "+ SVM" on the same features."""
+FEATURE_ROWS = {"mlp": "Multi-modal + MLP", "svm": "Multi-modal + SVM", "lr": "Multi-modal + LR"}
+
+
+def feature_models(x_train, y_train, x_test, seed: int = 0, config: FeatureClassifiersConfig | None = None,
+                   rows=None) -> list[Scored]:
+    """Table 3's "Multi-modal + MLP", "+ SVM" (and "+ LR") on the same features.
+
+    ``rows`` (default ``config.rows``) picks the classifiers, in that order. With
+    ``config.threshold: out_of_fold`` each model also carries out-of-fold predictions of
+    the training patients (its chosen regularisation refitted on each fold) for the
+    threshold.
+    """
+    config = config or FeatureClassifiersConfig()
     out = []
-    svm = partial(svm_classifier, folds=calibration_folds(y_train))
-    for name, make in (("Multi-modal + MLP", mlp_classifier), ("Multi-modal + SVM", svm)):
+    for kind in rows or config.rows:
+        oof = config.threshold == "out_of_fold"
         with warnings.catch_warnings():  # the MLP may stop at max_iter on tiny sets; its result still counts
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model = make(seed=seed).fit(x_train, y_train)
-        out.append(Scored(name, model.predict_proba(x_train)[:, 1], model.predict_proba(x_test)[:, 1]))
+            model = feature_classifier(kind, y_train, config, seed, out_of_fold=oof).fit(x_train, y_train)
+            p_oof = (out_of_fold_proba(selected(model), x_train, y_train, outer_folds(kind, y_train, config), seed)
+                     if oof else None)
+        artifacts = {"model": model}
+        if hasattr(model, "best_params_"):
+            artifacts["chosen"] = model.best_params_
+        out.append(Scored(FEATURE_ROWS[kind], model.predict_proba(x_train)[:, 1], model.predict_proba(x_test)[:, 1],
+                          artifacts, p_oof))
     return out
 
 

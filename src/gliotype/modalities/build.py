@@ -2,14 +2,20 @@
 
 Per patient, under ``WORKDIR/patients/<id>/modalities/``:
 
-- ``tumor_image.nii.gz``: x_I, 4D (X, Y, Z, 4) float32, sequences t1, t1c, t2, flair;
-  its affine places the crop in MNI millimetres.
-- ``point_cloud.npz``: x_P, ``points_mm`` (N, 3), ``points`` (N, 3, normalised),
-  ``centre`` (3,), ``scale`` ().
+- ``tumor_image.nii.gz``: x_I, 4D (X, Y, Z, C) float32, sequences t1, t1c, t2, flair
+  (C = 4) and, with ``modalities.image_ring_channel``, the label mask (C = 5); its affine
+  places the crop in MNI millimetres.
+- ``point_cloud.npz``: x_P, ``points_mm`` (N, 3), ``points`` (N, 3, f_P's input in
+  ``modalities.point_coordinates``), ``centre`` (3,), ``scale`` ().
 - ``atlas_samples.npz``: ``node`` (R, 4 n_node), ``tract`` (T, 4 n_edge) and, when the
   patient has FA, ``tract_fa`` (T, n_edge): the inputs of the self-supervised models
   (section 4.3), sequence-major (all t1 positions, then t1c, t2, flair).
-- ``modalities.json``: crop origin, truncated fraction, the cache key; written last.
+- ``modalities.json``: crop origin, truncated fraction, the regions used, the cache key;
+  written last.
+
+Regions (``modalities.point_cloud_labels`` / ``image_labels``, default ``tumor_labels``):
+a region with fewer than ``preprocess.min_tumor_voxels`` voxels (e.g. an empty core) falls
+back to the whole tumour for that patient; the status table's ``reason`` says so.
 
 The atlas voxel positions are drawn once per work folder (``WORKDIR/atlas/``) and are
 the same for every patient.
@@ -31,7 +37,7 @@ import pandas as pd
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash
 from gliotype.modalities.point_cloud import tumor_point_cloud
-from gliotype.modalities.tumor_image import tumor_binary_mask, tumor_image
+from gliotype.modalities.tumor_image import tumor_binary_mask, tumor_image, tumor_region
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress
@@ -130,12 +136,34 @@ def modalities_dir(workdir: str | Path, patient_id: str) -> Path:
 
 
 def _cache_key(workdir: Path, patient_id: str, config: GliotypeConfig, sampling: AtlasSampling) -> str:
+    """Everything the stored files depend on: the preprocessed patient, every ``modalities``
+    option (regions, coordinates, margin, ring channel, sizes), the fallback minimum, the
+    atlas sampling, the seed, the version and the crossing parameters of eq. 2."""
     done = Path(workdir) / "patients" / str(patient_id) / "done.json"
     upstream = done.read_text() if done.exists() else ""
     bn = config.multimodal.brain_network
     text = json.dumps([upstream, config_hash(config, "modalities"), sampling.key, config.seed, __version__,
-                       bn.crossing_threshold, bn.crossing_radius_mm])
+                       bn.crossing_threshold, bn.crossing_radius_mm, config.preprocess.min_tumor_voxels])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def region_labels(config: GliotypeConfig) -> tuple:
+    """The labels of x_P's and x_I's regions (each defaults to ``modalities.tumor_labels``)."""
+    m = config.modalities
+    return (m.tumor_labels if m.point_cloud_labels is None else m.point_cloud_labels,
+            m.tumor_labels if m.image_labels is None else m.image_labels)
+
+
+def _plain(labels):
+    """Labels as stored in JSON: 'whole', 'core' or a list of ints."""
+    return labels if isinstance(labels, str) else [int(v) for v in labels]
+
+
+def _fallback_note(fallbacks: dict[str, tuple], minimum: int) -> str:
+    """One line naming the regions that fell back to the whole tumour ('' when none did)."""
+    parts = [f"{what} region {_plain(labels)} has {n} voxels"
+             for what, (labels, n) in fallbacks.items()]
+    return f"whole tumour used: {', '.join(parts)} (< {minimum})" if parts else ""
 
 
 def build_case_modalities(workdir: str | Path, patient_id: str, config: GliotypeConfig) -> ModalitiesResult:
@@ -153,17 +181,28 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
     out = modalities_dir(workdir, patient_id)
     key = _cache_key(workdir, patient_id, config, sampling)
     meta_path = out / "modalities.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
-        return ModalitiesResult(patient_id, "skipped")
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") == key:
+            return ModalitiesResult(patient_id, "skipped", meta.get("note", ""))
     try:
         case = load_preprocessed(workdir, patient_id)
         m = config.modalities
-        binary = tumor_binary_mask(case["mask"], m.tumor_labels)
-        if binary.sum() < 10:
-            raise ValueError(f"tumor mask has {int(binary.sum())} voxels (< 10) on the template grid")
+        minimum = config.preprocess.min_tumor_voxels
         affine = np.asarray(case["affine"], dtype=np.float64)
-        ti = tumor_image(case["sequences"], case["mask"], tuple(m.crop_size), m.tumor_labels)
-        pc = tumor_point_cloud(binary, affine, m.n_points, seed=config.seed)
+        cloud_labels, image_labels = region_labels(config)
+        binary, cloud_fallback = tumor_region(case["mask"], cloud_labels, minimum)
+        _, image_fallback = tumor_region(case["mask"], image_labels, minimum)
+        if binary.sum() < minimum:
+            raise ValueError(f"tumor mask has {int(binary.sum())} voxels (< {minimum}) on the template grid")
+        fallbacks = {what: (labels, int(tumor_binary_mask(case["mask"], labels).sum()))
+                     for what, labels, fell in (("point cloud", cloud_labels, cloud_fallback),
+                                                ("image", image_labels, image_fallback)) if fell}
+        ti = tumor_image(case["sequences"], case["mask"], tuple(m.crop_size),
+                         "whole" if image_fallback else image_labels, m.image_margin_mm,
+                         np.linalg.norm(affine[:3, :3], axis=0), m.image_ring_channel)
+        pc = tumor_point_cloud(binary, affine, m.n_points, seed=config.seed, coordinates=m.point_coordinates,
+                               scale_mm=m.point_scale_mm)
         bn = config.multimodal.brain_network
         crossing = point_tract_crossing(pc.points_mm, matrix, grid_shape, grid_affine, bn.crossing_threshold,
                                         bn.crossing_radius_mm)
@@ -197,9 +236,14 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
         "has_fa": "tract_fa" in arrays,
         "crossings": int(crossing.shape[1]),
         "tracts_crossed": int(len(np.unique(crossing[1]))),
+        "point_cloud_region": "whole" if cloud_fallback else _plain(cloud_labels),
+        "image_region": "whole" if image_fallback else _plain(image_labels),
     }
-    atomic_write(meta_path, json.dumps({**info, "key": key}, indent=2))
-    return ModalitiesResult(patient_id, "done", info=info)
+    note = _fallback_note(fallbacks, minimum)
+    if note:
+        log.info("patient %s: %s", patient_id, note)
+    atomic_write(meta_path, json.dumps({**info, "note": note, "key": key}, indent=2))
+    return ModalitiesResult(patient_id, "done", note, info=info)
 
 
 def load_case_modalities(

@@ -4,12 +4,15 @@
 point sampling strategy": marching cubes on the binary tumor mask (scikit-image),
 then farthest point sampling (``fpsample``) of the mesh vertices to a fixed count.
 Coordinates are kept in scanner/MNI millimetres (eq. 2 maps points onto tracts) and
-as a normalised copy (centred, unit radius) for the geometric encoder.
+as the geometric encoder's input: ``unit_ball`` (centred, unit radius: location and
+size removed) or ``mni`` (the millimetres divided by a fixed scale: location and size
+kept, as the paper's "euclidean coordinates of points").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import fpsample
 import numpy as np
@@ -22,7 +25,8 @@ class PointCloud:
 
     Attributes:
         points_mm: ``(N, 3)`` float32 world coordinates (millimetres, the image's affine).
-        points: ``(N, 3)`` float32, ``(points_mm - centre) / scale``, inside the unit ball.
+        points: ``(N, 3)`` float32, f_P's input: ``(points_mm - centre) / scale`` inside the
+            unit ball (``unit_ball``) or ``points_mm / scale_mm`` (``mni``).
         centre: ``(3,)`` centroid of the sampled points in millimetres.
         scale: largest distance of a sampled point from ``centre`` (millimetres).
     """
@@ -62,12 +66,24 @@ def farthest_point_sampling(points: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(fpsample.fps_sampling(np.ascontiguousarray(points, dtype=np.float32), n, start_idx=start), dtype=np.int64)
 
 
-def tumor_point_cloud(binary: np.ndarray, affine: np.ndarray, n_points: int = 1024, seed: int = 0) -> PointCloud:
+def tumor_point_cloud(
+    binary: np.ndarray,
+    affine: np.ndarray,
+    n_points: int = 1024,
+    seed: int = 0,
+    coordinates: Literal["unit_ball", "mni"] = "unit_ball",
+    scale_mm: float = 100.0,
+) -> PointCloud:
     """Build x_P from a boolean tumor mask on a grid with ``affine`` (voxel -> mm).
 
     When the mesh has fewer vertices than ``n_points`` (a small tumor), area-weighted
-    random surface points (seeded) are added before sampling.
+    random surface points (seeded) are added before sampling. ``coordinates`` chooses
+    the encoder's input (``points``); ``scale_mm`` is the fixed divisor of ``mni``.
     """
+    if coordinates not in ("unit_ball", "mni"):
+        raise ValueError(f"coordinates must be 'unit_ball' or 'mni', got {coordinates!r}")
+    if not scale_mm > 0:
+        raise ValueError(f"scale_mm must be positive, got {scale_mm}")
     binary = np.asarray(binary, dtype=bool)
     if binary.sum() < 2:
         raise ValueError(f"the tumor mask has {int(binary.sum())} voxels: too few for a surface")
@@ -79,9 +95,10 @@ def tumor_point_cloud(binary: np.ndarray, affine: np.ndarray, n_points: int = 10
     points_mm = candidates[farthest_point_sampling(candidates, n_points)]
     centre = points_mm.mean(0)
     scale = float(np.linalg.norm(points_mm - centre, axis=1).max()) or 1.0
+    points = (points_mm - centre) / scale if coordinates == "unit_ball" else points_mm / scale_mm
     return PointCloud(
         points_mm=points_mm.astype(np.float32),
-        points=((points_mm - centre) / scale).astype(np.float32),
+        points=points.astype(np.float32),
         centre=centre.astype(np.float32),
         scale=scale,
     )

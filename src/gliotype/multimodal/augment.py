@@ -1,6 +1,9 @@
 """Rotation augmentation (section 4.3): "rotating both images and points cloud data with
 the same angles". The brain network and the point-to-tract crossings (eq. 2, computed
-from unrotated MNI coordinates) are left untouched (open point 16)."""
+from unrotated MNI coordinates) are left untouched (open point 16).
+
+A cloud turns about its own centroid, so ``mni`` points (modalities.point_coordinates)
+keep their location; a ``unit_ball`` cloud is centred, so that is the origin as before."""
 
 from __future__ import annotations
 
@@ -10,7 +13,11 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from torch_geometric.utils import scatter
+
 from gliotype.multimodal.model import MultiModalBatch
+
+CENTRED_TOL = 1e-4  # a cloud whose centroid is this close to the origin turns about the origin
 
 
 def rotation_matrix(angles: torch.Tensor) -> torch.Tensor:
@@ -35,7 +42,8 @@ def rotate_volume(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
 
 def rotate_batch(batch: MultiModalBatch, max_degrees: float, generator: torch.Generator) -> MultiModalBatch:
     """A copy of ``batch`` whose tumor images and point clouds are rotated by the same
-    random angles per patient (uniform in +-``max_degrees`` about each axis)."""
+    random angles per patient (uniform in +-``max_degrees`` about each axis): the image
+    about the crop centre, the cloud about its centroid."""
     if max_degrees <= 0:
         return batch
     limit = math.radians(max_degrees)
@@ -44,6 +52,19 @@ def rotate_batch(batch: MultiModalBatch, max_degrees: float, generator: torch.Ge
     if image is not None:
         image = torch.stack([rotate_volume(v, r) for v, r in zip(image, rotations)])
     if points is not None:
-        r = torch.stack(rotations)[batch.points_batch]  # (N, 3, 3)
-        points = torch.einsum("nij,nj->ni", r, points)
+        points = rotate_points(points, batch.points_batch, torch.stack(rotations))
     return replace(batch, tumor_image=image, points=points)
+
+
+def rotate_points(points: torch.Tensor, batch: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Rotate each cloud about its centroid: ``R_b (p - c_b) + c_b``.
+
+    Shapes: ``points (N, 3)``, ``batch (N,)`` cloud index, ``rotations (B, 3, 3)`` -> ``(N, 3)``.
+    A centred cloud (``|c_b| <= CENTRED_TOL``) skips the translation: the same rotation,
+    bit for bit what rotating about the origin gives.
+    """
+    centre = scatter(points, batch, dim=0, dim_size=len(rotations), reduce="mean")
+    moved = (centre.norm(dim=1, keepdim=True) > CENTRED_TOL)[batch]  # (N, 1)
+    centre = torch.where(moved, centre[batch], torch.zeros_like(points))
+    rotated = torch.einsum("nij,nj->ni", rotations[batch], points - centre)
+    return torch.where(moved, rotated + centre, rotated)

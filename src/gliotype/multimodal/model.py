@@ -70,7 +70,10 @@ class MultiModalNet(nn.Module):
         node_features, edge_features: sizes of v_N and v_E (16).
     """
 
-    def __init__(self, config: MultiModalConfig, crop_size=(120, 120, 120), node_features=16, edge_features=16):
+    def __init__(self, config: MultiModalConfig, crop_size=(120, 120, 120), node_features=16, edge_features=16,
+                 image_channels: int | None = None, point_radii: list[float] | None = None):
+        """``image_channels`` and ``point_radii`` follow the modalities config (a ring channel,
+        radii in mm); ``None`` takes ``image.in_channels`` and ``point_cloud.radii``."""
         super().__init__()
         self.config = config
         enc = set(config.encoders)
@@ -79,17 +82,21 @@ class MultiModalNet(nn.Module):
         c, h = config, config.heads
         if config.brain_network.node_attention_head[-1] != h.tumor[-1]:
             raise ValueError("node_attention_head must end in the size of g_T's output (eq. 3 compares them)")
-        self.image = ImageEncoder(c.image.in_channels, c.image.channels, c.image.fc, crop_size) if "image" in enc else None
+        self.image = (ImageEncoder(image_channels or c.image.in_channels, c.image.channels, c.image.fc, crop_size)
+                      if "image" in enc else None)
         p = c.point_cloud
         self.point_cloud = (
-            PointCloudEncoder(3, p.channels, p.fc, p.radii, p.fps_ratios, p.max_neighbors, p.edge_hidden)
+            PointCloudEncoder(3, p.channels, p.fc, point_radii or p.radii, p.fps_ratios, p.max_neighbors,
+                              p.edge_hidden)
             if "point_cloud" in enc
             else None
         )
         b = c.brain_network
         self.brain_network = (
             BrainNetworkEncoder(node_features, edge_features, b.gat, b.fc, b.node_attention_head,
-                                b.node_pooling, b.node_temperature, b.heads)
+                                b.node_pooling, b.node_temperature, b.heads, conv=b.conv, residual=b.residual,
+                                norm=b.norm, jumping_knowledge=b.jumping_knowledge,
+                                edge_attention_mode=b.edge_attention_mode)
             if "brain_network" in enc
             else None
         )

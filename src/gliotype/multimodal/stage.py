@@ -70,8 +70,19 @@ class MultiModalDataset(CachedDataset):
 
 
 def build_model(config: GliotypeConfig) -> MultiModalNet:
+    from gliotype.encoders.point_cloud_encoder import encoder_radii
+    from gliotype.modalities.tumor_image import image_channels
+
     return MultiModalNet(config.multimodal, tuple(config.modalities.crop_size), config.ssl.node.latent,
-                         config.ssl.edge.latent)
+                         config.ssl.edge.latent, image_channels=image_channels(config.modalities.image_ring_channel),
+                         point_radii=encoder_radii(config.multimodal.point_cloud, config.modalities))
+
+
+def model_key(config: GliotypeConfig, train_ids: Sequence[str], val_ids: Sequence[str] | None = None) -> str:
+    """What a trained multi-modal network depends on: every upstream config section, the seed, the patients."""
+    ids = json.dumps(sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or [])))
+    return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + f"-{config.seed}-" + \
+        hashlib.sha256(ids.encode()).hexdigest()[:12]
 
 
 def train_multimodal(
@@ -87,9 +98,7 @@ def train_multimodal(
     """Train on ``train_ids`` (half A); optional early stopping on ``val_ids``; cached by config and patients."""
     out = Path(out)
     mm = config.multimodal
-    ids = json.dumps(sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or [])))
-    key = config_hash(config, "multimodal", "modalities", "ssl", "atlas") + f"-{config.seed}-" + \
-        hashlib.sha256(ids.encode()).hexdigest()[:12]
+    key = model_key(config, train_ids, val_ids)
     meta_path = out / "model.json"
     model = build_model(config)
     if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
@@ -161,3 +170,22 @@ def feature_matrix(features: pd.DataFrame, group: str) -> np.ndarray:
 
 def save_features(features: pd.DataFrame, path: str | Path) -> None:
     write_csv_atomic(features, path)
+
+
+def features_for(workdir: str | Path, model_dir: str | Path, patient_ids: Sequence[str],
+                 config: GliotypeConfig) -> pd.DataFrame:
+    """The features of ``patient_ids`` from the trained network in ``model_dir``, cached in
+    ``features.csv`` and reused only when ``features.json`` names the same model key (the key
+    of ``model.json``: config, seed and training patients) and the file covers the patients."""
+    model_dir = Path(model_dir)
+    path, meta = model_dir / "features.csv", model_dir / "features.json"
+    key = json.loads((model_dir / "model.json").read_text())["key"]
+    ids = [str(p) for p in patient_ids]
+    if path.exists() and meta.exists() and json.loads(meta.read_text()).get("key") == key:
+        cached = pd.read_csv(path, dtype={"patient_id": str})
+        if set(cached["patient_id"]) >= set(ids):
+            return cached.set_index("patient_id", drop=False).loc[ids].reset_index(drop=True)
+    feats = extract_features(workdir, load_multimodal(model_dir, config), ids, config.multimodal)
+    save_features(feats, path)
+    atomic_write(meta, json.dumps({"key": key}, indent=2))
+    return feats

@@ -9,7 +9,13 @@ from gliotype.population_graph.graph import (
     correlation_edges,
     select_features,
 )
-from gliotype.population_graph.train import insert_nodes, predict_proba, train_population_gnn
+from gliotype.population_graph.train import (
+    insert_nodes,
+    out_of_fold_predictions,
+    predict_proba,
+    train_population_gnn,
+    validation_nodes,
+)
 
 __all__ = [
     "TABLE1",
@@ -19,7 +25,9 @@ __all__ = [
     "build_population_graph",
     "correlation_edges",
     "insert_nodes",
+    "out_of_fold_predictions",
     "predict_proba",
     "select_features",
     "train_population_gnn",
+    "validation_nodes",
 ]

@@ -6,13 +6,26 @@ lr 1e-3 x 0.9 every 50 epochs, 200 epochs, mini-batches of 20 labelled nodes
 (``batch_size: 0`` takes one full-graph step per epoch, for cohorts of thousands). New
 patients are inserted inductively (:func:`insert_nodes`): eq. 8 edges to the stored
 nodes, no retraining.
+
+Validation (not in the paper, ``val_fraction > 0``): a stratified, seeded part of the
+labelled nodes is left out of the loss; after every epoch their BCE (or AUC, ties
+broken by the BCE) is measured, training stops after ``patience`` epochs without
+improvement and the best epoch's weights are kept. Their predictions are out-of-fit, so
+the decision threshold can be chosen on them (:mod:`gliotype.experiment.tables`).
+Without giving up labelled nodes, :func:`out_of_fold_predictions` (``threshold_folds``)
+gives every labelled node an out-of-fit prediction from k extra GNNs, like
+``cross_val_predict``.
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 
 from gliotype.config.schema import PopulationGraphConfig
 from gliotype.population_graph.gnn import PopulationGNN
@@ -20,22 +33,52 @@ from gliotype.population_graph.graph import PopulationGraph, correlation_edges
 from gliotype.utils.training import make_optimizer, make_scheduler, seed_everything
 
 
+def validation_nodes(graph: PopulationGraph, fraction: float, seed: int = 0) -> np.ndarray:
+    """Indices of a stratified, seeded ``fraction`` of the labelled nodes (sorted; empty when 0)."""
+    labelled = np.flatnonzero(graph.y.numpy() >= 0)
+    if fraction <= 0:
+        return np.zeros(0, dtype=np.int64)
+    y = graph.y.numpy()[labelled].astype(int)
+    counts = np.bincount(y, minlength=2)
+    n_val = int(np.ceil(fraction * len(labelled)))
+    if counts.min() < 2 or n_val < 2 or len(labelled) - n_val < 2:
+        raise ValueError(f"population_graph.val_fraction={fraction} needs at least 2 labelled patients of each "
+                         f"class and leaves 2 in each part; there are {counts[0]} wild-type and {counts[1]} mutant")
+    _, val = train_test_split(labelled, test_size=n_val, stratify=y, random_state=seed)
+    return np.sort(val).astype(np.int64)
+
+
 def train_population_gnn(
-    graph: PopulationGraph, config: PopulationGraphConfig, seed: int = 0
+    graph: PopulationGraph, config: PopulationGraphConfig, seed: int = 0, val_nodes: np.ndarray | None = None
 ) -> tuple[PopulationGNN, list[dict]]:
-    """Fit a :class:`PopulationGNN` on the nodes with a known label (``y >= 0``)."""
+    """Fit a :class:`PopulationGNN` on the nodes with a known label (``y >= 0``).
+
+    ``val_nodes`` (labelled nodes left out of the loss) default to
+    :func:`validation_nodes` of ``config.val_fraction``. With validation nodes every
+    history row also has ``val_loss`` and ``val_auc``, the returned model has the weights
+    of the best epoch and its row ``best: True``.
+    """
     labelled = torch.nonzero(graph.y >= 0).flatten()
     if len(labelled) < 2 or len(torch.unique(graph.y[labelled])) < 2:
         raise ValueError("the population graph needs labelled patients of both classes")
+    if val_nodes is None:
+        val_nodes = validation_nodes(graph, config.val_fraction, seed)
+    val = torch.as_tensor(np.asarray(val_nodes, dtype=np.int64))
+    if len(val) and not bool((graph.y[val] >= 0).all()):
+        raise ValueError("validation nodes of the population graph must be labelled")
+    fit_nodes = labelled[~torch.isin(labelled, val)] if len(val) else labelled
+    if len(torch.unique(graph.y[fit_nodes])) < 2:
+        raise ValueError("the population graph needs fitted patients of both classes besides the validation ones")
     generator = seed_everything(seed)
-    model = PopulationGNN(graph.x.shape[1], config.gat, config.dropout)
+    model = PopulationGNN(graph.x.shape[1], config.gat, config.dropout, config.residual)
     optimizer = make_optimizer(model.parameters(), config)
     scheduler = make_scheduler(optimizer, config)
-    history = []
-    step = config.batch_size or len(labelled)  # every step runs the GNN on the whole graph
+    history: list[dict] = []
+    best, best_state, best_row, waited = (-np.inf,), None, None, 0
+    step = config.batch_size or len(fit_nodes)  # every step runs the GNN on the whole graph
     for epoch in range(config.epochs):
         model.train()
-        perm = labelled[torch.randperm(len(labelled), generator=generator)]
+        perm = fit_nodes[torch.randperm(len(fit_nodes), generator=generator)]
         total = 0.0
         for start in range(0, len(perm), step):
             nodes = perm[start : start + step]
@@ -46,9 +89,61 @@ def train_population_gnn(
             optimizer.step()
             total += float(loss.detach()) * len(nodes)
         scheduler.step()
-        history.append({"epoch": epoch + 1, "loss": total / len(labelled)})
+        row = {"epoch": epoch + 1, "loss": total / len(fit_nodes)}
+        history.append(row)
+        if not len(val):
+            continue
+        row.update(_validate(model, graph, val))
+        current = (-row["val_loss"],) if config.val_metric == "bce" else (row["val_auc"], -row["val_loss"])
+        if current > best:
+            best, best_state, best_row, waited = current, copy.deepcopy(model.state_dict()), row, 0
+        else:
+            waited += 1
+            if config.patience and waited >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        best_row["best"] = True
     model.eval()
     return model, history
+
+
+def out_of_fold_predictions(graph: PopulationGraph, config: PopulationGraphConfig, folds: int,
+                            seed: int = 0) -> np.ndarray:
+    """P(IDH mutant) of each labelled node from a GNN trained with its fold's labels hidden (NaN elsewhere).
+
+    Seeded stratified ``folds``-fold split of the labelled nodes; each fold's GNN is the
+    same configuration trained on the other folds (the fold's nodes stay in the graph,
+    unlabelled, as test nodes do), so these predictions are out-of-fit: the threshold
+    can be chosen on them while the reported model is trained on every labelled node.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    labelled = np.flatnonzero(graph.y.numpy() >= 0)
+    y = graph.y.numpy()[labelled].astype(int)
+    if np.bincount(y, minlength=2).min() < folds:
+        raise ValueError(f"population_graph.threshold_folds={folds} needs at least {folds} labelled patients of each "
+                         "class")
+    out = np.full(graph.num_nodes, np.nan)
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(labelled, y)
+    for _, held in split:
+        nodes = labelled[held]
+        hidden = graph.y.clone()
+        hidden[nodes] = -1.0
+        part = PopulationGraph(graph.x, graph.edge_index, graph.edge_weight, hidden, graph.patient_id)
+        model, _ = train_population_gnn(part, config, seed, val_nodes=np.zeros(0, dtype=np.int64))
+        out[nodes] = predict_proba(model, part)[nodes]
+    return out
+
+
+@torch.no_grad()
+def _validate(model: PopulationGNN, graph: PopulationGraph, val: torch.Tensor) -> dict:
+    """BCE and AUC of the validation nodes (evaluation mode: no dropout)."""
+    model.eval()
+    logit = model(graph.x, graph.edge_index, graph.edge_weight)[val]
+    y = graph.y[val]
+    return {"val_loss": float(F.binary_cross_entropy_with_logits(logit, y)),
+            "val_auc": float(roc_auc_score(y.numpy(), logit.numpy()))}
 
 
 @torch.no_grad()

@@ -93,6 +93,7 @@ def explain_case(
         tumor_gradcam,
     )
     from gliotype.modalities.build import load_case_modalities
+    from gliotype.modalities.tumor_image import SEQUENCE_CHANNELS
 
     workdir, out, pid = Path(workdir), Path(out), str(patient_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,8 @@ def explain_case(
         attention = point_attention(model, batch)
         cam_points = project_to_points(cam, case["tumor_image_affine"], case["points_mm"])
         rho = agreement(cam_points, attention)
-        figure7(case["tumor_image"], cam, case["points_mm"], cam_points, attention, out / "figure7.png",
+        sequences = case["tumor_image"][:SEQUENCE_CHANNELS]  # without the ring channel (modalities.image_ring_channel)
+        figure7(sequences, cam, case["points_mm"], cam_points, attention, out / "figure7.png",
                 patient_id=pid, slice_index=_tumor_slice(case["tumor_image"], cam))
         info["gradcam_attention_spearman"] = None if not np.isfinite(rho) else round(float(rho), 4)
         info["points"] = int(len(case["points_mm"]))

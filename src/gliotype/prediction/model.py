@@ -187,7 +187,8 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         meta = json.loads((folder / "population_graph" / "meta.json").read_text())
         nodes = _load_npz(folder / "population_graph" / "nodes.npz")
         gat = meta.get("gat", list(config.population_graph.gat))
-        gnn = PopulationGNN(int(meta["in_channels"]), gat, float(meta.get("dropout", 0.0)))
+        gnn = PopulationGNN(int(meta["in_channels"]), gat, float(meta.get("dropout", 0.0)),
+                            bool(meta.get("residual", False)))
         gnn = load_weights(gnn, folder / "population_graph" / "gnn.safetensors").eval()
     except GliotypeError:
         raise

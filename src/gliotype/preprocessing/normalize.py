@@ -17,12 +17,34 @@ Landmarks (and the z-score statistics) are estimated on the brain *without* the 
 when a tumor mask is given, so the size of a bright tumor does not shift them; the
 mapping is then applied to every brain voxel, tumor included. Outside the brain the
 result is 0.
+
+Grey-matter readings (``histogram_gm``, ``zscore_gm``): the whole-brain landmarks of
+``histogram`` sit largely on white matter (on T2 the low percentiles *are* white
+matter), so mapping them onto a fixed scale erases the patient's white-matter level,
+where the network phenotype lives. These readings take their statistics from grey
+matter only (template GM probability >= :data:`GM_THRESHOLD`, brain, no tumor):
+``histogram_gm`` maps the grey-matter landmarks onto the standard scale (extended
+linearly beyond them, not clipped); ``zscore_gm`` is ``(x - median) / (IQR / 1.349)``
+of grey matter (robust to the misregistered voxels at the tissue borders). White
+matter then keeps its level relative to grey matter. The GM map is the template's, so
+these run on the template grid after registration (:func:`normalize_on_template`);
+before registration the image gets :func:`pre_registration_method` (``zscore``, an
+affine map that the grey-matter reading then replaces exactly).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.stats import norm
+
+#: Readings whose statistics come from grey matter on the template grid.
+GM_METHODS: tuple[str, ...] = ("histogram_gm", "zscore_gm")
+#: Voxels with template GM probability at least this are the grey-matter reference.
+GM_THRESHOLD = 0.8
+#: Fewer reference voxels than this (a tiny or misregistered brain) lowers the threshold to 0.5.
+GM_MIN_VOXELS = 1000
+#: Interquartile range of a standard normal distribution.
+IQR_TO_SD = 1.349
 
 #: Landmark percentiles (Nyul's "deciles" landmark set with p1 and p99 as ends).
 PERCENTILES: tuple[float, ...] = (1.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 99.0)
@@ -79,11 +101,13 @@ def _reference(brain: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
 
 
 def histogram_standardize(image: np.ndarray, brain: np.ndarray, exclude: np.ndarray | None = None,
-                          percentiles=PERCENTILES, scale=STANDARD_SCALE) -> np.ndarray:
+                          percentiles=PERCENTILES, scale=STANDARD_SCALE, reference: np.ndarray | None = None,
+                          clip: bool = True) -> np.ndarray:
     """Nyul piecewise-linear standardisation of ``image`` inside ``brain`` (float32, 0 outside).
 
-    Landmarks come from ``brain & ~exclude`` (e.g. the tumor); the mapping is applied to
-    every brain voxel and clipped at 0 from below.
+    Landmarks come from ``reference`` when given, else from ``brain & ~exclude`` (e.g.
+    the tumor); the mapping is applied to every brain voxel and (``clip``) clipped at 0
+    from below.
     """
     image = np.asarray(image)
     brain = np.asarray(brain, dtype=bool)
@@ -91,9 +115,11 @@ def histogram_standardize(image: np.ndarray, brain: np.ndarray, exclude: np.ndar
         raise ValueError("percentiles and scale must have the same length (>= 2)")
     if np.any(np.diff(np.asarray(scale, dtype=np.float64)) <= 0):
         raise ValueError("the standard scale must be strictly increasing")
-    src = landmarks(image[_reference(brain, exclude)], percentiles)
+    ref = _reference(brain, exclude) if reference is None else np.asarray(reference, dtype=bool)
+    src = landmarks(image[ref], percentiles)
     out = np.zeros(image.shape, dtype=np.float32)
-    out[brain] = np.maximum(piecewise_linear(image[brain], src, scale), 0.0)
+    mapped = piecewise_linear(image[brain], src, scale)
+    out[brain] = np.maximum(mapped, 0.0) if clip else mapped
     return out
 
 
@@ -110,16 +136,78 @@ def zscore(image: np.ndarray, brain: np.ndarray, exclude: np.ndarray | None = No
     return out
 
 
-def normalize(image: np.ndarray, brain: np.ndarray, method: str, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Dispatch on ``method``: ``histogram``, ``zscore`` or ``none`` (brain-masked raw values)."""
+def grey_matter_reference(brain: np.ndarray, gm_probability: np.ndarray, exclude: np.ndarray | None = None,
+                          threshold: float = GM_THRESHOLD) -> np.ndarray:
+    """Brain voxels with GM probability >= ``threshold`` outside ``exclude`` (0.5 when too few)."""
+    brain = np.asarray(brain, dtype=bool)
+    gm = np.asarray(gm_probability, dtype=np.float32)
+    if gm.shape != brain.shape:
+        raise ValueError(f"the grey-matter map {gm.shape} is not on the image grid {brain.shape}")
+    keep = brain if exclude is None else brain & ~np.asarray(exclude, dtype=bool)
+    ref = keep & (gm >= threshold)
+    if ref.sum() < GM_MIN_VOXELS:
+        ref = keep & (gm >= 0.5)
+    if ref.sum() < 2:
+        raise ValueError("no grey matter inside the brain to normalise on")
+    return ref
+
+
+def zscore_gm(image: np.ndarray, brain: np.ndarray, gm_probability: np.ndarray,
+              exclude: np.ndarray | None = None) -> np.ndarray:
+    """``(x - median) / (IQR / 1.349)`` inside ``brain`` with grey-matter statistics (0 outside)."""
+    image = np.asarray(image, dtype=np.float64)
+    brain = np.asarray(brain, dtype=bool)
+    ref = image[grey_matter_reference(brain, gm_probability, exclude)]
+    q25, q50, q75 = np.percentile(ref, [25, 50, 75])
+    sd = (q75 - q25) / IQR_TO_SD
+    if not np.isfinite(sd) or sd <= 0:
+        sd = float(ref.std())
+    if not np.isfinite(sd) or sd <= 0:
+        raise ValueError("the image is constant in grey matter")
+    out = np.zeros(image.shape, dtype=np.float32)
+    out[brain] = (image[brain] - q50) / sd
+    return out
+
+
+def histogram_standardize_gm(image: np.ndarray, brain: np.ndarray, gm_probability: np.ndarray,
+                             exclude: np.ndarray | None = None) -> np.ndarray:
+    """Nyul standardisation with grey-matter landmarks, not clipped (white matter keeps its level)."""
+    ref = grey_matter_reference(brain, gm_probability, exclude)
+    return histogram_standardize(image, brain, reference=ref, clip=False)
+
+
+def pre_registration_method(method: str) -> str:
+    """The normalisation applied before registration: ``zscore`` for the grey-matter readings."""
+    return "zscore" if method in GM_METHODS else method
+
+
+def normalize_on_template(image: np.ndarray, brain: np.ndarray, method: str, gm_probability: np.ndarray,
+                          exclude: np.ndarray | None = None) -> np.ndarray:
+    """The grey-matter readings on the template grid (``gm_probability``: the template GM map)."""
+    if method == "zscore_gm":
+        return zscore_gm(image, brain, gm_probability, exclude)
+    if method == "histogram_gm":
+        return histogram_standardize_gm(image, brain, gm_probability, exclude)
+    raise ValueError(f"{method!r} is not a grey-matter normalisation ({', '.join(GM_METHODS)})")
+
+
+def normalize(image: np.ndarray, brain: np.ndarray, method: str, exclude: np.ndarray | None = None,
+              gm_probability: np.ndarray | None = None) -> np.ndarray:
+    """Dispatch on ``method``: ``histogram``, ``zscore``, ``none`` (brain-masked raw values), or
+    ``histogram_gm`` / ``zscore_gm`` (need ``gm_probability`` on the image grid)."""
     if method == "histogram":
         return histogram_standardize(image, brain, exclude)
     if method == "zscore":
         return zscore(image, brain, exclude)
     if method == "none":
         return np.where(brain, np.asarray(image, dtype=np.float32), np.float32(0)).astype(np.float32)
-    raise ValueError(f"unknown normalization {method!r} (histogram, zscore or none)")
+    if method in GM_METHODS:
+        if gm_probability is None:
+            raise ValueError(f"normalization {method} needs the grey-matter map on the image grid")
+        return normalize_on_template(image, brain, method, gm_probability, exclude)
+    raise ValueError(f"unknown normalization {method!r} (histogram, zscore, none, histogram_gm or zscore_gm)")
 
 
-__all__ = ["PERCENTILES", "STANDARD_SCALE", "histogram_standardize", "landmarks", "normalize",
-           "piecewise_linear", "zscore"]
+__all__ = ["GM_METHODS", "GM_THRESHOLD", "PERCENTILES", "STANDARD_SCALE", "grey_matter_reference",
+           "histogram_standardize", "histogram_standardize_gm", "landmarks", "normalize", "normalize_on_template",
+           "piecewise_linear", "pre_registration_method", "zscore", "zscore_gm"]

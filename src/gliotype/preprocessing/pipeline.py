@@ -37,7 +37,7 @@ from gliotype.errors import CaseError, GliotypeError
 from gliotype.input.manifest import is_blank
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing.images import check_affine, on_grid, same_grid, save_nifti, voxel_volume, write_text
-from gliotype.preprocessing.normalize import normalize
+from gliotype.preprocessing.normalize import GM_METHODS, normalize, normalize_on_template, pre_registration_method
 
 from gliotype.utils.io import sha256_file
 from gliotype.utils.logging import get_logger
@@ -300,7 +300,8 @@ def _run_case(pid: str, inputs: dict[str, Path], out: Path, config, say, qc: dic
             den = ants.denoise_image(to_ants(ref, shifted), to_ants(ref, brain.astype(np.float32))).numpy()
             data = np.where(brain, den + (data - shifted), 0.0).astype(np.float32)
         try:
-            arrays[role] = normalize(data, brain, cfg.normalization, exclude=tumor)
+            # grey-matter readings: z-score now, the template GM map after registration (normalize.py)
+            arrays[role] = normalize(data, brain, pre_registration_method(cfg.normalization), exclude=tumor)
         except ValueError as exc:
             raise CaseError(pid, inputs[role], f"{role}: {exc}") from None
     fa = None
@@ -340,6 +341,13 @@ def _run_case(pid: str, inputs: dict[str, Path], out: Path, config, say, qc: dic
             if fa is not None:
                 wfa = np.clip(np.where(wbrain, reg_mod.apply_forward(reg, template, ref, fa, "linear"), 0.0), 0.0, 1.0)
         lap("apply_transforms")
+        if cfg.normalization in GM_METHODS:  # statistics on the template's grey matter, tumour left out
+            try:
+                seqs = np.stack([normalize_on_template(seqs[i], wbrain, cfg.normalization, template.gm, wmask > 0)
+                                 for i in range(len(SEQUENCES))]).astype(np.float32)
+            except ValueError as exc:
+                raise CaseError(pid, None, f"{cfg.normalization} normalisation: {exc}") from None
+            lap("normalization_gm")
 
         # 6. QC
         tbrain = template.brain_mask > 0.5

@@ -1,5 +1,7 @@
 """Self-supervised brain-network construction (paper section 3.2, eq. 1, section 4.3)."""
 
+from gliotype.self_supervised.deviation import NormativeDeviation
+from gliotype.self_supervised.evidence import edge_evidence, node_evidence, workdir_evidence
 from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder
 from gliotype.self_supervised.stage import (
     encode_brain_networks,
@@ -11,8 +13,12 @@ from gliotype.self_supervised.stage import (
 __all__ = [
     "EdgeContrastiveModel",
     "NodeAutoencoder",
+    "NormativeDeviation",
+    "edge_evidence",
     "encode_brain_networks",
     "load_brain_network",
     "load_self_supervised",
+    "node_evidence",
     "train_self_supervised",
+    "workdir_evidence",
 ]

@@ -10,6 +10,11 @@ buffers so they travel with the weights. So are the codes: :meth:`attributes` gi
 v_N / v_E z-scored per dimension with the statistics of the training patients' codes
 (the losses are scale-free, eq. 1 is a cosine, so the raw codes drift to magnitudes in
 the thousands and made the brain-network encoder diverge; docs/design.md).
+
+With ``ssl.inputs = deviation`` each model also holds the normative statistics of its
+inputs (:class:`~gliotype.self_supervised.deviation.NormativeDeviation`, buffers
+``deviation.*`` / ``mri_deviation.*``, ``fa_deviation.*``): :meth:`prepare` turns a
+patient's raw atlas samples into the rows the networks take.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from torch import nn
 
 from gliotype.encoders.mlp import MLP
+from gliotype.self_supervised.deviation import NormativeDeviation
 
 
 class Standardize(nn.Module):
@@ -46,22 +52,30 @@ class NodeAutoencoder(nn.Module):
     Paper sizes: encoder 4000 -> 2048 -> 1024 -> 512 -> 128 -> 32 -> 16, decoder mirrored.
 
     Shapes: ``encode: (N, in_features) -> (N, latent)``; ``forward`` returns the
-    reconstruction in standardised units and the standardised input.
+    reconstruction in standardised units and the standardised input. ``deviation``
+    (a :meth:`NormativeDeviation.spec`) adds the normative statistics of the inputs.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int], latent: int):
+    def __init__(self, in_features: int, hidden: Sequence[int], latent: int, deviation: dict | None = None):
         super().__init__()
+        self.deviation = NormativeDeviation(**deviation) if deviation else None
+        if self.deviation is not None and self.deviation.out_features != in_features:
+            raise ValueError(f"deviation inputs give {self.deviation.out_features} features, not {in_features}")
         self.norm = Standardize(in_features)
         self.encoder = MLP([in_features, *hidden, latent])
         self.decoder = MLP([latent, *reversed(list(hidden)), in_features])
         self.code_norm = Standardize(latent)
 
+    def prepare(self, node: torch.Tensor, tumor: torch.Tensor | None = None) -> torch.Tensor:
+        """One patient's ``(R, 4n)`` node samples -> the model's input rows (deviations or as they are)."""
+        return node if self.deviation is None else self.deviation(node, tumor)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.norm(x))
 
-    def attributes(self, x: torch.Tensor) -> torch.Tensor:
-        """v_N: the standardised code, the node attribute of the brain network."""
-        return self.code_norm(self.encode(x))
+    def attributes(self, node: torch.Tensor, tumor: torch.Tensor | None = None) -> torch.Tensor:
+        """v_N of one patient's node samples: the standardised code, the node attribute of the brain network."""
+        return self.code_norm(self.encode(self.prepare(node, tumor)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         target = self.norm(x)
@@ -83,8 +97,15 @@ class EdgeContrastiveModel(nn.Module):
         fa_hidden: Sequence[int],
         latent: int,
         projection: Sequence[int],
+        deviation: dict | None = None,
     ):
         super().__init__()
+        # deviation: {"mri": spec, "fa": spec} of NormativeDeviation
+        self.mri_deviation = NormativeDeviation(**deviation["mri"]) if deviation else None
+        self.fa_deviation = NormativeDeviation(**deviation["fa"]) if deviation else None
+        for dev, n in ((self.mri_deviation, mri_features), (self.fa_deviation, fa_features)):
+            if dev is not None and dev.out_features != n:
+                raise ValueError(f"deviation inputs give {dev.out_features} features, not {n}")
         self.mri_norm = Standardize(mri_features)
         self.fa_norm = Standardize(fa_features)
         self.mri_encoder = MLP([mri_features, *mri_hidden, latent])
@@ -93,16 +114,24 @@ class EdgeContrastiveModel(nn.Module):
         self.fa_head = MLP([latent, *projection])
         self.code_norm = Standardize(latent)
 
+    def prepare_mri(self, tract: torch.Tensor, tumor: torch.Tensor | None = None) -> torch.Tensor:
+        """One patient's ``(T, 4n)`` tract samples -> the MRI branch's input rows."""
+        return tract if self.mri_deviation is None else self.mri_deviation(tract, tumor)
+
+    def prepare_fa(self, tract_fa: torch.Tensor, tumor: torch.Tensor | None = None) -> torch.Tensor:
+        """One patient's ``(T, n)`` FA tract samples -> the FA branch's input rows."""
+        return tract_fa if self.fa_deviation is None else self.fa_deviation(tract_fa, tumor)
+
     def encode(self, x_mri: torch.Tensor) -> torch.Tensor:
-        """The raw code of the anatomical MRI branch."""
+        """The raw code of the anatomical MRI branch (prepared rows)."""
         return self.mri_encoder(self.mri_norm(x_mri))
 
-    def attributes(self, x_mri: torch.Tensor) -> torch.Tensor:
-        """v_E: the standardised code from anatomical MRI alone, the edge attribute."""
-        return self.code_norm(self.encode(x_mri))
+    def attributes(self, tract: torch.Tensor, tumor: torch.Tensor | None = None) -> torch.Tensor:
+        """v_E of one patient's tract samples: the standardised code from anatomical MRI alone."""
+        return self.code_norm(self.encode(self.prepare_mri(tract, tumor)))
 
     def forward(self, x_mri: torch.Tensor, x_fa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z_E = g(v_E), z_E' = g'(v_E')."""
+        """z_E = g(v_E), z_E' = g'(v_E') of prepared rows."""
         z = self.mri_head(self.encode(x_mri))
         z_fa = self.fa_head(self.fa_encoder(self.fa_norm(x_fa)))
         return z, z_fa

@@ -21,6 +21,8 @@ FRONTAL_INSULAR = tuple(range(1, 31))
 #: Location group 0 (wild-type-like): temporal (79-90) with the mesial temporal
 #: structures (37-42), parietal (57-70) and deep grey (caudate .. thalamus, 71-78).
 TEMPORAL_PARIETAL_DEEP = tuple(range(37, 43)) + tuple(range(57, 91))
+#: The 90 cerebral AAL regions (the nodes of the paper's brain network).
+CEREBRAL_REGIONS = tuple(range(1, 91))
 #: The tumour centre keeps this distance (mm) from the brain surface.
 MIN_CENTRE_DEPTH_MM = 15.0
 #: The brain is processed in its bounding box padded by this margin (mm).
@@ -83,6 +85,20 @@ def load_anatomy(resolution: int = 2) -> Anatomy:
     return out
 
 
+@lru_cache(maxsize=1)
+def _cerebral_label_of_name() -> dict[str, int]:
+    names = aal_names()
+    return {names[k]: k for k in CEREBRAL_REGIONS}
+
+
+def cerebral_label(name: str) -> int:
+    """AAL label (1 .. 90) of a cerebral region name, e.g. ``"Frontal_Sup_L"`` -> 3."""
+    try:
+        return _cerebral_label_of_name()[name]
+    except KeyError:
+        raise ValueError(f"{name!r} is not one of the 90 cerebral AAL regions") from None
+
+
 @dataclass(frozen=True)
 class LocationAtlas:
     """Candidate tumour centres of the two location groups on the 2 mm template grid."""
@@ -92,6 +108,7 @@ class LocationAtlas:
     candidates: dict[int, np.ndarray]  # group -> (n, 3) MNI mm of candidate centres
     depth: dict[int, np.ndarray]  # group -> (n,) distance to the brain surface, mm
     label: dict[int, np.ndarray]  # group -> (n,) AAL label of the candidate
+    centroids: np.ndarray  # (90, 3) MNI mm: centroid of the AAL voxels of region 1 .. 90
 
     def group_of_label(self, label: int) -> int:
         if label in FRONTAL_INSULAR:
@@ -116,8 +133,9 @@ class LocationAtlas:
 def location_atlas() -> LocationAtlas:
     """Every brain voxel takes the label of its nearest AAL region (so white matter belongs to
     the lobe it underlies); centres are voxels at least ``MIN_CENTRE_DEPTH_MM`` deep whose
-    nearest region is in one of the two groups. Always on the 2 mm grid, so a seed gives the
-    same patients at 1 and 2 mm."""
+    nearest region is in one of the two groups. Region centroids (the targets of the
+    network phenotype's paths) are those of the AAL voxels themselves. Always on the 2 mm
+    grid, so a seed gives the same patients at 1 and 2 mm."""
     tpl = load_template(2)
     aal = resample_labels(nib.load(aal_path()), tpl.shape, tpl.affine)
     brain = tpl.brain_mask > 0.5
@@ -137,4 +155,7 @@ def location_atlas() -> LocationAtlas:
         depths[group] = depth[sel].astype(np.float64)
         labels[group] = nearest[sel].astype(np.int64)
     del ijk1
-    return LocationAtlas(tpl.affine.copy(), nearest, cands, depths, labels)
+    com = ndi.center_of_mass(np.ones(aal.shape, np.float32), aal, CEREBRAL_REGIONS)
+    centroids = (np.c_[np.asarray(com, np.float64), np.ones(len(com))] @ tpl.affine.T)[:, :3]
+    centroids.setflags(write=False)
+    return LocationAtlas(tpl.affine.copy(), nearest, cands, depths, labels, centroids)

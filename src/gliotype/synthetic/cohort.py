@@ -155,7 +155,10 @@ def _prepare(out: Path, config: SynthConfig, overwrite: bool) -> None:
         if same:
             return
         if not overwrite:
-            raise GliotypeError(f"{out} holds a synthetic cohort made with other arguments; "
+            version = (old or {}).get("generator_version")
+            made = "with other arguments" if version == GENERATOR_VERSION else \
+                f"with other arguments or by generator version {version} (this is {GENERATOR_VERSION})"
+            raise GliotypeError(f"{out} holds a synthetic cohort made {made}; "
                                 "choose another folder or pass overwrite (--overwrite) to replace it")
         prefix = (old or {}).get("config", {}).get("id_prefix", config.id_prefix)
         pattern = re.compile(rf"^{re.escape(prefix)}-\d+$")

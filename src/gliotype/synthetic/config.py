@@ -16,8 +16,9 @@ DEFAULT_SIGNAL: dict[str, float] = {k: 1.0 for k in SIGNALS}
 #: The location knob mixes two probabilities; above this value one of them would leave (0, 1).
 MAX_LOCATION_KNOB = 2.0
 
-#: Bumped whenever the same config would produce different files.
-GENERATOR_VERSION = 1
+#: Bumped whenever the same config would produce different files. 2: the network latent's
+#: brain-wide white-matter change is replaced by disrupted paths leaving the lesion.
+GENERATOR_VERSION = 2
 
 _ID_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 

@@ -103,7 +103,8 @@ def derived_parameters(z_image, z_shape, z_network) -> dict[str, np.ndarray]:
     p = Phi(z) in (0, 1). Image: enhancing fraction of the non-necrotic core, necrotic
     radius fraction, T2-FLAIR mismatch (mutant-like), enhancement gain. Shape: lobulation
     amplitude (relative radius), lobule sharpness, margin roughness (mm). Network:
-    infiltration length along white matter (mm) and amplitude, remote WM change.
+    infiltration length along white matter (mm) and amplitude; disrupted paths: number of
+    involved regions K = round(4 + 24 p), extent from the lesion (mm) and amplitude.
     """
     pi, ps, pn = ndtr(np.asarray(z_image)), ndtr(np.asarray(z_shape)), ndtr(np.asarray(z_network))
     return {
@@ -116,7 +117,9 @@ def derived_parameters(z_image, z_shape, z_network) -> dict[str, np.ndarray]:
         "roughness_mm": 0.3 + 2.7 * ps,
         "infiltration_mm": 3.0 + 12.0 * pn,
         "infiltration_amplitude": pn,
-        "remote_wm_change": pn,
+        "paths_involved": np.floor(4.0 + 24.0 * pn + 0.5).astype(np.int64),
+        "path_extent_mm": 15.0 + 45.0 * pn,
+        "path_amplitude": 0.3 + 0.7 * pn,
     }
 
 

@@ -7,7 +7,9 @@ Order of operations (all float32, scipy.ndimage, no per-voxel Python loops):
 3. the tumour on the warped grid: lobulated core (necrosis, non-enhancing, enhancing
    rim), edema spreading preferentially along white matter (BraTS labels 1, 2, 4);
 4. the network phenotype outside the mask: infiltration diffusing along white matter
-   from the lesion and a remote, brain-wide white-matter change (ipsilateral stronger);
+   from the lesion, and disrupted paths: white-matter tubes along straight segments from
+   the tumour centre to the centroids of K AAL regions, fading with the distance from
+   the lesion (``path_field``);
 5. T1/T1c/T2/FLAIR from tissue classes with partial volume, tumour intensities mixed in;
 6. site effects (scale, contrast, bias field, Rician noise) on the output grid (MNI or
    the patient's own native grid), int16 like scanners, zero outside the brain.
@@ -22,9 +24,8 @@ from typing import Mapping
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.special import expit
 
-from gliotype.synthetic.anatomy import Anatomy, load_anatomy
+from gliotype.synthetic.anatomy import CEREBRAL_REGIONS, Anatomy, cerebral_label, load_anatomy, location_atlas
 
 SEQUENCES: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
 #: Tissue intensities (csf, gm, wm), relative units; T1: WM > GM > CSF, T2: CSF > GM > WM,
@@ -44,9 +45,13 @@ LESION: dict[str, tuple[float, float, float, float]] = {
     "t2": (0.95, 0.78, 0.62, 0.74),
     "flair": (0.50, 0.90, 0.80, 0.95),
 }
-#: Remote network effect on the white-matter signal at full strength (FA: -15 %).
-REMOTE_WM = {"t1": -0.03, "t1ce": -0.03, "t2": 0.07, "flair": 0.07}
-REMOTE_FA = 0.15
+#: Disrupted-path effect on the white-matter signal at path field 1 (FA: -25 %).
+PATH_WM = {"t1": -0.05, "t1ce": -0.05, "t2": 0.10, "flair": 0.10}
+PATH_FA = 0.25
+#: A path is kept where the patient's white-matter probability exceeds this value and
+#: blurred into a tube of this Gaussian sigma (mm).
+PATH_WM_THRESHOLD = 0.3
+PATH_SIGMA_MM = 2.0
 #: Infiltration moves the signal this far towards edema (and lowers FA by half).
 INFILTRATION_MIX = 0.4
 INFILTRATION_FA = 0.5
@@ -64,7 +69,7 @@ def patient_rng(seed: int, key: tuple[int, ...], component: int) -> np.random.Ge
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(key) + (component,)))
 
 
-_DEFORM, _SHAPE, _TEXTURE, _ACQ, _FA = range(5)
+_DEFORM, _SHAPE, _TEXTURE, _ACQ, _FA, _PATHS = range(6)
 
 
 @lru_cache(maxsize=2)
@@ -90,6 +95,12 @@ def smooth_field(rng: np.random.Generator, shape, spacing_vox: float, n: int = 1
     return out
 
 
+def _skip_smooth_field(rng: np.random.Generator, shape, spacing_vox: float, n: int = 1) -> None:
+    """Advance ``rng`` exactly as ``smooth_field`` would, without computing the field (the
+    texture stream keeps the draws of generator version 1, whose remote field used them)."""
+    rng.standard_normal((n, *[int(math.ceil(s / spacing_vox)) + 3 for s in shape]))
+
+
 def _gauss_noise(rng: np.random.Generator, shape, sigma_vox: float) -> np.ndarray:
     """White noise smoothed by a Gaussian, rescaled to unit standard deviation."""
     f = ndi.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma_vox, truncate=3.0)
@@ -111,8 +122,98 @@ class Rendered:
     seg: np.ndarray  # uint8, BraTS labels
     mask: np.ndarray  # float32 brain mask after deformation
     fa: np.ndarray | None
-    infiltration: np.ndarray  # network field outside the mask (for inspection / tests)
-    remote: np.ndarray
+    infiltration: np.ndarray  # network phenotype outside the mask (for inspection / tests)
+    paths: np.ndarray  # disrupted-path field (``path_field``)
+
+
+def path_targets(row: Mapping, seed: int, key: tuple[int, ...]) -> np.ndarray:
+    """(K, 3) MNI mm: centroids of the AAL regions the patient's disrupted paths lead to.
+
+    Candidates are the 90 cerebral AAL regions but the one of the tumour centre
+    (``location_region``), in a per-patient random order (stream ``_PATHS``, independent
+    of the latent); the first K = ``paths_involved`` are involved, so a larger K involves
+    a superset.
+    """
+    own = cerebral_label(str(row["location_region"]))
+    labels = np.array([r for r in CEREBRAL_REGIONS if r != own])
+    order = patient_rng(seed, key, _PATHS).permutation(len(labels))
+    k = int(row["paths_involved"])
+    return location_atlas().centroids[labels[order[:k]] - 1]
+
+
+@lru_cache(maxsize=4)
+def _line_centre(sigma_vox: float) -> float:
+    """Value at its axis of an infinite one-voxel line blurred by ``gaussian_filter``."""
+    r = int(3.0 * sigma_vox + 0.5)
+    delta = np.zeros(2 * r + 1)
+    delta[r] = 1.0
+    return float(ndi.gaussian_filter1d(delta, sigma_vox, truncate=3.0)[r]) ** 2
+
+
+def path_field(row: Mapping, seed: int, key: tuple[int, ...], resolution: int, wm: np.ndarray,
+               lesion: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """The disrupted-path field on the cropped grid, in [0, ``path_amplitude``].
+
+    Each path is the straight segment from the tumour centre to one of ``path_targets``,
+    rasterised (voxel value: the segment length it holds), kept where ``wm`` >
+    ``PATH_WM_THRESHOLD``, blurred into a tube (Gaussian sigma ``PATH_SIGMA_MM``, divided
+    by the blurred axis value of a unit line so its axis is about 1, clipped to [0, 1]);
+    paths combine by max. The field is amplitude x tube x wm x fade x ``outside``, where the fade falls
+    linearly from 1 at the lesion (``lesion``, the whole-tumour mask) to 0 at
+    ``path_extent_mm`` from it (Euclidean distance transform) and ``outside`` is
+    1 - the lesion's partial-volume weight.
+    """
+    an = load_anatomy(resolution)
+    h = float(resolution)
+    shape = np.array(wm.shape)
+    extent = float(row["path_extent_mm"])
+    targets = path_targets(row, seed, key)
+    out = np.zeros(wm.shape, np.float32)
+    if not lesion.any() or len(targets) == 0:
+        return out
+    sig = PATH_SIGMA_MM / h
+    radius = int(3.0 * sig + 0.5)  # of the (cubic, truncated) blur kernel, voxels
+    pad = radius + 1
+    # A line voxel farther than ``margin`` from the lesion only blurs into voxels beyond the
+    # extent (fade 0). The work box holds the lesion and every voxel within extent + margin
+    # of it, so the distance transform, computed in the box, is exact where it matters.
+    margin = math.sqrt(3.0) * radius * h
+    idx = np.argwhere(lesion)
+    reach = int(math.ceil((extent + margin) / h)) + 1
+    lo = np.maximum(idx.min(0) - reach, 0)
+    hi = np.minimum(idx.max(0) + reach + 1, shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    dist = ndi.distance_transform_edt(~lesion[box], sampling=h)
+    fade = np.clip(1.0 - dist / extent, 0.0, 1.0).astype(np.float32)
+    keep_line = (wm[box] > PATH_WM_THRESHOLD) & (dist <= extent + margin)
+    tube = np.zeros(fade.shape, np.float32)
+    norm = _line_centre(sig)
+    c_vox = an.mm_to_crop_voxel([row["centre_x"], row["centre_y"], row["centre_z"]])
+    for target in targets:
+        # the line as a density: each voxel holds the length of segment (in voxels) it
+        # contains, from samples a quarter voxel apart, so its blurred axis is ~1 whatever
+        # the direction
+        t_vox = an.mm_to_crop_voxel(target)
+        n = int(math.ceil(4.0 * np.abs(t_vox - c_vox).max())) + 1
+        step = float(np.linalg.norm(t_vox - c_vox)) / max(n - 1, 1)
+        pts = np.rint(c_vox[None] + np.linspace(0.0, 1.0, n)[:, None] * (t_vox - c_vox)[None]).astype(np.int64)
+        pts -= lo
+        pts = pts[np.all((pts >= 0) & (pts < hi - lo), axis=1)]
+        if len(pts) == 0:
+            continue
+        pts = pts[keep_line[tuple(pts.T)]]
+        if len(pts) == 0:
+            continue
+        pts, count = np.unique(pts, axis=0, return_counts=True)
+        a = np.maximum(pts.min(0) - pad, 0)
+        b = np.minimum(pts.max(0) + pad + 1, hi - lo)
+        sub = tuple(slice(int(u), int(v)) for u, v in zip(a, b))
+        line = np.zeros(tuple(int(v - u) for u, v in zip(a, b)), np.float32)
+        line[tuple((pts - a).T)] = count * step
+        blurred = ndi.gaussian_filter(line, sig, truncate=3.0, mode="constant")
+        np.maximum(tube[sub], np.clip(blurred / norm, 0.0, 1.0), out=tube[sub])
+    out[box] = float(row["path_amplitude"]) * tube * np.clip(wm[box], 0, 1) * fade * outside[box]
+    return out
 
 
 def render_patient(row: Mapping, seed: int, key: tuple[int, ...], resolution: int = 2,
@@ -234,12 +335,9 @@ def render_patient(row: Mapping, seed: int, key: tuple[int, ...], resolution: in
         fld = np.maximum(whole_full, ndi.gaussian_filter(fld, step, truncate=3.0) * wmw)
     infil = (float(row["infiltration_amplitude"]) * fld * (1.0 - W_full)).astype(np.float32)
     del fld, wmw
+    paths = path_field(row, seed, key, resolution, wm, whole_full > 0, 1.0 - W_full)
     trng = patient_rng(seed, key, _TEXTURE)
-    tract = smooth_field(trng, shape, 12.0 / h, 1)[0]
-    side = 1.0 if c[0] >= 0 else -1.0
-    ipsi = expit(side * X[0] / 4.0)
-    remote = float(row["remote_wm_change"]) * np.clip(wm, 0, 1) * (0.6 + 0.4 * ipsi) * np.clip(1 + 0.25 * tract, 0, 2)
-    remote = remote.astype(np.float32)
+    _skip_smooth_field(trng, shape, 12.0 / h, 1)
     fine = _gauss_noise(trng, shape, 1.0)
 
     # 5. contrasts
@@ -250,7 +348,7 @@ def render_patient(row: Mapping, seed: int, key: tuple[int, ...], resolution: in
     het = 1 + 0.06 * g_het
     for q in SEQUENCES:
         C, G, Wm = TISSUE[q]
-        base = csf * C + gm * G + wm * Wm * (1 + REMOTE_WM[q] * remote)
+        base = csf * C + gm * G + wm * Wm * (1 + PATH_WM[q] * paths)
         base += INFILTRATION_MIX * infil * (LESION[q][3] - base)
         base *= 1 + 0.025 * fine
         v_nec, v_solid, v_enh, v_ed = LESION[q]
@@ -271,13 +369,13 @@ def render_patient(row: Mapping, seed: int, key: tuple[int, ...], resolution: in
         frng = patient_rng(seed, key, _FA)
         wmc = np.clip(wm, 0, 1)
         fa0 = csf * 0.06 + gm * 0.17 + wmc * (0.45 + 0.25 * wmc**2) * np.clip(1 + 0.18 * fa_tex, 0.5, 1.5)
-        fa = fa0 * (1 - REMOTE_FA * remote) * (1 - INFILTRATION_FA * infil)
+        fa = fa0 * (1 - PATH_FA * paths) * (1 - INFILTRATION_FA * infil)
         lesion = wts[0] * 0.05 + wts[1] * 0.10 + wts[2] * 0.12 + wts[3] * 0.55 * fa0[box]
         fa[box] = (1 - W) * fa[box] + W * lesion
         fa = fa + frng.normal(0.0, 0.015, shape).astype(np.float32)
         fa = (np.clip(fa, 0.0, 1.0) * brain).astype(np.float32)
     seg[~brain] = 0
-    return Rendered(images, seg, mask.astype(np.float32), fa, infil, remote)
+    return Rendered(images, seg, mask.astype(np.float32), fa, infil, paths)
 
 
 # --------------------------------------------------------------------------- output grid

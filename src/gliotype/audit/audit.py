@@ -1,0 +1,313 @@
+"""The information audit of a run folder (issue 12): where along the pipeline the IDH signal is.
+
+For every feature group (:mod:`gliotype.audit.groups`) a cross-validated linear-probe AUC
+for IDH on the *training* patients (splits ssl, A and B with a label; never test), the
+same on half B alone (the patients every group has, for a like-for-like comparison), and,
+with the generator's ``truth.csv``, how well the group predicts each latent
+(:func:`gliotype.audit.probes.latent_association`). Beside them: the edge homophily of
+each Table 1 graph (:mod:`gliotype.audit.homophily`) and the *observable ceiling* (the
+probe on the hand-made descriptors fitted on the training patients, AUC on the test
+patients).
+
+Files (atomic, patient IDs only, never a path): ``audit.csv``, ``audit_homophily.csv``,
+``audit_descriptors.csv``, ``audit.md`` and ``audit.json`` in ``RUNDIR/results`` (or ``out``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from gliotype.audit.ceiling import TRAINING_SPLITS, descriptor_ceiling
+from gliotype.audit.descriptors import descriptor_table
+from gliotype.audit.groups import (
+    FeatureGroup,
+    atlas_groups,
+    brain_network_groups,
+    descriptor_groups,
+    learned_groups,
+    reduce_group,
+)
+from gliotype.audit.homophily import table1_homophily
+from gliotype.audit.probes import latent_association, probe_auc
+from gliotype.errors import GliotypeError
+from gliotype.utils.io import atomic_write, write_csv_atomic
+from gliotype.utils.logging import get_logger
+from gliotype.utils.progress import progress
+
+log = get_logger(__name__)
+
+#: truth.csv column -> (audit column, kind of target).
+LATENTS = {
+    "z_image": ("rho_z_image", "continuous"),
+    "z_shape": ("rho_z_shape", "continuous"),
+    "z_network": ("rho_z_network", "continuous"),
+    "location_group": ("location", "binary"),
+    "site": ("site", "categorical"),
+}
+#: Table 1 feature names -> audit group names.
+TABLE1_GROUPS = {"uT": "u_T", "uB": "u_B", "uT_uB": "<u_T, u_B>"}
+
+
+@dataclass
+class InformationAudit:
+    """The audit of one run: ``groups`` (one row per feature group), ``homophily`` (one row per
+    Table 1 graph), the observable ceiling on the test patients, the Bayes AUC when the truth has
+    ``bayes_posterior``, the patients per split and those without descriptors."""
+
+    groups: pd.DataFrame
+    homophily: pd.DataFrame
+    observable_ceiling: float | None
+    bayes_auc: float | None = None
+    patients: dict = field(default_factory=dict)
+    missing_descriptors: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        return audit_markdown(self)
+
+
+# --------------------------------------------------------------------------- run folder
+
+
+@dataclass
+class RunFolder:
+    """What the audit reads from a run folder."""
+
+    root: Path
+    work: Path
+    splits: pd.DataFrame
+    config: dict
+    features: pd.DataFrame | None
+    manifest: pd.DataFrame | None
+
+
+def _first(*paths: Path) -> Path | None:
+    return next((p for p in paths if p.exists()), None)
+
+
+def read_run_folder(rundir: str | Path) -> RunFolder:
+    """The splits, work folder, config, full-model features and manifest of a run folder written by
+    ``gliotype run`` (also a repeat folder ``RUN/repeats/split-seed-S``); one clear error otherwise."""
+    root = Path(rundir)
+    if not root.is_dir():
+        raise GliotypeError(f"{root.name or rundir}: no such run folder")
+    if not (root / "splits.csv").exists():
+        raise GliotypeError(f"{root.name}: not a run folder (no splits.csv; run `gliotype run` first)")
+    top = root.parent.parent if root.parent.name == "repeats" else root
+    work = _first(root / "work", top / "work")
+    if work is None:
+        raise GliotypeError(f"{root.name}: the run's work folder is missing")
+    splits = pd.read_csv(root / "splits.csv", dtype={"patient_id": str})
+    if not {"patient_id", "split", "idh"} <= set(splits.columns):
+        raise GliotypeError(f"{root.name}: splits.csv lacks patient_id, split or idh")
+    config_path = _first(root / "config.yaml", top / "config.yaml")
+    config = (yaml.safe_load(config_path.read_text()) or {}) if config_path else {}
+    from gliotype.experiment.ablations import FULL_MODEL, slug
+
+    feats_path = root / "models" / slug(FULL_MODEL) / "features.csv"
+    features = pd.read_csv(feats_path, dtype={"patient_id": str}) if feats_path.exists() else None
+    manifest_path = _first(root / "manifest.csv", top / "manifest.csv")
+    manifest = pd.read_csv(manifest_path, dtype=str) if manifest_path else None
+    return RunFolder(root, work, splits, config, features, manifest)
+
+
+def read_truth(path: str | Path) -> pd.DataFrame:
+    """truth.csv indexed by patient ID (only the columns the audit uses; missing ones are fine)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GliotypeError(f"truth file {path.name} not found")
+    try:
+        truth = pd.read_csv(path, dtype={"patient_id": str})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise GliotypeError(f"truth file {path.name}: cannot read it ({type(exc).__name__})") from None
+    if "patient_id" not in truth:
+        raise GliotypeError(f"truth file {path.name} has no patient_id column")
+    keep = [c for c in (*LATENTS, "bayes_posterior") if c in truth]
+    return truth.drop_duplicates("patient_id").set_index("patient_id")[keep]
+
+
+def _targets(run: RunFolder, truth: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The latents to correlate with: truth's columns; without truth, the manifest's site (when it
+    names at least two sites), so a real cohort is checked for site effects too."""
+    if truth is not None:
+        cols = [c for c in LATENTS if c in truth]
+        return truth[cols] if cols else None
+    m = run.manifest
+    if m is not None and "site" in m and "patient_id" in m:
+        sites = m.set_index("patient_id")["site"].replace("", np.nan)
+        if sites.dropna().nunique() >= 2:
+            return sites.to_frame()
+    return None
+
+
+# --------------------------------------------------------------------------- the audit
+
+
+def _latent_group(truth: pd.DataFrame | None, ids: list[str]) -> list[FeatureGroup]:
+    """The generator's IDH latents themselves (z_image, z_shape, z_network, location_group), a
+    reference row: what the probe reaches with these patients when it is given the answer."""
+    cols = [c for c in ("z_image", "z_shape", "z_network", "location_group") if truth is not None and c in truth]
+    have = [p for p in ids if truth is not None and p in truth.index]
+    if not cols or not have:
+        return []
+    x = truth.loc[have, cols].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    return [FeatureGroup("generator latents (reference)", "truth", have, x)]
+
+
+def _row(group: FeatureGroup, x: np.ndarray, train: list[str], half_b: list[str], labels: dict, targets,
+         seed: int, folds: int, repeats: int) -> dict:
+    tr, b = group.rows(train), group.rows(half_b)
+    train_ids = [group.patient_ids[i] for i in tr]
+    y = np.array([labels[p] for p in train_ids], dtype=int)
+    y_b = np.array([labels[group.patient_ids[i]] for i in b], dtype=int)
+    row = {"group": group.name, "stage": group.stage, "dims": group.dims, "probe_dims": int(x.shape[1]),
+           "patients": len(tr), "probe_auc": probe_auc(x[tr], y, seed, folds, repeats),
+           "patients_b": len(b), "probe_auc_b": probe_auc(x[b], y_b, seed, folds, repeats)}
+    if targets is not None:
+        for column, (name, kind) in LATENTS.items():
+            if column in targets:
+                values = targets[column].reindex(train_ids).to_numpy()
+                if kind == "continuous":
+                    values = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+                row[name] = latent_association(x[tr], values, kind, seed, folds)
+    return row
+
+
+def audit_run(
+    rundir: str | Path,
+    truth: str | Path | None = None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    folds: int = 5,
+    repeats: int = 3,
+    max_dims: int = 2048,
+    components: int = 32,
+) -> InformationAudit:
+    """Audit a run folder and write its files to ``out`` (default ``RUNDIR/results``).
+
+    ``seed`` defaults to the run's; ``folds`` x ``repeats`` is the outer cross-validation of
+    every probe; groups wider than ``max_dims`` are reduced to ``components`` principal
+    components fitted on the training patients.
+    """
+    run = read_run_folder(rundir)
+    truth_df = read_truth(truth) if truth is not None else None
+    seed = int(run.config.get("seed", 0) if seed is None else seed)
+    splits = run.splits
+    labelled = splits[splits["idh"].notna()]
+    labels = dict(zip(labelled["patient_id"], labelled["idh"].astype(int)))
+    ids = {s: labelled.loc[labelled["split"] == s, "patient_id"].tolist() for s in (*TRAINING_SPLITS, "test")}
+    train = [p for s in TRAINING_SPLITS for p in ids[s]]
+    everyone = train + ids["test"]
+
+    descriptors = descriptor_table(run.work, everyone, workers=workers)
+    missing = sorted(set(everyone) - set(descriptors["patient_id"]))
+    groups: list[FeatureGroup] = _latent_group(truth_df, train)
+    groups += descriptor_groups(descriptors) if len(descriptors) else []
+    groups += atlas_groups(run.work, train)
+    groups += brain_network_groups(run.work, train)
+    if run.features is not None:
+        groups += learned_groups(run.features)
+    else:
+        log.warning("no features of the full model in this run folder: u_I, u_P, u_T, u_B left out")
+    targets = _targets(run, truth_df)
+
+    rows = []
+    for group in progress(groups, "audit", unit="group"):
+        x = reduce_group(group, train, max_dims, components, seed)
+        rows.append(_row(group, x, train, ids["B"], labels, targets, seed, folds, repeats))
+    table = pd.DataFrame(rows)
+
+    ceiling = descriptor_ceiling(descriptors, train, ids["test"], labels, seed) if len(descriptors) else None
+    homophily = _homophily(run, ids, labels, table)
+    bayes = _bayes(truth_df, ids["test"], labels)
+    audit = InformationAudit(table, homophily, ceiling, bayes, {s: len(v) for s, v in ids.items()}, missing)
+    write_audit(audit, descriptors, Path(out) if out is not None else run.root / "results")
+    return audit
+
+
+def _homophily(run: RunFolder, ids: dict, labels: dict, table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 graphs on half B + test as the run built them, with the probes of their features."""
+    if run.features is None:
+        return pd.DataFrame()
+    from gliotype.multimodal.stage import feature_matrix
+
+    feats = run.features.set_index("patient_id", drop=False)
+    graph_ids = [p for p in ids["B"] + ids["test"] if p in feats.index]
+    f = feats.loc[graph_ids]
+    u_t, u_b = feature_matrix(f, "u_T"), feature_matrix(f, "u_B")
+    if not (u_t.shape[1] and u_b.shape[1]):
+        return pd.DataFrame()
+    in_b = set(ids["B"])
+    y = np.array([labels[p] if p in in_b else -1 for p in graph_ids], dtype=float)
+    pg = run.config.get("population_graph", {})
+    out = table1_homophily(u_t, u_b, y, float(pg.get("theta", 0.5)), bool(pg.get("standardise", True)))
+    probe = dict(zip(table["group"], table["probe_auc_b"]))
+    out["node_probe_auc_b"] = [probe.get(TABLE1_GROUPS[n], np.nan) for n in out["node_weight"]]
+    out["edge_probe_auc_b"] = [probe.get(TABLE1_GROUPS[e], np.nan) for e in out["edge_weight"]]
+    return out
+
+
+def _bayes(truth: pd.DataFrame | None, test_ids: list[str], labels: dict) -> float | None:
+    if truth is None or "bayes_posterior" not in truth:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    ids = [p for p in test_ids if p in truth.index]
+    y = [labels[p] for p in ids]
+    return float(roc_auc_score(y, truth.loc[ids, "bayes_posterior"])) if len(set(y)) == 2 else None
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "" if np.isnan(v) else f"{v:.3f}"
+    return str(v)
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def audit_markdown(audit: InformationAudit) -> str:
+    """The audit as Markdown: the groups, the Table 1 graphs and the ceilings."""
+    p = audit.patients
+    parts = ["## Information audit",
+             f"Linear-probe AUC for IDH, cross-validated on the training patients (ssl {p.get('ssl', 0)}, "
+             f"A {p.get('A', 0)}, B {p.get('B', 0)}; `probe_auc_b`: half B only); test patients never enter "
+             "a probe.", "", _markdown_table(audit.groups.drop(columns=["stage"]))]
+    if len(audit.homophily):
+        cols = ["graph", "edges", "mean_degree", "labelled_edges", "homophily", "random_pairs", "node_probe_auc_b",
+                "edge_probe_auc_b"]
+        parts += ["", "Edge homophily of the Table 1 graphs (edges between half-B patients):", "",
+                  _markdown_table(audit.homophily[cols])]
+    parts.append("")
+    if audit.observable_ceiling is not None:
+        parts.append(f"Observable ceiling (probe on the hand-made descriptors, training -> test, "
+                     f"{p.get('test', 0)} test patients): AUC {audit.observable_ceiling:.3f}")
+    if audit.bayes_auc is not None:
+        parts.append(f"Bayes-optimal AUC on the same test patients: {audit.bayes_auc:.3f}")
+    if audit.missing_descriptors:
+        parts.append(f"Patients without descriptors: {', '.join(audit.missing_descriptors)}")
+    return "\n".join(parts) + "\n"
+
+
+def write_audit(audit: InformationAudit, descriptors: pd.DataFrame, out: Path) -> None:
+    """``audit.csv``, ``audit_homophily.csv``, ``audit_descriptors.csv``, ``audit.md``, ``audit.json``."""
+    out = Path(out)
+    write_csv_atomic(audit.groups, out / "audit.csv", float_format="%.6g")
+    write_csv_atomic(audit.homophily, out / "audit_homophily.csv", float_format="%.6g")
+    write_csv_atomic(descriptors, out / "audit_descriptors.csv", float_format="%.6g")
+    atomic_write(out / "audit.md", audit_markdown(audit))
+    summary = {"observable_ceiling": audit.observable_ceiling, "bayes_auc": audit.bayes_auc,
+               "patients": audit.patients, "missing_descriptors": audit.missing_descriptors}
+    atomic_write(out / "audit.json", json.dumps(summary, indent=2) + "\n")

@@ -246,7 +246,10 @@ def ssl_train(
     typer.echo(f"trained on {len(r['train_patients'])} FA patients, evaluated on {len(r['heldout_patients'])} held out")
     typer.echo(f"node reconstruction MSE {r['node_reconstruction_mse']:.3f} (predicting the mean: "
                f"{r['node_mean_baseline_mse']:.3f})")
-    typer.echo(f"edge retrieval top-1 {r['edge_retrieval_top1']:.3f} (chance {r['edge_retrieval_chance']:.3f})")
+    if r["edge_retrieval_top1"] is None:  # no held-out batch could be formed (e.g. one patient, same_tract)
+        typer.echo("edge retrieval: no held-out batch")
+    else:
+        typer.echo(f"edge retrieval top-1 {r['edge_retrieval_top1']:.3f} (chance {r['edge_retrieval_chance']:.3f})")
 
 
 @ssl_app.command("encode")

@@ -4,6 +4,7 @@ two repeated splits, resumable reruns, nothing but patient IDs in the shared out
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -153,8 +154,13 @@ def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
     root, config, _ = tiny_run
     cfg = config.model_copy(deep=True)
     cfg.split.protocol = "crossfit"
+    cfg.population_graph.threshold_folds = 2
+    cfg.population_graph.choose = "out_of_fold"
     out = tmp_path / "crossfit"
-    result = run_experiment(out, cfg, data=root / "cohort", repeats=1, ablations=False, baselines=False)
+    for done in ("work", "models"):  # fold A's encoders and every stage before them are the paper run's
+        shutil.copytree(root / "run" / done, out / done)
+    result = run_experiment(out, cfg, data=root / "cohort", repeats=1, ablations=True, baselines=False,
+                            audit=False)
     splits = pd.read_csv(out / "splits.csv", dtype={"patient_id": str})
     half = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("A", "B")}
     for folder, ids in (("models", half["A"]), ("models-B", half["B"])):
@@ -164,3 +170,14 @@ def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
     gnn = preds[preds["model"] == "Multi-modal + GNN"]
     assert set(gnn["split"]) == {"A", "B", "test"}
     assert result["summary"]["protocol"] == "crossfit"
+    # the ablations run in fold A only (Table 4 is that fold's, scored on half B's thresholds)
+    assert sorted(p.name for p in (out / "models-B").iterdir()) == [slug(FULL_MODEL)]
+    assert list(result["tables"]["table4"]["model"]) == list(ABLATIONS)
+    assert {slug(name) for name in ABLATIONS} <= {p.name for p in (out / "models").iterdir()}
+    t4 = preds[preds["model"] == FULL_MODEL]
+    assert set(t4["split"]) == {"B", "test"}
+    # each fold chose its GNN row on out-of-fold AUCs of its own labelled half
+    oof = result["summary"]["population_graph_out_of_fold_auc"]
+    assert len(oof) == 2 and all(len(fold) == 5 for fold in oof)
+    chosen = [max(fold, key=fold.get) for fold in oof]
+    assert result["summary"]["chosen_population_graph"] == " / ".join(dict.fromkeys(chosen))

@@ -138,3 +138,26 @@ def test_table2_threshold_folds_keep_the_reported_model(cohort):
     assert np.isfinite(m.p_threshold).all() and not np.allclose(m.p_threshold, m.p_train)
     assert table([m], y[train], y[~train], cfg.evaluation)["threshold"].item() == youden_threshold(y[train],
                                                                                                     m.p_threshold)
+
+
+def test_chosen_population_graph_fixed_or_best_out_of_fold_row():
+    from gliotype.errors import GliotypeError
+    from gliotype.experiment.tables import chosen_population_graph
+    from gliotype.population_graph import TABLE1_NAMES
+
+    y = np.array([0, 0, 0, 1, 1, 1], dtype=float)
+    good = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    nan_fitted = good.copy()
+    nan_fitted[0] = np.nan  # a fitted patient: ignored
+    models = [Scored(name, good, good, {}, p) for name, p in zip(
+        TABLE1_NAMES.values(), [1 - good, good[::-1], nan_fitted, 1 - good, 1 - good])]
+    paper = load_config("tiny").population_graph
+    assert chosen_population_graph(models, y, paper).name == "<uT, uB>, r(uB)"  # the paper's row
+    oof = paper.model_copy(update={"choose": "out_of_fold", "threshold_folds": 2})
+    best = chosen_population_graph(models, y, oof)
+    assert best.name == "<uT, uB>, r(uB)" and best.artifacts["out_of_fold_auc"]["uT, r(uB)"] == 0.0
+    models[1] = Scored("uB, r(uT)", good, good, {}, good)  # as good, later in Table 1: ties keep the first
+    models[0] = Scored("uT, r(uB)", good, good, {}, good)
+    assert chosen_population_graph(models, y, oof).name == "uT, r(uB)"
+    with pytest.raises(GliotypeError, match="choose: out_of_fold needs threshold_folds"):
+        load_config("tiny", overrides=["population_graph.choose=out_of_fold"])

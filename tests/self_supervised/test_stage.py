@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from gliotype.config import load_config
 from gliotype.errors import GliotypeError
 from gliotype.modalities.build import AtlasSampling
 from gliotype.self_supervised import encode_brain_networks, load_brain_network, train_self_supervised
 from gliotype.self_supervised.stage import PerPatientBatches, split_holdout
-from gliotype.utils.training import Checkpointer
 
 R, T, N_POS = 10, 40, 8  # regions, tracts, positions per region/tract
 REGIONS = np.arange(1, R + 1) * 3  # region labels need not be 1..R (a user node atlas)
@@ -88,19 +88,43 @@ def test_rerun_reuses_trained_models(trained):
     assert (root / "ssl" / "edge_model.safetensors").stat().st_mtime_ns == mtime
 
 
-def test_resumed_training_equals_uninterrupted(tmp_path):
+class _Killed(Exception):
+    """Stands for the process being killed after some epochs (their checkpoints are on disk)."""
+
+
+@pytest.mark.parametrize("batching", ["mixed", "per_patient", "same_tract"])
+def test_killed_and_resumed_training_equals_uninterrupted(tmp_path, monkeypatch, caplog, batching):
+    import importlib
+
+    training = importlib.import_module("gliotype.utils.progress")  # fit() looks it up at every call
+
     a, b = tmp_path / "a", tmp_path / "b"
     _make_workdir(a)
     _make_workdir(b)
-    train_self_supervised(a, _config(epochs=4))
-    # b: stop after 2 epochs (as if interrupted), then resume to 4.
-    train_self_supervised(b, _config(epochs=2))
-    (b / "ssl" / "models.json").unlink()
-    train_self_supervised(b, _config(epochs=4))
+    config = _config(epochs=4, **{"ssl.edge.batching": batching})
+    train_self_supervised(a, config)
+    real = training.progress
+
+    def killed_after_two_epochs(items, *args, **kwargs):
+        for n, item in enumerate(real(items, *args, **kwargs)):
+            if n == 2 and "edge" in args[0]:
+                raise _Killed
+            yield item
+
+    monkeypatch.setattr(training, "progress", killed_after_two_epochs)
+    with pytest.raises(_Killed):
+        train_self_supervised(b, config)
+    monkeypatch.setattr(training, "progress", real)
+    with caplog.at_level("INFO"):
+        train_self_supervised(b, config)
+    assert "edge model: resuming after epoch 2 of 4" in caplog.text
     ha = json.loads((a / "ssl" / "edge" / "history.json").read_text())
     hb = json.loads((b / "ssl" / "edge" / "history.json").read_text())
-    assert [r["loss"] for r in ha] == pytest.approx([r["loss"] for r in hb], rel=1e-5)
-    assert Checkpointer(b / "ssl" / "edge").restore  # checkpoint folder exists and is loadable
+    assert [r["loss"] for r in ha] == pytest.approx([r["loss"] for r in hb], rel=1e-6)
+    for name in ("node", "edge"):
+        wa = load_file(str(a / "ssl" / name / "model.safetensors"))
+        wb = load_file(str(b / "ssl" / name / "model.safetensors"))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_needs_fa_patients(tmp_path):

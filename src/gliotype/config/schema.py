@@ -237,6 +237,10 @@ class PopulationGraphConfig(ScheduleConfig):
     # k > 0: the threshold on out-of-fold predictions of k extra GNNs (labelled nodes of one fold hidden);
     # the reported GNN still trains on every labelled node. Exclusive with val_fraction
     threshold_folds: int = Field(0, ge=0)
+    # which Table 1 row is "Multi-modal + GNN" (Table 3) and the exported model: ``fixed``, the
+    # (node_weight, edge_weight) above (the paper's choice); ``out_of_fold``, the row whose
+    # out-of-fold predictions of the labelled patients (threshold_folds) have the best AUC
+    choose: Literal["fixed", "out_of_fold"] = "fixed"
     standardise: bool = True  # z-score features (training-node statistics) before eq. 8 (open point 9)
 
     def model_post_init(self, context) -> None:  # noqa: D102 - one-line config error via pydantic
@@ -244,6 +248,8 @@ class PopulationGraphConfig(ScheduleConfig):
             raise ValueError("threshold_folds and val_fraction are two ways to choose the threshold: set one")
         if self.threshold_folds == 1:
             raise ValueError("threshold_folds must be 0 (off) or at least 2")
+        if self.choose == "out_of_fold" and not self.threshold_folds:
+            raise ValueError("choose: out_of_fold needs threshold_folds >= 2 (the predictions it compares)")
 
 
 class BaselinesConfig(ScheduleConfig):

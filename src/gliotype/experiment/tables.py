@@ -110,6 +110,25 @@ def population_graph_models(
     return out
 
 
+def chosen_population_graph(models: list[Scored], y_train: np.ndarray, config: PopulationGraphConfig) -> Scored:
+    """The Table 2 model that is "Multi-modal + GNN": the paper's fixed row, or (``choose:
+    out_of_fold``) the row whose out-of-fold predictions of the labelled patients have the
+    best AUC (ties: the first in Table 1 order). Only training patients decide."""
+    if config.choose == "fixed":
+        name = TABLE1_NAMES[(config.node_weight, config.edge_weight)]
+        return next(m for m in models if m.name == name)
+    from sklearn.metrics import roc_auc_score
+
+    def oof_auc(m: Scored) -> float:
+        used = np.isfinite(m.p_threshold)
+        return float(roc_auc_score(np.asarray(y_train)[used], m.p_threshold[used]))
+
+    aucs = [oof_auc(m) for m in models]
+    best = models[int(np.argmax(aucs))]
+    best.artifacts["out_of_fold_auc"] = dict(zip([m.name for m in models], aucs))
+    return best
+
+
 FEATURE_ROWS = {"mlp": "Multi-modal + MLP", "svm": "Multi-modal + SVM", "lr": "Multi-modal + LR"}
 
 

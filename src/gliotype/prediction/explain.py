@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from gliotype.errors import GliotypeError
-from gliotype.prediction._util import jsonable, torch_threads
+from gliotype.prediction._util import jsonable
+from gliotype.utils.training import torch_threads
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress

@@ -37,7 +37,8 @@ import torch
 
 from gliotype import __version__
 from gliotype.errors import CaseError, GliotypeError
-from gliotype.prediction._util import jsonable, torch_threads
+from gliotype.prediction._util import jsonable
+from gliotype.utils.training import torch_threads
 from gliotype.prediction.model import TrainedModel
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger

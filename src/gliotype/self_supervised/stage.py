@@ -210,14 +210,13 @@ class SameTractBatches(torch.utils.data.Sampler):
 def _edge_loader(mri, fa, owner, tract, batch_size, batching, generator, strict: bool = True) -> DataLoader:
     data = TensorDataset(mri, fa)
     batch_size = min(batch_size, len(data))
-    if batching == "per_patient":
-        return DataLoader(data, batch_sampler=PerPatientBatches(owner, batch_size, generator))
+    if batching == "per_patient":  # the loader's generator is the sampler's: fit() reseeds it every epoch
+        return DataLoader(data, batch_sampler=PerPatientBatches(owner, batch_size, generator), generator=generator)
     if batching == "same_tract":
         sampler = SameTractBatches(tract, batch_size, generator)
         if strict and len(sampler) == 0:
             raise GliotypeError("ssl.edge.batching=same_tract needs at least 2 training patients with FA")
-        # the loader's generator is the sampler's: fit() reseeds it every epoch (resumable)
-        return DataLoader(data, batch_sampler=sampler, generator=generator)
+        return DataLoader(data, batch_sampler=sampler, generator=generator)  # as per_patient
     return DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
 
 

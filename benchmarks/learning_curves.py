@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from gliotype.utils.io import write_csv_atomic
+
 
 def _gliotype() -> list[str]:
     return [sys.executable, "-m", "gliotype.cli"]
@@ -75,9 +77,7 @@ def main() -> int:
         subprocess.run(cmd, check=True)
         rows = pd.DataFrame(_split_rows(run, size, cohort_seed))
         done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
-        tmp = table_path.with_suffix(".tmp")
-        done.to_csv(tmp, index=False)
-        tmp.replace(table_path)
+        write_csv_atomic(done, table_path)
         print(f"{size} patients: {time.perf_counter() - t0:.0f} s", flush=True)
     summary = (done.groupby(["patients", "table", "model"], sort=False)["auc"].agg(["mean", "std", "count"])
                .reset_index())

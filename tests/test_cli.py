@@ -39,3 +39,11 @@ def test_user_error_is_one_line_without_traceback():
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == ["error: config: ssl.node.epochz: Extra inputs are not permitted"]
     assert "Traceback" not in result.output
+
+
+def test_run_ablation_names_a_table4_row(tmp_path):
+    result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--data", str(tmp_path), "--preset", "tiny",
+                                 "--ablation", "fB + MLP", "--ablation", "fQ + MLP"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[0].startswith("error: unknown Table 4 row 'fQ + MLP': choose from fI + MLP")
+    assert not (tmp_path / "run").exists()  # checked before any work

@@ -269,6 +269,8 @@ def run(
     data: Optional[Path] = typer.Option(None, "--data", help="Cohort folder (any layout the scanner knows)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Or a manifest CSV."),
     no_ablations: bool = typer.Option(False, "--no-ablations", help="Skip the Table 4 ablations."),
+    ablation: Optional[list[str]] = typer.Option(None, "--ablation",
+                                                 help="Only this Table 4 row, e.g. 'fB + MLP' (repeatable)."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the 3D CNN baselines."),
     no_audit: bool = typer.Option(False, "--no-audit", help="Skip the information audit (gliotype audit)."),
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1,
@@ -282,9 +284,9 @@ def run(
     from gliotype.experiment.run import ceiling_lines, repeats_markdown
     from gliotype.experiment.tables import to_markdown
 
-    res = run_experiment(out, _config(preset, config, set_), data=data, manifest=manifest,
-                         ablations=not no_ablations, baselines=not no_baselines, repeats=repeats,
-                         audit=not no_audit)
+    rows = False if no_ablations else (list(ablation) if ablation else True)
+    res = run_experiment(out, _config(preset, config, set_), data=data, manifest=manifest, ablations=rows,
+                         baselines=not no_baselines, repeats=repeats, audit=not no_audit)
     typer.echo("\nTable 3. Comparison with baselines (test set)\n")
     typer.echo(to_markdown(res["tables"]["table3"]))
     if "repeats" in res:

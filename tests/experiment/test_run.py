@@ -181,3 +181,16 @@ def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
     assert len(oof) == 2 and all(len(fold) == 5 for fold in oof)
     chosen = [max(fold, key=fold.get) for fold in oof]
     assert result["summary"]["chosen_population_graph"] == " / ".join(dict.fromkeys(chosen))
+
+
+def test_table4_rows_all_none_or_named_with_the_full_model():
+    from gliotype.errors import GliotypeError
+    from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.experiment.run import table4_rows
+
+    assert list(table4_rows(True)) == list(ABLATIONS)
+    assert list(table4_rows(False)) == [FULL_MODEL]
+    assert list(table4_rows(["fB + MLP", "fI + MLP"])) == ["fI + MLP", "fB + MLP", FULL_MODEL]  # Table 4 order
+    assert table4_rows(["fP + MLP"])["fP + MLP"] == ABLATIONS["fP + MLP"]
+    with pytest.raises(GliotypeError, match="unknown Table 4 row 'fX'"):
+        table4_rows(["fX"])

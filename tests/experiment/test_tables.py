@@ -161,3 +161,15 @@ def test_chosen_population_graph_fixed_or_best_out_of_fold_row():
     assert chosen_population_graph(models, y, oof).name == "uT, r(uB)"
     with pytest.raises(GliotypeError, match="choose: out_of_fold needs threshold_folds"):
         load_config("tiny", overrides=["population_graph.choose=out_of_fold"])
+
+
+def test_table2_in_two_processes_equals_one(cohort):
+    u_t, u_b, y, train = cohort
+    cfg = load_config("tiny", overrides=["population_graph.threshold_folds=2"]).population_graph
+    ids, rows = [str(i) for i in range(90)], TABLE1[:3]
+    one = population_graph_models(u_t, u_b, y, train, ids, cfg, 0, rows)
+    two = population_graph_models(u_t, u_b, y, train, ids, cfg, 0, rows, workers=2)
+    assert [m.name for m in two] == [m.name for m in one]
+    for a, b in zip(one, two):
+        assert a.p_test.tobytes() == b.p_test.tobytes() and a.p_threshold.tobytes() == b.p_threshold.tobytes()
+        assert (a.artifacts["node"], a.artifacts["edge"]) == (b.artifacts["node"], b.artifacts["edge"])

@@ -96,15 +96,16 @@ def run_experiment(
     config: GliotypeConfig,
     data: str | Path | None = None,
     manifest: str | Path | None = None,
-    ablations: bool = True,
+    ablations: bool | list[str] = True,
     baselines: bool = True,
     repeats: int | None = None,
     audit: bool = True,
 ) -> dict:
     """Run the whole method and write ``results/`` and ``model/`` under ``out``; returns the tables.
 
-    With ``repeats`` K > 1 (default ``split.repeats``) the split protocol is redrawn with
-    seeds ``split.seed + k``; repeat 0 writes ``out/results``, the others
+    ``ablations``: every Table 4 row (True), none but the full model (False), or the named
+    rows (and the full model). With ``repeats`` K > 1 (default ``split.repeats``) the
+    split protocol is redrawn with seeds ``split.seed + k``; repeat 0 writes ``out/results``, the others
     ``out/repeats/split-seed-S/results``, and ``out/results/repeats_table{2,3,4}.csv``
     give each model's mean and standard deviation over the repeats. Preprocessing,
     modalities and the self-supervised models are shared (the FA set does not change).
@@ -114,6 +115,7 @@ def run_experiment(
     from gliotype.preprocessing import preprocess_cohort
 
     out = Path(out)
+    table4_rows(ablations)  # an unknown row name fails before any work
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
     save_config(config, out / "config.yaml")
@@ -182,7 +184,7 @@ def repeats_markdown(df: pd.DataFrame) -> str:
 
 
 def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], config: GliotypeConfig,
-               data: Path | None, ablations: bool, baselines: bool, timer: Timer, export: bool,
+               data: Path | None, ablations: bool | list[str], baselines: bool, timer: Timer, export: bool,
                audit: bool = True) -> dict:
     """Everything after the modalities for one draw of the split protocol (section 4.1).
 
@@ -211,7 +213,7 @@ def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], confi
 
     halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
     folds = [_fold(out / ("models" if enc == "A" else f"models-{enc}"), work, ids[enc], ids[clf], ids["test"],
-                   labels, config, ablations and enc == "A", timer) for enc, clf in halves]
+                   labels, config, ablations if enc == "A" else False, timer) for enc, clf in halves]
     train_ids = [p for _, clf in halves for p in ids[clf]]
     y_train = np.array([labels[p] for p in train_ids], dtype=float)
     y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
@@ -303,7 +305,7 @@ def _ceiling_ratios(table3: pd.DataFrame, model: str, bayes: float | None, obser
 
 
 def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test_ids: list[str],
-          labels: dict, config: GliotypeConfig, ablations: bool, timer: Timer) -> dict:
+          labels: dict, config: GliotypeConfig, ablations: bool | list[str], timer: Timer) -> dict:
     """Encoders (full model + Table 4 ablations) trained on ``enc_ids``; population graphs
     and feature classifiers fitted on ``clf_ids``; every model scores ``test_ids``."""
     from gliotype.multimodal.stage import features_for, train_multimodal
@@ -315,7 +317,7 @@ def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test
     seed, pg, fc = config.seed, config.population_graph, config.feature_classifiers
 
     feature_sets: dict[str, pd.DataFrame] = {}
-    rows = ABLATIONS if ablations else {FULL_MODEL: {}}
+    rows = table4_rows(ablations)
     with timer("multi-modal encoders"):
         for name, overrides in rows.items():
             cfg = config.model_copy(deep=True)
@@ -326,10 +328,9 @@ def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test
             feature_sets[name] = features_for(work, model_dir, graph_ids, cfg)
     full = feature_sets[FULL_MODEL]
 
-    from gliotype.utils.training import torch_threads
-
-    with timer("population graphs"), torch_threads(1):  # ~100-node graphs: thread hand-over costs more than it saves
-        t2 = population_graph_models(_group(full, "u_T"), _group(full, "u_B"), y, in_train, graph_ids, pg, seed)
+    with timer("population graphs"):
+        t2 = population_graph_models(_group(full, "u_T"), _group(full, "u_B"), y, in_train, graph_ids, pg, seed,
+                                     workers=config.workers)
         gnn = chosen_population_graph(t2, y_clf, pg)
     with timer("feature classifiers"):
         x = _tumor_and_brain(full)
@@ -341,6 +342,17 @@ def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test
             t4.append(Scored(name, mlp.p_train, mlp.p_test, p_threshold=mlp.p_threshold))
     return {"table2": t2, "gnn": gnn, "classifiers": classifiers, "table4": t4, "features": full, "graph_ids": graph_ids,
             "in_train": in_train, "y": y, "model_dir": models / slug(FULL_MODEL)}
+
+
+def table4_rows(ablations: bool | list[str]) -> dict[str, dict]:
+    """The Table 4 rows to train (name -> overrides of ``multimodal``); the full model always."""
+    if ablations is True:
+        return dict(ABLATIONS)
+    names = list(ablations or [])
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise GliotypeError(f"unknown Table 4 row {unknown[0]!r}: choose from {', '.join(ABLATIONS)}")
+    return {n: ABLATIONS[n] for n in ABLATIONS if n in names or n == FULL_MODEL}
 
 
 def _across_folds(folds: list[list[Scored]]) -> list[Scored]:

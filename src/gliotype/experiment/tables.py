@@ -81,20 +81,36 @@ def table(models: list[Scored], y_train, y_test, config: EvaluationConfig, refer
 
 def population_graph_models(
     u_t: np.ndarray, u_b: np.ndarray, y: np.ndarray, train: np.ndarray, ids: list[str],
-    config: PopulationGraphConfig, seed: int = 0, rows=TABLE1,
+    config: PopulationGraphConfig, seed: int = 0, rows=TABLE1, workers: int = 1,
 ) -> list[Scored]:
     """Table 2: one GNN per row of Table 1 on the graph of B (labelled) + test (unlabelled) patients.
 
     With ``config.val_fraction`` the validation nodes (the same patients for every row)
     are left out of the fit and the threshold is chosen on their predictions; with
     ``config.threshold_folds`` on out-of-fold predictions of every labelled patient.
+    With ``workers`` > 1 the rows train in that many processes (one torch thread each);
+    every row is seeded on its own, so the result does not depend on ``workers``.
     """
-    out = []
+    tasks = [(u_t, u_b, y, train, ids, config, seed, node, edge) for node, edge in rows]
+    if workers <= 1 or len(tasks) <= 1:
+        return [_table2_row(*t) for t in tasks]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: the parent has run OpenMP (the encoders); a forked child could hang in it
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_table2_row, *zip(*tasks)))
+
+
+def _table2_row(u_t, u_b, y, train, ids, config: PopulationGraphConfig, seed: int, node: str, edge: str) -> Scored:
+    """One row of Table 2: the population graph of (node, edge), its GNN and its threshold predictions."""
+    from gliotype.utils.training import torch_threads
+
     labels = np.where(train, y, -1.0)
-    for node, edge in rows:
-        graph = build_population_graph(u_t, u_b, labels, ids, node, edge, config.theta, config.standardise,
-                                       reference=np.flatnonzero(train))
-        val = validation_nodes(graph, config.val_fraction, seed)
+    graph = build_population_graph(u_t, u_b, labels, ids, node, edge, config.theta, config.standardise,
+                                   reference=np.flatnonzero(train))
+    val = validation_nodes(graph, config.val_fraction, seed)
+    with torch_threads(1):  # ~100-node graphs: the thread hand-over costs more than it saves
         model, history = train_population_gnn(graph, config, seed, val_nodes=val)
         p = predict_proba(model, graph)
         p_threshold = None
@@ -104,10 +120,9 @@ def population_graph_models(
             p_threshold = p_threshold[train]
         elif config.threshold_folds:
             p_threshold = out_of_fold_predictions(graph, config, config.threshold_folds, seed)[train]
-        out.append(Scored(TABLE1_NAMES[(node, edge)], p[train], p[~train],
-                          {"model": model, "graph": graph, "node": node, "edge": edge, "history": history,
-                           "validation_nodes": val}, p_threshold))
-    return out
+    return Scored(TABLE1_NAMES[(node, edge)], p[train], p[~train],
+                  {"model": model, "graph": graph, "node": node, "edge": edge, "history": history,
+                   "validation_nodes": val}, p_threshold)
 
 
 def chosen_population_graph(models: list[Scored], y_train: np.ndarray, config: PopulationGraphConfig) -> Scored:

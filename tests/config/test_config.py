@@ -102,3 +102,28 @@ def test_saved_config_reloads_identically_and_hash_tracks_values(tmp_path):
     assert config_hash(again) == config_hash(c)
     assert config_hash(load_config("tiny", overrides=["seed=10"])) != config_hash(c)
     assert config_hash(c, "ssl") == config_hash(load_config("tiny", overrides=["seed=10"]), "ssl")
+
+
+def test_paper_reading_overlay_restores_every_option_the_cpu_preset_changes():
+    """configs/paper_reading.yaml over `cpu` = the `paper` preset's reading at cpu sizes."""
+    from pathlib import Path
+
+    import yaml
+
+    overlay = Path(__file__).parents[2] / "configs" / "paper_reading.yaml"
+    literal = load_config("cpu", overlay)
+    paper, cpu = load_config("paper"), load_config("cpu")
+    changed = 0
+    for section, values in yaml.safe_load(overlay.read_text()).items():
+        for key in values:
+            if isinstance(values[key], dict):
+                for sub in values[key]:
+                    got = getattr(getattr(getattr(literal, section), key), sub)
+                    assert got == getattr(getattr(getattr(paper, section), key), sub), (section, key, sub)
+                    changed += got != getattr(getattr(getattr(cpu, section), key), sub)
+            else:
+                got = getattr(getattr(literal, section), key)
+                want = getattr(getattr(paper, section), key)
+                assert got == want, (section, key)
+                changed += got != getattr(getattr(cpu, section), key)
+    assert changed >= 15  # the overlay is not a no-op

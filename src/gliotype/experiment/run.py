@@ -22,6 +22,7 @@ from gliotype.errors import GliotypeError
 from gliotype.experiment.ablations import ABLATIONS, FULL_MODEL, slug
 from gliotype.experiment.tables import (
     TABLE_COLUMNS,
+    FEATURE_ROWS,
     Scored,
     chosen_population_graph,
     feature_models,
@@ -335,10 +336,13 @@ def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test
     with timer("feature classifiers"):
         x = _tumor_and_brain(full)
         classifiers = feature_models(x[in_train], y_clf, x[~in_train], seed, fc)
+        # the full model's Table 4 row is Table 3's "+ MLP" on the same features: fitted once
+        fitted = {FULL_MODEL: m for m in classifiers if m.name == FEATURE_ROWS["mlp"]}
         t4 = []
         for name, feats in feature_sets.items():
-            x = _tumor_and_brain(feats)
-            mlp = feature_models(x[in_train], y_clf, x[~in_train], seed, fc, rows=["mlp"])[0]
+            if (mlp := fitted.get(name)) is None:
+                x = _tumor_and_brain(feats)
+                mlp = feature_models(x[in_train], y_clf, x[~in_train], seed, fc, rows=["mlp"])[0]
             t4.append(Scored(name, mlp.p_train, mlp.p_test, p_threshold=mlp.p_threshold))
     return {"table2": t2, "gnn": gnn, "classifiers": classifiers, "table4": t4, "features": full, "graph_ids": graph_ids,
             "in_train": in_train, "y": y, "model_dir": models / slug(FULL_MODEL)}

@@ -1,11 +1,12 @@
 """Learning curves (issue 12, point 7): the full model and the baselines at growing cohort sizes.
 
     python benchmarks/learning_curves.py --sizes 200 400 800 --repeats 3 --out lc/ [--seed 11]
-        [--set population_graph.residual=true ...]
+        [--ablations] [--set population_graph.residual=true ...]
 
 For every size N a synthetic cohort ``gliotype synth --patients N --seed S`` is generated
 (each size its own seed, ``seed + N``, so no cohort is a subset of another) and
-``gliotype run --preset cpu --repeats R`` is run on it; every model's test AUC per split,
+``gliotype run --preset cpu --repeats R --no-ablations`` is run on it (``--ablations``
+adds Table 4 on the first split); every model's test AUC per split,
 the Bayes ceiling and the observable ceiling of each split are appended to
 ``OUT/learning_curves.csv`` as soon as a size is done, so an interrupted run keeps what it
 finished and a rerun resumes (finished sizes are skipped; ``gliotype run`` resumes its own
@@ -56,6 +57,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("learning_curves"))
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, as gliotype run --set")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--ablations", action="store_true", help="also the Table 4 ablations (split 0; 11 more encoders)")
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +73,7 @@ def main() -> int:
         subprocess.run([*_gliotype(), "synth", "--out", str(cohort), "--patients", str(size), "--seed",
                         str(cohort_seed), "--workers", str(args.workers)], check=True)
         cmd = [*_gliotype(), "run", "--data", str(cohort), "--out", str(run), "--preset", "cpu",
-               "--repeats", str(args.repeats)]
+               "--repeats", str(args.repeats), *([] if args.ablations else ["--no-ablations"])]
         for s in args.sets:
             cmd += ["--set", s]
         subprocess.run(cmd, check=True)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from gliotype.config import load_config
-from gliotype.experiment.report import write_report
+from gliotype.experiment.report import ABLATIONS_SKIPPED, write_report
 from gliotype.experiment.tables import Scored, feature_models, population_graph_models, table, to_markdown
 from gliotype.population_graph import TABLE1
 
@@ -48,6 +48,10 @@ def test_table_with_reference_and_report(cohort, tmp_path):
                         {m.name: m for m in models}, y[~train])
     page = path.read_text()
     assert "Table 3" in page and "Multi-modal + SVM" in page and "data:image/png;base64" in page
+    assert ABLATIONS_SKIPPED not in page
+    one_row = write_report(tmp_path / "t4", {"table4": df.iloc[:1]}, preds, {"patients": {"A": 1}}, cfg,
+                           {m.name: m for m in models}, y[~train]).read_text()
+    assert ABLATIONS_SKIPPED in one_row
     assert (tmp_path / "roc.png").stat().st_size > 1000
     assert list(pd.read_csv(tmp_path / "table3.csv").columns[:7]) == ["model", "auc", "auc_low", "auc_high", "acc",
                                                                      "sen", "spe"]

@@ -48,8 +48,10 @@ def _brats_rows(root: Path) -> list[dict]:
 
 
 def _report(work: Path, table) -> None:
+    from gliotype.layout import WorkDir
+
     for r in table.itertuples():
-        qc_path = work / "patients" / r.patient_id / "preprocessed" / "qc.json"
+        qc_path = WorkDir(work).case(r.patient_id).qc
         qc = json.loads(qc_path.read_text()) if qc_path.exists() else {}
         figures = ", ".join(f"{k}={qc[k]}" for k in QC_KEYS if qc.get(k) is not None)
         steps = qc.get("steps_seconds", {})

@@ -31,6 +31,26 @@ def test_image_encoder_shapes(kwargs, input_shape, expected):
     assert model(torch.randn(input_shape)).shape == expected
 
 
+def test_image_encoder_pooling_max_sees_presence_avg_sees_extent():
+    """One conv block, weights fixed to pass the input through: a max-pooled map keeps a lone
+    bright voxel at full height, an average-pooled one scales with how much of the block is lit."""
+    def through(pool):
+        model = ImageEncoder(1, [1], [1], (2, 2, 2), pool).eval()
+        conv, bn = model.features[0][0], model.features[0][1]
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.weight[0, 0, 1, 1, 1] = 1.0
+            bn.running_mean.zero_(), bn.running_var.fill_(1 - bn.eps)
+        return model.features
+    one, four = torch.zeros(1, 1, 2, 2, 2), torch.zeros(1, 1, 2, 2, 2)
+    one[0, 0, 0, 0, 0] = 1.0
+    four[0, 0, 0] = 1.0
+    assert through("max")(one).item() == pytest.approx(through("max")(four).item()) == pytest.approx(1.0)
+    assert through("avg")(one).item() == pytest.approx(1 / 8) and through("avg")(four).item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="pool"):
+        ImageEncoder(pool="median")
+
+
 def test_image_encoder_rejects_inputs_too_small_for_its_pooling():
     with pytest.raises(ValueError, match="too small"):
         ImageEncoder(channels=[4, 4, 4, 4], input_size=(8, 8, 8))

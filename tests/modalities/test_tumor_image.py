@@ -98,6 +98,25 @@ def test_ring_channel_holds_the_undilated_label_mask():
     assert tumor_image(seq, mask, (32, 32, 32)).data.shape[0] == 4
 
 
+def test_label_channels_hold_each_compartment_over_the_crop():
+    from gliotype.modalities.tumor_image import image_channels
+
+    seq = np.ones((4, 24, 24, 24), dtype=np.float32)
+    mask = np.zeros((24, 24, 24), dtype=np.int16)
+    mask[8:16, 8:16, 8:16] = 2  # edema around
+    mask[10:14, 10:14, 10:14] = 4  # enhancing
+    mask[11:13, 11:13, 11:13] = 1  # necrosis inside
+    ti = tumor_image(seq, mask, (16, 16, 16), labels="core", ring_channel=True, label_channels=True)
+    assert ti.data.shape[0] == image_channels(True, True) == 8
+    back = [ti.to_source(ti.data[c], mask.shape) for c in range(4, 8)]
+    np.testing.assert_array_equal(back[0], np.isin(mask, (1, 4)))  # ring: the image labels (core)
+    for channel, labels in zip(back[1:], ((1,), (2,), (3, 4))):
+        np.testing.assert_array_equal(channel, np.isin(mask, labels))  # edema too, outside the core
+    assert ti.data[0].sum() == np.isin(mask, (1, 4)).sum()  # the sequences stay masked to the core
+    only = tumor_image(seq, mask, (16, 16, 16), label_channels=True)
+    assert only.data.shape[0] == image_channels(False, True) == 7
+
+
 def test_margin_needs_the_spacing():
     seq, mask, _ = _sphere_case()
     with pytest.raises(ValueError, match="spacing"):

@@ -36,6 +36,7 @@ import pandas as pd
 
 from gliotype.audit.asymmetry import WM_BINS_MM, perilesional_asymmetry
 from gliotype.audit.shape import SHAPE_KEYS, shape_descriptors, voxel_sizes
+from gliotype.layout import WorkDir
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress
@@ -114,7 +115,7 @@ def _template_wm(shape: tuple[int, int, int], affine_bytes: bytes) -> np.ndarray
     return np.asarray(image.dataobj, dtype=np.float32)
 
 
-def tumor_descriptors(work: str | Path, patient_id: str) -> dict[str, float]:
+def tumor_descriptors(work: str | Path | WorkDir, patient_id: str) -> dict[str, float]:
     """The hand-made descriptors of one preprocessed patient (:data:`DESCRIPTOR_COLUMNS`).
 
     Raises :class:`gliotype.errors.CaseError` when the patient has no preprocessed files.
@@ -127,12 +128,8 @@ def tumor_descriptors(work: str | Path, patient_id: str) -> dict[str, float]:
     return descriptors_from_arrays(case["sequences"], case["mask"], affine, wm)
 
 
-def _cache_path(work: Path, pid: str) -> Path:
-    return work / "patients" / pid / "audit" / "descriptors.json"
-
-
-def _cache_key(work: Path, pid: str) -> str | None:
-    done = work / "patients" / pid / "done.json"
+def _cache_key(work: WorkDir, pid: str) -> str | None:
+    done = work.case(pid).done
     if not done.exists():
         return None
     return hashlib.sha256(f"{done.read_text()}|{DESCRIPTORS_VERSION}".encode()).hexdigest()[:20]
@@ -143,7 +140,7 @@ def _one(args) -> tuple[str, dict | None, str]:
     work, pid, cache = args
     try:
         key = _cache_key(work, pid)
-        path = _cache_path(work, pid)
+        path = work.case(pid).audit_descriptors
         if cache and key and path.exists():
             stored = json.loads(path.read_text())
             if stored.get("key") == key:
@@ -157,10 +154,10 @@ def _one(args) -> tuple[str, dict | None, str]:
         return pid, None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def descriptor_table(work: str | Path, patient_ids, workers: int = 1, cache: bool = True) -> pd.DataFrame:
+def descriptor_table(work: str | Path | WorkDir, patient_ids, workers: int = 1, cache: bool = True) -> pd.DataFrame:
     """One row of descriptors per patient (``patient_id`` then :data:`DESCRIPTOR_COLUMNS`), in the order
     given. A patient whose files are missing or unreadable is left out with a one-line warning."""
-    work = Path(work)
+    work = WorkDir.of(work)
     jobs = [(work, str(p), cache) for p in patient_ids]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor

@@ -87,11 +87,13 @@ def atlas_groups(work: str | Path, patient_ids) -> list[FeatureGroup]:
 
 def brain_network_groups(work: str | Path, patient_ids) -> list[FeatureGroup]:
     """x_B node attributes (flattened) and edge attributes (flattened, mean over tracts as summary)."""
-    from gliotype.self_supervised.stage import brain_network_path, load_brain_network
+    from gliotype.layout import WorkDir
+    from gliotype.self_supervised.stage import load_brain_network
 
+    work = WorkDir.of(work)
     ids, nodes, edges, edge_means = [], [], [], []
     for pid in patient_ids:
-        if not brain_network_path(work, pid).exists():
+        if not work.case(pid).brain_network.exists():
             log.warning("patient %s: no brain network x_B", pid)
             continue
         data = load_brain_network(work, pid)

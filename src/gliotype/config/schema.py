@@ -81,6 +81,7 @@ class ModalitiesConfig(_Section):
     point_scale_mm: float = Field(100.0, gt=0)
     image_margin_mm: float = Field(0.0, ge=0)  # x_I's mask: the image labels dilated by this margin
     image_ring_channel: bool = False  # x_I gets a 5th channel: the image labels' mask (undilated)
+    image_label_channels: bool = False  # and one channel per BraTS compartment (1, 2, 3/4) of the mask
     crop_size: tuple[int, int, int] = (120, 120, 120)  # 2 mm voxels
     n_points: int = 1024  # open: the paper gives no point count
 
@@ -139,6 +140,7 @@ class ImageEncoderConfig(_Section):
     channels: list[int] = Field(default_factory=lambda: [64, 128, 128, 256, 256])
     fc: list[int] = Field(default_factory=lambda: [512, 256, 32])
     in_channels: int = 4
+    pool: Literal["max", "avg"] = "max"  # the paper: max pooling in every block
 
 
 class GeometricEncoderConfig(_Section):

@@ -24,8 +24,11 @@ class ImageEncoder(nn.Module):
         channels: output channels of each conv block (paper: 64, 128, 128, 256, 256).
         fc: sizes of the feed-forward layers (paper: 512, 256, 32); the last is dim(u_I).
         input_size: spatial size of x_I (paper: 120^3 at 2 mm), to size the first FC layer.
+        pool: ``max`` (the paper) or ``avg`` pooling after each block. At small crops the
+            last maps are a few voxels, and max pooling keeps only whether a pattern occurs,
+            not how much of the lesion it covers (docs/design.md point 34).
 
-    Each conv block: Conv3d(3x3x3, padding 1) -> BatchNorm3d -> ReLU -> MaxPool3d(2).
+    Each conv block: Conv3d(3x3x3, padding 1) -> BatchNorm3d -> ReLU -> MaxPool3d(2) (or AvgPool3d).
     ``self.features[-1]`` is the last conv block (the Grad-CAM target, section 4.5).
 
     Shapes: ``(N, in_channels, *input_size) -> (N, fc[-1])``.
@@ -37,8 +40,12 @@ class ImageEncoder(nn.Module):
         channels: Sequence[int] = (64, 128, 128, 256, 256),
         fc: Sequence[int] = (512, 256, 32),
         input_size: Sequence[int] = (120, 120, 120),
+        pool: str = "max",
     ):
         super().__init__()
+        if pool not in ("max", "avg"):
+            raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+        pooling = nn.MaxPool3d if pool == "max" else nn.AvgPool3d
         blocks, c_in, size = [], in_channels, list(input_size)
         for c_out in channels:
             blocks.append(
@@ -46,7 +53,7 @@ class ImageEncoder(nn.Module):
                     nn.Conv3d(c_in, c_out, kernel_size=3, padding=1, bias=False),
                     nn.BatchNorm3d(c_out),
                     nn.ReLU(inplace=True),
-                    nn.MaxPool3d(2),
+                    pooling(2),
                 )
             )
             c_in, size = c_out, [s // 2 for s in size]
@@ -55,7 +62,7 @@ class ImageEncoder(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.head = MLP([c_in * size[0] * size[1] * size[2], *fc])
         self.out_features = int(fc[-1])
-        self._repr = f"ImageEncoder({in_channels}, channels={list(channels)}, fc={list(fc)})"
+        self._repr = f"ImageEncoder({in_channels}, channels={list(channels)}, fc={list(fc)}, pool={pool!r})"
 
     def __repr__(self) -> str:
         return self._repr

@@ -1,9 +1,10 @@
 """Build and store the three modalities of every preprocessed patient (section 3.2).
 
-Per patient, under ``WORKDIR/patients/<id>/modalities/``:
+Per patient, under ``WORKDIR/patients/<id>/modalities/`` (paths: :class:`gliotype.layout.CaseDir`):
 
 - ``tumor_image.nii.gz``: x_I, 4D (X, Y, Z, C) float32, sequences t1, t1c, t2, flair
-  (C = 4) and, with ``modalities.image_ring_channel``, the label mask (C = 5); its affine
+  (C = 4), with ``modalities.image_ring_channel`` the label mask (C = 5) and with
+  ``modalities.image_label_channels`` the three BraTS compartments (C = 8); its affine
   places the crop in MNI millimetres.
 - ``point_cloud.npz``: x_P, ``points_mm`` (N, 3), ``points`` (N, 3, f_P's input in
   ``modalities.point_coordinates``), ``centre`` (3,), ``scale`` ().
@@ -36,6 +37,7 @@ import pandas as pd
 
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash
+from gliotype.layout import AtlasDir, WorkDir
 from gliotype.modalities.point_cloud import tumor_point_cloud
 from gliotype.modalities.tumor_image import tumor_binary_mask, tumor_image, tumor_region
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
@@ -57,15 +59,15 @@ class AtlasSampling:
     edge_index: np.ndarray | None  # (2, T) node rows of each tract (position of the label in the node atlas)
     key: str = ""
 
-    def save(self, folder: Path) -> None:
-        with atomic_path(folder / "atlas_sampling.npz") as tmp:
+    def save(self, folder: Path | AtlasDir) -> None:
+        with atomic_path(AtlasDir.of(folder).sampling) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, node_positions=self.node_positions, tract_positions=self.tract_positions,
                          pairs=self.pairs, edge_index=self.edge_index, key=np.array(self.key))
 
     @classmethod
-    def load(cls, folder: Path) -> AtlasSampling:
-        with np.load(folder / "atlas_sampling.npz", allow_pickle=False) as z:
+    def load(cls, folder: Path | AtlasDir) -> AtlasSampling:
+        with np.load(AtlasDir.of(folder).sampling, allow_pickle=False) as z:
             edge_index = z["edge_index"] if "edge_index" in z.files else None  # older work folders: rebuilt
             return cls(z["node_positions"], z["tract_positions"], z["pairs"], edge_index, str(z["key"]))
 
@@ -83,9 +85,9 @@ def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling
         sample_tract_positions,
     )
 
-    folder = Path(workdir) / "atlas"
+    folder = WorkDir.of(workdir).atlas
     key = config_hash(config, "atlas") + f"-{config.seed}"
-    if (folder / "atlas_sampling.npz").exists():
+    if folder.sampling.exists():
         cached = AtlasSampling.load(folder)
         if cached.key == key and cached.edge_index is not None:
             return cached
@@ -104,9 +106,9 @@ def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling
     from gliotype.modalities.crossing import tract_matrix
 
     matrix = tract_matrix(tracts.voxel_index, tracts.probability, int(np.prod(tracts.shape)))
-    with atomic_path(folder / "tract_matrix.npz") as tmp:
+    with atomic_path(folder.tract_matrix) as tmp:
         sparse.save_npz(tmp, matrix)
-    atomic_write(folder / "tract_grid.json", json.dumps({"shape": list(tracts.shape),
+    atomic_write(folder.tract_grid, json.dumps({"shape": list(tracts.shape),
                                                           "affine": np.asarray(tracts.affine).tolist()}))
     sampling.save(folder)
     _load_sampling.cache_clear()
@@ -118,8 +120,9 @@ def _load_sampling(folder: str) -> tuple[AtlasSampling, object, tuple, np.ndarra
     """Positions, tract matrix and grid of a work folder, loaded once per process."""
     from scipy import sparse
 
-    grid = json.loads((Path(folder) / "tract_grid.json").read_text())
-    return (AtlasSampling.load(Path(folder)), sparse.load_npz(Path(folder) / "tract_matrix.npz"),
+    atlas = AtlasDir(Path(folder))
+    grid = json.loads(atlas.tract_grid.read_text())
+    return (AtlasSampling.load(atlas), sparse.load_npz(atlas.tract_matrix),
             tuple(grid["shape"]), np.asarray(grid["affine"]))
 
 
@@ -131,15 +134,11 @@ class ModalitiesResult:
     info: dict = field(default_factory=dict)
 
 
-def modalities_dir(workdir: str | Path, patient_id: str) -> Path:
-    return Path(workdir) / "patients" / str(patient_id) / "modalities"
-
-
-def _cache_key(workdir: Path, patient_id: str, config: GliotypeConfig, sampling: AtlasSampling) -> str:
+def _cache_key(workdir: WorkDir, patient_id: str, config: GliotypeConfig, sampling: AtlasSampling) -> str:
     """Everything the stored files depend on: the preprocessed patient, every ``modalities``
     option (regions, coordinates, margin, ring channel, sizes), the fallback minimum, the
     atlas sampling, the seed, the version and the crossing parameters of eq. 2."""
-    done = Path(workdir) / "patients" / str(patient_id) / "done.json"
+    done = workdir.case(patient_id).done
     upstream = done.read_text() if done.exists() else ""
     bn = config.multimodal.brain_network
     text = json.dumps([upstream, config_hash(config, "modalities"), sampling.key, config.seed, __version__,
@@ -176,11 +175,11 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
     from gliotype.modalities.crossing import point_tract_crossing
     from gliotype.preprocessing import load_preprocessed
 
-    workdir = Path(workdir)
-    sampling, matrix, grid_shape, grid_affine = _load_sampling(str(workdir / "atlas"))
-    out = modalities_dir(workdir, patient_id)
+    workdir = WorkDir.of(workdir)
+    sampling, matrix, grid_shape, grid_affine = _load_sampling(str(workdir.atlas.root))
+    out = workdir.case(patient_id)
     key = _cache_key(workdir, patient_id, config, sampling)
-    meta_path = out / "modalities.json"
+    meta_path = out.modalities_meta
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("key") == key:
@@ -200,7 +199,8 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
                                                 ("image", image_labels, image_fallback)) if fell}
         ti = tumor_image(case["sequences"], case["mask"], tuple(m.crop_size),
                          "whole" if image_fallback else image_labels, m.image_margin_mm,
-                         np.linalg.norm(affine[:3, :3], axis=0), m.image_ring_channel)
+                         np.linalg.norm(affine[:3, :3], axis=0), m.image_ring_channel,
+                         m.image_label_channels)
         pc = tumor_point_cloud(binary, affine, m.n_points, seed=config.seed, coordinates=m.point_coordinates,
                                scale_mm=m.point_scale_mm)
         bn = config.multimodal.brain_network
@@ -218,15 +218,15 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
 
     crop_affine = affine.copy()
     crop_affine[:3, 3] = affine[:3, :3] @ np.asarray(ti.origin, dtype=np.float64) + affine[:3, 3]
-    with atomic_path(out / "tumor_image.nii.gz") as tmp:
+    with atomic_path(out.tumor_image) as tmp:
         nib.save(nib.Nifti1Image(np.moveaxis(ti.data, 0, -1), crop_affine), tmp)
-    with atomic_path(out / "point_cloud.npz") as tmp:
+    with atomic_path(out.point_cloud) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, points_mm=pc.points_mm, points=pc.points, centre=pc.centre, scale=np.float32(pc.scale))
-    with atomic_path(out / "crossing.npz") as tmp:
+    with atomic_path(out.crossing) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, crossing=crossing)
-    with atomic_path(out / "atlas_samples.npz") as tmp:
+    with atomic_path(out.atlas_samples) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
     info = {
@@ -250,18 +250,18 @@ def load_case_modalities(
     workdir: str | Path, patient_id: str, parts: Sequence[str] = ("tumor_image", "point_cloud", "atlas_samples")
 ) -> dict:
     """Read one patient's stored modalities as numpy arrays (only the ``parts`` asked for)."""
-    folder = modalities_dir(workdir, patient_id)
+    case = WorkDir.of(workdir).case(patient_id)
     out: dict = {"patient_id": str(patient_id)}
     if "tumor_image" in parts:
-        img = nib.load(folder / "tumor_image.nii.gz")
+        img = nib.load(case.tumor_image)
         out["tumor_image"] = np.moveaxis(np.asarray(img.dataobj, dtype=np.float32), -1, 0)
         out["tumor_image_affine"] = img.affine
     if "point_cloud" in parts:
-        with np.load(folder / "point_cloud.npz", allow_pickle=False) as z:
+        with np.load(case.point_cloud, allow_pickle=False) as z:
             out.update({k: z[k] for k in ("points_mm", "points", "centre")})
             out["scale"] = float(z["scale"])
     if "atlas_samples" in parts:
-        with np.load(folder / "atlas_samples.npz", allow_pickle=False) as z:
+        with np.load(case.atlas_samples, allow_pickle=False) as z:
             out["node_samples"] = z["node"]
             out["tract_samples"] = z["tract"]
             out["tract_fa"] = z["tract_fa"] if "tract_fa" in z else None
@@ -276,7 +276,7 @@ def build_modalities(
     workdir: str | Path, patient_ids: list[str], config: GliotypeConfig, workers: int = 1
 ) -> pd.DataFrame:
     """Build the modalities of every patient (cached, resumable); returns and writes a status table."""
-    workdir = Path(workdir)
+    workdir = WorkDir.of(workdir)
     atlas_sampling(workdir, config)
     jobs = [(workdir, pid, config) for pid in patient_ids]
     if workers > 1 and len(jobs) > 1:
@@ -290,5 +290,5 @@ def build_modalities(
         [{"patient_id": r.patient_id, "status": r.status, "reason": r.reason} for r in results],
         columns=["patient_id", "status", "reason"],
     )
-    write_csv_atomic(table, workdir / "modalities_status.csv")
+    write_csv_atomic(table, workdir.modalities_status)
     return table

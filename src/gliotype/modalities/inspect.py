@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gliotype.errors import GliotypeError
+from gliotype.layout import WorkDir
 from gliotype.utils.io import atomic_path
 
 PLANES = ("axial", "coronal", "sagittal")
@@ -48,11 +49,12 @@ def render_inspection(workdir: str | Path, patient_id: str, out: str | Path | No
     from matplotlib.colors import ListedColormap
 
     from gliotype.atlases import load_node_atlas, load_template
-    from gliotype.modalities.build import load_case_modalities, modalities_dir
+    from gliotype.modalities.build import load_case_modalities
     from gliotype.preprocessing import load_preprocessed
 
-    workdir = Path(workdir)
+    workdir = WorkDir.of(workdir)
     pid = str(patient_id)
+    case_dir = workdir.case(pid)
     try:
         case = load_preprocessed(workdir, pid)
     except Exception as exc:
@@ -96,7 +98,7 @@ def render_inspection(workdir: str | Path, patient_id: str, out: str | Path | No
         ax.imshow(np.ma.masked_equal(lab, 0), cmap=cmap, alpha=0.35, origin="lower", interpolation="nearest")
         ax.set_title(f"AAL nodes ({plane})", color="white")
 
-    if (modalities_dir(workdir, pid) / "modalities.json").exists():
+    if case_dir.modalities_meta.exists():
         mod = load_case_modalities(workdir, pid)
         x_i = mod["tumor_image"][1]
         mid = x_i.shape[2] // 2
@@ -105,7 +107,7 @@ def render_inspection(workdir: str | Path, patient_id: str, out: str | Path | No
             mid = int(nz[:, 2].mean())
         axes[3, 2].imshow(x_i[:, :, mid].T, cmap="gray", origin="lower")
         axes[3, 2].set_title("tumor image x_I (T1c)", color="white")
-        crossing = _crossing_counts(workdir, pid, len(mod["points_mm"]))
+        crossing = _crossing_counts(case_dir.crossing, len(mod["points_mm"]))
         fig.delaxes(axes[3, 3])
         ax3 = fig.add_subplot(4, 4, 16, projection="3d")
         p = mod["points_mm"]
@@ -119,18 +121,15 @@ def render_inspection(workdir: str | Path, patient_id: str, out: str | Path | No
 
     fig.suptitle(f"patient {pid}: registration to ICBM152 2009 (2 mm) and modalities", color="white")
     fig.tight_layout()
-    out = Path(out) if out is not None else workdir / "patients" / pid / "inspect.png"
+    out = Path(out) if out is not None else case_dir.inspect_png
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=90, facecolor="black", format="png")
     plt.close(fig)
     return out
 
 
-def _crossing_counts(workdir: Path, pid: str, n_points: int) -> np.ndarray:
-    """Tracts crossed by each point (zeros when crossings are not stored)."""
-    from gliotype.modalities.build import modalities_dir
-
-    path = modalities_dir(workdir, pid) / "crossing.npz"
+def _crossing_counts(path: Path, n_points: int) -> np.ndarray:
+    """Tracts crossed by each point (zeros when crossings are not stored in ``path``)."""
     if not path.exists():
         return np.zeros(n_points)
     with np.load(path, allow_pickle=False) as z:

@@ -58,9 +58,14 @@ def dilate_mm(binary: np.ndarray, margin_mm: float, spacing_mm: Sequence[float])
     return ndimage.distance_transform_edt(~binary, sampling=[float(s) for s in spacing_mm]) <= margin_mm
 
 
-def image_channels(ring_channel: bool) -> int:
-    """Channels of x_I: the four sequences, plus the label mask with ``ring_channel``."""
-    return SEQUENCE_CHANNELS + int(bool(ring_channel))
+#: BraTS compartments of ``label_channels``: necrotic / non-enhancing core, edema, enhancing.
+COMPARTMENTS = ((1,), (2,), (3, 4))
+
+
+def image_channels(ring_channel: bool, label_channels: bool = False) -> int:
+    """Channels of x_I: the four sequences, the label mask with ``ring_channel``, one channel
+    per BraTS compartment with ``label_channels``."""
+    return SEQUENCE_CHANNELS + int(bool(ring_channel)) + len(COMPARTMENTS) * int(bool(label_channels))
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class TumorImage:
 
     Attributes:
         data: ``(C, *crop_size)`` float32, zero outside the image mask (the tumor, dilated
-            by the margin); with a ring channel the last channel is the undilated label mask (0/1).
+            by the margin); then, if asked, the undilated label mask and the compartments (0/1).
         origin: voxel index on the source grid of ``data[:, 0, 0, 0]`` (may be negative:
             the crop is zero-padded where it leaves the grid).
         truncated: fraction of image-mask voxels that fell outside the crop.
@@ -105,13 +110,17 @@ def tumor_image(
     margin_mm: float = 0.0,
     spacing_mm: Sequence[float] | None = None,
     ring_channel: bool = False,
+    label_channels: bool = False,
 ) -> TumorImage:
     """Build x_I from co-registered sequences ``(C, X, Y, Z)`` and a label mask ``(X, Y, Z)``.
 
     The sequences are multiplied by the region of ``labels`` dilated by ``margin_mm``
     (``spacing_mm``: voxel size, needed when the margin is > 0). The crop is centred on
     the centre of the labels' bounding box; parts outside the grid are zero-padded.
-    ``ring_channel`` appends the undilated label mask as a last channel.
+    ``ring_channel`` appends the undilated label mask as a channel; ``label_channels`` then
+    appends one 0/1 channel per compartment of :data:`COMPARTMENTS` (necrosis and
+    non-enhancing core, edema, enhancing), over the whole crop: where the segmentation
+    puts each part of the lesion, which the sequences alone show only through intensities.
     """
     sequences = np.asarray(sequences, dtype=np.float32)
     if sequences.ndim != 4 or sequences.shape[1:] != np.shape(mask):
@@ -126,8 +135,11 @@ def tumor_image(
     centre = (idx.min(0) + idx.max(0) + 1) // 2
     origin = tuple(int(c - s // 2) for c, s in zip(centre, crop_size))
     masked = sequences * region[None]
-    if ring_channel:
-        masked = np.concatenate([masked, binary[None].astype(np.float32)])
+    extra = [binary] if ring_channel else []
+    if label_channels:
+        extra += [np.isin(mask, labels) for labels in COMPARTMENTS]
+    if extra:
+        masked = np.concatenate([masked, np.stack(extra).astype(np.float32)])
     data = np.zeros((masked.shape[0], *crop_size), dtype=np.float32)
     src, dst = _overlap(origin, crop_size, region.shape)
     data[(slice(None), *src)] = masked[(slice(None), *dst)]

@@ -82,7 +82,8 @@ class MultiModalNet(nn.Module):
         c, h = config, config.heads
         if config.brain_network.node_attention_head[-1] != h.tumor[-1]:
             raise ValueError("node_attention_head must end in the size of g_T's output (eq. 3 compares them)")
-        self.image = (ImageEncoder(image_channels or c.image.in_channels, c.image.channels, c.image.fc, crop_size)
+        self.image = (ImageEncoder(image_channels or c.image.in_channels, c.image.channels, c.image.fc, crop_size,
+                                   c.image.pool)
                       if "image" in enc else None)
         p = c.point_cloud
         self.point_cloud = (

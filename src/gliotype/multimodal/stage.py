@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader
 
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.config.schema import MultiModalConfig
-from gliotype.modalities.build import load_case_modalities, modalities_dir
+from gliotype.layout import WorkDir
+from gliotype.modalities.build import load_case_modalities
 from gliotype.modalities.dataset import CachedDataset
 from gliotype.multimodal.augment import rotate_batch
 from gliotype.multimodal.data import collate
@@ -36,7 +37,7 @@ FEATURE_GROUPS = ("u_I", "u_P", "u_T", "u_B")
 
 def load_crossing(workdir: str | Path, patient_id: str) -> np.ndarray:
     """``(2, C)`` pairs (point index, tract index) of the points crossing each tract (eq. 2)."""
-    with np.load(modalities_dir(workdir, patient_id) / "crossing.npz", allow_pickle=False) as z:
+    with np.load(WorkDir.of(workdir).case(patient_id).crossing, allow_pickle=False) as z:
         return z["crossing"]
 
 
@@ -74,7 +75,8 @@ def build_model(config: GliotypeConfig) -> MultiModalNet:
     from gliotype.modalities.tumor_image import image_channels
 
     return MultiModalNet(config.multimodal, tuple(config.modalities.crop_size), config.ssl.node.latent,
-                         config.ssl.edge.latent, image_channels=image_channels(config.modalities.image_ring_channel),
+                         config.ssl.edge.latent, image_channels=image_channels(config.modalities.image_ring_channel,
+                                                                      config.modalities.image_label_channels),
                          point_radii=encoder_radii(config.multimodal.point_cloud, config.modalities))
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gliotype.errors import GliotypeError
+from gliotype.layout import WorkDir
 from gliotype.prediction._util import jsonable
 from gliotype.utils.training import torch_threads
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
@@ -41,8 +42,8 @@ def _save_nifti(img: nib.Nifti1Image, path: Path) -> None:
         nib.save(out, str(tmp))
 
 
-def _template_grid(workdir: Path, pid: str) -> tuple[tuple[int, ...], np.ndarray]:
-    meta = json.loads((workdir / "patients" / pid / "preprocessed" / "transforms" / "transforms.json").read_text())
+def _template_grid(workdir: WorkDir, pid: str) -> tuple[tuple[int, ...], np.ndarray]:
+    meta = json.loads(workdir.case(pid).transforms.json.read_text())
     grid = meta["template_grid"]
     return tuple(int(s) for s in grid["shape"]), np.asarray(grid["affine"], dtype=np.float64)
 
@@ -96,7 +97,7 @@ def explain_case(
     from gliotype.modalities.build import load_case_modalities
     from gliotype.modalities.tumor_image import SEQUENCE_CHANNELS
 
-    workdir, out, pid = Path(workdir), Path(out), str(patient_id)
+    workdir, out, pid = WorkDir.of(workdir), Path(out), str(patient_id)
     out.mkdir(parents=True, exist_ok=True)
     batch = load_case_batch(workdir, pid, model.config.encoders)
     case = load_case_modalities(workdir, pid)
@@ -202,17 +203,15 @@ def explain_run(
     """
     from gliotype.interpretation import cohort_edge_summary
     from gliotype.prediction.model import load_model
-    from gliotype.self_supervised.stage import brain_network_path
 
     run = Path(run_dir)
     if not (run / "model").is_dir() or not (run / "work").is_dir():
         raise GliotypeError(f"{run.name or run} is not a finished run folder (no model/ or work/); "
                             "run `gliotype run` first")
     model = load_model(run / "model")
-    work = run / "work"
+    work = WorkDir(run / "work")
     labels = _labels(run)
-    ready = sorted(p.name for p in (work / "patients").iterdir()
-                   if brain_network_path(work, p.name).exists()) if (work / "patients").is_dir() else []
+    ready = [pid for pid in work.case_ids() if work.case(pid).brain_network.exists()]
     if patients is None:
         patients = [p for p in ready if p in labels] if labels else ready
     else:

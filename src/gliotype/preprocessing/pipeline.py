@@ -1,6 +1,6 @@
 """Per-patient preprocessing (paper section 4.2) and the cohort loop, cached and resumable.
 
-Per patient, under ``WORKDIR/patients/<id>/``::
+Per patient, under ``WORKDIR/patients/<id>/`` (paths: :class:`gliotype.layout.CaseDir`)::
 
     preprocessed/t1.nii.gz t1c.nii.gz t2.nii.gz flair.nii.gz   float32, template grid
     preprocessed/mask.nii.gz                                   uint8 BraTS labels
@@ -35,6 +35,7 @@ import pandas as pd
 
 from gliotype.errors import CaseError, GliotypeError
 from gliotype.input.manifest import is_blank
+from gliotype.layout import CaseDir, TransformsDir, WorkDir
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing.images import check_affine, on_grid, same_grid, save_nifti, voxel_volume, write_text
 from gliotype.preprocessing.normalize import GM_METHODS, normalize, normalize_on_template, pre_registration_method
@@ -69,14 +70,6 @@ class CaseResult:
 # --------------------------------------------------------------------------- paths and cache
 
 
-def patient_dir(workdir, patient_id) -> Path:
-    return Path(workdir) / "patients" / str(patient_id)
-
-
-def preprocessed_dir(workdir, patient_id) -> Path:
-    return patient_dir(workdir, patient_id) / "preprocessed"
-
-
 def _inputs(row: dict, pid: str) -> dict[str, Path]:
     """role -> input path (fa only when given); a missing required role is a CaseError."""
     out: dict[str, Path] = {}
@@ -103,21 +96,21 @@ def cache_key(input_hashes: dict[str, str], config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _outputs(has_fa: bool) -> list[str]:
-    names = [f"{s}.nii.gz" for s in SEQUENCES] + ["mask.nii.gz", "brain_mask.nii.gz"]
-    return names + (["fa.nii.gz"] if has_fa else []) + ["transforms/transforms.json", "qc.json"]
+def _outputs(case: CaseDir, has_fa: bool) -> list[str]:
+    """The files of a preprocessed patient, relative to ``preprocessed/`` (as ``done.json`` lists them)."""
+    files = [case.sequence(s) for s in SEQUENCES] + [case.mask, case.brain_mask]
+    files += ([case.fa] if has_fa else []) + [case.transforms.json, case.qc]
+    return [case.preprocessed_name(f) for f in files]
 
 
-def _cached(workdir, pid: str, key: str) -> bool:
-    done = patient_dir(workdir, pid) / "done.json"
-    if not done.exists():
+def _cached(case: CaseDir, key: str) -> bool:
+    if not case.done.exists():
         return False
     try:
-        meta = json.loads(done.read_text())
+        meta = json.loads(case.done.read_text())
     except (OSError, ValueError):
         return False
-    out = preprocessed_dir(workdir, pid)
-    return meta.get("key") == key and all((out / f).exists() for f in meta.get("outputs", ["?"]))
+    return meta.get("key") == key and all((case.preprocessed / f).exists() for f in meta.get("outputs", ["?"]))
 
 
 # --------------------------------------------------------------------------- per-case log
@@ -180,7 +173,7 @@ def _check_mask(img: nib.Nifti1Image, pid: str, path: Path) -> np.ndarray:
     return rounded.astype(np.uint8)
 
 
-def _coregister(images: dict, pid: str, inputs: dict, cfg, tdir: Path, say) -> tuple[dict, dict]:
+def _coregister(images: dict, pid: str, inputs: dict, cfg, tdir: TransformsDir, say) -> tuple[dict, dict]:
     """Everything onto the T1c grid. Returns (role -> image on the T1c grid, coregistration record)."""
     from gliotype.preprocessing.register import resample_to, rigid_coregister
 
@@ -194,12 +187,12 @@ def _coregister(images: dict, pid: str, inputs: dict, cfg, tdir: Path, say) -> t
         aligned = same_grid(img, ref)
         if cfg.coregister == "always" or (cfg.coregister == "auto" and not aligned):
             say(f"{role}: rigid co-registration to t1c")
-            name = f"coreg_{role}.mat"
+            path = tdir.coregistration(role)
             try:
-                out[role] = rigid_coregister(ref, img, cfg.spacing_mm, cfg.seed, tdir / name)
+                out[role] = rigid_coregister(ref, img, cfg.spacing_mm, cfg.seed, path)
             except Exception as exc:
                 raise CaseError(pid, inputs[role], f"rigid co-registration of {role} to t1c failed ({_one_line(exc)})")
-            record[role] = name
+            record[role] = path.name
         elif aligned:
             out[role] = img
             record[role] = None
@@ -222,7 +215,7 @@ def _one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-def _run_case(pid: str, inputs: dict[str, Path], out: Path, config, say, qc: dict) -> dict:
+def _run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: dict) -> dict:
     """The steps of section 4.2 for one patient; writes the outputs and fills and returns ``qc``."""
     from gliotype.atlases import load_template
     from gliotype.preprocessing import register as reg_mod
@@ -231,8 +224,8 @@ def _run_case(pid: str, inputs: dict[str, Path], out: Path, config, say, qc: dic
     lap = Laps(ndigits=3)
 
     template = load_template(int(round(cfg.spacing_mm)))
-    tdir = out / "transforms"
-    tdir.mkdir(parents=True, exist_ok=True)
+    tdir = case.transforms
+    tdir.root.mkdir(parents=True, exist_ok=True)
     qc.update({"patient_id": pid, "version": PREPROCESS_VERSION})
 
     # 1. load and check
@@ -383,13 +376,13 @@ def _run_case(pid: str, inputs: dict[str, Path], out: Path, config, say, qc: dic
         # outputs (also for a failed QC, for inspection; done.json is what marks success)
         affine = template.affine
         for i, role in enumerate(SEQUENCES):
-            save_nifti(seqs[i], affine, out / f"{role}.nii.gz")
-        save_nifti(wmask, affine, out / "mask.nii.gz", np.uint8)
-        save_nifti(wbrain.astype(np.uint8), affine, out / "brain_mask.nii.gz", np.uint8)
+            save_nifti(seqs[i], affine, case.sequence(role))
+        save_nifti(wmask, affine, case.mask, np.uint8)
+        save_nifti(wbrain.astype(np.uint8), affine, case.brain_mask, np.uint8)
         if wfa is not None:
-            save_nifti(wfa, affine, out / "fa.nii.gz")
-        elif (out / "fa.nii.gz").exists():
-            (out / "fa.nii.gz").unlink()
+            save_nifti(wfa, affine, case.fa)
+        elif case.fa.exists():
+            case.fa.unlink()
         reg_mod.save_transforms(reg, tdir, ref, template, coreg)
         lap("write")
     finally:
@@ -438,15 +431,15 @@ def preprocess_case(row, workdir, config) -> CaseResult:
     t0 = time.perf_counter()
     if not pid or pid in (".", "..") or any(c in pid for c in "/\\") or pid != os.path.basename(pid):
         return CaseResult(pid, "failed", f"invalid patient id {pid!r}", {"seconds": 0.0})
-    out = preprocessed_dir(workdir, pid)
-    done = patient_dir(workdir, pid) / "done.json"
+    case = WorkDir.of(workdir).case(pid)
+    out, done = case.preprocessed, case.done
     say = _CaseLog(pid)
     qc: dict = {}
     try:
         inputs = _inputs(row, pid)
         hashes = {role: _file_sha256(path, pid, role) for role, path in inputs.items()}
         key = cache_key(hashes, config)
-        if _cached(workdir, pid, key):
+        if _cached(case, key):
             return CaseResult(pid, "skipped", "", {"seconds": round(time.perf_counter() - t0, 3)})
         if done.exists():
             done.unlink()
@@ -455,14 +448,14 @@ def preprocess_case(row, workdir, config) -> CaseResult:
             f"{json.dumps(config.preprocess.model_dump(mode='json'), sort_keys=True)}")
         for role, path in inputs.items():
             say(f"input {role}: {path.name} sha256 {hashes[role][:16]}")
-        _run_case(pid, inputs, out, config, say, qc)
+        _run_case(pid, inputs, case, config, say, qc)
         seconds = round(time.perf_counter() - t0, 3)
         qc["seconds"] = seconds
-        write_text(out / "qc.json", json.dumps(qc, indent=2))
+        write_text(case.qc, json.dumps(qc, indent=2))
         say(f"done in {seconds:.1f}s")
-        say.write(out / "preprocess.log")
+        say.write(case.preprocess_log)
         meta = {"key": key, "patient_id": pid, "version": PREPROCESS_VERSION, "inputs": hashes,
-                "preprocess": config.preprocess.model_dump(mode="json"), "outputs": _outputs("fa" in inputs),
+                "preprocess": config.preprocess.model_dump(mode="json"), "outputs": _outputs(case, "fa" in inputs),
                 "has_fa": "fa" in inputs, "seconds": seconds}
         write_text(done, json.dumps(meta, indent=2))  # last
         return CaseResult(pid, "done", "", {"seconds": seconds, "qc": qc})
@@ -477,8 +470,8 @@ def preprocess_case(row, workdir, config) -> CaseResult:
     try:
         if out.exists() or qc:
             qc = {**qc, "passed": False, "reason": reason, "seconds": seconds}
-            write_text(out / "qc.json", json.dumps(qc, indent=2))
-            say.write(out / "preprocess.log")
+            write_text(case.qc, json.dumps(qc, indent=2))
+            say.write(case.preprocess_log)
     except OSError:
         pass
     return CaseResult(pid, "failed", reason, {"seconds": seconds, "qc": qc})
@@ -493,7 +486,7 @@ def _worker_init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _worker(row: dict, workdir: str, config) -> CaseResult:
+def _worker(row: dict, workdir: WorkDir, config) -> CaseResult:
     return preprocess_case(row, workdir, config)
 
 
@@ -513,8 +506,8 @@ def preprocess_cohort(df: pd.DataFrame, workdir, config, workers: int = 1) -> pd
     processes with one ITK thread each.
     """
     _check_config(config)
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    work = WorkDir.of(workdir)
+    work.root.mkdir(parents=True, exist_ok=True)
     rows = [dict(r) for r in df.to_dict("records")]
     results: dict[int, CaseResult] = {}
     seen: set[str] = set()
@@ -530,14 +523,14 @@ def preprocess_cohort(df: pd.DataFrame, workdir, config, workers: int = 1) -> pd
     workers = max(1, min(int(workers or 1), len(todo)))
     if workers == 1:
         for i in progress(todo, "preprocessing", total=len(todo)):
-            results[i] = preprocess_case(rows[i], workdir, config)
+            results[i] = preprocess_case(rows[i], work, config)
     else:
-        _parallel(rows, todo, workdir, config, workers, results)
+        _parallel(rows, todo, work, config, workers, results)
 
     table = pd.DataFrame([{"patient_id": results[i].patient_id, "status": results[i].status,
                            "reason": results[i].reason, "seconds": results[i].info.get("seconds", 0.0)}
                           for i in range(len(rows))], columns=STATUS_COLUMNS)
-    write_text(workdir / "preprocessing.csv", table.to_csv(index=False))
+    write_text(work.preprocessing_status, table.to_csv(index=False))
     counts = table["status"].value_counts().to_dict()
     log.info("preprocessing: %s", ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no patient")
     for r in table[table["status"] == "failed"].itertuples():
@@ -563,7 +556,7 @@ def _parallel(rows, todo, workdir, config, workers, results) -> None:
             futures = {}
             for i in pending:
                 attempts[i] += 1
-                futures[pool.submit(_worker, rows[i], str(workdir), config)] = i
+                futures[pool.submit(_worker, rows[i], workdir, config)] = i
             pending = []
             for fut in as_completed(futures):
                 i = futures[fut]
@@ -596,14 +589,12 @@ def load_preprocessed(workdir, patient_id) -> dict:
     (successfully) preprocessed.
     """
     pid = str(patient_id)
-    done = patient_dir(workdir, pid) / "done.json"
-    if not done.exists():
-        raise CaseError(pid, None, "not preprocessed (no done.json; run preprocessing first)")
-    meta = json.loads(done.read_text())
-    out = preprocessed_dir(workdir, pid)
+    case = WorkDir.of(workdir).case(pid)
+    if not case.done.exists():
+        raise CaseError(pid, None, f"not preprocessed (no {case.done.name}; run preprocessing first)")
+    meta = json.loads(case.done.read_text())
 
-    def read(name: str, dtype) -> tuple[np.ndarray, np.ndarray]:
-        path = out / name
+    def read(path: Path, dtype) -> tuple[np.ndarray, np.ndarray]:
         if not path.exists():
             raise CaseError(pid, path, "preprocessed file is missing (rerun preprocessing)")
         img = nib.load(str(path))
@@ -612,11 +603,11 @@ def load_preprocessed(workdir, patient_id) -> dict:
     seqs = []
     affine = None
     for role in SEQUENCES:
-        arr, affine = read(f"{role}.nii.gz", np.float32)
+        arr, affine = read(case.sequence(role), np.float32)
         seqs.append(arr)
-    mask, _ = read("mask.nii.gz", np.uint8)
-    brain, _ = read("brain_mask.nii.gz", np.uint8)
-    fa = read("fa.nii.gz", np.float32)[0] if meta.get("has_fa") else None
+    mask, _ = read(case.mask, np.uint8)
+    brain, _ = read(case.brain_mask, np.uint8)
+    fa = read(case.fa, np.float32)[0] if meta.get("has_fa") else None
     return {"sequences": np.stack(seqs).astype(np.float32), "mask": mask, "fa": fa, "affine": affine,
             "brain": brain.astype(bool)}
 

@@ -20,9 +20,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from gliotype.errors import CaseError
+from gliotype.layout import TransformsDir, WorkDir
 from gliotype.preprocessing.images import copy_file, from_ants, grid_image, to_ants, write_text
 
-TRANSFORMS_JSON = "transforms.json"
 #: Margin (voxels at the registration spacing) around the tumour left out of the SyN metric.
 #: 1 voxel kept 92% of the tumour's share of the brain on the real case, 3 voxels (6 mm) 99%.
 TUMOR_MARGIN_VOXELS = 3
@@ -251,21 +251,23 @@ def template_brain_mask(native: nib.Nifti1Image, data: np.ndarray, template, kin
 # --------------------------------------------------------------------------- stored transforms
 
 
-def save_transforms(reg: Registration, folder: Path, native: nib.Nifti1Image, template, coreg: dict) -> dict:
+def save_transforms(reg: Registration, folder: Path | TransformsDir, native: nib.Nifti1Image, template,
+                    coreg: dict) -> dict:
     """Copy the transform files into ``folder`` with stable names and write transforms.json (atomic)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = TransformsDir.of(folder)
+    folder.root.mkdir(parents=True, exist_ok=True)
     names: dict[str, str] = {}
 
     def stable(path: str) -> str:
         if path not in names:
             if path.endswith(".mat"):
-                name = "affine.mat"
+                target = folder.affine
             elif "InverseWarp" in os.path.basename(path):
-                name = "inverse_warp.nii.gz"
+                target = folder.inverse_warp
             else:
-                name = "warp.nii.gz"
-            copy_file(path, folder / name)
-            names[path] = name
+                target = folder.warp
+            copy_file(path, target)
+            names[path] = target.name
         return names[path]
 
     meta = {
@@ -282,19 +284,18 @@ def save_transforms(reg: Registration, folder: Path, native: nib.Nifti1Image, te
                  "whichtoinvert=inverse_invert)",
     }
     keep = set(names.values()) | {v for v in coreg.values() if v}
-    for stale in [folder / "warp.nii.gz", folder / "inverse_warp.nii.gz", *folder.glob("coreg_*.mat")]:
+    for stale in [folder.warp, folder.inverse_warp, *folder.coregistrations()]:
         if stale.name not in keep and stale.exists():  # left by an earlier run with other settings
             stale.unlink()
-    write_text(folder / TRANSFORMS_JSON, json.dumps(meta, indent=2))
+    write_text(folder.json, json.dumps(meta, indent=2))
     return meta
 
 
-def _transforms(workdir, patient_id) -> tuple[Path, dict]:
-    folder = Path(workdir) / "patients" / str(patient_id) / "preprocessed" / "transforms"
-    path = folder / TRANSFORMS_JSON
-    if not path.exists():
+def _transforms(workdir, patient_id) -> tuple[TransformsDir, dict]:
+    folder = WorkDir.of(workdir).case(patient_id).transforms
+    if not folder.json.exists():
         raise CaseError(str(patient_id), None, "no stored transforms (run preprocessing first)")
-    return folder, json.loads(path.read_text())
+    return folder, json.loads(folder.json.read_text())
 
 
 def _as_image(volume, shape, affine, patient_id, role) -> nib.Nifti1Image:
@@ -322,7 +323,7 @@ def to_template(volume, workdir, patient_id, interpolator: str = "linear") -> ni
     ng, tg = meta["native_grid"], meta["template_grid"]
     img = _as_image(volume, ng["shape"], ng["affine"], patient_id, "native volume")
     fixed = grid_image(tg["shape"], tg["affine"])
-    out = ants.apply_transforms(fixed, to_ants(img), [str(folder / f) for f in meta["forward"]],
+    out = ants.apply_transforms(fixed, to_ants(img), [str(folder.file(f)) for f in meta["forward"]],
                                 interpolator=interpolator)
     return from_ants(out)
 
@@ -345,7 +346,7 @@ def to_native(volume_on_template, workdir, patient_id, reference_path=None,
         fixed = to_ants(ref, np.zeros(ref.shape[:3], np.float32))
     else:
         fixed = grid_image(ng["shape"], ng["affine"])
-    out = ants.apply_transforms(fixed, to_ants(img), [str(folder / f) for f in meta["inverse"]],
+    out = ants.apply_transforms(fixed, to_ants(img), [str(folder.file(f)) for f in meta["inverse"]],
                                 whichtoinvert=list(meta["inverse_invert"]), interpolator=interpolator)
     return from_ants(out)
 

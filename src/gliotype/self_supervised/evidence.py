@@ -190,12 +190,12 @@ def _flags(s: dict, kind: str = "tract"):
 def workdir_evidence(workdir) -> dict:
     """The evidence of a work folder's trained models on its held-out FA patients (for audits)."""
     import json
-    from pathlib import Path
 
+    from gliotype.layout import WorkDir
     from gliotype.self_supervised.stage import load_self_supervised, patient_inputs, tract_positions_or_none
 
-    workdir = Path(workdir)
-    report = json.loads((workdir / "ssl" / "report.json").read_text())
+    workdir = WorkDir.of(workdir)
+    report = json.loads(workdir.ssl.report.read_text())
     node_model, edge_model = load_self_supervised(workdir)
     positions = tract_positions_or_none(workdir)
     train = {p: patient_inputs(workdir, p, positions, required=False) for p in report["train_patients"]}

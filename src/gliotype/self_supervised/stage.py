@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.errors import GliotypeError
+from gliotype.layout import WorkDir
 from gliotype.losses import cross_modal_contrastive
 from gliotype.self_supervised.deviation import NormativeDeviation
 from gliotype.self_supervised.evidence import edge_evidence, node_evidence
@@ -39,13 +40,9 @@ from gliotype.utils.training import fit, load_weights, save_weights, seed_everyt
 log = get_logger(__name__)
 
 
-def _samples_path(workdir: Path, pid: str) -> Path:
-    return workdir / "patients" / pid / "modalities" / "atlas_samples.npz"
-
-
-def load_atlas_samples(workdir: str | Path, patient_id: str) -> dict[str, np.ndarray]:
+def load_atlas_samples(workdir: str | Path | WorkDir, patient_id: str) -> dict[str, np.ndarray]:
     """``node`` (R, 4n), ``tract`` (T, 4n) and, with FA, ``tract_fa`` (T, n)."""
-    with np.load(_samples_path(Path(workdir), str(patient_id)), allow_pickle=False) as z:
+    with np.load(WorkDir.of(workdir).case(patient_id).atlas_samples, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
@@ -53,26 +50,27 @@ def load_atlas_samples(workdir: str | Path, patient_id: str) -> dict[str, np.nda
 MRI_CHANNELS = 4
 
 
-def tract_positions_or_none(workdir: str | Path):
+def tract_positions_or_none(workdir: str | Path | WorkDir):
     """The work folder's fixed atlas positions (``AtlasSampling``), or None when not stored."""
     from gliotype.modalities.build import AtlasSampling
 
-    folder = Path(workdir) / "atlas"
-    return AtlasSampling.load(folder) if (folder / "atlas_sampling.npz").exists() else None
+    folder = WorkDir.of(workdir).atlas
+    return AtlasSampling.load(folder) if folder.sampling.exists() else None
 
 
-def tumor_flags(workdir: str | Path, patient_id: str, sampling) -> dict[str, np.ndarray] | None:
+def tumor_flags(workdir: str | Path | WorkDir, patient_id: str, sampling) -> dict[str, np.ndarray] | None:
     """``node_tumor`` (R, n) and ``tract_tumor`` (T, n): sampled positions inside the tumour mask
     (any label), from the preprocessed mask on the template grid; None without a mask."""
     import nibabel as nib
 
     from gliotype.atlases import gather
 
-    path = Path(workdir) / "patients" / str(patient_id) / "preprocessed" / "mask.nii.gz"
+    work = WorkDir.of(workdir)
+    path = work.case(patient_id).mask
     if sampling is None or not path.exists():
         return None
     tumor = (np.asarray(nib.load(str(path)).dataobj) > 0).astype(np.float32)
-    grid = Path(workdir) / "atlas" / "tract_grid.json"
+    grid = work.atlas.tract_grid
     if grid.exists() and tuple(json.loads(grid.read_text())["shape"]) != tumor.shape:
         raise GliotypeError(f"patient {patient_id}: the tumour mask is not on the grid of the atlas positions")
     try:
@@ -82,7 +80,7 @@ def tumor_flags(workdir: str | Path, patient_id: str, sampling) -> dict[str, np.
         raise GliotypeError(f"patient {patient_id}: the tumour mask is not on the grid of the atlas positions") from None
 
 
-def patient_inputs(workdir: str | Path, patient_id: str, sampling=None, required: bool = False) -> dict:
+def patient_inputs(workdir: str | Path | WorkDir, patient_id: str, sampling=None, required: bool = False) -> dict:
     """Atlas samples of one patient and, with ``sampling``, the tumour flags of every position."""
     s = load_atlas_samples(workdir, patient_id)
     try:
@@ -97,17 +95,18 @@ def patient_inputs(workdir: str | Path, patient_id: str, sampling=None, required
     return {**s, **(flags or {})}
 
 
-def available_patients(workdir: str | Path) -> list[str]:
+def available_patients(workdir: str | Path | WorkDir) -> list[str]:
     """Patients whose modalities are built, sorted."""
-    root = Path(workdir) / "patients"
-    return sorted(p.name for p in root.iterdir() if _samples_path(Path(workdir), p.name).exists()) if root.exists() else []
+    work = WorkDir.of(workdir)
+    return [pid for pid in work.case_ids() if work.case(pid).atlas_samples.exists()]
 
 
-def fa_patients(workdir: str | Path, patient_ids: list[str]) -> list[str]:
+def fa_patients(workdir: str | Path | WorkDir, patient_ids: list[str]) -> list[str]:
     """Those of ``patient_ids`` that have FA tract samples."""
+    work = WorkDir.of(workdir)
     out = []
     for pid in patient_ids:
-        with np.load(_samples_path(Path(workdir), pid), allow_pickle=False) as z:
+        with np.load(work.case(pid).atlas_samples, allow_pickle=False) as z:
             if "tract_fa" in z.files:
                 out.append(pid)
     return out
@@ -266,24 +265,24 @@ def _stage_key(config: GliotypeConfig, train_ids: list[str], val_ids: list[str])
 
 
 def train_self_supervised(
-    workdir: str | Path, config: GliotypeConfig, patient_ids: list[str] | None = None, resume: bool = True
+    workdir: str | Path | WorkDir, config: GliotypeConfig, patient_ids: list[str] | None = None, resume: bool = True
 ) -> dict:
     """Train both models on the FA patients among ``patient_ids`` (default: all built); returns the report.
 
     With ``ssl.inputs = deviation`` the normative statistics come from the training
     patients only and are stored in the models' weight files.
     """
-    workdir = Path(workdir)
-    out = workdir / "ssl"
+    workdir = WorkDir.of(workdir)
+    out = workdir.ssl
     ids = fa_patients(workdir, patient_ids if patient_ids is not None else available_patients(workdir))
     if len(ids) < 2:
         raise GliotypeError(f"self-supervised training needs at least 2 patients with FA maps, found {len(ids)}")
     train_ids, val_ids = split_holdout(ids, config.ssl.val_fraction, config.seed)
     key = _stage_key(config, train_ids, val_ids)
-    if (out / "models.json").exists() and json.loads((out / "models.json").read_text()).get("key") == key:
-        log.info("self-supervised models are up to date; reusing %s", out)
-        return json.loads((out / "report.json").read_text())
-    save_config(config, out / "config.yaml")
+    if out.models.exists() and json.loads(out.models.read_text()).get("key") == key:
+        log.info("self-supervised models are up to date; reusing %s", out.root)
+        return json.loads(out.report.read_text())
+    save_config(config, out.config)
     generator = seed_everything(config.seed)
     node_cfg, edge_cfg = config.ssl.node, config.ssl.edge
     deviation = config.ssl.inputs == "deviation"
@@ -306,7 +305,7 @@ def train_self_supervised(
         recon, target = node_model(batch[0])
         return torch.nn.functional.mse_loss(recon, target)
 
-    node_hist = fit(node_model, node_loss, node_loader, node_cfg, out / "node", "node autoencoder", resume,
+    node_hist = fit(node_model, node_loss, node_loader, node_cfg, out.node_checkpoints, "node autoencoder", resume,
                     seed=config.seed, key=key)
 
     # Edge model: eq. 1 between anatomical MRI and FA tract samples, SGD.
@@ -333,7 +332,7 @@ def train_self_supervised(
         z, z_fa = edge_model(*batch)
         return cross_modal_contrastive(z, z_fa, edge_cfg.temperature, edge_cfg.loss).mean()
 
-    edge_hist = fit(edge_model, edge_loss, edge_loader, edge_cfg, out / "edge", "edge model", resume,
+    edge_hist = fit(edge_model, edge_loss, edge_loader, edge_cfg, out.edge_checkpoints, "edge model", resume,
                     seed=config.seed, key=key)
 
     # Evidence of learning on the held-out FA patients (training patients when none is held out).
@@ -362,15 +361,15 @@ def train_self_supervised(
     with torch.no_grad():  # statistics of the codes, so x_B is standardised (models.py)
         node_model.eval().code_norm.fit(node_model.encode(x_node))
         edge_model.eval().code_norm.fit(edge_model.encode(mri))
-    save_weights(node_model, out / "node_autoencoder.safetensors")
-    save_weights(edge_model, out / "edge_model.safetensors")
-    atomic_write(out / "report.json", json.dumps(report, indent=2))
+    save_weights(node_model, out.node_model)
+    save_weights(edge_model, out.edge_model)
+    atomic_write(out.report, json.dumps(report, indent=2))
     sizes = {"node": [node_in, node_cfg.hidden, node_cfg.latent],
              "edge": [mri_in, fa_in, edge_cfg.mri_hidden, edge_cfg.fa_hidden, edge_cfg.latent, edge_cfg.projection]}
     if deviation:  # the constructors' ``deviation`` argument
         sizes["node"].append(node_dev.spec())
         sizes["edge"].append({k: v.spec() for k, v in edge_dev.items()})
-    atomic_write(out / "models.json", json.dumps({"key": key, "sizes": sizes}, indent=2))
+    atomic_write(out.models, json.dumps({"key": key, "sizes": sizes}, indent=2))
     log.info("held-out node reconstruction MSE %.3f (mean baseline %.3f); edge top-1 retrieval %.3f (chance %.3f)",
              recon, baseline, acc, chance)
     if "fa_probe_rho_within_tract" in report:
@@ -380,42 +379,38 @@ def train_self_supervised(
     return report
 
 
-def load_self_supervised(workdir: str | Path) -> tuple[NodeAutoencoder, EdgeContrastiveModel]:
-    """The trained models of a work folder, in eval mode (weights and normative statistics via
-    safetensors, no pickle)."""
-    out = Path(workdir) / "ssl"
-    if not (out / "models.json").exists():
+def load_self_supervised(workdir: str | Path | WorkDir) -> tuple[NodeAutoencoder, EdgeContrastiveModel]:
+    """The trained models of a work folder (or model folder), in eval mode (weights and normative
+    statistics via safetensors, no pickle)."""
+    out = WorkDir.of(workdir).ssl
+    if not out.models.exists():
         raise GliotypeError("no trained self-supervised models in this work folder: run `gliotype ssl train` first")
-    sizes = json.loads((out / "models.json").read_text())["sizes"]
-    node = load_weights(NodeAutoencoder(*sizes["node"]), out / "node_autoencoder.safetensors").eval()
-    edge = load_weights(EdgeContrastiveModel(*sizes["edge"]), out / "edge_model.safetensors").eval()
+    sizes = json.loads(out.models.read_text())["sizes"]
+    node = load_weights(NodeAutoencoder(*sizes["node"]), out.node_model).eval()
+    edge = load_weights(EdgeContrastiveModel(*sizes["edge"]), out.edge_model).eval()
     return node, edge
-
-
-def brain_network_path(workdir: str | Path, patient_id: str) -> Path:
-    return Path(workdir) / "patients" / str(patient_id) / "brain_network.safetensors"
 
 
 def _needs_tumor(node_model: NodeAutoencoder, edge_model: EdgeContrastiveModel) -> bool:
     return any(d is not None and d.tumor == "mask" for d in (node_model.deviation, edge_model.mri_deviation))
 
 
-def encode_brain_networks(workdir: str | Path, patient_ids: list[str] | None = None) -> pd.DataFrame:
+def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] | None = None) -> pd.DataFrame:
     """x_B for every patient: v_N = AE encoder(node samples), v_E = f(tract MRI samples).
 
     With deviation inputs the stored normative statistics of the training patients are
     used for every patient; with ``tumor=mask`` the tumour-covered fraction of every
     region and tract is also written (``node_tumor_fraction``, ``edge_tumor_fraction``).
     """
-    workdir = Path(workdir)
+    workdir = WorkDir.of(workdir)
     node_model, edge_model = load_self_supervised(workdir)
     masked = _needs_tumor(node_model, edge_model)
     sampling = tract_positions_or_none(workdir) if masked else None
     edge_index = torch.from_numpy(_atlas_edge_index(workdir)).contiguous()
-    key = json.loads((workdir / "ssl" / "models.json").read_text())["key"]
+    key = json.loads(workdir.ssl.models.read_text())["key"]
     rows = []
     for pid in progress(patient_ids if patient_ids is not None else available_patients(workdir), "brain networks"):
-        path = brain_network_path(workdir, pid)
+        path = workdir.case(pid).brain_network
         try:
             if path.exists() and _stored_key(path) == key:
                 rows.append({"patient_id": pid, "status": "skipped", "reason": ""})
@@ -439,7 +434,7 @@ def encode_brain_networks(workdir: str | Path, patient_ids: list[str] | None = N
             rows.append({"patient_id": pid, "status": "failed", "reason": str(exc).splitlines()[0]})
             log.warning("patient %s: brain network failed: %s", pid, rows[-1]["reason"])
     table = pd.DataFrame(rows, columns=["patient_id", "status", "reason"])
-    write_csv_atomic(table, workdir / "brain_network_status.csv")
+    write_csv_atomic(table, workdir.brain_network_status)
     return table
 
 
@@ -450,17 +445,17 @@ def _stored_key(path: Path) -> str | None:
         return (f.metadata() or {}).get("key")
 
 
-def _atlas_edge_index(workdir: Path) -> np.ndarray:
+def _atlas_edge_index(workdir: WorkDir) -> np.ndarray:
     """(2, T) node rows of each tract's region pair, as stored with the atlas sampling."""
     from gliotype.modalities.build import AtlasSampling
 
-    return AtlasSampling.load(workdir / "atlas").edge_index.astype(np.int64)
+    return AtlasSampling.load(workdir.atlas).edge_index.astype(np.int64)
 
 
-def load_brain_network(workdir: str | Path, patient_id: str):
+def load_brain_network(workdir: str | Path | WorkDir, patient_id: str):
     """x_B as a ``torch_geometric.data.Data``: ``x`` (R, 16) node attributes, ``edge_index``
     (2, T) 0-based region indices of each tract (one direction), ``edge_attr`` (T, 16)."""
     from torch_geometric.data import Data
 
-    t = load_file(str(brain_network_path(workdir, patient_id)))
+    t = load_file(str(WorkDir.of(workdir).case(patient_id).brain_network))
     return Data(x=t["x"], edge_index=t["edge_index"], edge_attr=t["edge_attr"])

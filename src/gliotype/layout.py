@@ -219,6 +219,16 @@ class AtlasDir(_Folder):
         """Shape and affine of the tract atlas grid."""
         return self.root / "tract_grid.json"
 
+    @property
+    def regions(self) -> Path:
+        """Region centroids and names for Fig. 8 (a model folder's ``atlas/`` only)."""
+        return self.root / "regions.npz"
+
+    @property
+    def copied(self) -> tuple[Path, ...]:
+        """What a model folder copies from the work folder's ``atlas/``."""
+        return self.sampling, self.tract_matrix, self.tract_grid
+
 
 @dataclass(frozen=True)
 class SslDir(_Folder):
@@ -253,6 +263,116 @@ class SslDir(_Folder):
     @property
     def config(self) -> Path:
         return self.root / "config.yaml"
+
+    @property
+    def copied(self) -> tuple[Path, ...]:
+        """What a model folder copies from the work folder's ``ssl/``."""
+        return self.node_model, self.edge_model, self.models
+
+
+@dataclass(frozen=True)
+class MultiModalDir(_Folder):
+    """One trained multi-modal network (``RUNDIR/models/<row>/``, a model folder's ``multimodal/``)."""
+
+    @property
+    def weights(self) -> Path:
+        return self.root / "model.safetensors"
+
+    @property
+    def meta(self) -> Path:
+        """``model.json``: the cache key and encoders, written last."""
+        return self.root / "model.json"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def features(self) -> Path:
+        """``features.csv``: u_I, u_P, u_T, u_B of every featurised patient."""
+        return self.root / "features.csv"
+
+    @property
+    def features_meta(self) -> Path:
+        """``features.json``: the model key ``features.csv`` was made with."""
+        return self.root / "features.json"
+
+    @property
+    def copied(self) -> tuple[Path, ...]:
+        """What a model folder copies."""
+        return self.weights, self.meta
+
+
+@dataclass(frozen=True)
+class PopulationGraphDir(_Folder):
+    """A model folder's ``population_graph/``: the stored graph and its GNN."""
+
+    @property
+    def nodes(self) -> Path:
+        """u_T, u_B, labels and transductive probabilities of the stored patients."""
+        return self.root / "nodes.npz"
+
+    @property
+    def standardisation(self) -> Path:
+        return self.root / "standardisation.npz"
+
+    @property
+    def gnn(self) -> Path:
+        return self.root / "gnn.safetensors"
+
+    @property
+    def meta(self) -> Path:
+        """``meta.json``: graph row, theta, threshold, GNN sizes."""
+        return self.root / "meta.json"
+
+
+@dataclass(frozen=True)
+class ModelDir(_Folder):
+    """A trained-model folder (``RUNDIR/model/``), what ``gliotype predict`` loads::
+
+        MODEL/
+            config.yaml  manifest.json (sha256 of every other file)
+            ssl/               SslDir (the copied models)
+            atlas/             AtlasDir (the copied positions + regions.npz)
+            multimodal/        MultiModalDir (weights, model.json)
+            population_graph/  PopulationGraphDir
+    """
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def ssl(self) -> SslDir:
+        return SslDir(self.root / "ssl")
+
+    @property
+    def atlas(self) -> AtlasDir:
+        return AtlasDir(self.root / "atlas")
+
+    @property
+    def multimodal(self) -> MultiModalDir:
+        return MultiModalDir(self.root / "multimodal")
+
+    @property
+    def population_graph(self) -> PopulationGraphDir:
+        return PopulationGraphDir(self.root / "population_graph")
+
+    def required(self) -> tuple[str, ...]:
+        """The files a complete model folder holds (``manifest.json`` aside), relative, ``/``-separated."""
+        pg = self.population_graph
+        paths = (self.config, *self.ssl.copied, *self.atlas.copied, *self.multimodal.copied, pg.nodes, pg.gnn,
+                 pg.meta, pg.standardisation, self.atlas.regions)
+        return tuple(p.relative_to(self.root).as_posix() for p in paths)
+
 
 
 @dataclass(frozen=True)
@@ -294,4 +414,4 @@ class WorkDir(_Folder):
         return self.root / "brain_network_status.csv"
 
 
-__all__ = ["AtlasDir", "CaseDir", "SslDir", "TransformsDir", "WorkDir"]
+__all__ = ["AtlasDir", "CaseDir", "ModelDir", "MultiModalDir", "PopulationGraphDir", "SslDir", "TransformsDir", "WorkDir"]

@@ -173,7 +173,7 @@ def test_tampered_model_is_refused(tiny_run, tmp_path):
 
 def test_config_tamper_detected(tiny_run, tmp_path):
     """A config.yaml changed *and* re-hashed in the manifest still fails the recorded config hash."""
-    from gliotype.prediction.model import sha256_file
+    from gliotype.utils.io import sha256_file
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_run / "run" / "model", folder)

@@ -5,7 +5,8 @@ Contents: ``config.yaml``; ``ssl/`` (node autoencoder, edge model, sizes); ``atl
 centroids for Fig. 8); ``multimodal/`` (weights, sizes); ``population_graph/`` (stored
 node features u_T, u_B of the graph patients, their labels and transductive
 probabilities, the standardisation statistics, the GNN weights, the threshold) and
-``manifest.json`` with the sha256 of every file. ``gliotype.prediction.load_model``
+``manifest.json`` with the sha256 of every file (:mod:`gliotype.bundle`; the layout is
+:class:`gliotype.layout.ModelDir`). ``gliotype.prediction.load_model``
 reads it back (safetensors, ``np.load(allow_pickle=False)``, JSON and YAML only).
 See ``docs/prediction.md``.
 """
@@ -19,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gliotype import __version__
+from gliotype.bundle import write_manifest
 from gliotype.config import GliotypeConfig, config_hash, save_config
-from gliotype.utils.io import atomic_path, atomic_write, sha256_file
+from gliotype.layout import ModelDir, MultiModalDir, WorkDir
+from gliotype.utils.io import atomic_path, atomic_write
 from gliotype.utils.training import save_weights
 
 
@@ -39,34 +41,28 @@ def export_model(
     """Write the model folder; ``gnn`` is the chosen Table 2 model (with its artifacts)."""
     from gliotype.multimodal.stage import feature_matrix
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_config(config, folder / "config.yaml")
-    for sub, names in (("ssl", ("node_autoencoder.safetensors", "edge_model.safetensors", "models.json")),
-                       ("atlas", ("atlas_sampling.npz", "tract_matrix.npz", "tract_grid.json"))):
-        (folder / sub).mkdir(exist_ok=True)
-        for n in names:
-            shutil.copy2(work / sub / n, folder / sub / n)
-    (folder / "multimodal").mkdir(exist_ok=True)
-    for n in ("model.safetensors", "model.json"):
-        shutil.copy2(multimodal_dir / n, folder / "multimodal" / n)
-    for extra in ("standard_scale.json",):
-        if (work / extra).exists():
-            shutil.copy2(work / extra, folder / extra)
+    model, work = ModelDir.of(folder), WorkDir.of(work)
+    model.root.mkdir(parents=True, exist_ok=True)
+    save_config(config, model.config)
+    for source, target in ((work.ssl, model.ssl), (work.atlas, model.atlas),
+                           (MultiModalDir.of(multimodal_dir), model.multimodal)):
+        target.root.mkdir(exist_ok=True)
+        for src, dst in zip(source.copied, target.copied):
+            shutil.copy2(src, dst)
 
-    pg = folder / "population_graph"
-    pg.mkdir(exist_ok=True)
+    pg = model.population_graph
+    pg.root.mkdir(exist_ok=True)
     u_t, u_b = feature_matrix(features, "u_T"), feature_matrix(features, "u_B")
     labels = np.where(labelled, y, -1.0).astype(np.float32)
     probability = _transductive_probability(gnn)
-    with atomic_path(pg / "nodes.npz") as tmp:
+    with atomic_path(pg.nodes) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, u_t=u_t, u_b=u_b, labels=labels, labelled=labelled, patient_id=np.array(graph_ids, dtype="U64"),
                      probability=probability)
-    _save_standardisation(pg / "standardisation.npz", u_t, u_b, labelled, gnn.artifacts["node"],
+    _save_standardisation(pg.standardisation, u_t, u_b, labelled, gnn.artifacts["node"],
                           gnn.artifacts["edge"], config.population_graph.standardise)
-    _save_regions(folder / "atlas" / "regions.npz", config)
-    save_weights(gnn.artifacts["model"], pg / "gnn.safetensors")
+    _save_regions(model.atlas.regions, config)
+    save_weights(gnn.artifacts["model"], pg.gnn)
     from gliotype.experiment.tables import decision_threshold
 
     threshold = decision_threshold(gnn, y[labelled], config.evaluation)  # the Table 2 row's own threshold
@@ -83,12 +79,9 @@ def export_model(
         "nodes": len(graph_ids),
         "labelled_nodes": int(np.sum(labelled)),
     }
-    atomic_write(pg / "meta.json", json.dumps(meta, indent=2))
-    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()
-             and p.name != "manifest.json"}
-    atomic_write(folder / "manifest.json", json.dumps({"gliotype_version": __version__,
-                                                       "config_hash": config_hash(config), "files": files}, indent=2))
-    return folder
+    atomic_write(pg.meta, json.dumps(meta, indent=2))
+    write_manifest(model, config_hash(config))
+    return model.root
 
 
 def _transductive_probability(gnn) -> np.ndarray:

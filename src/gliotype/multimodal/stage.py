@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.config.schema import MultiModalConfig
+from gliotype.layout import MultiModalDir
 from gliotype.layout import WorkDir
 from gliotype.modalities.build import load_case_modalities
 from gliotype.modalities.dataset import CachedDataset
@@ -98,14 +99,13 @@ def train_multimodal(
     resume: bool = True,
 ) -> MultiModalNet:
     """Train on ``train_ids`` (half A); optional early stopping on ``val_ids``; cached by config and patients."""
-    out = Path(out)
+    out = MultiModalDir.of(out)
     mm = config.multimodal
     key = model_key(config, train_ids, val_ids)
-    meta_path = out / "model.json"
     model = build_model(config)
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
-        return load_weights(model, out / "model.safetensors").eval()
-    save_config(config, out / "config.yaml")
+    if out.meta.exists() and json.loads(out.meta.read_text()).get("key") == key:
+        return load_weights(model, out.weights).eval()
+    save_config(config, out.config)
     generator = seed_everything(config.seed)
     model = build_model(config)
     dataset = MultiModalDataset(workdir, train_ids, labels, mm.encoders)
@@ -127,16 +127,16 @@ def train_multimodal(
             losses = [float(multimodal_loss(model, model(b), b.label)[0]) for b in val_loader if b.size >= 2]
             return float(np.mean(losses)) if losses else float("inf")
 
-    fit(model, batch_loss, loader, mm, out / "checkpoints", "multi-modal training", resume, seed=config.seed, key=key,
+    fit(model, batch_loss, loader, mm, out.checkpoints, "multi-modal training", resume, seed=config.seed, key=key,
         validate=validate, patience=patience)
-    save_weights(model, out / "model.safetensors")
-    atomic_write(meta_path, json.dumps({"key": key, "encoders": list(mm.encoders)}, indent=2))
+    save_weights(model, out.weights)
+    atomic_write(out.meta, json.dumps({"key": key, "encoders": list(mm.encoders)}, indent=2))
     return model
 
 
 def load_multimodal(model_dir: str | Path, config: GliotypeConfig) -> MultiModalNet:
     """A trained multi-modal network (safetensors weights, no pickle) in eval mode."""
-    return load_weights(build_model(config), Path(model_dir) / "model.safetensors").eval()
+    return load_weights(build_model(config), MultiModalDir.of(model_dir).weights).eval()
 
 
 @torch.no_grad()
@@ -179,9 +179,9 @@ def features_for(workdir: str | Path, model_dir: str | Path, patient_ids: Sequen
     """The features of ``patient_ids`` from the trained network in ``model_dir``, cached in
     ``features.csv`` and reused only when ``features.json`` names the same model key (the key
     of ``model.json``: config, seed and training patients) and the file covers the patients."""
-    model_dir = Path(model_dir)
-    path, meta = model_dir / "features.csv", model_dir / "features.json"
-    key = json.loads((model_dir / "model.json").read_text())["key"]
+    model_dir = MultiModalDir.of(model_dir)
+    path, meta = model_dir.features, model_dir.features_meta
+    key = json.loads(model_dir.meta.read_text())["key"]
     ids = [str(p) for p in patient_ids]
     if path.exists() and meta.exists() and json.loads(meta.read_text()).get("key") == key:
         cached = pd.read_csv(path, dtype={"patient_id": str})

@@ -19,33 +19,13 @@ import yaml
 from gliotype import __version__
 from gliotype.config import GliotypeConfig
 from gliotype.config.loader import values_hash
+from gliotype.bundle import ModelError, model_id, verify_manifest
 from gliotype.errors import GliotypeError
-from gliotype.utils.io import sha256_file
+from gliotype.layout import ModelDir
 from gliotype.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-#: Files a model folder must hold (``manifest.json`` aside).
-REQUIRED_FILES = (
-    "config.yaml",
-    "ssl/node_autoencoder.safetensors",
-    "ssl/edge_model.safetensors",
-    "ssl/models.json",
-    "atlas/atlas_sampling.npz",
-    "atlas/tract_matrix.npz",
-    "atlas/tract_grid.json",
-    "multimodal/model.safetensors",
-    "multimodal/model.json",
-    "population_graph/nodes.npz",
-    "population_graph/gnn.safetensors",
-    "population_graph/meta.json",
-    "population_graph/standardisation.npz",
-    "atlas/regions.npz",
-)
-
-
-class ModelError(GliotypeError):
-    """A model folder that is incomplete, modified or unreadable."""
 
 
 @dataclass
@@ -127,33 +107,6 @@ class TrainedModel:
                 (np.asarray(edge, np.float64) - self.edge_mean) / self.edge_std)
 
 
-def verify_manifest(folder: Path) -> dict:
-    """Check every file listed in ``manifest.json`` (present, same sha256) and the required ones."""
-    path = folder / "manifest.json"
-    if not folder.is_dir():
-        raise ModelError(f"model folder {folder.name} not found")
-    if not path.is_file():
-        raise ModelError(f"model folder {folder.name} has no manifest.json (not a gliotype model folder?)")
-    try:
-        manifest = json.loads(path.read_text())
-        files = dict(manifest["files"])
-    except (ValueError, KeyError, TypeError):
-        raise ModelError(f"model folder {folder.name}: manifest.json is not readable") from None
-    missing = [f for f in REQUIRED_FILES if f not in files]
-    if missing:
-        raise ModelError(f"model folder {folder.name}: manifest.json lists no {missing[0]} (incomplete export)")
-    for rel, digest in sorted(files.items()):
-        p = folder / rel
-        if ".." in Path(rel).parts or Path(rel).is_absolute():
-            raise ModelError(f"model folder {folder.name}: manifest.json names a file outside the folder")
-        if not p.is_file():
-            raise ModelError(f"model folder {folder.name}: {rel} is missing")
-        if sha256_file(p) != digest:
-            raise ModelError(f"model folder {folder.name}: {rel} does not match its sha256 in manifest.json "
-                             "(modified or corrupted); re-export the model")
-    return manifest
-
-
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
@@ -167,10 +120,11 @@ def load_model(model_dir: str | Path) -> TrainedModel:
     from gliotype.self_supervised import load_self_supervised
     from gliotype.utils.training import load_weights
 
-    folder = Path(model_dir)
-    manifest = verify_manifest(folder)
+    layout = ModelDir.of(model_dir)
+    folder, pg = layout.root, layout.population_graph
+    manifest = verify_manifest(layout)
     try:
-        raw = yaml.safe_load((folder / "config.yaml").read_text())
+        raw = yaml.safe_load(layout.config.read_text())
         config = GliotypeConfig.model_validate(raw)
     except Exception as exc:
         raise ModelError(f"model folder {folder.name}: config.yaml is not a valid configuration for gliotype "
@@ -182,14 +136,14 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         raise ModelError(f"model folder {folder.name}: config.yaml does not match the config hash in manifest.json")
 
     try:
-        load_self_supervised(folder)  # the SSL models load (sizes and weights agree)
-        mm = load_multimodal(folder / "multimodal", config)
-        meta = json.loads((folder / "population_graph" / "meta.json").read_text())
-        nodes = _load_npz(folder / "population_graph" / "nodes.npz")
+        load_self_supervised(folder)  # its ssl/ is a work folder's: the SSL models load (sizes and weights agree)
+        mm = load_multimodal(layout.multimodal, config)
+        meta = json.loads(pg.meta.read_text())
+        nodes = _load_npz(pg.nodes)
         gat = meta.get("gat", list(config.population_graph.gat))
         gnn = PopulationGNN(int(meta["in_channels"]), gat, float(meta.get("dropout", 0.0)),
                             bool(meta.get("residual", False)))
-        gnn = load_weights(gnn, folder / "population_graph" / "gnn.safetensors").eval()
+        gnn = load_weights(gnn, pg.gnn).eval()
     except GliotypeError:
         raise
     except Exception as exc:
@@ -199,7 +153,7 @@ def load_model(model_dir: str | Path) -> TrainedModel:
     u_t, u_b = nodes["u_t"].astype(np.float64), nodes["u_b"].astype(np.float64)
     node = select_features(u_t, u_b, meta["node_weight"])
     edge = select_features(u_t, u_b, meta["edge_weight"])
-    st = _load_npz(folder / "population_graph" / "standardisation.npz")
+    st = _load_npz(pg.standardisation)
     node_mean, node_std, edge_mean, edge_std = st["node_mean"], st["node_std"], st["edge_mean"], st["edge_std"]
     node_z = (node - node_mean) / node_std
     edge_z = (edge - edge_mean) / edge_std
@@ -216,15 +170,14 @@ def load_model(model_dir: str | Path) -> TrainedModel:
             log.warning("the rebuilt population graph gives other probabilities than in training (max difference "
                         "%.2g): check the gliotype and torch versions", check)
 
-    reg = _load_npz(folder / "atlas" / "regions.npz")
+    reg = _load_npz(layout.atlas.regions)
     centroids, names = reg["centroids_mm"], [str(n) for n in reg.get("names", [])]
 
-    digest = sha256_file(folder / "manifest.json")[:16]
-    return TrainedModel(folder=folder, config=config, manifest=manifest, model_id=digest, multimodal=mm, gnn=gnn,
+    return TrainedModel(folder=folder, config=config, manifest=manifest, model_id=model_id(layout), multimodal=mm, gnn=gnn,
                         graph=graph, edge_features=edge_z, node_mean=node_mean, node_std=node_std,
                         edge_mean=edge_mean, edge_std=edge_std, stored_probability=stored_p,
                         labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
                         region_names=names, graph_check=check)
 
 
-__all__ = ["ModelError", "REQUIRED_FILES", "TrainedModel", "load_model", "sha256_file", "verify_manifest"]
+__all__ = ["ModelError", "TrainedModel", "load_model", "verify_manifest"]

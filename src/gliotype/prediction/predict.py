@@ -37,6 +37,7 @@ import torch
 
 from gliotype import __version__
 from gliotype.errors import CaseError, GliotypeError
+from gliotype.layout import ModelDir, WorkDir
 from gliotype.prediction._util import jsonable
 from gliotype.utils.training import torch_threads
 from gliotype.prediction.model import TrainedModel
@@ -210,11 +211,11 @@ def graph_predict(model: TrainedModel, u_t: np.ndarray, u_b: np.ndarray, pid: st
 
 def _copy_model_parts(model: TrainedModel, work: Path) -> None:
     """The stored atlas sampling and self-supervised models into the work folder, where the stages read them."""
-    for sub, names in (("atlas", ("atlas_sampling.npz", "tract_matrix.npz", "tract_grid.json")),
-                       ("ssl", ("node_autoencoder.safetensors", "edge_model.safetensors", "models.json"))):
-        (work / sub).mkdir(parents=True, exist_ok=True)
-        for n in names:
-            shutil.copyfile(model.folder / sub / n, work / sub / n)
+    bundle, work = ModelDir.of(model.folder), WorkDir.of(work)
+    for source, target in ((bundle.atlas, work.atlas), (bundle.ssl, work.ssl)):
+        target.root.mkdir(parents=True, exist_ok=True)
+        for src, dst in zip(source.copied, target.copied):
+            shutil.copyfile(src, dst)
 
 
 def _input_checks(checked: dict, qc: dict, modalities: dict, graph: dict, model: TrainedModel) -> list[dict]:

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from gliotype.atlases import TractAtlas, gather, sample_node_positions, sample_tract_positions
-from gliotype.atlases.tracts import _from_lists
 
 
 def test_node_positions_deterministic_and_inside_their_region(aal):
@@ -44,7 +43,7 @@ def test_tract_positions_follow_the_probability(small_tracts):
 
 def test_tract_positions_frequencies():
     shape = (4, 4, 4)
-    atlas = _from_lists([[1, 2]], [np.array([3, 40])], [np.array([0.9, 0.1], np.float32)], shape, np.eye(4))
+    atlas = TractAtlas.from_lists([[1, 2]], [np.array([3, 40])], [np.array([0.9, 0.1], np.float32)], shape, np.eye(4))
     assert isinstance(atlas, TractAtlas)
     pos = sample_tract_positions(atlas, 20000, seed=0)
     assert abs(np.mean(pos == 3) - 0.9) < 0.01

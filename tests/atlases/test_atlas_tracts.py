@@ -15,7 +15,7 @@ from gliotype.atlases import (
     load_template,
     load_tract_atlas,
 )
-from gliotype.atlases import tracts as tracts_mod
+from gliotype.atlases import tract_cache, user_tracts
 from gliotype.errors import GliotypeError
 from gliotype.modalities.crossing import tract_matrix
 
@@ -100,7 +100,7 @@ def test_cache_hit_does_not_rebuild(aal, monkeypatch):
     def no_build(*args, **kwargs):
         raise AssertionError("rebuilt despite the cache")
 
-    monkeypatch.setattr(tracts_mod, "build_tract_atlas", no_build)
+    monkeypatch.setattr(tract_cache, "build_tract_atlas", no_build)
     second = default_tract_atlas(aal, 4, regions=regions)
     for name in ("pairs", "offsets", "indices", "values", "support", "length_mm"):
         np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
@@ -186,7 +186,7 @@ def test_user_folder_matched_by_sorted_names(small_tracts, aal, tmp_path):
 def test_user_atlas_is_cached_until_the_file_changes(small_tracts, aal, tmp_path, monkeypatch):
     path = _write_4d(small_tracts, tmp_path)
     first = load_tract_atlas(path, node_atlas=aal, n_tracts=3)
-    monkeypatch.setattr(tracts_mod, "_load_user_tracts", lambda *a: (_ for _ in ()).throw(AssertionError("reread")))
+    monkeypatch.setattr(user_tracts, "_load_user_tracts", lambda *a: (_ for _ in ()).throw(AssertionError("reread")))
     again = load_tract_atlas(path, node_atlas=aal, n_tracts=3)
     np.testing.assert_array_equal(again.indices, first.indices)
     (tmp_path / "tracts.csv").write_text("region_a,region_b\n1,2\n1,7\n2,7\n")

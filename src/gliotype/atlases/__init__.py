@@ -13,16 +13,10 @@ from gliotype.atlases.nodes import NodeAtlas, aal_names, aal_path, load_node_atl
 from gliotype.atlases.sampling import gather, sample_node_positions, sample_tract_positions
 from gliotype.atlases.show import render_atlases
 from gliotype.atlases.template import Template, load_template
-from gliotype.atlases.tracts import (
-    DEFAULT_BUILD,
-    TRACT_ATLAS_VERSION,
-    TractAtlas,
-    build_tract_atlas,
-    cache_dir,
-    cached_tract_atlas_path,
-    default_tract_atlas,
-    load_tract_atlas,
-)
+from gliotype.atlases.tract_build import DEFAULT_BUILD, build_tract_atlas
+from gliotype.atlases.tract_cache import cache_dir, cached_tract_atlas_path, default_tract_atlas
+from gliotype.atlases.tracts import TRACT_ATLAS_VERSION, TractAtlas
+from gliotype.atlases.user_tracts import load_tract_atlas
 
 __all__ = [
     "DEFAULT_BUILD",

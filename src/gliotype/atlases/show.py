@@ -8,7 +8,8 @@ import numpy as np
 
 from gliotype.atlases.nodes import NodeAtlas, load_node_atlas
 from gliotype.atlases.template import load_template
-from gliotype.atlases.tracts import TractAtlas, load_tract_atlas
+from gliotype.atlases.tracts import TractAtlas
+from gliotype.atlases.user_tracts import load_tract_atlas
 from gliotype.utils.io import atomic_path
 
 #: Axial (z) and coronal (y) slices shown, in MNI millimetres.

@@ -1,0 +1,94 @@
+"""The on-disk cache of tract atlases: built-in builds and converted user atlases.
+
+A built atlas (or a user atlas resampled to the template grid) is stored once as
+``tracts-<kind>-v<version>-<key>.npz`` (the :class:`~gliotype.atlases.tracts.TractAtlas`
+format, written atomically) in ``$GLIOTYPE_CACHE/atlases`` or ``~/.cache/gliotype/atlases``.
+The key is a hash of what the atlas depends on: for the built-in atlas its parameters
+(:data:`~gliotype.atlases.tract_build.DEFAULT_BUILD` and overrides), the number of
+tracts, the region subset and the node atlas labels; for a user atlas its files (name,
+size, modification time) and the node atlas; always :data:`TRACT_ATLAS_VERSION`. A
+damaged cache file is rebuilt; an unwritable cache is skipped with a warning.
+
+:func:`default_tract_atlas` is the cached built-in atlas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from gliotype.atlases.nodes import NodeAtlas, load_node_atlas
+from gliotype.atlases.tract_build import DEFAULT_BUILD, build_tract_atlas
+from gliotype.atlases.tracts import TRACT_ATLAS_VERSION, TractAtlas
+from gliotype.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def cache_dir() -> Path:
+    """Where built atlases are cached: ``$GLIOTYPE_CACHE/atlases`` or ``~/.cache/gliotype/atlases``."""
+    root = os.environ.get("GLIOTYPE_CACHE") or os.path.join("~", ".cache", "gliotype")
+    return Path(root).expanduser() / "atlases"
+
+
+def _labels_digest(nodes: NodeAtlas) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(nodes.labels, dtype=np.int16).tobytes())
+    h.update(np.asarray(nodes.affine, dtype=np.float64).tobytes())
+    h.update(json.dumps(list(nodes.regions)).encode())
+    return h.hexdigest()
+
+
+def _cache_key(kind: str, payload: dict) -> str:
+    text = json.dumps({"kind": kind, "version": TRACT_ATLAS_VERSION, **payload}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _cached(kind: str, payload: dict, build: Callable[[], TractAtlas], use_cache: bool = True) -> TractAtlas:
+    """Load ``<cache>/tracts-<kind>-v<version>-<key>.npz`` or build, save and return it."""
+    if not use_cache:
+        return build()
+    path = cache_dir() / f"tracts-{kind}-v{TRACT_ATLAS_VERSION}-{_cache_key(kind, payload)}.npz"
+    if path.exists():
+        try:
+            return TractAtlas.load(path)
+        except Exception as exc:  # a damaged cache file is rebuilt
+            log.warning("tract atlas cache %s unreadable (%s): rebuilding", path.name, type(exc).__name__)
+    atlas = build()
+    try:
+        atlas.save(path)
+    except OSError as exc:
+        log.warning("cannot write the tract atlas cache %s (%s); continuing without it", path, exc)
+    return atlas
+
+
+def cached_tract_atlas_path(node_atlas: NodeAtlas | None = None, n_tracts: int = 2309, regions=None,
+                            **params) -> Path:
+    """The cache file :func:`default_tract_atlas` reads and writes for these arguments."""
+    kind, payload = _default_payload(node_atlas or load_node_atlas(), n_tracts, regions, params)
+    return cache_dir() / f"tracts-{kind}-v{TRACT_ATLAS_VERSION}-{_cache_key(kind, payload)}.npz"
+
+
+def _default_payload(nodes: NodeAtlas, n_tracts: int, regions, params: dict) -> tuple[str, dict]:
+    unknown = set(params) - set(DEFAULT_BUILD)
+    if unknown:
+        raise TypeError(f"unknown tract atlas parameters: {sorted(unknown)}")
+    full = {**DEFAULT_BUILD, **params}
+    regs = None if regions is None else sorted({int(r) for r in regions})
+    return "builtin", {"params": full, "n_tracts": int(n_tracts), "regions": regs, "nodes": _labels_digest(nodes)}
+
+
+def default_tract_atlas(node_atlas: NodeAtlas | None = None, n_tracts: int = 2309, regions=None,
+                        use_cache: bool = True, **params) -> TractAtlas:
+    """The built-in tract atlas between the regions of ``node_atlas``, built once and cached on disk.
+
+    ``params`` override :data:`DEFAULT_BUILD` (each is part of the cache key).
+    """
+    nodes = node_atlas if node_atlas is not None else load_node_atlas()
+    kind, payload = _default_payload(nodes, n_tracts, regions, params)
+    return _cached(kind, payload, lambda: build_tract_atlas(nodes, n_tracts, regions, **params), use_cache)

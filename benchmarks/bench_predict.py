@@ -29,14 +29,16 @@ GOAL_S = 60.0
 def _train_model(tmp: Path) -> Path:
     from gliotype.config import load_config
     from gliotype.experiment import run_experiment
+    from gliotype.layout import RunDir
     from gliotype.synthetic import SynthConfig, generate_cohort
 
     print("training a throwaway cpu-preset model (not timed) ...", flush=True)
     generate_cohort(tmp / "cohort", SynthConfig(patients=40, fa_cases=8, seed=0))
     config = load_config("cpu", overrides=["multimodal.epochs=2", "ssl.node.epochs=3", "ssl.edge.epochs=2",
                                            "evaluation.bootstrap=20"])
-    run_experiment(tmp / "run", config, data=tmp / "cohort", ablations=False, baselines=False)
-    return tmp / "run" / "model"
+    run = RunDir(tmp / "run")
+    run_experiment(run, config, data=tmp / "cohort", ablations=False, baselines=False)
+    return run.model.root
 
 
 def main() -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gliotype.layout import RunDir
 from gliotype.utils.io import write_csv_atomic
 
 SIGNALS = ("image", "shape", "location", "network")
@@ -40,10 +41,10 @@ def _gliotype() -> list[str]:
 def _rows(run: Path, signal: str) -> list[dict]:
     import json
 
-    results = run / "results"
-    summary = json.loads((results / "summary.json").read_text())
-    t3 = pd.read_csv(results / "table3.csv").set_index("model")["auc"]
-    t4 = pd.read_csv(results / "table4.csv").set_index("model")["auc"]
+    results = RunDir.of(run).results
+    summary = json.loads(results.summary.read_text())
+    t3 = pd.read_csv(results.table("table3")).set_index("model")["auc"]
+    t4 = pd.read_csv(results.table("table4")).set_index("model")["auc"]
     aucs = {**t4.to_dict(), "Multi-modal + GNN": t3["Multi-modal + GNN"]}
     return [{"signal": signal, "model": m, "auc": a, "bayes_auc": summary.get("bayes_auc_test"),
              "observable_auc": summary.get("observable_auc_test")} for m, a in aucs.items()]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gliotype.layout import ResultsDir, RunDir
 from gliotype.utils.io import write_csv_atomic
 
 
@@ -32,15 +33,15 @@ def _gliotype() -> list[str]:
     return [sys.executable, "-m", "gliotype.cli"]
 
 
-def _split_rows(run: Path, size: int, cohort_seed: int) -> list[dict]:
+def _split_rows(run: Path | RunDir, size: int, cohort_seed: int) -> list[dict]:
     """One row per (split, model) from a finished run folder."""
     rows = []
-    folders = [run] + sorted((run / "repeats").glob("split-seed-*"))
-    for folder in folders:
-        results = folder / "results"
-        summary = json.loads((results / "summary.json").read_text())
-        for name in ("table2", "table3", "table4"):
-            table = pd.read_csv(results / f"{name}.csv")
+    run = RunDir.of(run)
+    for folder in [run, *run.repeats()]:
+        results = folder.results
+        summary = json.loads(results.summary.read_text())
+        for name in ResultsDir.TABLES:
+            table = pd.read_csv(results.table(name))
             for r in table.to_dict("records"):
                 rows.append({"patients": size, "cohort_seed": cohort_seed, "split_seed": summary["split_seed"],
                              "table": name, "model": r["model"], "auc": r["auc"],

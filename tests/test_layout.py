@@ -1,8 +1,9 @@
-"""The work-folder layout (:mod:`gliotype.layout`): every path, spelled out, and the stages
-writing exactly where it says.
+"""The work-folder and run-folder layout (:mod:`gliotype.layout`): every path, spelled out, and
+the stages writing exactly where it says.
 
-The relative paths below are those of existing work folders: a renamed file breaks the
-cache of every work folder already on disk, so it must show up here.
+The relative paths below are those of existing work and run folders: a renamed file breaks the
+cache of every work folder already on disk (and every script reading a run folder), so it must
+show up here. ``tests/experiment/test_run.py`` checks a real run folder against :class:`RunDir`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gliotype.layout import AtlasDir, CaseDir, SslDir, TransformsDir, WorkDir
+from gliotype.layout import (
+    AtlasDir,
+    CaseDir,
+    ExplainDir,
+    ModelDir,
+    MultiModalDir,
+    ResultsDir,
+    RunDir,
+    SslDir,
+    TransformsDir,
+    WorkDir,
+    row_slug,
+)
 
 # --------------------------------------------------------------------------- the paths
 
@@ -64,6 +77,31 @@ TRANSFORMS_PATHS = {
     "affine": "affine.mat",
     "warp": "warp.nii.gz",
     "inverse_warp": "inverse_warp.nii.gz",
+}
+
+# the run folder (gliotype run --out RUNDIR)
+RUN_PATHS = {
+    "config": "config.yaml",
+    "manifest": "manifest.csv",
+    "validation": "validation.csv",
+    "splits": "splits.csv",
+}
+RESULTS_PATHS = {
+    "predictions": "predictions.csv",
+    "roc": "roc.png",
+    "report": "report.html",
+    "summary": "summary.json",
+    "audit": "audit.csv",
+    "audit_homophily": "audit_homophily.csv",
+    "audit_descriptors": "audit_descriptors.csv",
+    "audit_markdown": "audit.md",
+    "audit_json": "audit.json",
+}
+EXPLAIN_PATHS = {
+    "edge_density": "edge_density.csv",
+    "edge_density_groups": "edge_density_groups.csv",
+    "edge_density_png": "edge_density.png",
+    "summary": "summary.json",
 }
 
 
@@ -113,8 +151,105 @@ def test_folders_take_str_path_or_themselves_and_behave_as_paths(tmp_path):
     assert AtlasDir.of(tmp_path / "atlas") == work.atlas and SslDir.of(str(tmp_path / "ssl")) == work.ssl
     assert pickle.loads(pickle.dumps(work.case("P"))) == work.case("P")  # process pools
     assert hash(work) == hash(WorkDir(tmp_path))
+    run = RunDir.of(str(tmp_path))
+    assert RunDir.of(run) is run and Path(run) == tmp_path and Path(run.results) == tmp_path / "results"
+    assert pickle.loads(pickle.dumps(run.repeat(1))) == run.repeat(1)
     with pytest.raises(AttributeError):
         work.root = tmp_path / "other"  # frozen
+
+
+@pytest.mark.parametrize("root", ["run", Path("/data/run")])
+def test_run_folder_paths(root):
+    run = RunDir.of(root)
+    base = Path(root)
+    assert run.root == base and not run.is_repeat and run.top == run
+    for name, rel in RUN_PATHS.items():
+        assert _rel(getattr(run, name), base) == rel, name
+    assert isinstance(run.work, WorkDir) and _rel(run.work.root, base) == "work"
+    assert _rel(run.work.atlas.sampling, base) == "work/atlas/atlas_sampling.npz"
+    assert [_rel(run.models(f), base) for f in ("A", "B")] == ["models", "models-B"] and run.models() == run.models("A")
+    full = run.model_row("Multi-modal (full model) + MLP")
+    assert isinstance(full, MultiModalDir) and _rel(full.root, base) == "models/Multi_modal_full_model_MLP"
+    assert _rel(full.features, base) == "models/Multi_modal_full_model_MLP/features.csv"
+    assert _rel(full.weights, base) == "models/Multi_modal_full_model_MLP/model.safetensors"
+    assert _rel(run.model_row("fI + fP + MLP + Lcontr", "B").root, base) == "models-B/fI_fP_MLP_Lcontr"
+    assert run.model_row("fI_fP_MLP_Lcontr") == run.model_row("fI + fP + MLP + Lcontr")  # a slug or a name
+    assert [_rel(run.baseline(n), base) for n in ("resnet34", "densenet121")] == ["models/resnet34",
+                                                                                  "models/densenet121"]
+    assert isinstance(run.model, ModelDir) and _rel(run.model.root, base) == "model"
+    assert _rel(run.model.manifest, base) == "model/manifest.json"
+    assert isinstance(run.results, ResultsDir) and _rel(run.results.root, base) == "results"
+    assert isinstance(run.explain, ExplainDir) and _rel(run.explain.root, base) == "explain"
+
+
+def test_results_and_explain_paths():
+    results = ResultsDir(Path("r"))
+    for name, rel in RESULTS_PATHS.items():
+        assert _rel(getattr(results, name), results.root) == rel, name
+    assert ResultsDir.TABLES == ("table2", "table3", "table4")
+    assert [_rel(results.table(t), results.root) for t in ResultsDir.TABLES] == ["table2.csv", "table3.csv",
+                                                                                 "table4.csv"]
+    assert _rel(results.table("table3", "md"), results.root) == "table3.md"
+    assert results.table(3) == results.table("table3")
+    assert _rel(results.repeats_table("table2"), results.root) == "repeats_table2.csv"
+    assert _rel(results.repeats_table(4, "md"), results.root) == "repeats_table4.md"
+    assert [_rel(p, results.root) for p in results.audit_files] == [
+        "audit.csv", "audit_homophily.csv", "audit_descriptors.csv", "audit.md", "audit.json"]
+    explain = ExplainDir(Path("e"))
+    for name, rel in EXPLAIN_PATHS.items():
+        assert _rel(getattr(explain, name), explain.root) == rel, name
+    assert _rel(explain.case("TCGA-1"), explain.root) == "TCGA-1"
+    assert _rel(explain.case_json(7), explain.root) == "7/explain.json"
+
+
+def test_row_slug_is_the_folder_name_of_every_table4_row():
+    from gliotype.experiment.ablations import ABLATIONS, slug
+
+    assert row_slug("fI + fP + MLP + Lcontr") == "fI_fP_MLP_Lcontr"
+    assert row_slug("Multi-modal (no attention) + MLP") == "Multi_modal_no_attention_MLP"
+    for name in ABLATIONS:
+        assert slug(name) == row_slug(name) == row_slug(row_slug(name))
+
+
+def test_repeat_folders_share_the_top_folders_work_config_and_manifest(tmp_path):
+    run = RunDir(tmp_path)
+    rep = run.repeat(12)
+    assert _rel(rep.root, tmp_path) == "repeats/split-seed-12" and rep.is_repeat and rep.top == run
+    assert (rep.work, rep.config, rep.manifest, rep.validation) == (run.work, run.config, run.manifest, run.validation)
+    assert _rel(rep.splits, tmp_path) == "repeats/split-seed-12/splits.csv"
+    assert _rel(rep.models("B"), tmp_path) == "repeats/split-seed-12/models-B"
+    assert _rel(rep.results.summary, tmp_path) == "repeats/split-seed-12/results/summary.json"
+    assert _rel(rep.model.root, tmp_path) == "repeats/split-seed-12/model"
+    assert rep.repeat(13) == run.repeat(13)
+    # the repeats present, sorted by path as learning_curves.py always sorted them
+    assert run.repeats() == []
+    for seed in (2, 10, 1):
+        run.repeat(seed).root.mkdir(parents=True)
+    assert [r.root.name for r in run.repeats()] == ["split-seed-1", "split-seed-10", "split-seed-2"]
+    assert run.repeats() == [RunDir(p) for p in sorted((tmp_path / "repeats").glob("split-seed-*"))]
+    assert rep.repeats() == run.repeats()
+    # a run folder that merely sits in a folder named repeats is no repeat
+    other = RunDir(tmp_path / "repeats" / "mine")
+    assert not other.is_repeat and other.work == WorkDir(other.root / "work")
+
+
+def test_the_audit_reads_a_repeat_folder_where_the_layout_says(tmp_path):
+    from gliotype.audit import read_run_folder
+
+    run = RunDir(tmp_path / "run")
+    run.work.patients.mkdir(parents=True)
+    run.config.write_text("seed: 5\n")
+    run.manifest.write_text("patient_id,site\nP1,a\n")
+    rep = run.repeat(1)
+    rep.root.mkdir(parents=True)
+    pd.DataFrame({"patient_id": ["P1"], "split": ["A"], "idh": [1.0]}).to_csv(rep.splits, index=False)
+    folder = read_run_folder(str(rep.root))
+    assert folder.root == rep.root and folder.work == run.work.root and folder.config == {"seed": 5}
+    assert folder.features is None and folder.manifest["site"].tolist() == ["a"]
+    features = rep.model_row("Multi-modal (full model) + MLP").features
+    features.parent.mkdir(parents=True)
+    pd.DataFrame({"patient_id": ["P1"], "u_T_0": [0.5]}).to_csv(features, index=False)
+    assert read_run_folder(rep).features["patient_id"].tolist() == ["P1"]
 
 
 def test_case_ids_lists_patient_folders_sorted(tmp_path):

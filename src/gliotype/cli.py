@@ -16,6 +16,7 @@ import typer
 
 from gliotype import __version__
 from gliotype.errors import GliotypeError
+from gliotype.layout import RunDir
 from gliotype.utils.logging import get_logger, setup_logging
 
 app = typer.Typer(
@@ -293,7 +294,7 @@ def run(
         typer.echo("\nTable 3 over repeated splits\n")
         typer.echo(repeats_markdown(res["repeats"]["table3"]))
     typer.echo("\n" + ceiling_lines(res["summary"]))
-    typer.echo(f"\nreport: {out / 'results' / 'report.html'}")
+    typer.echo(f"\nreport: {RunDir(out).results.report}")
 
 
 @app.command()
@@ -314,11 +315,11 @@ def audit(
 
     res = audit_run(rundir, truth=truth, out=out, workers=workers, folds=folds, repeats=repeats)
     typer.echo(res.to_markdown())
-    report = rundir / "results" / "report.html"
-    if report.exists():
-        add_audit_section(report, res)
-        typer.echo(f"report: {report}")
-    typer.echo(f"audit files: {out if out is not None else rundir / 'results'}")
+    results = RunDir(rundir).results
+    if results.report.exists():
+        add_audit_section(results.report, res)
+        typer.echo(f"report: {results.report}")
+    typer.echo(f"audit files: {out if out is not None else results.root}")
 
 
 atlas_app = typer.Typer(help="The brain-network atlases: AAL regions (nodes) and tracts (edges).", no_args_is_help=True)
@@ -433,7 +434,7 @@ def explain(
     if all_ == bool(ids):
         _fail("give --patients ID [ID ...] or --all")
     res = explain_run(rundir, None if all_ else [i.strip() for i in ids], epochs=epochs, seed=seed)
-    typer.echo(f"explained {res['patients']} patients: {rundir / 'explain'}")
+    typer.echo(f"explained {res['patients']} patients: {RunDir(rundir).explain.root}")
     for g in res.get("groups", []):
         if g["n"]:
             typer.echo(f"  {g['group']}: {g['n']} patients, mean density of important edges {g['mean_density']:.3f}")

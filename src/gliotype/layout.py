@@ -1,4 +1,5 @@
-"""The on-disk layout of a *work folder*: every path under it is spelled here, and only here.
+"""The on-disk layout of a *work folder*, a *model folder* and a *run folder*: every path under
+them is spelled here, and only here.
 
 A work folder (``gliotype preprocess --out``, ``RUNDIR/work/``, the temporary folder of
 ``gliotype predict``) holds the per-patient intermediate files of every stage and the
@@ -28,9 +29,30 @@ of existing work folders, so a cached work folder keeps working::
             audit/descriptors.json          cached tumour descriptors
             inspect.png                     ``gliotype inspect``
 
-The exported model folder (``RUNDIR/model/``) holds ``atlas/`` and ``ssl/`` folders laid
-out as here, so :class:`AtlasDir` and :class:`SslDir` also read those. The run folder
-(``models/``, ``results/``...) is not described here.
+The exported model folder (``RUNDIR/model/``, :class:`ModelDir`) holds ``atlas/`` and
+``ssl/`` folders laid out as here, so :class:`AtlasDir` and :class:`SslDir` also read those.
+
+A run folder (``gliotype run --out RUNDIR``, :class:`RunDir`) holds the work folder, the
+split, the trained networks, the exported model and the results::
+
+    RUNDIR/
+        config.yaml  manifest.csv (when scanned from --data)  validation.csv
+        work/                               WorkDir (shared by the repeats)
+        splits.csv                          patient_id, split, idh
+        models/<row slug>/                  MultiModalDir: encoders trained on half A (Table 4 rows)
+        models/<baseline>/                  Table 3's 3D CNNs (resnet34, densenet121)
+        models-B/<row slug>/                the cross-fitting fold (encoders on half B)
+        model/                              ModelDir: the exported model (split 0 only)
+        results/                            ResultsDir
+            table{2,3,4}.csv/.md  predictions.csv  roc.png  report.html  summary.json
+            audit.csv  audit_homophily.csv  audit_descriptors.csv  audit.md  audit.json
+            repeats_table{2,3,4}.csv/.md    (top folder, with --repeats > 1)
+        repeats/split-seed-<S>/             a RunDir of its own for split seed S (splits.csv,
+                                            models/, models-B/, results/); its work/,
+                                            config.yaml, manifest.csv are the top folder's
+        explain/                            ExplainDir (``gliotype explain``)
+            <id>/ (explain.json and the files of ``explain_case``)
+            edge_density.csv  edge_density_groups.csv  edge_density.png  summary.json
 
 Every class is a frozen dataclass around ``root`` and is :class:`os.PathLike`, so
 ``Path(workdir)`` still works where a function is handed a :class:`WorkDir`.
@@ -414,4 +436,186 @@ class WorkDir(_Folder):
         return self.root / "brain_network_status.csv"
 
 
-__all__ = ["AtlasDir", "CaseDir", "ModelDir", "MultiModalDir", "PopulationGraphDir", "SslDir", "TransformsDir", "WorkDir"]
+def row_slug(name: str) -> str:
+    """The folder name of a Table 4 row: ``fI + fP + MLP + Lcontr`` -> ``fI_fP_MLP_Lcontr`` (a slug is its own slug)."""
+    keep = "".join(c if c.isalnum() else "_" for c in name)
+    return "_".join(p for p in keep.split("_") if p)
+
+
+@dataclass(frozen=True)
+class ResultsDir(_Folder):
+    """``RUNDIR/results/``: the tables, predictions, figures, report and audit of one split
+    (``gliotype audit --out`` writes its files into any folder laid out the same)."""
+
+    #: the tables of a run, in report order
+    TABLES = ("table2", "table3", "table4")
+
+    def table(self, name: str | int, ext: str = "csv") -> Path:
+        """``table{2,3,4}.csv`` (or ``.md``); ``name`` is ``"table3"`` or ``3``."""
+        return self.root / f"{_table_name(name)}.{ext}"
+
+    def repeats_table(self, name: str | int, ext: str = "csv") -> Path:
+        """``repeats_table{2,3,4}.csv`` (or ``.md``): mean and SD over the repeated splits (top folder only)."""
+        return self.root / f"repeats_{_table_name(name)}.{ext}"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.csv"
+
+    @property
+    def roc(self) -> Path:
+        """Fig. 6."""
+        return self.root / "roc.png"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    # the information audit (gliotype.audit)
+    @property
+    def audit(self) -> Path:
+        """``audit.csv``: one row per feature group."""
+        return self.root / "audit.csv"
+
+    @property
+    def audit_homophily(self) -> Path:
+        return self.root / "audit_homophily.csv"
+
+    @property
+    def audit_descriptors(self) -> Path:
+        return self.root / "audit_descriptors.csv"
+
+    @property
+    def audit_markdown(self) -> Path:
+        return self.root / "audit.md"
+
+    @property
+    def audit_json(self) -> Path:
+        return self.root / "audit.json"
+
+    @property
+    def audit_files(self) -> tuple[Path, ...]:
+        """Every file the audit writes."""
+        return self.audit, self.audit_homophily, self.audit_descriptors, self.audit_markdown, self.audit_json
+
+
+def _table_name(name: str | int) -> str:
+    return f"table{name}" if isinstance(name, int) else name
+
+
+@dataclass(frozen=True)
+class ExplainDir(_Folder):
+    """``RUNDIR/explain/`` (``gliotype explain``): a folder per patient and the cohort summary."""
+
+    def case(self, patient_id) -> Path:
+        """The patient's folder (the files of :func:`gliotype.prediction.explain_case`)."""
+        return self.root / str(patient_id)
+
+    def case_json(self, patient_id) -> Path:
+        return self.case(patient_id) / "explain.json"
+
+    @property
+    def edge_density(self) -> Path:
+        return self.root / "edge_density.csv"
+
+    @property
+    def edge_density_groups(self) -> Path:
+        return self.root / "edge_density_groups.csv"
+
+    @property
+    def edge_density_png(self) -> Path:
+        return self.root / "edge_density.png"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+
+_REPEATS = "repeats"
+_REPEAT_PREFIX = "split-seed-"
+
+
+@dataclass(frozen=True)
+class RunDir(_Folder):
+    """A run folder (``gliotype run --out``); see the module's docstring for the tree.
+
+    A repeated split ``repeats/split-seed-<S>/`` is a :class:`RunDir` of its own; it holds only
+    its ``splits.csv``, ``models*/`` and ``results/``, and hands out the top folder's work
+    folder, ``config.yaml``, ``manifest.csv`` and ``validation.csv`` (written once per run).
+    """
+
+    @property
+    def is_repeat(self) -> bool:
+        """A folder ``repeats/split-seed-<S>`` of another run."""
+        return self.root.parent.name == _REPEATS and self.root.name.startswith(_REPEAT_PREFIX)
+
+    @property
+    def top(self) -> RunDir:
+        """The run this folder is a repeat of (itself when it is none)."""
+        return RunDir(self.root.parent.parent) if self.is_repeat else self
+
+    # of the run as a whole (a repeat's are the top folder's)
+    @property
+    def config(self) -> Path:
+        return self.top.root / "config.yaml"
+
+    @property
+    def manifest(self) -> Path:
+        """The manifest ``gliotype run --data`` scanned (``--manifest`` runs use theirs)."""
+        return self.top.root / "manifest.csv"
+
+    @property
+    def validation(self) -> Path:
+        """``validation.csv``: status and reason of every manifest row."""
+        return self.top.root / "validation.csv"
+
+    @property
+    def work(self) -> WorkDir:
+        return WorkDir(self.top.root / "work")
+
+    # of one split
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits.csv"
+
+    def models(self, fold: str = "A") -> Path:
+        """The networks whose encoders trained on half ``fold``: ``models/`` (A), ``models-B/``."""
+        return self.root / ("models" if fold == "A" else f"models-{fold}")
+
+    def model_row(self, name: str, fold: str = "A") -> MultiModalDir:
+        """The multi-modal network of a Table 4 row (its name or its slug)."""
+        return MultiModalDir(self.models(fold) / row_slug(name))
+
+    def baseline(self, name: str) -> Path:
+        """A 3D CNN of Table 3 (``resnet34``, ``densenet121``), trained once on halves A and B."""
+        return self.models("A") / name
+
+    @property
+    def model(self) -> ModelDir:
+        """The exported model (the first split's)."""
+        return ModelDir(self.root / "model")
+
+    @property
+    def results(self) -> ResultsDir:
+        return ResultsDir(self.root / "results")
+
+    @property
+    def explain(self) -> ExplainDir:
+        return ExplainDir(self.root / "explain")
+
+    # repeated splits
+    def repeat(self, split_seed: int) -> RunDir:
+        """The folder of the split drawn with seed ``split_seed`` (the first split is the top folder)."""
+        return RunDir(self.top.root / _REPEATS / f"{_REPEAT_PREFIX}{int(split_seed)}")
+
+    def repeats(self) -> list[RunDir]:
+        """The repeat folders present, sorted by path (empty when there is none)."""
+        return [RunDir(p) for p in sorted((self.top.root / _REPEATS).glob(f"{_REPEAT_PREFIX}*"))]
+
+
+__all__ = ["AtlasDir", "CaseDir", "ExplainDir", "ModelDir", "MultiModalDir", "PopulationGraphDir", "ResultsDir",
+           "RunDir", "SslDir", "TransformsDir", "WorkDir", "row_slug"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -44,6 +45,41 @@ def test_every_table_with_the_paper_rows(tiny_run):
     preds = pd.read_csv(results / "predictions.csv")
     assert set(preds.columns) == {"patient_id", "split", "model", "probability", "label"}
     assert set(preds["split"]) == {"B", "test"}
+
+
+def test_the_run_folder_is_where_the_layout_says(tiny_run):
+    """Every file and folder `gliotype run` wrote is one :class:`gliotype.layout.RunDir` names (issue 13)."""
+    from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.layout import ResultsDir, RunDir
+
+    root, config, _ = tiny_run
+    run = RunDir(root / "run")
+
+    def names(folder) -> set[str]:
+        return {p.name for p in Path(folder).iterdir()}
+
+    rep = run.repeat(config.split.seed + 1)
+    assert run.repeats() == [rep] and rep.is_repeat and rep.work == run.work
+    assert names(run.root) == {p.name for p in (run.config, run.manifest, run.validation, run.work.root, run.splits,
+                                                run.models(), run.model.root, run.results.root, rep.root.parent)}
+    assert names(rep.root) == {p.name for p in (rep.splits, rep.models(), rep.results.root)}
+    baselines = set(config.baselines.models)
+    r = run.results
+    split_results = {p.name for p in (*(r.table(t, ext) for t in ResultsDir.TABLES for ext in ("csv", "md")),
+                                      r.predictions, r.roc, r.report, r.summary, *r.audit_files)}
+    for folder in (run, rep):
+        rows = {folder.model_row(n).root.name for n in ABLATIONS}
+        assert names(folder.models()) == rows | {folder.baseline(b).name for b in baselines}
+        for name in ABLATIONS:
+            assert folder.model_row(name).weights.is_file() and folder.model_row(name).meta.is_file(), name
+        assert folder.model_row(FULL_MODEL).features.is_file()
+        assert all(folder.baseline(b).is_dir() for b in baselines)
+        assert folder.splits.is_file()
+    assert names(run.results.root) == split_results | {run.results.repeats_table(t, ext).name
+                                                      for t in ResultsDir.TABLES for ext in ("csv", "md")}
+    assert names(rep.results.root) == split_results
+    assert all((run.model.root / rel).is_file() for rel in run.model.required()) and run.model.manifest.is_file()
+    assert run.work.case_ids() and run.work.ssl.models.is_file() and run.work.atlas.sampling.is_file()
 
 
 def test_splits_are_disjoint_and_repeats_differ(tiny_run):

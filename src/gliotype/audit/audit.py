@@ -36,6 +36,7 @@ from gliotype.audit.groups import (
 from gliotype.audit.homophily import table1_homophily
 from gliotype.audit.probes import latent_association, probe_auc
 from gliotype.errors import GliotypeError
+from gliotype.layout import ResultsDir, RunDir
 from gliotype.utils.io import atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress
@@ -90,28 +91,29 @@ def _first(*paths: Path) -> Path | None:
     return next((p for p in paths if p.exists()), None)
 
 
-def read_run_folder(rundir: str | Path) -> RunFolder:
+def read_run_folder(rundir: str | Path | RunDir) -> RunFolder:
     """The splits, work folder, config, full-model features and manifest of a run folder written by
-    ``gliotype run`` (also a repeat folder ``RUN/repeats/split-seed-S``); one clear error otherwise."""
-    root = Path(rundir)
+    ``gliotype run`` (also a repeat folder ``RUN/repeats/split-seed-S``, whose work folder, config
+    and manifest are the top folder's: :class:`~gliotype.layout.RunDir`); one clear error otherwise."""
+    run = RunDir.of(rundir)
+    root = run.root
     if not root.is_dir():
         raise GliotypeError(f"{root.name or rundir}: no such run folder")
-    if not (root / "splits.csv").exists():
-        raise GliotypeError(f"{root.name}: not a run folder (no splits.csv; run `gliotype run` first)")
-    top = root.parent.parent if root.parent.name == "repeats" else root
-    work = _first(root / "work", top / "work")
+    if not run.splits.exists():
+        raise GliotypeError(f"{root.name}: not a run folder (no {run.splits.name}; run `gliotype run` first)")
+    work = _first(run.work.root)
     if work is None:
         raise GliotypeError(f"{root.name}: the run's work folder is missing")
-    splits = pd.read_csv(root / "splits.csv", dtype={"patient_id": str})
+    splits = pd.read_csv(run.splits, dtype={"patient_id": str})
     if not {"patient_id", "split", "idh"} <= set(splits.columns):
-        raise GliotypeError(f"{root.name}: splits.csv lacks patient_id, split or idh")
-    config_path = _first(root / "config.yaml", top / "config.yaml")
+        raise GliotypeError(f"{root.name}: {run.splits.name} lacks patient_id, split or idh")
+    config_path = _first(run.config)
     config = (yaml.safe_load(config_path.read_text()) or {}) if config_path else {}
-    from gliotype.experiment.ablations import FULL_MODEL, slug
+    from gliotype.experiment.ablations import FULL_MODEL
 
-    feats_path = root / "models" / slug(FULL_MODEL) / "features.csv"
+    feats_path = run.model_row(FULL_MODEL).features
     features = pd.read_csv(feats_path, dtype={"patient_id": str}) if feats_path.exists() else None
-    manifest_path = _first(root / "manifest.csv", top / "manifest.csv")
+    manifest_path = _first(run.manifest)
     manifest = pd.read_csv(manifest_path, dtype=str) if manifest_path else None
     return RunFolder(root, work, splits, config, features, manifest)
 
@@ -179,7 +181,7 @@ def _row(group: FeatureGroup, x: np.ndarray, train: list[str], half_b: list[str]
 
 
 def audit_run(
-    rundir: str | Path,
+    rundir: str | Path | RunDir,
     truth: str | Path | None = None,
     out: str | Path | None = None,
     seed: int | None = None,
@@ -227,7 +229,7 @@ def audit_run(
     homophily = _homophily(run, ids, labels, table)
     bayes = _bayes(truth_df, ids["test"], labels)
     audit = InformationAudit(table, homophily, ceiling, bayes, {s: len(v) for s, v in ids.items()}, missing)
-    write_audit(audit, descriptors, Path(out) if out is not None else run.root / "results")
+    write_audit(audit, descriptors, out if out is not None else RunDir(run.root).results)
     return audit
 
 
@@ -301,13 +303,14 @@ def audit_markdown(audit: InformationAudit) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_audit(audit: InformationAudit, descriptors: pd.DataFrame, out: Path) -> None:
-    """``audit.csv``, ``audit_homophily.csv``, ``audit_descriptors.csv``, ``audit.md``, ``audit.json``."""
-    out = Path(out)
-    write_csv_atomic(audit.groups, out / "audit.csv", float_format="%.6g")
-    write_csv_atomic(audit.homophily, out / "audit_homophily.csv", float_format="%.6g")
-    write_csv_atomic(descriptors, out / "audit_descriptors.csv", float_format="%.6g")
-    atomic_write(out / "audit.md", audit_markdown(audit))
+def write_audit(audit: InformationAudit, descriptors: pd.DataFrame, out: str | Path | ResultsDir) -> None:
+    """``audit.csv``, ``audit_homophily.csv``, ``audit_descriptors.csv``, ``audit.md``, ``audit.json``
+    into ``out``, laid out as a results folder (:class:`~gliotype.layout.ResultsDir`)."""
+    out = ResultsDir.of(out)
+    write_csv_atomic(audit.groups, out.audit, float_format="%.6g")
+    write_csv_atomic(audit.homophily, out.audit_homophily, float_format="%.6g")
+    write_csv_atomic(descriptors, out.audit_descriptors, float_format="%.6g")
+    atomic_write(out.audit_markdown, audit_markdown(audit))
     summary = {"observable_ceiling": audit.observable_ceiling, "bayes_auc": audit.bayes_auc,
                "patients": audit.patients, "missing_descriptors": audit.missing_descriptors}
-    atomic_write(out / "audit.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(out.audit_json, json.dumps(summary, indent=2) + "\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gliotype.layout import row_slug
+
 # name in the paper -> overrides of the `multimodal` section
 ABLATIONS: dict[str, dict] = {
     "fI + MLP": {"encoders": ["image"], "use_contrastive": False},
@@ -22,5 +24,5 @@ FULL_MODEL = "Multi-modal (full model) + MLP"
 
 def slug(name: str) -> str:
     """A folder name for a row: ``fI + fP + MLP + Lcontr`` -> ``fI_fP_MLP_Lcontr``."""
-    keep = "".join(c if c.isalnum() else "_" for c in name)
-    return "_".join(p for p in keep.split("_") if p)
+    # spelled by the layout: gliotype.layout.row_slug
+    return row_slug(name)

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 
 from gliotype.config import GliotypeConfig  # noqa: E402
 from gliotype.experiment.tables import TABLE_COLUMNS, to_markdown  # noqa: E402
+from gliotype.layout import ResultsDir  # noqa: E402
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic  # noqa: E402
 
 # Fig. 6 panels: title -> models drawn
@@ -61,7 +62,7 @@ ABLATIONS_SKIPPED = ("Only the full model was trained: this run skipped the abla
 
 
 def write_report(
-    results: Path,
+    results: str | Path | ResultsDir,
     tables: dict[str, pd.DataFrame],
     predictions: pd.DataFrame,
     summary: dict,
@@ -69,14 +70,15 @@ def write_report(
     models: dict,
     y_test: np.ndarray,
 ) -> Path:
-    """Write ``table{2,3,4}.csv/.md``, ``predictions.csv``, ``roc.png`` and ``report.html``."""
-    results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
+    """Write ``table{2,3,4}.csv/.md``, ``predictions.csv``, ``roc.png`` and ``report.html`` into
+    the results folder ``results`` (:class:`~gliotype.layout.ResultsDir`); returns the report's path."""
+    results = ResultsDir.of(results)
+    results.root.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
-        write_csv_atomic(df[[c for c in [*TABLE_COLUMNS, "delong_p", "threshold"] if c in df]], results / f"{name}.csv")
-        atomic_write(results / f"{name}.md", to_markdown(df) + "\n")
-    write_csv_atomic(predictions, results / "predictions.csv")
-    roc = plot_roc(models, y_test, results / "roc.png")
+        write_csv_atomic(df[[c for c in [*TABLE_COLUMNS, "delong_p", "threshold"] if c in df]], results.table(name))
+        atomic_write(results.table(name, "md"), to_markdown(df) + "\n")
+    write_csv_atomic(predictions, results.predictions)
+    roc = plot_roc(models, y_test, results.roc)
     png = base64.b64encode(roc.read_bytes()).decode()
     titles = {"table2": "Table 2. Population graphs (node weights, edge weights)",
               "table3": "Table 3. Comparison with baselines", "table4": "Table 4. Ablation experiments"}
@@ -110,7 +112,7 @@ def write_report(
               "<h2>Configuration</h2><pre>" + html.escape(yaml.safe_dump(config.model_dump(mode="json"),
                                                                           sort_keys=False)) + "</pre>",
               "</body></html>"]
-    path = results / "report.html"
+    path = results.report
     atomic_write(path, "\n".join(parts))
     return path
 

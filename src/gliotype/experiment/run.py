@@ -19,7 +19,7 @@ import pandas as pd
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.errors import GliotypeError
-from gliotype.experiment.ablations import ABLATIONS, FULL_MODEL, slug
+from gliotype.experiment.ablations import ABLATIONS, FULL_MODEL
 from gliotype.experiment.tables import (
     TABLE_COLUMNS,
     FEATURE_ROWS,
@@ -30,6 +30,7 @@ from gliotype.experiment.tables import (
     table,
     to_markdown,
 )
+from gliotype.layout import RunDir, WorkDir
 from gliotype.utils.io import atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
 
@@ -57,21 +58,23 @@ class Timer:
         return _Stage()
 
 
-def prepare_cohort(data: Path | None, manifest: Path | None, out: Path, workers: int) -> pd.DataFrame:
-    """Scan (or read) and validate the cohort; returns the usable rows."""
+def prepare_cohort(data: Path | None, manifest: Path | None, out: str | Path | RunDir, workers: int) -> pd.DataFrame:
+    """Scan (or read) and validate the cohort; returns the usable rows (``manifest.csv`` when
+    scanned and ``validation.csv`` are written into the run folder ``out``)."""
     from gliotype.input import read_manifest, scan_cohort, validate_manifest, write_manifest
 
+    run = RunDir.of(out)
     if manifest is None:
         if data is None:
             raise GliotypeError("give --data DIR or --manifest CSV")
         labels = data / "labels.csv" if (data / "labels.csv").exists() else None
         df = scan_cohort(data, labels=labels)
-        manifest = out / "manifest.csv"
+        manifest = run.manifest
         write_manifest(df, manifest)
     df = read_manifest(manifest)
     reports = validate_manifest(df, workers=workers)
     rows = [{"patient_id": r.patient_id, "status": r.status, "reason": r.reason} for r in reports]
-    write_csv_atomic(pd.DataFrame(rows), out / "validation.csv")
+    write_csv_atomic(pd.DataFrame(rows), run.validation)
     ok = {r.patient_id for r in reports if r.status == "ok"}
     for r in reports:
         if r.status != "ok":
@@ -93,7 +96,7 @@ def _tumor_and_brain(feats: pd.DataFrame) -> np.ndarray:
 
 
 def run_experiment(
-    out: str | Path,
+    out: str | Path | RunDir,
     config: GliotypeConfig,
     data: str | Path | None = None,
     manifest: str | Path | None = None,
@@ -115,17 +118,17 @@ def run_experiment(
     from gliotype.modalities.build import build_modalities
     from gliotype.preprocessing import preprocess_cohort
 
-    out = Path(out)
+    run = RunDir.of(out)
     table4_rows(ablations)  # an unknown row name fails before any work
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / "work"
-    save_config(config, out / "config.yaml")
+    run.root.mkdir(parents=True, exist_ok=True)
+    work = run.work
+    save_config(config, run.config)
     timer = Timer()
     workers = config.workers
     repeats = int(repeats or config.split.repeats)
 
     with timer("cohort"):
-        cohort = prepare_cohort(Path(data) if data else None, Path(manifest) if manifest else None, out, workers)
+        cohort = prepare_cohort(Path(data) if data else None, Path(manifest) if manifest else None, run, workers)
     with timer("preprocessing"):
         status = preprocess_cohort(cohort, work, config, workers=workers)
         ok = status.loc[status["status"].isin(["done", "skipped"]), "patient_id"].astype(str).tolist()
@@ -140,7 +143,7 @@ def run_experiment(
     for k in range(repeats):
         cfg = config.model_copy(deep=True)
         cfg.split.seed = config.split.seed + k
-        run_out = out if k == 0 else out / "repeats" / f"split-seed-{cfg.split.seed}"
+        run_out = run if k == 0 else run.repeat(cfg.split.seed)
         if repeats > 1:
             log.info("repeat %d of %d (split seed %d)", k + 1, repeats, cfg.split.seed)
         runs.append(_run_split(run_out, work, cohort, ok, cfg, Path(data) if data else None, ablations, baselines,
@@ -150,17 +153,17 @@ def run_experiment(
         result["repeats"] = {name: summarise_repeats([r["tables"][name] for r in runs])
                              for name in result["tables"]}
         for name, df in result["repeats"].items():
-            write_csv_atomic(df, out / "results" / f"repeats_{name}.csv")
-            atomic_write(out / "results" / f"repeats_{name}.md", repeats_markdown(df) + "\n")
+            write_csv_atomic(df, run.results.repeats_table(name))
+            atomic_write(run.results.repeats_table(name, "md"), repeats_markdown(df) + "\n")
         from gliotype.experiment.report import add_repeats_section
 
-        add_repeats_section(out / "results" / "report.html", result["repeats"])
+        add_repeats_section(run.results.report, result["repeats"])
         result["summary"]["repeats"] = {
             "split_seeds": [config.split.seed + k for k in range(repeats)],
             **{key: [r["summary"][key] for r in runs] for key in ("bayes_auc_test", "observable_auc_test",
                                                                    "ceiling_ratio")}}
     result["summary"]["seconds"] = timer.seconds
-    atomic_write(out / "results" / "summary.json", json.dumps(result["summary"], indent=2, default=float))
+    atomic_write(run.results.summary, json.dumps(result["summary"], indent=2, default=float))
     return result
 
 
@@ -184,7 +187,7 @@ def repeats_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], config: GliotypeConfig,
+def _run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], config: GliotypeConfig,
                data: Path | None, ablations: bool | list[str], baselines: bool, timer: Timer, export: bool,
                audit: bool = True) -> dict:
     """Everything after the modalities for one draw of the split protocol (section 4.1).
@@ -199,11 +202,11 @@ def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], confi
     from gliotype.evaluation.splits import check_splits, make_splits
     from gliotype.self_supervised import encode_brain_networks, train_self_supervised
 
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / "results"
+    run.root.mkdir(parents=True, exist_ok=True)
+    results = run.results
     splits = make_splits(cohort, config.split.test_fraction, config.split.seed)
     check_splits(splits)
-    write_csv_atomic(splits, out / "splits.csv")
+    write_csv_atomic(splits, run.splits)
     ids = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("ssl", "A", "B", "test")}
     labels = dict(zip(splits["patient_id"], splits["idh"]))
     log.info("splits: %s", ", ".join(f"{k} {len(v)}" for k, v in ids.items()))
@@ -213,8 +216,8 @@ def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], confi
         encode_brain_networks(work, ok)
 
     halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
-    folds = [_fold(out / ("models" if enc == "A" else f"models-{enc}"), work, ids[enc], ids[clf], ids["test"],
-                   labels, config, ablations if enc == "A" else False, timer) for enc, clf in halves]
+    folds = [_fold(run, enc, work, ids[enc], ids[clf], ids["test"], labels, config,
+                   ablations if enc == "A" else False, timer) for enc, clf in halves]
     train_ids = [p for _, clf in halves for p in ids[clf]]
     y_train = np.array([labels[p] for p in train_ids], dtype=float)
     y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
@@ -228,7 +231,7 @@ def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], confi
     t3_models: list[Scored] = []
     with timer("baselines"):
         if baselines:
-            t3_models += _cnn_baselines(work, out, ids, train_ids, labels, config)
+            t3_models += _cnn_baselines(work, run, ids, train_ids, labels, config)
     t3_models += _across_folds([f["classifiers"] for f in folds])
     t3_models.append(Scored("Multi-modal + GNN", gnn.p_train, gnn.p_test, p_threshold=gnn.p_threshold))
     t3 = table(t3_models, y_train, y_test, ev, reference="Multi-modal + GNN", seed=seed)
@@ -248,7 +251,7 @@ def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], confi
         from gliotype.experiment.export import export_model
 
         first = folds[0]
-        export_model(out / "model", config, work, first["model_dir"], first["features"], first["graph_ids"],
+        export_model(run.model, config, work, first["model_dir"], first["features"], first["graph_ids"],
                      first["in_train"], first["y"], first["gnn"])
     from gliotype.experiment.report import write_report
 
@@ -267,14 +270,14 @@ def _run_split(out: Path, work: Path, cohort: pd.DataFrame, ok: list[str], confi
     }
     write_report(results, tables, preds, summary, config, {m.name: m for m in t2_models + t3_models + t4_models},
                  y_test)
-    atomic_write(results / "summary.json", json.dumps(summary, indent=2, default=float))
+    atomic_write(results.summary, json.dumps(summary, indent=2, default=float))
     if audit:
         with timer("information audit"):
             from gliotype.audit import audit_run
             from gliotype.experiment.report import add_audit_section
 
             truth = data / "truth.csv" if data is not None and (data / "truth.csv").exists() else None
-            add_audit_section(results / "report.html", audit_run(out, truth=truth, workers=config.workers))
+            add_audit_section(results.report, audit_run(run, truth=truth, workers=config.workers))
     return {"tables": tables, "summary": summary}
 
 
@@ -305,10 +308,11 @@ def _ceiling_ratios(table3: pd.DataFrame, model: str, bayes: float | None, obser
             "observable": None if not observable else auc / observable}
 
 
-def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test_ids: list[str],
+def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: list[str], test_ids: list[str],
           labels: dict, config: GliotypeConfig, ablations: bool | list[str], timer: Timer) -> dict:
-    """Encoders (full model + Table 4 ablations) trained on ``enc_ids``; population graphs
-    and feature classifiers fitted on ``clf_ids``; every model scores ``test_ids``."""
+    """Encoders (full model + Table 4 ablations) trained on ``enc_ids`` (half ``fold``, stored in
+    ``run.models(fold)``); population graphs and feature classifiers fitted on ``clf_ids``; every
+    model scores ``test_ids``."""
     from gliotype.multimodal.stage import features_for, train_multimodal
 
     graph_ids = clf_ids + test_ids
@@ -324,7 +328,7 @@ def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test
             cfg = config.model_copy(deep=True)
             for k, v in overrides.items():
                 setattr(cfg.multimodal, k, v)
-            model_dir = models / slug(name)
+            model_dir = run.model_row(name, fold)
             train_multimodal(work, model_dir, enc_ids, labels, cfg)
             feature_sets[name] = features_for(work, model_dir, graph_ids, cfg)
     full = feature_sets[FULL_MODEL]
@@ -345,7 +349,7 @@ def _fold(models: Path, work: Path, enc_ids: list[str], clf_ids: list[str], test
                 mlp = feature_models(x[in_train], y_clf, x[~in_train], seed, fc, rows=["mlp"])[0]
             t4.append(Scored(name, mlp.p_train, mlp.p_test, p_threshold=mlp.p_threshold))
     return {"table2": t2, "gnn": gnn, "classifiers": classifiers, "table4": t4, "features": full, "graph_ids": graph_ids,
-            "in_train": in_train, "y": y, "model_dir": models / slug(FULL_MODEL)}
+            "in_train": in_train, "y": y, "model_dir": run.model_row(FULL_MODEL, fold)}
 
 
 def table4_rows(ablations: bool | list[str]) -> dict[str, dict]:
@@ -373,7 +377,7 @@ def _across_folds(folds: list[list[Scored]]) -> list[Scored]:
     return out
 
 
-def _cnn_baselines(work, out, ids, threshold_ids, labels, config) -> list[Scored]:
+def _cnn_baselines(work: WorkDir, run: RunDir, ids, threshold_ids, labels, config) -> list[Scored]:
     """Table 3's 3D CNNs on the tumor image, trained on halves A and B together; their
     threshold is chosen on their (fitted) predictions of ``threshold_ids``."""
     from gliotype.evaluation.baselines import predict_cnn, train_cnn
@@ -382,7 +386,7 @@ def _cnn_baselines(work, out, ids, threshold_ids, labels, config) -> list[Scored
     train_ids = ids["A"] + ids["B"]
     labels_of = {"resnet34": "ResNet(3D)", "densenet121": "DenseNet(3D)"}
     for name in config.baselines.models:
-        folder = out / "models" / name
+        folder = run.baseline(name)
         model = train_cnn(name, work, folder, train_ids, labels, config.baselines, config.seed,
                           inputs_key=config_hash(config, "modalities", "preprocess"))
         models.append(Scored(labels_of[name], predict_cnn(model, work, threshold_ids),

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gliotype.errors import GliotypeError
-from gliotype.layout import WorkDir
+from gliotype.layout import RunDir, WorkDir
 from gliotype.prediction._util import jsonable
 from gliotype.utils.training import torch_threads
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
@@ -156,8 +156,8 @@ def explain_case(
     return info
 
 
-def _labels(run: Path) -> dict[str, float]:
-    path = run / "splits.csv"
+def _labels(run: RunDir) -> dict[str, float]:
+    path = run.splits
     if not path.exists():
         return {}
     df = pd.read_csv(path, dtype={"patient_id": str})
@@ -187,7 +187,7 @@ def _density_figure(patients: pd.DataFrame, path: Path, p_value: float) -> None:
 
 
 def explain_run(
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     patients: list[str] | None = None,
     *,
     epochs: int = EXPLAINER_EPOCHS,
@@ -204,12 +204,12 @@ def explain_run(
     from gliotype.interpretation import cohort_edge_summary
     from gliotype.prediction.model import load_model
 
-    run = Path(run_dir)
-    if not (run / "model").is_dir() or not (run / "work").is_dir():
-        raise GliotypeError(f"{run.name or run} is not a finished run folder (no model/ or work/); "
+    run = RunDir.of(run_dir)
+    if not run.model.root.is_dir() or not run.work.root.is_dir():
+        raise GliotypeError(f"{run.root.name or run.root} is not a finished run folder (no model/ or work/); "
                             "run `gliotype run` first")
-    model = load_model(run / "model")
-    work = WorkDir(run / "work")
+    model = load_model(run.model)
+    work = run.work
     labels = _labels(run)
     ready = [pid for pid in work.case_ids() if work.case(pid).brain_network.exists()]
     if patients is None:
@@ -222,29 +222,29 @@ def explain_run(
                                 f"({len(ready)} patients have one; e.g. {', '.join(ready[:3])})")
     if not patients:
         raise GliotypeError("no patient to explain")
-    folder = run / "explain"
+    folder = run.explain
     probs: dict[str, np.ndarray] = {}
     rows = []
     for pid in progress(patients, "explain"):
-        info = explain_case(model.multimodal, work, pid, folder / pid, model.region_centroids, model.region_names,
-                            epochs=epochs, seed=seed, threshold=threshold)
+        info = explain_case(model.multimodal, work, pid, folder.case(pid), model.region_centroids,
+                            model.region_names, epochs=epochs, seed=seed, threshold=threshold)
         p = info.pop("edge_probabilities")
         if p is not None:
             probs[pid] = p
-        atomic_write(folder / pid / "explain.json",
+        atomic_write(folder.case_json(pid),
                      json.dumps(jsonable({"patient_id": pid, "idh": labels.get(pid), **info}), indent=2))
         rows.append({"patient_id": pid, **{k: info.get(k) for k in ("gradcam_attention_spearman", "important_edges",
                                                                    "edge_density")}})
     result = {"patients": len(patients), "threshold": threshold, "explainer_epochs": epochs, "explainer_seed": seed}
     if probs:
         summary = cohort_edge_summary(probs, labels, threshold)
-        write_csv_atomic(summary.patients, folder / "edge_density.csv")
-        write_csv_atomic(summary.groups, folder / "edge_density_groups.csv")
-        _density_figure(summary.patients, folder / "edge_density.png", summary.p_value)
+        write_csv_atomic(summary.patients, folder.edge_density)
+        write_csv_atomic(summary.groups, folder.edge_density_groups)
+        _density_figure(summary.patients, folder.edge_density_png, summary.p_value)
         result.update({"mann_whitney_u": summary.u_statistic, "p_value": summary.p_value,
                        "groups": summary.groups.to_dict(orient="records")})
     result = jsonable(result)
-    atomic_write(folder / "summary.json", json.dumps(result, indent=2))
+    atomic_write(folder.summary, json.dumps(result, indent=2))
     result["rows"] = rows
     return result
 

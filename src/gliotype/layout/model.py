@@ -1,0 +1,114 @@
+"""The exported model folder (``ModelDir``): the multi-modal network (``MultiModalDir``, also
+a run's ``models/<row>/``) and the stored population graph (``PopulationGraphDir``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gliotype.layout.folder import _Folder
+from gliotype.layout.work import AtlasDir, SslDir
+
+
+@dataclass(frozen=True)
+class MultiModalDir(_Folder):
+    """One trained multi-modal network (``RUNDIR/models/<row>/``, a model folder's ``multimodal/``)."""
+
+    @property
+    def weights(self) -> Path:
+        return self.root / "model.safetensors"
+
+    @property
+    def meta(self) -> Path:
+        """``model.json``: the cache key and encoders, written last."""
+        return self.root / "model.json"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def features(self) -> Path:
+        """``features.csv``: u_I, u_P, u_T, u_B of every featurised patient."""
+        return self.root / "features.csv"
+
+    @property
+    def features_meta(self) -> Path:
+        """``features.json``: the model key ``features.csv`` was made with."""
+        return self.root / "features.json"
+
+    @property
+    def copied(self) -> tuple[Path, ...]:
+        """What a model folder copies."""
+        return self.weights, self.meta
+
+
+@dataclass(frozen=True)
+class PopulationGraphDir(_Folder):
+    """A model folder's ``population_graph/``: the stored graph and its GNN."""
+
+    @property
+    def nodes(self) -> Path:
+        """u_T, u_B, labels and transductive probabilities of the stored patients."""
+        return self.root / "nodes.npz"
+
+    @property
+    def standardisation(self) -> Path:
+        return self.root / "standardisation.npz"
+
+    @property
+    def gnn(self) -> Path:
+        return self.root / "gnn.safetensors"
+
+    @property
+    def meta(self) -> Path:
+        """``meta.json``: graph row, theta, threshold, GNN sizes."""
+        return self.root / "meta.json"
+
+
+@dataclass(frozen=True)
+class ModelDir(_Folder):
+    """A trained-model folder (``RUNDIR/model/``), what ``gliotype predict`` loads::
+
+        MODEL/
+            config.yaml  manifest.json (sha256 of every other file)
+            ssl/               SslDir (the copied models)
+            atlas/             AtlasDir (the copied positions + regions.npz)
+            multimodal/        MultiModalDir (weights, model.json)
+            population_graph/  PopulationGraphDir
+    """
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def ssl(self) -> SslDir:
+        return SslDir(self.root / "ssl")
+
+    @property
+    def atlas(self) -> AtlasDir:
+        return AtlasDir(self.root / "atlas")
+
+    @property
+    def multimodal(self) -> MultiModalDir:
+        return MultiModalDir(self.root / "multimodal")
+
+    @property
+    def population_graph(self) -> PopulationGraphDir:
+        return PopulationGraphDir(self.root / "population_graph")
+
+    def required(self) -> tuple[str, ...]:
+        """The files a complete model folder holds (``manifest.json`` aside), relative, ``/``-separated."""
+        pg = self.population_graph
+        paths = (self.config, *self.ssl.copied, *self.atlas.copied, *self.multimodal.copied, pg.nodes, pg.gnn,
+                 pg.meta, pg.standardisation, self.atlas.regions)
+        return tuple(p.relative_to(self.root).as_posix() for p in paths)

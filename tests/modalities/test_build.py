@@ -16,7 +16,7 @@ import pytest
 from gliotype.config import load_config
 from gliotype.modalities.build import AtlasSampling, build_case_modalities, load_case_modalities
 from gliotype.modalities.crossing import tract_matrix
-from gliotype.preprocessing.pipeline import SEQUENCES
+from gliotype.preprocessing import SEQUENCES
 
 SHAPE = (30, 30, 30)
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])

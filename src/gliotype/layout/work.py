@@ -55,7 +55,7 @@ class CaseDir(_Folder):
     def patient_id(self) -> str:
         return self.root.name
 
-    # preprocessing (gliotype.preprocessing.pipeline)
+    # preprocessing (gliotype.preprocessing.cohort, .cache)
     @property
     def done(self) -> Path:
         """Preprocessing's cache key and outputs, written last: the mark of a preprocessed patient."""

@@ -1,7 +1,12 @@
 """Image preprocessing (paper section 4.2): co-registration to T1c, skull stripping,
 intensity normalisation, optional denoising and registration to the MNI152 2 mm template.
 
-See ``docs/preprocessing.md`` for the steps, outputs and QC fields.
+See ``docs/preprocessing.md`` for the steps, outputs and QC fields. Modules: ``case`` the
+steps of one patient (``inputs`` its input checks, ``qc`` its quality control),
+``cohort`` running a patient or a cohort (status table ``preprocessing.csv``), ``cache``
+the per-patient cache key and ``done.json``, ``outputs`` the files of a preprocessed
+patient and reading them back; ``brain``, ``normalize`` and ``register`` the methods,
+``images`` the NIfTI/ANTs helpers.
 """
 
 import os as _os
@@ -13,15 +18,9 @@ _os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
 
 from gliotype.preprocessing.brain import dice, is_skull_stripped, nonzero_brain_mask
 from gliotype.preprocessing.normalize import PERCENTILES, STANDARD_SCALE, histogram_standardize, zscore
-from gliotype.preprocessing.pipeline import (
-    PREPROCESS_VERSION,
-    SEQUENCES,
-    CaseResult,
-    cache_key,
-    load_preprocessed,
-    preprocess_case,
-    preprocess_cohort,
-)
+from gliotype.preprocessing.cache import PREPROCESS_VERSION, cache_key
+from gliotype.preprocessing.cohort import CaseResult, preprocess_case, preprocess_cohort
+from gliotype.preprocessing.outputs import SEQUENCES, load_preprocessed
 from gliotype.preprocessing.register import to_native, to_template
 
 __all__ = [

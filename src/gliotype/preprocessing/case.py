@@ -1,0 +1,298 @@
+"""The steps of one patient (paper section 4.2), from its input files to its volumes on the template grid.
+
+:func:`run_case` runs them in the order of the paper (details in ``docs/preprocessing.md``):
+
+1. :func:`read_inputs`: read and check the input files;
+2. :func:`coregister`: every sequence, FA and the mask onto the T1c grid;
+3. :func:`brain_mask`: skull stripping;
+4. :func:`normalise`: optional denoising, then intensity normalisation inside the brain;
+5. :func:`register` to the template and :func:`apply_transforms` (then, for the grey-matter
+   methods, :func:`normalise_on_grey_matter`);
+6. the QC (:mod:`gliotype.preprocessing.qc`), :func:`write_outputs` (also for a failed
+   QC, for inspection) and the QC's verdict.
+
+Each step says what it did to the patient's log, fills its part of ``qc.json`` and
+raises a :class:`~gliotype.errors.CaseError` naming the patient, the file and the
+problem. The cache, the log file and failure handling are
+:func:`gliotype.preprocessing.cohort.preprocess_case`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from gliotype.errors import CaseError
+from gliotype.layout import CaseDir, TransformsDir
+from gliotype.preprocessing import brain as brainmod
+from gliotype.preprocessing import register as reg_mod
+from gliotype.preprocessing.cache import PREPROCESS_VERSION
+from gliotype.preprocessing.images import on_grid, same_grid, to_ants, voxel_volume
+from gliotype.preprocessing.inputs import load_inputs
+from gliotype.preprocessing.normalize import GM_METHODS, normalize, normalize_on_template, pre_registration_method
+from gliotype.preprocessing.outputs import SEQUENCES, write_volumes
+from gliotype.preprocessing.qc import qc_verdict, quality_control
+from gliotype.utils.timing import Laps
+
+
+@dataclass
+class CaseContext:
+    """What every step needs: the patient, its input files (by role), the ``preprocess``
+    settings, the template, the log (``say``) and the QC record the steps fill."""
+
+    pid: str
+    inputs: dict[str, Path]
+    cfg: Any
+    template: Any
+    say: Callable[..., None]
+    qc: dict
+
+
+@dataclass
+class NativeCase:
+    """The patient on its native grid (the T1c grid), after co-registration."""
+
+    ref: nib.Nifti1Image  # t1c: the native grid
+    images: dict[str, nib.Nifti1Image]  # role -> image on the native grid
+    coregistration: dict[str, str | None]  # role -> rigid transform file name, None when not registered
+    mask: np.ndarray  # uint8 labels
+    tumor: np.ndarray  # mask > 0
+    sequences: dict[str, np.ndarray]  # role -> float32 voxels, for SEQUENCES
+    voxel_mm3: float
+    on_template: bool  # the native grid is the template grid: nothing to register
+
+
+@dataclass
+class TemplateCase:
+    """The patient on the template grid."""
+
+    sequences: np.ndarray  # (4, X, Y, Z) float32 in SEQUENCES order
+    mask: np.ndarray  # uint8 labels
+    brain: np.ndarray  # bool
+    fa: np.ndarray | None
+
+
+def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: dict) -> dict:
+    """The steps of section 4.2 for one patient; writes the outputs and fills and returns ``qc``."""
+    from gliotype.atlases import load_template
+
+    cfg = config.preprocess
+    lap = Laps(ndigits=3)
+    ctx = CaseContext(pid, inputs, cfg, load_template(int(round(cfg.spacing_mm))), say, qc)
+    case.transforms.root.mkdir(parents=True, exist_ok=True)
+    qc.update({"patient_id": pid, "version": PREPROCESS_VERSION})
+
+    images = read_inputs(ctx)
+    lap("load")
+    native = coregister(ctx, images, case.transforms)
+    lap("coregistration")
+    brain = brain_mask(ctx, native)
+    lap("brain_mask")
+    sequences, fa = normalise(ctx, native, brain)
+    lap("normalization")
+    reg = register(ctx, native, brain, sequences)
+    lap("registration")
+    try:
+        warped = apply_transforms(ctx, reg, native, brain, sequences, fa)
+        lap("apply_transforms")
+        if cfg.normalization in GM_METHODS:
+            warped.sequences = normalise_on_grey_matter(ctx, warped)
+            lap("normalization_gm")
+        dice, similarity = quality_control(ctx, reg, native, brain, warped)
+        write_outputs(case, ctx.template, warped, reg, native)
+        lap("write")
+    finally:
+        reg.cleanup()
+    qc["steps_seconds"] = lap.seconds
+    return qc_verdict(ctx, dice, similarity, native.on_template)
+
+
+def read_inputs(ctx: CaseContext) -> dict[str, nib.Nifti1Image]:
+    """1. The input images by role, read and checked (:func:`gliotype.preprocessing.inputs.load_inputs`)."""
+    images = load_inputs(ctx.inputs, ctx.pid)
+    ctx.say(f"loaded {', '.join(images)}; t1c grid {images['t1c'].shape} "
+            f"voxel {np.round(nib.affines.voxel_sizes(images['t1c'].affine), 3).tolist()} mm")
+    return images
+
+
+def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: TransformsDir) -> NativeCase:
+    """2. Everything onto the T1c grid: a sequence or FA on another grid is rigidly co-registered
+    (``preprocess.coregister``; transform in ``tdir``), the mask resampled in world coordinates."""
+    from gliotype.preprocessing.register import resample_to, rigid_coregister
+
+    cfg = ctx.cfg
+    ref = images["t1c"]
+    out = {"t1c": ref}
+    record: dict[str, str | None] = {}
+    for role in ("t1", "t2", "flair", "fa"):
+        if role not in images:
+            continue
+        img = images[role]
+        aligned = same_grid(img, ref)
+        if cfg.coregister == "always" or (cfg.coregister == "auto" and not aligned):
+            ctx.say(f"{role}: rigid co-registration to t1c")
+            path = tdir.coregistration(role)
+            try:
+                out[role] = rigid_coregister(ref, img, cfg.spacing_mm, cfg.seed, path)
+            except Exception as exc:
+                raise CaseError(ctx.pid, ctx.inputs[role],
+                                f"rigid co-registration of {role} to t1c failed ({one_line(exc)})")
+            record[role] = path.name
+        elif aligned:
+            out[role] = img
+            record[role] = None
+        else:
+            ctx.say(f"{role}: resampled onto the t1c grid (coregister=never)")
+            out[role] = resample_to(ref, img, "linear")
+            record[role] = None
+    mask = images["mask"]
+    if same_grid(mask, ref):
+        out["mask"] = mask
+    else:
+        ctx.say("mask: resampled onto the t1c grid (world coordinates, generic label interpolation)")
+        res = resample_to(ref, nib.Nifti1Image(np.asarray(mask.dataobj, np.float32), mask.affine), "genericLabel")
+        out["mask"] = nib.Nifti1Image(np.rint(np.asarray(res.dataobj)).astype(np.uint8), res.affine)
+
+    labels = np.asarray(out["mask"].dataobj).astype(np.uint8)
+    if not (labels > 0).any():
+        raise CaseError(ctx.pid, ctx.inputs["mask"], "mask is empty on the t1c grid")
+    ctx.qc["coregistration"] = {k: ("rigid" if v else "none") for k, v in record.items()}
+    return NativeCase(ref, out, record, labels, labels > 0,
+                      {r: np.asarray(out[r].dataobj, dtype=np.float32) for r in SEQUENCES},
+                      voxel_volume(ref.affine), on_grid(ref, ctx.template.shape, ctx.template.affine))
+
+
+def brain_mask(ctx: CaseContext, native: NativeCase) -> np.ndarray:
+    """3. Skull stripping: the brain on the T1c grid, the non-zero T1c of a skull-stripped input
+    (``preprocess.skull_stripped``) or else the template's brain mask; checks its size and that
+    the tumour lies in it."""
+    cfg, t1c, vox = ctx.cfg, native.sequences["t1c"], native.voxel_mm3
+    stats = brainmod.skull_strip_stats(t1c, vox)
+    stripped = {"yes": True, "no": False}.get(cfg.skull_stripped)
+    if stripped is None:
+        stripped = brainmod.is_skull_stripped(t1c, vox)
+    if stripped:
+        brain = brainmod.nonzero_brain_mask(t1c)
+        how = "non-zero t1c (skull-stripped input)"
+    elif native.on_template:
+        brain = (ctx.template.brain_mask > 0.5) & brainmod.head_mask(t1c)
+        how = "template brain mask (input on the template grid, not skull-stripped)"
+    else:
+        brain = reg_mod.template_brain_mask(native.ref, native.sequences[cfg.moving], ctx.template,
+                                            cfg.registration, cfg.spacing_mm, cfg.reg_iterations, cfg.seed)
+        how = "template brain mask warped back (input not skull-stripped)"
+    brain_ml = float(brain.sum() * vox / 1000.0)
+    ctx.say(f"skull stripped: {stripped} (zero fraction {stats['zero_fraction']:.2f}, foreground "
+            f"{stats['foreground_ml']:.0f} ml); brain mask from {how}: {brain_ml:.0f} ml")
+    ctx.qc["skull_stripped"] = {"setting": cfg.skull_stripped, "detected": bool(stripped), **stats,
+                                "brain_mask": how, "brain_native_ml": round(brain_ml, 2)}
+    if brain.sum() * vox < 100_000:  # 100 ml
+        raise CaseError(ctx.pid, ctx.inputs["t1c"],
+                        f"brain mask is only {brain_ml:.0f} ml (expected about 1,000-2,000 ml)")
+    tumor = native.tumor
+    inside = float((tumor & brain).sum() / tumor.sum())
+    ctx.qc["tumor_inside_brain"] = round(inside, 4)
+    if inside < cfg.min_tumor_in_brain:
+        raise CaseError(ctx.pid, ctx.inputs["mask"],
+                        f"mask lies outside the brain: {inside:.0%} of tumor voxels inside the brain mask "
+                        f"(< {cfg.min_tumor_in_brain:.0%}); is it the mask of this patient and space?")
+    return brain
+
+
+def normalise(ctx: CaseContext, native: NativeCase,
+              brain: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """4. Each sequence inside the brain, denoised (``preprocess.denoise``) and normalised with the tumour
+    left out (the grey-matter methods z-score here, :func:`normalise_on_grey_matter` after registration);
+    FA clipped to [0, 1] inside the brain. Returns (role -> sequence, FA or None)."""
+    cfg = ctx.cfg
+    out = {}
+    for role in SEQUENCES:
+        data = np.where(brain, native.sequences[role], 0.0).astype(np.float32)
+        if cfg.denoise:
+            data = _denoise(native.ref, data, brain)
+        try:
+            out[role] = normalize(data, brain, pre_registration_method(cfg.normalization), exclude=native.tumor)
+        except ValueError as exc:
+            raise CaseError(ctx.pid, ctx.inputs[role], f"{role}: {exc}") from None
+    fa = None
+    if "fa" in native.images:
+        fa = np.clip(np.where(brain, np.asarray(native.images["fa"].dataobj, dtype=np.float32), 0.0), 0.0, 1.0)
+    ctx.say(f"normalisation: {cfg.normalization}; denoise: {cfg.denoise}")
+    return out, fa
+
+
+def _denoise(ref: nib.Nifti1Image, data: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """ANTs non-local means inside the brain (Rician model: on values shifted to >= 0)."""
+    import ants
+
+    shifted = data - data[brain].min() if data[brain].min() < 0 else data
+    den = ants.denoise_image(to_ants(ref, shifted), to_ants(ref, brain.astype(np.float32))).numpy()
+    return np.where(brain, den + (data - shifted), 0.0).astype(np.float32)
+
+
+def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences: dict[str, np.ndarray]):
+    """5. ``preprocess.moving`` onto the template T1 (``preprocess.registration``), the tumour left out of
+    the metric (``preprocess.mask_tumor``); the identity for an input already on the template grid."""
+    cfg = ctx.cfg
+    if native.on_template:
+        reg = reg_mod.identity_registration()
+        reg.kind = "identity (input on the template grid)"
+        ctx.say("input is on the template grid: registration skipped")
+        return reg
+    moving = nib.Nifti1Image(sequences[cfg.moving], native.ref.affine)
+    try:
+        reg = reg_mod.register_to_template(moving, brain, native.tumor if cfg.mask_tumor else None, ctx.template,
+                                           cfg.registration, cfg.spacing_mm, cfg.reg_iterations, cfg.seed)
+    except Exception as exc:
+        raise CaseError(ctx.pid, ctx.inputs[cfg.moving], f"registration to the template failed ({one_line(exc)})")
+    ctx.say(f"registration {cfg.moving} -> template: {reg.kind} in {reg.seconds:.1f}s")
+    return reg
+
+
+def apply_transforms(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray,
+                     sequences: dict[str, np.ndarray], fa: np.ndarray | None) -> TemplateCase:
+    """5. The sequences, labels, brain mask and FA onto the template grid (zero outside the warped brain)."""
+    if native.on_template:
+        return TemplateCase(np.stack([sequences[r] for r in SEQUENCES]).astype(np.float32), native.mask.copy(),
+                            brain.copy(), fa)
+    template, ref = ctx.template, native.ref
+    wbrain = reg_mod.apply_forward(reg, template, ref, brain.astype(np.float32), "linear") > 0.5
+    seqs = np.stack([reg_mod.apply_forward(reg, template, ref, sequences[r], "linear") for r in SEQUENCES])
+    seqs = np.where(wbrain[None], seqs, 0.0).astype(np.float32)
+    wmask = np.rint(reg_mod.apply_forward(reg, template, ref, native.mask.astype(np.float32), "genericLabel"))
+    wfa = None
+    if fa is not None:
+        wfa = np.clip(np.where(wbrain, reg_mod.apply_forward(reg, template, ref, fa, "linear"), 0.0), 0.0, 1.0)
+    return TemplateCase(seqs, wmask.astype(np.uint8), wbrain, wfa)
+
+
+def normalise_on_grey_matter(ctx: CaseContext, warped: TemplateCase) -> np.ndarray:
+    """4, for ``histogram_gm`` / ``zscore_gm``: statistics on the template's grey matter, tumour left out."""
+    method, gm = ctx.cfg.normalization, ctx.template.gm
+    try:
+        return np.stack([normalize_on_template(warped.sequences[i], warped.brain, method, gm, warped.mask > 0)
+                         for i in range(len(SEQUENCES))]).astype(np.float32)
+    except ValueError as exc:
+        raise CaseError(ctx.pid, None, f"{method} normalisation: {exc}") from None
+
+
+def write_outputs(case: CaseDir, template, warped: TemplateCase, reg, native: NativeCase) -> None:
+    """6. The volumes on the template grid and the transforms, written also when the QC fails (for
+    inspection; ``done.json`` is what marks success)."""
+    write_volumes(case, template.affine, warped.sequences, warped.mask, warped.brain, warped.fa)
+    reg_mod.save_transforms(reg, case.transforms, native.ref, template, native.coregistration)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when empty), at most 200 characters."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+__all__ = ["CaseContext", "NativeCase", "TemplateCase", "apply_transforms", "brain_mask", "coregister", "normalise",
+           "normalise_on_grey_matter", "one_line", "read_inputs", "register", "run_case", "write_outputs"]

@@ -25,15 +25,10 @@ from gliotype import __version__
 from gliotype.errors import GliotypeError
 from gliotype.synthetic.anatomy import load_anatomy, location_atlas
 from gliotype.synthetic.config import GENERATOR_VERSION, SynthConfig
+from gliotype.synthetic.grid import native_grid, resample_to, source_coordinates
 from gliotype.synthetic.phenotype import expected_auc, sample_phenotypes, site_table
-from gliotype.synthetic.render import (
-    SEQUENCES,
-    acquire,
-    native_grid,
-    render_patient,
-    resample_to,
-    source_coordinates,
-)
+from gliotype.synthetic.render import render_patient
+from gliotype.synthetic.sequences import SEQUENCES, acquire
 from gliotype.utils.io import atomic_path
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress

@@ -337,7 +337,7 @@ def test_preprocessing_writes_where_the_layout_says(built):
 
 def test_modalities_write_where_the_layout_says(built):
     from gliotype.modalities.build import load_case_modalities
-    from gliotype.self_supervised.stage import available_patients, fa_patients, load_atlas_samples
+    from gliotype.self_supervised.inputs import available_patients, fa_patients, load_atlas_samples
 
     work, pid, before = built
     case = work.case(pid)

@@ -12,9 +12,11 @@ from gliotype.config import load_config
 from gliotype.errors import GliotypeError
 from gliotype.modalities.build import AtlasSampling
 from gliotype.self_supervised import encode_brain_networks, load_self_supervised, train_self_supervised
+from gliotype.self_supervised.batches import SameTractBatches, edge_loader
 from gliotype.self_supervised.deviation import NormativeDeviation
 from gliotype.self_supervised.evidence import code_fa_evidence, fa_deviation, identity_share
-from gliotype.self_supervised.stage import SameTractBatches, _edge_loader, _stage_key, patient_inputs, tumor_flags
+from gliotype.self_supervised.inputs import patient_inputs, tumor_flags
+from gliotype.self_supervised.train import stage_key
 
 R, T, N, C = 5, 12, 6, 4  # regions, tracts, positions per row, MRI sequences
 GRID = (8, 8, 8)
@@ -188,8 +190,8 @@ def test_same_tract_batches_hold_one_tract_from_distinct_patients():
         assert len(set(tract[b].tolist())) == 1
         assert len(set(owner[b].tolist())) == len(b) >= 2
     assert sorted(i for b in batches for i in b) == list(range(35))
-    loader = _edge_loader(torch.randn(35, 4), torch.randn(35, 2), owner, tract, 3, "same_tract",
-                          torch.Generator().manual_seed(0))
+    loader = edge_loader(torch.randn(35, 4), torch.randn(35, 2), owner, tract, 3, "same_tract",
+                         torch.Generator().manual_seed(0))
     assert sum(len(b[0]) for b in loader) == 35
 
 
@@ -238,7 +240,7 @@ def test_workdir_evidence_reproduces_the_stage_report(trained):
 
 
 def test_a_collapsed_edge_code_is_detected(trained):
-    from gliotype.self_supervised.stage import code_collapsed
+    from gliotype.self_supervised.evidence import code_collapsed
 
     root, report = trained
     _, edge = load_self_supervised(root)
@@ -259,7 +261,7 @@ def test_same_tract_training_is_deterministic_and_resumes_exactly(tmp_path):
     _make_workdir(b)
     report = train_self_supervised(a, cfg(4))
     train_self_supervised(b, cfg(2))  # as if a 4-epoch run was interrupted after 2 epochs, then resumed
-    key = _stage_key(cfg(4), report["train_patients"], report["heldout_patients"])
+    key = stage_key(cfg(4), report["train_patients"], report["heldout_patients"])
     for part in ("node", "edge"):
         (b / "ssl" / part / "key.txt").write_text(key)
     (b / "ssl" / "models.json").unlink()

@@ -11,7 +11,8 @@ from gliotype.config import load_config
 from gliotype.errors import GliotypeError
 from gliotype.modalities.build import AtlasSampling
 from gliotype.self_supervised import encode_brain_networks, load_brain_network, train_self_supervised
-from gliotype.self_supervised.stage import PerPatientBatches, split_holdout
+from gliotype.self_supervised.batches import PerPatientBatches
+from gliotype.self_supervised.train import split_holdout
 
 R, T, N_POS = 10, 40, 8  # regions, tracts, positions per region/tract
 REGIONS = np.arange(1, R + 1) * 3  # region labels need not be 1..R (a user node atlas)

@@ -67,7 +67,7 @@ def _sequence_means(samples: np.ndarray) -> np.ndarray:
 
 def atlas_groups(work: str | Path, patient_ids) -> list[FeatureGroup]:
     """Region and tract means per sequence (patients without atlas samples are left out)."""
-    from gliotype.self_supervised.stage import load_atlas_samples
+    from gliotype.self_supervised.inputs import load_atlas_samples
 
     ids, regions, tracts = [], [], []
     for pid in patient_ids:
@@ -88,7 +88,7 @@ def atlas_groups(work: str | Path, patient_ids) -> list[FeatureGroup]:
 def brain_network_groups(work: str | Path, patient_ids) -> list[FeatureGroup]:
     """x_B node attributes (flattened) and edge attributes (flattened, mean over tracts as summary)."""
     from gliotype.layout import WorkDir
-    from gliotype.self_supervised.stage import load_brain_network
+    from gliotype.self_supervised.encode import load_brain_network
 
     work = WorkDir.of(work)
     ids, nodes, edges, edge_means = [], [], [], []

@@ -131,7 +131,7 @@ class CaseDir(_Folder):
     # later stages
     @property
     def brain_network(self) -> Path:
-        """x_B (gliotype.self_supervised.stage)."""
+        """x_B (gliotype.self_supervised.encode)."""
         return self.root / "brain_network.safetensors"
 
     @property

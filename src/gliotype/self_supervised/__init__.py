@@ -1,14 +1,18 @@
-"""Self-supervised brain-network construction (paper section 3.2, eq. 1, section 4.3)."""
+"""Self-supervised brain-network construction (paper section 3.2, eq. 1, section 4.3).
+
+Modules: ``inputs`` each patient's atlas samples and tumour flags, ``models`` the node
+autoencoder and the edge contrastive model, ``deviation`` their normative-deviation
+inputs, ``batches`` the training rows and minibatches of both, ``train`` training them
+(stage cache key, ``ssl/models.json``, ``ssl/report.json``) and loading them back,
+``evidence`` what the trained codes carry, ``encode`` every patient's brain network
+x_B (``brain_network.safetensors``, ``brain_network_status.csv``).
+"""
 
 from gliotype.self_supervised.deviation import NormativeDeviation
+from gliotype.self_supervised.encode import encode_brain_networks, load_brain_network
 from gliotype.self_supervised.evidence import edge_evidence, node_evidence, workdir_evidence
 from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder
-from gliotype.self_supervised.stage import (
-    encode_brain_networks,
-    load_brain_network,
-    load_self_supervised,
-    train_self_supervised,
-)
+from gliotype.self_supervised.train import load_self_supervised, train_self_supervised
 
 __all__ = [
     "EdgeContrastiveModel",

@@ -4,6 +4,9 @@ Used by the stage report (``ssl/report.json``) and by audits of a work folder
 (:func:`workdir_evidence`). All statistics are fitted on the self-supervised training
 patients and evaluated on the held-out FA patients (``ssl.val_fraction``).
 
+- What the losses learned: :func:`reconstruction_error` of the node autoencoder against
+  predicting the training mean, :func:`retrieval_accuracy` of eq. 1 (the matching FA
+  tract of an MRI tract within a batch) against chance, and :func:`code_collapsed`.
 - FA deviation of a tract: the mean, over the tract's tumour-free sampled positions, of
   ``(FA - mean) / sd`` with the mean and sd of the training patients at that position.
   It is what the edge model's FA branch sees of the patient, whatever ``ssl.inputs``.
@@ -34,7 +37,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from gliotype.self_supervised.batches import edge_loader
 from gliotype.self_supervised.deviation import NormativeDeviation
+from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder
 
 
 def identity_share(codes: np.ndarray) -> float:
@@ -51,6 +56,42 @@ def tumor_patient_share(codes: np.ndarray, touched: np.ndarray) -> float:
     resid = ((c - c.mean(axis=0, keepdims=True)) ** 2).sum(axis=2)
     total = float(resid.sum())
     return float(resid[np.asarray(touched, bool)].sum()) / total if total > 0 else float("nan")
+
+
+@torch.no_grad()
+def retrieval_accuracy(model: EdgeContrastiveModel, mri, fa, owner, tract, batch_size, batching,
+                       seed) -> tuple[float, float]:
+    """Top-1 accuracy of finding the matching FA tract for an MRI tract within a batch, and chance
+    (NaN when no batch can be formed, e.g. one held-out patient with ``same_tract``)."""
+    model.eval()
+    loader = edge_loader(mri, fa, owner, tract, batch_size, batching, torch.Generator().manual_seed(seed),
+                         strict=False)
+    hits = total = 0
+    sizes = []
+    for x_mri, x_fa in loader:
+        z, z_fa = model(x_mri, x_fa)
+        sim = torch.nn.functional.normalize(z, dim=1) @ torch.nn.functional.normalize(z_fa, dim=1).T
+        hits += int((sim.argmax(1) == torch.arange(len(z))).sum())
+        total += len(z)
+        sizes.append(len(z))
+    if not total:
+        return float("nan"), float("nan")
+    return hits / total, float(np.mean([1 / s for s in sizes]))
+
+
+@torch.no_grad()
+def reconstruction_error(model: NodeAutoencoder, x: torch.Tensor) -> tuple[float, float]:
+    """MSE of the reconstruction and the MSE of predicting the training mean (both standardised)."""
+    model.eval()
+    recon, target = model(x)
+    return float(((recon - target) ** 2).mean()), float((target**2).mean())
+
+
+@torch.no_grad()
+def code_collapsed(model: EdgeContrastiveModel, rows: torch.Tensor) -> bool:
+    """True when the MRI code is the same for every row (dead units: eq. 1's loss is stuck at log(B - 1))."""
+    model.eval()
+    return bool(model.encode(rows).std(0).max() < 1e-6)
 
 
 def fa_deviation(train_fa: np.ndarray, fa: np.ndarray, train_tumor: np.ndarray | None = None,
@@ -192,7 +233,8 @@ def workdir_evidence(workdir) -> dict:
     import json
 
     from gliotype.layout import WorkDir
-    from gliotype.self_supervised.stage import load_self_supervised, patient_inputs, tract_positions_or_none
+    from gliotype.self_supervised.inputs import patient_inputs, tract_positions_or_none
+    from gliotype.self_supervised.train import load_self_supervised  # train imports this module
 
     workdir = WorkDir.of(workdir)
     report = json.loads(workdir.ssl.report.read_text())
@@ -207,5 +249,6 @@ def workdir_evidence(workdir) -> dict:
     return out
 
 
-__all__ = ["code_fa_evidence", "edge_evidence", "fa_deviation", "identity_share", "node_evidence",
-           "patient_retrieval", "tumor_patient_share", "workdir_evidence"]
+__all__ = ["code_collapsed", "code_fa_evidence", "edge_evidence", "fa_deviation", "identity_share", "node_evidence",
+           "patient_retrieval", "reconstruction_error", "retrieval_accuracy", "tumor_patient_share",
+           "workdir_evidence"]

@@ -127,3 +127,31 @@ def test_paper_reading_overlay_restores_every_option_the_cpu_preset_changes():
                 assert got == want, (section, key)
                 changed += got != getattr(getattr(cpu, section), key)
     assert changed >= 15  # the overlay is not a no-op
+
+
+
+#: a value other than the neutral one, for every option of NEUTRAL_OPTIONS
+NON_NEUTRAL = {"modalities.image_label_channels": "true", "multimodal.image.pool": "avg",
+               "multimodal.unlabelled": "cohort"}
+
+
+def test_options_at_their_neutral_value_leave_every_cache_key_unchanged():
+    """An option added later, at the value that reproduces the old behaviour, is not hashed;
+    any other value is (so a cached stage is reused exactly when its result cannot differ)."""
+    import copy
+
+    from gliotype.config.loader import NEUTRAL_OPTIONS, values_hash
+
+    assert set(NON_NEUTRAL) == set(NEUTRAL_OPTIONS)
+    config = load_config("cpu")
+    dumped = config.model_dump(mode="json")
+    for dotted, neutral in NEUTRAL_OPTIONS.items():
+        *parents, leaf = dotted.split(".")
+        older = copy.deepcopy(dumped)  # the config as written before the option existed
+        node = older
+        for key in parents:
+            node = node[key]
+        assert node.pop(leaf) == neutral, f"{dotted}: the schema default must be its neutral value"
+        assert values_hash(older) == config_hash(config)
+        changed = load_config("cpu", overrides=[f"{dotted}={NON_NEUTRAL[dotted]}"])
+        assert config_hash(changed, parents[0]) != config_hash(config, parents[0])

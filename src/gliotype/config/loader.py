@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from importlib import resources
@@ -80,9 +81,35 @@ def load_config(
         raise GliotypeError(f"config: {where}: {first['msg']}") from None
 
 
+#: Options added after work folders were cached, each with the value that reproduces what
+#: was computed before it existed. While a config holds that value the option is left out
+#: of every hash, so adding an option never invalidates a cached stage; any other value is
+#: hashed as usual. An option belongs here only if its neutral value is exactly the old
+#: behaviour.
+NEUTRAL_OPTIONS: dict[str, object] = {
+    "modalities.image_label_channels": False,
+    "multimodal.image.pool": "max",
+    "multimodal.unlabelled": "none",
+}
+
+
+def _without_neutral(data: dict) -> dict:
+    """``data`` (plain config values) without the :data:`NEUTRAL_OPTIONS` that hold their neutral value."""
+    data = copy.deepcopy(data)
+    for dotted, neutral in NEUTRAL_OPTIONS.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
+            del node[leaf]
+    return data
+
+
 def values_hash(data: dict) -> str:
-    """A short stable hash of plain config values (as dumped to JSON / YAML)."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    """A short stable hash of plain config values (as dumped to JSON / YAML); options at their
+    neutral value (:data:`NEUTRAL_OPTIONS`) do not count."""
+    return hashlib.sha256(json.dumps(_without_neutral(data), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def config_hash(config: GliotypeConfig, *sections: str) -> str:

@@ -216,6 +216,9 @@ class MultiModalConfig(ScheduleConfig):
     bce_weight: float = 1.0  # weight of the BCE term next to L_multi (open point 8)
     classifier_hidden: list[int] = Field(default_factory=lambda: [32])  # BCE head on the features
     augment_rotation_deg: float = 15.0  # open: rotation range not given
+    # ``cohort``: every other patient of the cohort (half B, test, self-supervision) joins the
+    # training without its label; only L_multi sees it (docs/design.md point 35). The paper: ``none``
+    unlabelled: Literal["none", "cohort"] = "none"
     optimizer: Literal["adam", "sgd"] = "sgd"
     batch_size: int = 20
 

@@ -81,9 +81,14 @@ def build_model(config: GliotypeConfig) -> MultiModalNet:
                          point_radii=encoder_radii(config.multimodal.point_cloud, config.modalities))
 
 
-def model_key(config: GliotypeConfig, train_ids: Sequence[str], val_ids: Sequence[str] | None = None) -> str:
-    """What a trained multi-modal network depends on: every upstream config section, the seed, the patients."""
-    ids = json.dumps(sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or [])))
+def model_key(config: GliotypeConfig, train_ids: Sequence[str], val_ids: Sequence[str] | None = None,
+              unlabelled_ids: Sequence[str] | None = None) -> str:
+    """What a trained multi-modal network depends on: every upstream config section, the seed, the
+    patients (labelled, validation and, when there are any, unlabelled)."""
+    parts = sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or []))
+    if unlabelled_ids:
+        parts += ["|unlabelled"] + sorted(map(str, unlabelled_ids))
+    ids = json.dumps(parts)
     return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + f"-{config.seed}-" + \
         hashlib.sha256(ids.encode()).hexdigest()[:12]
 
@@ -97,18 +102,27 @@ def train_multimodal(
     val_ids: Sequence[str] | None = None,
     patience: int | None = None,
     resume: bool = True,
+    unlabelled_ids: Sequence[str] | None = None,
 ) -> MultiModalNet:
-    """Train on ``train_ids`` (half A); optional early stopping on ``val_ids``; cached by config and patients."""
+    """Train on ``train_ids`` (half A); optional early stopping on ``val_ids``; cached by config and patients.
+
+    ``unlabelled_ids`` join the training without their labels (``multimodal.unlabelled:
+    cohort``): they reach L_multi only, so they are ignored by a network without it.
+    """
     out = MultiModalDir.of(out)
     mm = config.multimodal
-    key = model_key(config, train_ids, val_ids)
+    train_ids = [str(p) for p in train_ids]
+    labelled = set(train_ids)
+    unlabelled = [str(p) for p in unlabelled_ids or [] if str(p) not in labelled] if has_contrastive(mm) else []
+    key = model_key(config, train_ids, val_ids, unlabelled)
     model = build_model(config)
     if out.meta.exists() and json.loads(out.meta.read_text()).get("key") == key:
         return load_weights(model, out.weights).eval()
     save_config(config, out.config)
     generator = seed_everything(config.seed)
     model = build_model(config)
-    dataset = MultiModalDataset(workdir, train_ids, labels, mm.encoders)
+    known = {p: v for p, v in labels.items() if str(p) in labelled} if unlabelled else labels
+    dataset = MultiModalDataset(workdir, train_ids + unlabelled, known, mm.encoders)
     batch_size = min(mm.batch_size, len(dataset))
     loader = train_loader(dataset, batch_size, generator, collate_fn=collate)
     aug = torch.Generator().manual_seed(config.seed + 7)
@@ -132,6 +146,11 @@ def train_multimodal(
     save_weights(model, out.weights)
     atomic_write(out.meta, json.dumps({"key": key, "encoders": list(mm.encoders)}, indent=2))
     return model
+
+
+def has_contrastive(config: MultiModalConfig) -> bool:
+    """Whether L_multi is part of the loss: it is on and two modalities give it a pair."""
+    return config.use_contrastive and len(set(config.encoders)) >= 2
 
 
 def load_multimodal(model_dir: str | Path, config: GliotypeConfig) -> MultiModalNet:

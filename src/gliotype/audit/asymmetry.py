@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from gliotype.audit.shape import voxel_sizes
+from gliotype.input import SEQUENCES
 
 #: Distance bins (mm) outside the whole-tumour mask: lo < distance <= hi.
 WM_BINS_MM: tuple[tuple[int, int], ...] = ((0, 10), (10, 25), (25, 50))
@@ -86,7 +87,7 @@ def perilesional_asymmetry(
     affine: np.ndarray,
     bins: tuple[tuple[int, int], ...] = WM_BINS_MM,
     wm_threshold: float = 0.5,
-    names: tuple[str, ...] = ("t1", "t1c", "t2", "flair"),
+    names: tuple[str, ...] = SEQUENCES,
 ) -> dict[str, float]:
     """Mean log(I / I_mirror) per sequence over white-matter voxels in each distance bin outside
     the tumour (``sequences``: a name -> volume dict or a ``(C, X, Y, Z)`` array named by ``names``)."""

@@ -36,6 +36,7 @@ import pandas as pd
 
 from gliotype.audit.asymmetry import WM_BINS_MM, perilesional_asymmetry
 from gliotype.audit.shape import SHAPE_KEYS, shape_descriptors, voxel_sizes
+from gliotype.input import SEQUENCES
 from gliotype.layout import WorkDir
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
@@ -45,7 +46,6 @@ log = get_logger(__name__)
 
 #: Bumped whenever the same preprocessed files would give different descriptors.
 DESCRIPTORS_VERSION = 1
-SEQUENCES = ("t1", "t1c", "t2", "flair")
 COMPARTMENTS = {"ncr": (1,), "ed": (2,), "et": (3, 4)}
 CORE_LABELS = (1, 3, 4)
 

@@ -46,8 +46,6 @@ from gliotype.utils.progress import progress
 
 log = get_logger(__name__)
 
-SEQUENCE_ORDER = ("t1", "t1c", "t2", "flair")
-
 
 @dataclass
 class AtlasSampling:

@@ -37,17 +37,18 @@ import torch
 
 from gliotype import __version__
 from gliotype.errors import CaseError, GliotypeError
+from gliotype.input import SEQUENCES
 from gliotype.layout import ModelDir, WorkDir
 from gliotype.prediction._util import jsonable
-from gliotype.utils.training import torch_threads
 from gliotype.prediction.model import TrainedModel
 from gliotype.utils.io import atomic_write
+from gliotype.utils.training import torch_threads
 from gliotype.utils.logging import get_logger
 from gliotype.utils.timing import Laps
 
 log = get_logger(__name__)
 
-ROLES = ("t1", "t1c", "t2", "flair", "mask")
+ROLES = SEQUENCES + ("mask",)
 #: Uncertainty defaults: re-predictions with random subsets of the stored graph nodes.
 DRAWS = 100
 NODE_FRACTION = 0.8

@@ -24,11 +24,11 @@ import nibabel as nib
 import numpy as np
 
 from gliotype.errors import CaseError
+from gliotype.input import SEQUENCES
 from gliotype.layout import CaseDir, WorkDir
 from gliotype.preprocessing.images import save_nifti
 
 #: Sequence roles in output order (the ``sequences`` axis of :func:`load_preprocessed`).
-SEQUENCES: tuple[str, ...] = ("t1", "t1c", "t2", "flair")
 
 
 def output_names(case: CaseDir, has_fa: bool) -> list[str]:

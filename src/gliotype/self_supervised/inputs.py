@@ -26,7 +26,7 @@ def load_atlas_samples(workdir: str | Path | WorkDir, patient_id: str) -> dict[s
         return {k: z[k] for k in z.files}
 
 
-#: Sequences (channels) of a node / tract row of anatomical MRI (modalities.build.SEQUENCE_ORDER).
+#: Sequences (channels) of a node / tract row of anatomical MRI (gliotype.input.SEQUENCES).
 MRI_CHANNELS = 4
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gliotype.input import SEQUENCES  # the channel order of x_I
 from gliotype.interpretation.edges import important_edges
 from gliotype.interpretation.points import agreement
 from gliotype.utils.io import atomic_path

@@ -43,11 +43,11 @@ def render_atlases(out_png: str | Path, node_atlas: NodeAtlas | None = None,
     coronal slices) and the tract atlas (projections of the summed tract probability and
     a few single tracts). ``None`` atlases are the defaults (AAL; built-in tracts).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+
+    from gliotype.utils.plotting import pyplot
+
+    plt = pyplot()
 
     nodes = node_atlas if node_atlas is not None else load_node_atlas()
     tracts = tract_atlas if tract_atlas is not None else load_tract_atlas(None, node_atlas=nodes)
@@ -104,7 +104,7 @@ def render_atlases(out_png: str | Path, node_atlas: NodeAtlas | None = None,
     if len(tracts) > n_show:  # prefer large tracts, spread over the list
         blocks = np.array_split(np.arange(len(tracts)), n_show)
         pick = [int(b[np.argmax(sizes[b])]) for b in blocks]
-    tract_cols = matplotlib.colormaps["tab10"](np.arange(n_show) % 10)
+    tract_cols = plt.get_cmap("tab10")(np.arange(n_show) % 10)
     handles = []
     for colour, t in zip(tract_cols, pick):
         mip = tracts.volume(int(t)).max(axis=2).T

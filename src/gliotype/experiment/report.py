@@ -7,19 +7,16 @@ import base64
 import html
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from gliotype.config import GliotypeConfig  # noqa: E402
-from gliotype.experiment.tables import TABLE_COLUMNS, to_markdown  # noqa: E402
-from gliotype.layout import ResultsDir  # noqa: E402
-from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic  # noqa: E402
+from gliotype.config import GliotypeConfig
+from gliotype.experiment.tables import TABLE_COLUMNS, to_markdown
+from gliotype.layout import ResultsDir
+from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
+from gliotype.utils.plotting import pyplot
 
 # Fig. 6 panels: title -> models drawn
 FIG6 = {
@@ -32,6 +29,7 @@ FIG6 = {
 
 def plot_roc(models: dict, y_test: np.ndarray, path: Path) -> Path:
     """The four ROC panels of Fig. 6 (models missing from the run are left out)."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
     for ax, (title, names) in zip(axes, FIG6.items()):
         for name in names:

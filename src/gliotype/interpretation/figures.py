@@ -15,16 +15,8 @@ import numpy as np
 from gliotype.interpretation.edges import important_edges
 from gliotype.interpretation.points import agreement
 from gliotype.utils.io import atomic_path
+from gliotype.utils.plotting import pyplot
 
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _save(fig, out_png: str | Path, dpi: int) -> Path:
@@ -80,7 +72,7 @@ def figure7(
     The title gives Spearman's rho between the two point maps (:func:`agreement`).
     Returns the path written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     seqs = np.asarray(sequences_crop, dtype=np.float32)
     cam = np.asarray(cam, dtype=np.float32)
     if seqs.ndim == 4:
@@ -210,7 +202,7 @@ def figure8(
     """
     from nilearn import plotting
 
-    plt = _pyplot()
+    plt = pyplot()
     coords = np.asarray(region_coords, dtype=np.float64)
     if coords.ndim != 2 or coords.shape[1] != 3:
         raise ValueError(f"region_coords must be (R, 3), got {coords.shape}")

@@ -42,11 +42,11 @@ def render_inspection(workdir: str | Path, patient_id: str, out: str | Path | No
 
     Default output: ``WORKDIR/patients/<id>/inspect.png``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+
+    from gliotype.utils.plotting import pyplot
+
+    plt = pyplot()
 
     from gliotype.atlases import load_node_atlas, load_template
     from gliotype.modalities.build import load_case_modalities

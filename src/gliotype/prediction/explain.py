@@ -165,9 +165,9 @@ def _labels(run: RunDir) -> dict[str, float]:
 
 
 def _density_figure(patients: pd.DataFrame, path: Path, p_value: float) -> None:
-    from gliotype.interpretation.figures import _pyplot
+    from gliotype.utils.plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     groups = [("IDH wild-type", 0.0), ("IDH mutant", 1.0)]
     data = [patients.loc[patients["idh"] == v, "density"].dropna().to_numpy() for _, v in groups]

@@ -160,3 +160,36 @@ def test_graphs_in_a_batch_do_not_interact():
     changed = model(x2, ei, ea, batch, torch.ones(ei.shape[1]), torch.randn(2, 6, generator=torch.Generator().manual_seed(1)))
     torch.testing.assert_close(both.features[0], changed.features[0])
     assert not torch.allclose(both.features[1], changed.features[1])
+
+
+def test_every_encoder_reads_its_input():
+    """Each patient's features depend on that patient's own input, through every input
+    (image voxels; point positions; node and tract attributes): an encoder that ignored
+    a part of its input, or read zeros, would give equal rows."""
+    torch.manual_seed(0)
+    image = ImageEncoder(4, [4, 8], [16, 8], (16, 16, 16)).eval()
+    x = torch.randn(2, 4, 16, 16, 16)
+    x[1] = x[0]
+    x[1, :, 4:12, 4:12, 4:12] += 1.0  # the second patient differs inside the crop only
+    out = image(x)
+    assert not torch.allclose(out[0], out[1])
+
+    points = _tiny_point_encoder()
+    pos, batch = _cloud(n_graphs=2)
+    pos[64:] = pos[:64] * torch.tensor([1.0, 1.0, 1.6])  # the same cloud, stretched
+    feats = points(pos, batch).features
+    assert not torch.allclose(feats[0], feats[1])
+
+    for conv in ("gat", "transformer"):
+        brain = _brain_encoder(conv=conv)
+        nodes, ei, ea, batch = _network()
+        same = brain(nodes, ei, ea, batch).features
+        other_nodes = nodes.clone()
+        other_nodes[6:] = nodes[:6] + 1.0
+        other_edges = ea.clone()
+        half = ei.shape[1] // 2
+        other_edges[half:] = ea[:half] * 3.0
+        nodes_only = brain(other_nodes, ei, ea, batch).features
+        edges_only = brain(nodes, ei, other_edges, batch).features
+        assert not torch.allclose(same[1], nodes_only[1]) and torch.allclose(same[0], nodes_only[0])
+        assert not torch.allclose(same[1], edges_only[1]) and torch.allclose(same[0], edges_only[0])

@@ -23,6 +23,20 @@ def test_youden_threshold_separates_separable_scores():
     assert binary_metrics(y, p, t)["acc"] == 1.0
 
 
+def test_youden_threshold_is_the_best_cut_by_a_brute_force_search():
+    """Scores far from 0.5 and non-separable: the threshold is the observed score that
+    maximises sensitivity + specificity - 1 (a fixed 0.5, or the wrong side of a tie, fails)."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        y = (rng.random(40) < 0.35).astype(int)
+        y[:2] = [0, 1]
+        p = 0.05 + 0.1 * rng.random(40) + 0.05 * y  # every score in [0.05, 0.2]
+        t = youden_threshold(y, p)
+        j = lambda cut: binary_metrics(y, p, cut)["sen"] + binary_metrics(y, p, cut)["spe"] - 1  # noqa: E731
+        best = max(j(c) for c in np.unique(p))
+        assert t in set(p.tolist()) and j(t) == pytest.approx(best)
+
+
 def test_bootstrap_interval_contains_the_auc_and_narrows_with_data():
     rng = np.random.default_rng(0)
     y = rng.random(400) < 0.3

@@ -72,14 +72,21 @@ def test_encodes_every_patient_fa_or_not_with_the_atlas_edge_list(trained):
     assert set(again["status"]) == {"skipped"}
 
 
-def test_encoding_is_deterministic(trained, tmp_path):
+def test_encoding_is_deterministic_to_the_byte(trained, tmp_path):
+    """Same models, same patient: the same file, bytes included (safetensors writes a
+    metadata dict in a random order, so x_B files carry a single metadata key)."""
     root, _, _ = trained
+    encode_brain_networks(root)
+    files = {pid: root / "patients" / pid / "brain_network.safetensors" for pid in ("P1", "P2", "P3", "P5", "P7")}
     a = load_brain_network(root, "P3")
-    (root / "patients" / "P3" / "brain_network.safetensors").unlink()
-    encode_brain_networks(root, ["P3"])
+    before = {pid: f.read_bytes() for pid, f in files.items()}
+    for f in files.values():
+        f.unlink()
+    encode_brain_networks(root, list(files))
     b = load_brain_network(root, "P3")
     torch.testing.assert_close(a.x, b.x, rtol=0, atol=0)
     torch.testing.assert_close(a.edge_attr, b.edge_attr, rtol=0, atol=0)
+    assert {pid: f.read_bytes() for pid, f in files.items()} == before
 
 
 def test_rerun_reuses_trained_models(trained):

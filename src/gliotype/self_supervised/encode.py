@@ -72,7 +72,9 @@ def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] 
                 tensors["node_tumor_fraction"] = to_tensor(s["node_tumor"].mean(1))
                 tensors["edge_tumor_fraction"] = to_tensor(s["tract_tumor"].mean(1))
             with atomic_path(path) as tmp:
-                save_file(tensors, str(tmp), metadata={"key": key, "patient_id": pid})
+                # one metadata key: safetensors writes a metadata dict in a random order
+                # (safetensors issue 584), which would make two equal runs differ in bytes
+                save_file(tensors, str(tmp), metadata={"key": key})
             rows.append({"patient_id": pid, "status": "done", "reason": ""})
         except Exception as exc:  # one bad case never stops the cohort
             rows.append({"patient_id": pid, "status": "failed", "reason": str(exc).splitlines()[0]})

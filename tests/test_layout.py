@@ -203,12 +203,12 @@ def test_results_and_explain_paths():
 
 
 def test_row_slug_is_the_folder_name_of_every_table4_row():
-    from gliotype.experiment.ablations import ABLATIONS, slug
+    from gliotype.experiment.ablations import ABLATIONS
 
     assert row_slug("fI + fP + MLP + Lcontr") == "fI_fP_MLP_Lcontr"
     assert row_slug("Multi-modal (no attention) + MLP") == "Multi_modal_no_attention_MLP"
     for name in ABLATIONS:
-        assert slug(name) == row_slug(name) == row_slug(row_slug(name))
+        assert row_slug(name) == row_slug(row_slug(name))
 
 
 def test_repeat_folders_share_the_top_folders_work_config_and_manifest(tmp_path):

@@ -152,11 +152,12 @@ def test_inspect_writes_a_png_and_names_an_unknown_patient(tiny_run):
 def test_changed_encoder_setting_refreshes_the_cached_features(tiny_run):
     """A --set multimodal.* retrains the encoders; the tables must use the NEW model's features
     (features.csv is keyed on the model key, not reused because it covers the patients)."""
-    from gliotype.experiment.ablations import FULL_MODEL, slug
+    from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.layout import row_slug
     from gliotype.multimodal.stage import extract_features, load_multimodal
 
     root, config, _ = tiny_run
-    folder = root / "run" / "models" / slug(FULL_MODEL)
+    folder = root / "run" / "models" / row_slug(FULL_MODEL)
     before = pd.read_csv(folder / "features.csv", dtype={"patient_id": str})
     changed = config.model_copy(deep=True)
     changed.multimodal.lr = config.multimodal.lr * 3
@@ -184,7 +185,8 @@ def test_cross_fitting_averages_test_and_joins_training_predictions():
 
 
 def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
-    from gliotype.experiment.ablations import FULL_MODEL, slug
+    from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.layout import row_slug
     from gliotype.multimodal.stage import model_key
 
     root, config, _ = tiny_run
@@ -200,16 +202,16 @@ def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
     splits = pd.read_csv(out / "splits.csv", dtype={"patient_id": str})
     half = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("A", "B")}
     for folder, ids in (("models", half["A"]), ("models-B", half["B"])):
-        meta = json.loads((out / folder / slug(FULL_MODEL) / "model.json").read_text())
+        meta = json.loads((out / folder / row_slug(FULL_MODEL) / "model.json").read_text())
         assert meta["key"] == model_key(cfg, ids)
     preds = pd.read_csv(out / "results" / "predictions.csv", dtype={"patient_id": str})
     gnn = preds[preds["model"] == "Multi-modal + GNN"]
     assert set(gnn["split"]) == {"A", "B", "test"}
     assert result["summary"]["protocol"] == "crossfit"
     # the ablations run in fold A only (Table 4 is that fold's, scored on half B's thresholds)
-    assert sorted(p.name for p in (out / "models-B").iterdir()) == [slug(FULL_MODEL)]
+    assert sorted(p.name for p in (out / "models-B").iterdir()) == [row_slug(FULL_MODEL)]
     assert list(result["tables"]["table4"]["model"]) == list(ABLATIONS)
-    assert {slug(name) for name in ABLATIONS} <= {p.name for p in (out / "models").iterdir()}
+    assert {row_slug(name) for name in ABLATIONS} <= {p.name for p in (out / "models").iterdir()}
     t4 = preds[preds["model"] == FULL_MODEL]
     assert set(t4["split"]) == {"B", "test"}
     # each fold chose its GNN row on out-of-fold AUCs of its own labelled half

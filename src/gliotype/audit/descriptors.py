@@ -38,6 +38,7 @@ from gliotype.audit.asymmetry import WM_BINS_MM, perilesional_asymmetry
 from gliotype.audit.shape import SHAPE_KEYS, shape_descriptors, voxel_sizes
 from gliotype.input import SEQUENCES
 from gliotype.layout import WorkDir
+from gliotype.modalities.tumor_image import COMPARTMENTS, CORE_LABELS
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress
@@ -46,8 +47,6 @@ log = get_logger(__name__)
 
 #: Bumped whenever the same preprocessed files would give different descriptors.
 DESCRIPTORS_VERSION = 1
-COMPARTMENTS = {"ncr": (1,), "ed": (2,), "et": (3, 4)}
-CORE_LABELS = (1, 3, 4)
 
 DESCRIPTOR_FAMILIES: dict[str, tuple[str, ...]] = {
     "volumes": ("vol_ncr_ml", "vol_ed_ml", "vol_et_ml", "vol_whole_ml"),

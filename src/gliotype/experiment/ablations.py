@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gliotype.layout import row_slug
-
 # name in the paper -> overrides of the `multimodal` section
 ABLATIONS: dict[str, dict] = {
     "fI + MLP": {"encoders": ["image"], "use_contrastive": False},
@@ -20,9 +18,3 @@ ABLATIONS: dict[str, dict] = {
     "Multi-modal (full model) + MLP": {},
 }
 FULL_MODEL = "Multi-modal (full model) + MLP"
-
-
-def slug(name: str) -> str:
-    """A folder name for a row: ``fI + fP + MLP + Lcontr`` -> ``fI_fP_MLP_Lcontr``."""
-    # spelled by the layout: gliotype.layout.row_slug
-    return row_slug(name)

@@ -217,8 +217,7 @@ def _run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], 
 
     halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
     folds = [_fold(run, enc, work, ids[enc], ids[clf], ids["test"], labels, config,
-                   ablations if enc == "A" else False, timer, others=[p for p in ok if p not in set(ids[enc])])
-             for enc, clf in halves]
+                   ablations if enc == "A" else False, timer, others=ok) for enc, clf in halves]
     train_ids = [p for _, clf in halves for p in ids[clf]]
     y_train = np.array([labels[p] for p in train_ids], dtype=float)
     y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
@@ -313,9 +312,9 @@ def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: li
           labels: dict, config: GliotypeConfig, ablations: bool | list[str], timer: Timer,
           others: list[str] | None = None) -> dict:
     """Encoders (full model + Table 4 ablations) trained on ``enc_ids`` (half ``fold``, stored in
-    ``run.models(fold)``; with ``multimodal.unlabelled: cohort`` also on ``others``, every other
-    patient, without labels); population graphs and feature classifiers fitted on ``clf_ids``;
-    every model scores ``test_ids``."""
+    ``run.models(fold)``; with ``multimodal.unlabelled: cohort`` also on the patients of
+    ``others`` outside ``enc_ids``, without labels); population graphs and feature classifiers
+    fitted on ``clf_ids``; every model scores ``test_ids``."""
     from gliotype.multimodal.stage import features_for, train_multimodal
 
     graph_ids = clf_ids + test_ids

@@ -58,8 +58,9 @@ def dilate_mm(binary: np.ndarray, margin_mm: float, spacing_mm: Sequence[float])
     return ndimage.distance_transform_edt(~binary, sampling=[float(s) for s in spacing_mm]) <= margin_mm
 
 
-#: BraTS compartments of ``label_channels``: necrotic / non-enhancing core, edema, enhancing.
-COMPARTMENTS = ((1,), (2,), (3, 4))
+#: BraTS compartments (``label_channels``, the audit's descriptors): necrotic / non-enhancing
+#: core, edema, enhancing, and their labels.
+COMPARTMENTS = {"ncr": (1,), "ed": (2,), "et": (3, 4)}
 
 
 def image_channels(ring_channel: bool, label_channels: bool = False) -> int:
@@ -137,7 +138,7 @@ def tumor_image(
     masked = sequences * region[None]
     extra = [binary] if ring_channel else []
     if label_channels:
-        extra += [np.isin(mask, labels) for labels in COMPARTMENTS]
+        extra += [np.isin(mask, labels) for labels in COMPARTMENTS.values()]
     if extra:
         masked = np.concatenate([masked, np.stack(extra).astype(np.float32)])
     data = np.zeros((masked.shape[0], *crop_size), dtype=np.float32)

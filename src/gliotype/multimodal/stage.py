@@ -21,8 +21,7 @@ from torch.utils.data import DataLoader
 
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.config.schema import MultiModalConfig
-from gliotype.layout import MultiModalDir
-from gliotype.layout import WorkDir
+from gliotype.layout import MultiModalDir, WorkDir
 from gliotype.modalities.build import load_case_modalities
 from gliotype.modalities.dataset import CachedDataset
 from gliotype.multimodal.augment import rotate_batch

@@ -5,6 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when empty), at most ``limit`` characters.
+
+    The one formatter behind every "patient X: problem" line and the CLI's error line.
+    """
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
+
 class GliotypeError(Exception):
     """A problem the user can fix (bad argument, broken manifest, bad config)."""
 

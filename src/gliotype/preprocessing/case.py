@@ -27,7 +27,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from gliotype.errors import CaseError
+from gliotype.errors import CaseError, one_line
 from gliotype.layout import CaseDir, TransformsDir
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing import register as reg_mod
@@ -288,11 +288,5 @@ def write_outputs(case: CaseDir, template, warped: TemplateCase, reg, native: Na
     reg_mod.save_transforms(reg, case.transforms, native.ref, template, native.coregistration)
 
 
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when empty), at most 200 characters."""
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
 __all__ = ["CaseContext", "NativeCase", "TemplateCase", "apply_transforms", "brain_mask", "coregister", "normalise",
-           "normalise_on_grey_matter", "one_line", "read_inputs", "register", "run_case", "write_outputs"]
+           "normalise_on_grey_matter", "read_inputs", "register", "run_case", "write_outputs"]

@@ -33,7 +33,8 @@ from gliotype.preprocessing.cache import (
     mark_stale,
     write_done,
 )
-from gliotype.preprocessing.case import one_line, run_case
+from gliotype.errors import one_line
+from gliotype.preprocessing.case import run_case
 from gliotype.preprocessing.images import write_text
 from gliotype.preprocessing.inputs import case_inputs
 from gliotype.utils.logging import get_logger

@@ -1,0 +1,81 @@
+"""One parallel map for every per-patient stage (synthesis, validation, preprocessing,
+modalities, descriptors, Table 2 rows).
+
+``parallel_map(fn, items, workers)`` returns ``[fn(x) for x in items]`` in order. With
+``workers > 1`` the items run in a process pool; a worker process that dies (out of
+memory, a crash in native code) costs only its item: the item is retried once in a new
+pool, and if it kills a worker again ``on_crash(item)`` gives its result (without
+``on_crash`` the error is raised). One progress bar follows the items.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+from gliotype.utils.progress import progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Start methods: ``fork`` (Linux default: no re-import, no start-up cost) or ``spawn``
+#: (a fresh interpreter: needed after the parent ran OpenMP threads, e.g. torch training).
+START_METHODS = ("fork", "spawn")
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, desc: str = "patients",
+                 start: str = "fork", initializer: Callable[[], None] | None = None,
+                 on_crash: Callable[[T], R] | None = None, retries: int = 1) -> list[R]:
+    """``[fn(x) for x in items]``, in ``workers`` processes when ``workers > 1`` (order kept).
+
+    Args:
+        fn: a picklable (module-level) function of one item.
+        workers: processes; 1 (or a single item) runs in this process, without a pool.
+        desc: the progress bar's label.
+        start: ``fork`` or ``spawn`` (falls back to ``spawn`` where fork does not exist).
+        initializer: run once in every worker process before its first item.
+        on_crash: the result of an item whose worker process died ``retries + 1`` times.
+    """
+    items = list(items)
+    workers = max(1, min(int(workers or 1), len(items)))
+    if workers == 1:
+        return [fn(x) for x in progress(items, desc, total=len(items))]
+    if start not in START_METHODS:
+        raise ValueError(f"start must be one of {START_METHODS}, got {start!r}")
+    method = start if start in mp.get_all_start_methods() else "spawn"
+    results: dict[int, R] = {}
+    attempts = dict.fromkeys(range(len(items)), 0)
+    pending = list(range(len(items)))
+    bar = progress(range(len(items)), desc, total=len(items))
+    ticks = iter(bar)
+    try:
+        while pending:
+            with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=mp.get_context(method),
+                                     initializer=initializer) as pool:
+                futures = {}
+                for i in pending:
+                    attempts[i] += 1
+                    futures[pool.submit(fn, items[i])] = i
+                pending = []
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        results[i] = fut.result()
+                    except BrokenProcessPool:
+                        if attempts[i] <= retries:
+                            pending.append(i)
+                            continue
+                        if on_crash is None:
+                            raise
+                        results[i] = on_crash(items[i])
+                    next(ticks, None)
+    finally:
+        if hasattr(bar, "close"):
+            bar.close()
+    return [results[i] for i in range(len(items))]
+
+
+__all__ = ["START_METHODS", "parallel_map"]

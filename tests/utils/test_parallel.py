@@ -1,0 +1,48 @@
+"""The one parallel map: order, real worker processes, a crashed worker costs only its item."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gliotype.utils.parallel import parallel_map
+
+
+def _square_and_pid(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+def _die_on_three(x: int) -> int:
+    if x == 3:
+        os._exit(1)  # a worker killed from inside (as the OOM killer would)
+    return x
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_order_kept_and_runs_in_other_processes(start):
+    out = parallel_map(_square_and_pid, list(range(7)), workers=2, start=start)
+    assert [v for v, _ in out] == [x * x for x in range(7)]
+    assert os.getpid() not in {pid for _, pid in out}
+
+
+def test_one_worker_runs_here():
+    out = parallel_map(_square_and_pid, [2, 3], workers=1)
+    assert out == [(4, os.getpid()), (9, os.getpid())]
+
+
+def test_a_crashing_item_costs_only_its_result():
+    out = parallel_map(_die_on_three, [1, 2, 3, 4, 5], workers=2, on_crash=lambda x: -x)
+    assert out == [1, 2, -3, 4, 5]
+
+
+def test_a_crash_without_fallback_is_raised():
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        parallel_map(_die_on_three, [3, 1], workers=2)
+
+
+def test_unknown_start_method():
+    with pytest.raises(ValueError, match="start"):
+        parallel_map(_square_and_pid, [1, 2], workers=2, start="forkserver-ish")

@@ -11,7 +11,6 @@ sampling time. Not a test.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -29,9 +28,7 @@ def main() -> None:
     tmp = None
     if args.cache is None:
         tmp = Path(tempfile.mkdtemp(prefix="bench_atlas_"))
-        os.environ["GLIOTYPE_CACHE"] = str(tmp)
-    else:
-        os.environ["GLIOTYPE_CACHE"] = str(args.cache)
+    cache = args.cache if args.cache is not None else tmp
     try:
         from gliotype.atlases import (
             cached_tract_atlas_path,
@@ -46,13 +43,13 @@ def main() -> None:
         load_template(2)
         nodes = load_node_atlas(None, n_regions=args.regions)
         t_nodes = time.perf_counter() - t0
-        path = cached_tract_atlas_path(nodes, args.tracts)
+        path = cached_tract_atlas_path(nodes, args.tracts, cache_dir=cache)
         existed = path.exists()
         t0 = time.perf_counter()
-        tracts = load_tract_atlas(None, node_atlas=nodes, n_tracts=args.tracts)
+        tracts = load_tract_atlas(None, node_atlas=nodes, n_tracts=args.tracts, cache_dir=cache)
         t_build = time.perf_counter() - t0
         t0 = time.perf_counter()
-        again = load_tract_atlas(None, node_atlas=nodes, n_tracts=args.tracts)
+        again = load_tract_atlas(None, node_atlas=nodes, n_tracts=args.tracts, cache_dir=cache)
         t_hit = time.perf_counter() - t0
         assert len(again) == len(tracts)
         t0 = time.perf_counter()

@@ -1,4 +1,5 @@
-"""The CLI is a thin layer: help everywhere, one-line errors, exit codes."""
+"""The CLI is a thin layer: help everywhere, one-line errors (exit 2 for a user error, 1 for a
+bug, 130 when interrupted), --debug lets the traceback through."""
 
 import pytest
 from typer.main import get_command
@@ -47,3 +48,72 @@ def test_run_ablation_names_a_table4_row(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[0].startswith("error: unknown Table 4 row 'fQ + MLP': choose from fI + MLP")
     assert not (tmp_path / "run").exists()  # checked before any work
+
+
+@pytest.fixture
+def broken_config(monkeypatch):
+    """`config show` (any command) hitting a bug: the API raises an unexpected exception."""
+    import gliotype.config
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(gliotype.config, "load_config", boom)
+
+
+def test_internal_error_is_one_line_exit_1(broken_config):
+    result = runner.invoke(app, ["config", "show"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: internal error (RuntimeError: boom); rerun with --debug for details"]
+
+
+def test_debug_lets_the_traceback_through(broken_config):
+    result = runner.invoke(app, ["--debug", "config", "show"])
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+
+
+def test_user_error_with_debug_raises_it():
+    from gliotype.errors import GliotypeError
+
+    result = runner.invoke(app, ["--debug", "config", "show", "--set", "ssl.node.epochz=1"])
+    assert isinstance(result.exception, GliotypeError)
+    plain = runner.invoke(app, ["config", "show", "--set", "ssl.node.epochz=1"])
+    assert plain.exit_code == 2 and isinstance(plain.exception, SystemExit)  # the one line, no traceback
+
+
+def test_interrupt_is_one_line_exit_130(monkeypatch):
+    import gliotype.config
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gliotype.config, "load_config", interrupted)
+    result = runner.invoke(app, ["config", "show"])
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines() == ["error: interrupted; rerun the same command to resume"]
+
+
+def test_preprocess_is_one_call_to_stages_prepare(monkeypatch, tmp_path):
+    """`gliotype preprocess` hands its options to stages.prepare and prints what it returns; no usable
+    patient is a one-line error."""
+    import pandas as pd
+
+    from gliotype import stages
+
+    seen = {}
+
+    def prepare(manifest, work, config, workers):
+        seen.update(manifest=manifest, work=work, skull=config.preprocess.skull_stripped, workers=workers)
+        pre = pd.DataFrame({"patient_id": ["P1", "P2"], "status": ["done", "failed"], "reason": ["", "no mask"]})
+        built = pd.DataFrame({"patient_id": ["P1"], "status": ["failed"], "reason": ["tumour too small"]})
+        return stages.Prepared(pre, built, stages.usable(built))
+
+    monkeypatch.setattr(stages, "prepare", prepare)
+    result = runner.invoke(app, ["preprocess", str(tmp_path / "m.csv"), "--out", str(tmp_path / "w"), "--preset", "tiny",
+                                 "--workers", "1", "--skull-stripped", "yes"])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == ["preprocessing: 1 done, 1 failed", "  patient P2: no mask",
+                                          "modalities: 1 failed", "  patient P1: tumour too small",
+                                          "error: no patient could be preprocessed"]
+    assert seen == {"manifest": tmp_path / "m.csv", "work": tmp_path / "w", "skull": "yes", "workers": 1}

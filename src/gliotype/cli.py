@@ -1,38 +1,29 @@
-"""The ``gliotype`` command line: a thin layer over the Python API.
+"""The ``gliotype`` command line: argument parsing over the Python API.
 
-Every command parses its arguments, calls one API function with explicit paths and
-prints a short summary. User errors end in one line on stderr (exit code 2), never a
-traceback; ``--debug`` shows the traceback for bug reports.
+Every command parses its arguments, makes one call into the API (:mod:`gliotype.stages`,
+:func:`gliotype.experiment.run_experiment`, ...) with explicit paths and prints its summary.
+Any error ends in one line on stderr (:class:`OneLineErrors`): exit 2 for a user error, 1 for
+a bug; ``--debug`` (passed in the context object, ``ctx.obj``) shows the traceback instead.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from gliotype import __version__
-from gliotype.errors import GliotypeError
+from gliotype.errors import GliotypeError, one_line
 from gliotype.layout import RunDir
-from gliotype.utils.logging import get_logger, setup_logging
+from gliotype.utils.logging import setup_logging
 
-app = typer.Typer(
-    name="gliotype",
-    help="Predict glioma IDH genotype from multi-sequence MRI (Wei et al., IEEE TMI 2023).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-cohort_app = typer.Typer(help="Find and check the patients of a cohort.", no_args_is_help=True)
-config_app = typer.Typer(help="Show the resolved configuration of a preset.", no_args_is_help=True)
-app.add_typer(cohort_app, name="cohort")
-app.add_typer(config_app, name="config")
-
-log = get_logger("cli")
-_STATE = {"debug": False}
+USER_ERRORS = (GliotypeError, ValueError, FileNotFoundError, PermissionError)  # one line, exit 2
+# raised on purpose (--help, --version, usage errors: ClickException, click's or that of typer's own copy)
+CLI_EXITS = (typer.Exit, typer.Abort, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -40,28 +31,42 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def user_errors(func):
-    """Turn user-facing errors into one line on stderr (exit 2)."""
+class OneLineErrors(TyperGroup):
+    """The root command: an error of any command ends in one line on stderr, exit 2 for a user
+    error and 1 for a bug, unless ``--debug`` (``ctx.obj["debug"]``) lets the traceback through."""
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def invoke(self, ctx: typer.Context):
         try:
-            return func(*args, **kwargs)
-        except typer.Exit:
+            return super().invoke(ctx)
+        except CLI_EXITS:
             raise
-        except (GliotypeError, ValueError, FileNotFoundError, PermissionError) as exc:
-            if _STATE["debug"]:
-                raise
-            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except KeyboardInterrupt:
             _fail("interrupted; rerun the same command to resume", code=130)
-        except Exception as exc:  # a bug, not the user's fault: still one line unless --debug
-            if _STATE["debug"]:
+        except Exception as exc:
+            if (ctx.obj or {}).get("debug"):
                 raise
-            text = str(exc).splitlines()[0] if str(exc) else ""
-            _fail(f"internal error ({type(exc).__name__}: {text}); rerun with --debug for details", code=1)
+            text, kind = one_line(exc, limit=sys.maxsize), type(exc).__name__  # the whole first line
+            if isinstance(exc, USER_ERRORS):
+                _fail(text)  # else a bug, not the user's fault: one line too
+            _fail(f"internal error ({kind}{': ' + text if text != kind else ''}); rerun with --debug for details", 1)
 
-    return wrapper
+
+app = typer.Typer(name="gliotype", cls=OneLineErrors, no_args_is_help=True, add_completion=False,
+                  help="Predict glioma IDH genotype from multi-sequence MRI (Wei et al., IEEE TMI 2023).",
+                  pretty_exceptions_enable=False)
+cohort_app = typer.Typer(help="Find and check the patients of a cohort.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the resolved configuration of a preset.", no_args_is_help=True)
+ssl_app = typer.Typer(help="Self-supervised brain-network construction (section 3.2, eq. 1).", no_args_is_help=True)
+atlas_app = typer.Typer(help="The brain-network atlases: AAL regions (nodes) and tracts (edges).", no_args_is_help=True)
+for sub, name in ((cohort_app, "cohort"), (config_app, "config"), (ssl_app, "ssl"), (atlas_app, "atlas")):
+    app.add_typer(sub, name=name)
+
+PRESET = typer.Option("cpu", "--preset", help="paper, cpu or tiny.")
+CONFIG = typer.Option(None, "--config", help="A YAML file over the preset.")
+SET = typer.Option([], "--set", help="Override one value: key.path=value (repeatable).")
+WORKERS = typer.Option(2, "--workers", help="Parallel processes.")
+NODE_ATLAS = typer.Option(None, "--node-atlas", help="Your region labels (NIfTI).")
+EDGE_ATLAS = typer.Option(None, "--edge-atlas", help="Your tracts: 4D NIfTI or folder.")
 
 
 def _version(value: bool) -> None:
@@ -71,63 +76,44 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def options(
+    ctx: typer.Context,
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True),
 ) -> None:
     """gliotype: multi-modal glioma genotype prediction."""
-    _STATE["debug"] = debug
+    ctx.obj = {"debug": debug}
     setup_logging(log_level)
 
 
-# --------------------------------------------------------------------------- synth
 @app.command()
-@user_errors
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write the cohort to (BraTS 2021 layout)."),
     patients: int = typer.Option(150, "--patients", help="Number of patients."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same arguments, byte-identical files."),
     prevalence: float = typer.Option(0.26, "--prevalence", help="Fraction of IDH-mutant patients."),
-    signal: str = typer.Option(
-        "image=1,shape=1,location=1,network=1",
-        "--signal",
-        help="Strength of each IDH signal: image, shape, location, network (0 removes it).",
-    ),
+    signal: str = typer.Option("image=1,shape=1,location=1,network=1", "--signal",
+                               help="Strength of each IDH signal: image, shape, location, network (0 removes it)."),
     sites: int = typer.Option(3, "--sites", help="Number of acquisition sites (intensity, bias, noise)."),
     fa_cases: int = typer.Option(20, "--fa-cases", help="Patients with an FA map (the self-supervised set)."),
     space: str = typer.Option("mni", "--space", help="mni (template grid) or native (own grid per patient)."),
     resolution: int = typer.Option(2, "--resolution", help="Voxel size in mm on the template grid: 1 or 2."),
-    workers: int = typer.Option(2, "--workers", help="Parallel processes."),
+    workers: int = WORKERS,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cohort made with other arguments."),
 ) -> None:
     """Generate a synthetic glioma cohort on the real ICBM152 template (see docs/synthetic.md)."""
     from gliotype.synthetic import SynthConfig, generate_cohort, parse_signal
 
-    config = SynthConfig(
-        patients=patients,
-        seed=seed,
-        prevalence=prevalence,
-        signal=parse_signal(signal),
-        sites=sites,
-        fa_cases=fa_cases,
-        space=space,
-        resolution=resolution,
-        workers=workers,
-    )
-    summary = generate_cohort(out, config, overwrite=overwrite)
-    typer.echo(
-        f"synthetic cohort: {summary['patients']} patients "
-        f"({summary['idh_mutant']} IDH-mutant, {summary['idh_wildtype']} wild-type), "
-        f"{summary['fa_cases']} with FA, {summary['sites']} sites, in {summary['seconds']:.1f} s"
-    )
-    typer.echo(f"Bayes-optimal AUC of this cohort: {summary['bayes_auc']:.3f}")
-    typer.echo(f"written to {out}")
+    config = SynthConfig(patients=patients, seed=seed, prevalence=prevalence, signal=parse_signal(signal), sites=sites,
+                         fa_cases=fa_cases, space=space, resolution=resolution, workers=workers)
+    s = generate_cohort(out, config, overwrite=overwrite)
+    typer.echo(f"synthetic cohort: {s['patients']} patients ({s['idh_mutant']} IDH-mutant, {s['idh_wildtype']} "
+               f"wild-type), {s['fa_cases']} with FA, {s['sites']} sites, in {s['seconds']:.1f} s\n"
+               f"Bayes-optimal AUC of this cohort: {s['bayes_auc']:.3f}\nwritten to {out}")
 
 
-# --------------------------------------------------------------------------- cohort
 @cohort_app.command("scan")
-@user_errors
 def cohort_scan(
     root: Path = typer.Argument(..., help="Folder holding one sub-folder per patient (or images)."),
     out: Path = typer.Option(..., "--out", help="Manifest CSV to write."),
@@ -135,105 +121,61 @@ def cohort_scan(
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of IDH labels (flexible columns)."),
 ) -> None:
     """Find every patient's T1, T1c, T2, FLAIR, mask (and FA) and write a manifest."""
-    from gliotype.input import scan_cohort, write_manifest
+    from gliotype import stages
+    from gliotype.input import cohort_summary
 
-    manifest = scan_cohort(root, layout=layout, labels=labels)
-    write_manifest(manifest, out)
-    typer.echo(f"{len(manifest)} patients found, manifest written to {out}")
-    _print_cohort_summary(manifest)
+    manifest = stages.scan(root, out, layout=layout, labels=labels)
+    typer.echo(f"{len(manifest)} patients found, manifest written to {out}\n{cohort_summary(manifest)}")
 
 
 @cohort_app.command("validate")
-@user_errors
 def cohort_validate(
     manifest: Path = typer.Argument(..., help="Manifest CSV written by `gliotype cohort scan`."),
-    workers: int = typer.Option(2, "--workers", help="Parallel processes."),
+    workers: int = WORKERS,
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the table as CSV."),
 ) -> None:
     """Check every case; print one table; exit non-zero only when no case is usable."""
-    from gliotype.input import read_manifest, validate_manifest, validation_table
+    from gliotype import stages
 
-    df = read_manifest(manifest)
-    reports = validate_manifest(df, workers=workers)
-    typer.echo(validation_table(reports))
-    if report is not None:
-        import pandas as pd
-
-        from gliotype.utils.io import write_csv_atomic
-
-        rows = [
-            {"patient_id": r.patient_id, "status": r.status, "reason": r.reason, "warnings": "; ".join(r.warnings)}
-            for r in reports
-        ]
-        write_csv_atomic(pd.DataFrame(rows), report)
-    ok = [r.patient_id for r in reports if r.status == "ok"]
-    _print_cohort_summary(df[df["patient_id"].isin(ok)])
-    if not ok:
+    checked = stages.validate(manifest, workers, report=report)
+    typer.echo(checked.summary())
+    if not checked.ok:
         _fail("no usable case in the manifest")
 
 
-def _print_cohort_summary(df) -> None:
-    from gliotype.input import cohort_summary
-
-    typer.echo(cohort_summary(df))
-
-
-# --------------------------------------------------------------------------- stages
-def _config(preset: str, config: Optional[Path], set_: list[str]):
+def _config(preset: str, config: Optional[Path], set_: list[str], node_atlas: Optional[Path] = None,
+            edge_atlas: Optional[Path] = None, skull_stripped: Optional[str] = None):
+    """The resolved configuration: the preset, the YAML file, the --set values, then the options."""
     from gliotype.config import load_config
 
-    return load_config(preset, config, set_)
-
-
-PRESET = typer.Option("cpu", "--preset", help="paper, cpu or tiny.")
-CONFIG = typer.Option(None, "--config", help="A YAML file over the preset.")
-SET = typer.Option([], "--set", help="Override one value: key.path=value (repeatable).")
+    opts = {"preprocess.skull_stripped": skull_stripped, "atlas.node_atlas": node_atlas, "atlas.edge_atlas": edge_atlas}
+    extra = [f"{k}={json.dumps(str(v.resolve() if isinstance(v, Path) else v))}" for k, v in opts.items() if v]
+    return load_config(preset, config, [*set_, *extra])  # quoted: `yes` stays a word, not YAML's true
 
 
 @app.command()
-@user_errors
 def preprocess(
     manifest: Path = typer.Argument(..., help="Manifest CSV (from `gliotype cohort scan`)."),
     out: Path = typer.Option(..., "--out", help="Work folder."),
-    workers: int = typer.Option(2, "--workers", help="Parallel processes."),
+    workers: int = WORKERS,
     skull_stripped: Optional[str] = typer.Option(None, "--skull-stripped", help="auto, yes or no."),
-    node_atlas: Optional[Path] = typer.Option(None, "--node-atlas", help="Your region labels (NIfTI)."),
-    edge_atlas: Optional[Path] = typer.Option(None, "--edge-atlas", help="Your tracts: 4D NIfTI or folder."),
+    node_atlas: Optional[Path] = NODE_ATLAS,
+    edge_atlas: Optional[Path] = EDGE_ATLAS,
     preset: str = PRESET,
     config: Optional[Path] = CONFIG,
     set_: list[str] = SET,
 ) -> None:
     """Register, normalise and build the three modalities of every patient (sections 3.2, 4.2)."""
-    from gliotype.input import read_manifest
-    from gliotype.modalities.build import build_modalities
-    from gliotype.preprocessing import preprocess_cohort
+    from gliotype import stages
 
-    extra = list(set_)
-    if skull_stripped:
-        extra.append(f"preprocess.skull_stripped={skull_stripped}")
-    if node_atlas:
-        extra.append(f"atlas.node_atlas={node_atlas.resolve()}")
-    if edge_atlas:
-        extra.append(f"atlas.edge_atlas={edge_atlas.resolve()}")
-    cfg = _config(preset, config, extra)
-    status = preprocess_cohort(read_manifest(manifest), out, cfg, workers=workers)
-    ok = status.loc[status["status"].isin(["done", "skipped"]), "patient_id"].astype(str).tolist()
-    built = build_modalities(out, ok, cfg, workers=workers)
-    for table_, what in ((status, "preprocessing"), (built, "modalities")):
-        counts = table_["status"].value_counts().to_dict()
-        typer.echo(f"{what}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-        for r in table_[table_["status"] == "failed"].itertuples():
-            typer.echo(f"  patient {r.patient_id}: {r.reason}")
-    if built["status"].isin(["done", "skipped"]).sum() == 0:
+    cfg = _config(preset, config, set_, node_atlas, edge_atlas, skull_stripped)
+    prepared = stages.prepare(manifest, out, cfg, workers)
+    typer.echo(prepared.summary())
+    if not prepared.ids:
         _fail("no patient could be preprocessed")
 
 
-ssl_app = typer.Typer(help="Self-supervised brain-network construction (section 3.2, eq. 1).", no_args_is_help=True)
-app.add_typer(ssl_app, name="ssl")
-
-
 @ssl_app.command("train")
-@user_errors
 def ssl_train(
     workdir: Path = typer.Argument(..., help="Work folder written by `gliotype preprocess`."),
     preset: str = PRESET,
@@ -244,27 +186,23 @@ def ssl_train(
     from gliotype.self_supervised import train_self_supervised
 
     r = train_self_supervised(workdir, _config(preset, config, set_))
-    typer.echo(f"trained on {len(r['train_patients'])} FA patients, evaluated on {len(r['heldout_patients'])} held out")
-    typer.echo(f"node reconstruction MSE {r['node_reconstruction_mse']:.3f} (predicting the mean: "
-               f"{r['node_mean_baseline_mse']:.3f})")
-    if r["edge_retrieval_top1"] is None:  # no held-out batch could be formed (e.g. one patient, same_tract)
-        typer.echo("edge retrieval: no held-out batch")
-    else:
-        typer.echo(f"edge retrieval top-1 {r['edge_retrieval_top1']:.3f} (chance {r['edge_retrieval_chance']:.3f})")
+    edge = ("edge retrieval: no held-out batch" if r["edge_retrieval_top1"] is None  # e.g. one patient, same_tract
+            else f"edge retrieval top-1 {r['edge_retrieval_top1']:.3f} (chance {r['edge_retrieval_chance']:.3f})")
+    typer.echo(f"trained on {len(r['train_patients'])} FA patients, evaluated on {len(r['heldout_patients'])} held out"
+               f"\nnode reconstruction MSE {r['node_reconstruction_mse']:.3f} (predicting the mean: "
+               f"{r['node_mean_baseline_mse']:.3f})\n{edge}")
 
 
 @ssl_app.command("encode")
-@user_errors
 def ssl_encode(workdir: Path = typer.Argument(..., help="Work folder with trained models.")) -> None:
     """Write every patient's brain network x_B = {v_N, v_E}."""
     from gliotype.self_supervised import encode_brain_networks
 
-    table_ = encode_brain_networks(workdir)
-    typer.echo(", ".join(f"{v} {k}" for k, v in table_["status"].value_counts().items()))
+    status = encode_brain_networks(workdir)["status"]
+    typer.echo(", ".join(f"{v} {k}" for k, v in status.value_counts().items()))
 
 
 @app.command()
-@user_errors
 def run(
     out: Path = typer.Option(..., "--out", help="Run folder (results/, model/, work/)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Cohort folder (any layout the scanner knows)."),
@@ -281,28 +219,18 @@ def run(
     set_: list[str] = SET,
 ) -> None:
     """Run every stage of the method and print Table 3 (cached and resumable)."""
-    from gliotype.experiment import run_experiment
-    from gliotype.experiment.run import ceiling_lines, repeats_markdown
-    from gliotype.experiment.tables import to_markdown
+    from gliotype.experiment import run_experiment, run_summary
 
     rows = False if no_ablations else (list(ablation) if ablation else True)
     res = run_experiment(out, _config(preset, config, set_), data=data, manifest=manifest, ablations=rows,
                          baselines=not no_baselines, repeats=repeats, audit=not no_audit)
-    typer.echo("\nTable 3. Comparison with baselines (test set)\n")
-    typer.echo(to_markdown(res["tables"]["table3"]))
-    if "repeats" in res:
-        typer.echo("\nTable 3 over repeated splits\n")
-        typer.echo(repeats_markdown(res["repeats"]["table3"]))
-    typer.echo("\n" + ceiling_lines(res["summary"]))
-    typer.echo(f"\nreport: {RunDir(out).results.report}")
+    typer.echo(run_summary(res, out))
 
 
 @app.command()
-@user_errors
 def audit(
     rundir: Path = typer.Argument(..., help="Run folder written by `gliotype run`."),
-    truth: Optional[Path] = typer.Option(None, "--truth", help="A synthetic cohort's truth.csv: also correlate "
-                                                                "each group with the generator's latents."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="A synthetic cohort or its truth file: probe latents."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the audit files (default RUNDIR/results)."),
     workers: int = typer.Option(1, "--workers", help="Parallel processes for the tumour descriptors."),
     folds: int = typer.Option(5, "--folds", min=2, help="Folds of each probe's cross-validation."),
@@ -311,44 +239,28 @@ def audit(
     """Information audit: IDH probe AUC of every feature group on training patients, Table 1 homophily,
     the observable ceiling (docs/audit.md)."""
     from gliotype.audit import audit_run
-    from gliotype.experiment.report import add_audit_section
 
-    res = audit_run(rundir, truth=truth, out=out, workers=workers, folds=folds, repeats=repeats)
-    typer.echo(res.to_markdown())
-    results = RunDir(rundir).results
-    if results.report.exists():
-        add_audit_section(results.report, res)
-        typer.echo(f"report: {results.report}")
-    typer.echo(f"audit files: {out if out is not None else results.root}")
-
-
-atlas_app = typer.Typer(help="The brain-network atlases: AAL regions (nodes) and tracts (edges).", no_args_is_help=True)
-app.add_typer(atlas_app, name="atlas")
+    res = audit_run(rundir, truth=truth, out=out, workers=workers, folds=folds, repeats=repeats, report=True)
+    typer.echo(res.summary())
 
 
 @atlas_app.command("show")
-@user_errors
 def atlas_show(
     out: Path = typer.Option(Path("atlases.png"), "--out", help="PNG to write."),
-    node_atlas: Optional[Path] = typer.Option(None, "--node-atlas", help="Your region labels (NIfTI)."),
-    edge_atlas: Optional[Path] = typer.Option(None, "--edge-atlas", help="Your tracts: 4D NIfTI or folder."),
+    node_atlas: Optional[Path] = NODE_ATLAS,
+    edge_atlas: Optional[Path] = EDGE_ATLAS,
     preset: str = PRESET,
     config: Optional[Path] = CONFIG,
     set_: list[str] = SET,
 ) -> None:
     """Render both atlases on the ICBM152 template (builds and caches the tract atlas once)."""
-    from gliotype.atlases import load_node_atlas, load_tract_atlas, render_atlases
+    from gliotype.atlases import show_atlases
 
-    cfg = _config(preset, config, set_).atlas
-    nodes = load_node_atlas(str(node_atlas) if node_atlas else cfg.node_atlas, n_regions=cfg.n_regions)
-    tracts = load_tract_atlas(str(edge_atlas) if edge_atlas else cfg.edge_atlas, node_atlas=nodes,
-                              n_tracts=cfg.n_tracts)
-    render_atlases(out, node_atlas=nodes, tract_atlas=tracts)
-    typer.echo(f"{len(nodes.regions)} regions, {len(tracts.pairs)} tracts: {out}")
+    regions, tracts = show_atlases(_config(preset, config, set_, node_atlas, edge_atlas).atlas, out)
+    typer.echo(f"{regions} regions, {tracts} tracts: {out}")
 
 
 @app.command()
-@user_errors
 def inspect(
     workdir: Path = typer.Argument(..., help="Work folder written by `gliotype preprocess`."),
     patient: str = typer.Argument(..., help="Patient ID."),
@@ -360,26 +272,16 @@ def inspect(
     typer.echo(str(render_inspection(workdir, patient, out)))
 
 
-# --------------------------------------------------------------------------- config
 @config_app.command("show")
-@user_errors
-def config_show(
-    preset: str = typer.Option("cpu", "--preset", help="paper, cpu or tiny."),
-    config: Optional[Path] = typer.Option(None, "--config", help="A YAML file over the preset."),
-    set_: list[str] = typer.Option([], "--set", help="Override one value: key.path=value (repeatable)."),
-) -> None:
+def config_show(preset: str = PRESET, config: Optional[Path] = CONFIG, set_: list[str] = SET) -> None:
     """Print the resolved configuration (preset <- YAML <- --set)."""
     import yaml
 
-    from gliotype.config import load_config
-
-    cfg = load_config(preset, config, set_)
+    cfg = _config(preset, config, set_)
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
 
 
-# --------------------------------------------------------------------------- prediction and explanations
 @app.command()
-@user_errors
 def predict(
     model: Path = typer.Option(..., "--model", help="Trained model folder (RUNDIR/model from `gliotype run`)."),
     out: Path = typer.Option(..., "--out", help="Output folder (written only when the prediction succeeds)."),
@@ -397,26 +299,20 @@ def predict(
     from gliotype.prediction import inputs_from_case, load_model, predict_patient
 
     files = {"t1": t1, "t1c": t1c, "t2": t2, "flair": flair, "mask": mask}
-    if case is not None:
-        if any(files.values()):
-            _fail("give either --case or the five files --t1 --t1c --t2 --flair --mask, not both")
-        pid, inputs = inputs_from_case(case, patient_id)
-        pid = patient_id or pid
-    else:
-        missing = [f"--{k}" for k, v in files.items() if v is None]
-        if missing:
-            _fail(f"missing {', '.join(missing)} (or give --case DIR)")
-        pid, inputs = patient_id, files
-    trained = load_model(model)
-    res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain)
-    lo, hi = res.interval
+    missing = [f"--{k}" for k, v in files.items() if v is None]
+    if case is not None and len(missing) < len(files):
+        _fail("give either --case or the five files --t1 --t1c --t2 --flair --mask, not both")
+    if case is None and missing:
+        _fail(f"missing {', '.join(missing)} (or give --case DIR)")
+    pid, inputs = inputs_from_case(case, patient_id) if case is not None else (patient_id, files)
+    pid = patient_id or pid
+    res = predict_patient(load_model(model), inputs, pid, out, draws=draws, explain=not no_explain)
+    (lo, hi), threshold = res.interval, res.record["threshold"]
     typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
-               f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {res.record['threshold']:.3f}")
-    typer.echo(f"report: {out / 'report.html'}")
+               f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}\nreport: {out / 'report.html'}")
 
 
 @app.command()
-@user_errors
 def explain(
     rundir: Path = typer.Argument(..., help="Run folder written by `gliotype run`."),
     more: Optional[list[str]] = typer.Argument(None, metavar="[ID]...", help="More patient IDs after --patients."),
@@ -434,12 +330,12 @@ def explain(
     if all_ == bool(ids):
         _fail("give --patients ID [ID ...] or --all")
     res = explain_run(rundir, None if all_ else [i.strip() for i in ids], epochs=epochs, seed=seed)
-    typer.echo(f"explained {res['patients']} patients: {RunDir(rundir).explain.root}")
-    for g in res.get("groups", []):
-        if g["n"]:
-            typer.echo(f"  {g['group']}: {g['n']} patients, mean density of important edges {g['mean_density']:.3f}")
+    lines = [f"explained {res['patients']} patients: {RunDir(rundir).explain.root}"]
+    lines += [f"  {g['group']}: {g['n']} patients, mean density of important edges {g['mean_density']:.3f}"
+              for g in res.get("groups", []) if g["n"]]
     if res.get("p_value") is not None:
-        typer.echo(f"  Mann-Whitney U = {res['mann_whitney_u']:.1f}, two-sided p = {res['p_value']:.3g}")
+        lines.append(f"  Mann-Whitney U = {res['mann_whitney_u']:.1f}, two-sided p = {res['p_value']:.3g}")
+    typer.echo("\n".join(lines))
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gliotype`

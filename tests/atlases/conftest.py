@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gliotype.atlases import build_tract_atlas, load_node_atlas
+from gliotype.atlases import build_tract_atlas, load_node_atlas, tract_cache
 
 #: A few AAL regions: neighbours (1, 7, 57), across the midline (2), deep (71) and mesial temporal (37).
 SMALL_REGIONS = (1, 2, 7, 29, 37, 57, 71)
@@ -12,9 +12,11 @@ SMALL_TRACTS = 12  # of the 21 pairs
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """Never read or write the user's ~/.cache in tests."""
-    monkeypatch.setenv("GLIOTYPE_CACHE", str(tmp_path / "cache"))
+def cache_root(tmp_path, monkeypatch):
+    """Never read or write the user's ~/.cache in tests: the default ``cache_dir`` is a temporary folder."""
+    root = tmp_path / "cache"
+    monkeypatch.setattr(tract_cache, "DEFAULT_CACHE_DIR", root)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from scipy import ndimage as ndi
 
 from gliotype.atlases import (
     TractAtlas,
+    atlas_cache_folder,
     build_tract_atlas,
     cached_tract_atlas_path,
     default_tract_atlas,
@@ -111,6 +112,23 @@ def test_cache_hit_does_not_rebuild(aal, monkeypatch):
     assert cached_tract_atlas_path(aal, 3, regions=regions) != path
     with pytest.raises(AssertionError, match="rebuilt"):
         default_tract_atlas(aal, 3, regions=regions)
+
+
+def test_cache_dir_is_an_argument_that_says_where_not_what(small_tracts, aal, tmp_path, cache_root):
+    """``cache_dir`` (config ``atlas.cache_dir``) moves the cache files, never their names (keys)."""
+    regions = (1, 3, 7)
+    mine = tmp_path / "elsewhere"
+    assert atlas_cache_folder(None) == cache_root / "atlases"
+    assert atlas_cache_folder(mine) == mine / "atlases"
+    path = cached_tract_atlas_path(aal, 3, regions=regions, cache_dir=mine)
+    assert path.parent == mine / "atlases"
+    assert path.name == cached_tract_atlas_path(aal, 3, regions=regions).name
+    default_tract_atlas(aal, 3, regions=regions, cache_dir=mine)
+    assert path.exists()
+    user = _write_4d(small_tracts, tmp_path)
+    load_tract_atlas(user, node_atlas=aal, n_tracts=3, cache_dir=str(mine))
+    assert len(list((mine / "atlases").glob("tracts-user-v*.npz"))) == 1
+    assert not cache_root.exists()  # nothing went to the default folder
 
 
 def test_damaged_cache_file_is_rebuilt(aal):

@@ -159,3 +159,25 @@ def test_descriptor_table_skips_a_broken_patient_with_one_warning_and_caches(tmp
     assert descriptor_table(tmp_path, ["OK"])["vol_et_ml"].iloc[0] == 123.0
     (tmp_path / "patients" / "OK" / "done.json").write_text(json.dumps({"key": "new", "has_fa": False}))
     assert descriptor_table(tmp_path, ["OK"])["vol_et_ml"].iloc[0] != 123.0  # ... until preprocessing changes
+
+
+def _dies(work, pid):
+    """``tumor_descriptors`` whose worker process dies, as the OOM killer would end it."""
+    import os
+
+    os._exit(1)
+
+
+def test_descriptor_table_in_workers_keeps_the_order_and_survives_dead_workers(tmp_path, monkeypatch, caplog):
+    from gliotype.audit import descriptors
+
+    for pid, x in (("A", 10), ("B", -10)):
+        write_patient(tmp_path, pid, np.where(_ball((x, 0, 0), 8), 4, 0))
+    serial = descriptor_table(tmp_path, ["B", "A"], cache=False)
+    assert descriptor_table(tmp_path, ["B", "A"], workers=2, cache=False).equals(serial)
+    monkeypatch.setattr(descriptors, "tumor_descriptors", _dies)
+    with caplog.at_level(logging.WARNING):
+        df = descriptor_table(tmp_path, ["B", "A"], workers=2, cache=False)
+    assert df.empty and list(df.columns) == list(serial.columns)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and all("worker process crashed" in w for w in warned)

@@ -155,3 +155,30 @@ def test_options_at_their_neutral_value_leave_every_cache_key_unchanged():
         assert values_hash(older) == config_hash(config)
         changed = load_config("cpu", overrides=[f"{dotted}={NON_NEUTRAL[dotted]}"])
         assert config_hash(changed, parents[0]) != config_hash(config, parents[0])
+
+
+def test_location_options_are_in_no_hash_whatever_their_value():
+    """``atlas.cache_dir`` says where the tract atlas is cached, not what it is: no config hash
+    sees it, at null, at a folder, or absent (a config written before it existed)."""
+    import copy
+
+    from gliotype.config.loader import LOCATION_OPTIONS, values_hash
+
+    assert "atlas.cache_dir" in LOCATION_OPTIONS
+    for preset in PRESETS:
+        config = load_config(preset)
+        assert config.atlas.cache_dir is None
+        moved = load_config(preset, overrides=["atlas.cache_dir=/somewhere/else"])
+        assert moved.atlas.cache_dir == "/somewhere/else"
+        for sections in ((), ("atlas",), ("ssl", "atlas", "preprocess")):
+            assert config_hash(moved, *sections) == config_hash(config, *sections)
+        older = copy.deepcopy(config.model_dump(mode="json"))
+        for dotted in LOCATION_OPTIONS:
+            *parents, leaf = dotted.split(".")
+            node = older
+            for key in parents:
+                node = node[key]
+            del node[leaf]
+        assert values_hash(older) == config_hash(config) == config_hash(moved)
+        assert config_hash(load_config(preset, overrides=["atlas.n_tracts=7"]), "atlas") != \
+            config_hash(config, "atlas")

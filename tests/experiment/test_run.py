@@ -1,5 +1,6 @@
 """`gliotype run` end to end on a tiny synthetic cohort (issue 6): every stage, every table,
-two repeated splits, resumable reruns, nothing but patient IDs in the shared outputs."""
+two repeated splits, resumable reruns, nothing but patient IDs in the shared outputs, and
+Multi-modal + GNN probabilities that are the exported GNN's, not noise."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -45,6 +47,52 @@ def test_every_table_with_the_paper_rows(tiny_run):
     preds = pd.read_csv(results / "predictions.csv")
     assert set(preds.columns) == {"patient_id", "split", "model", "probability", "label"}
     assert set(preds["split"]) == {"B", "test"}
+
+
+def test_the_synthetic_truth_gives_the_bayes_ceiling(tiny_run):
+    """The run reads the generator's truth through gliotype.synthetic.truth (the file name lives there)."""
+    from gliotype.synthetic.truth import read_truth
+
+    root, _, result = tiny_run
+    truth = read_truth(root / "cohort")
+    assert truth is not None and "bayes_posterior" in truth
+    summary = json.loads((root / "run" / "results" / "summary.json").read_text())
+    assert 0.5 <= summary["bayes_auc_test"] <= 1 and summary["bayes_auc_test"] == result["summary"]["bayes_auc_test"]
+    assert summary["ceiling_ratio"]["model"] == "Multi-modal + GNN"
+    t3 = result["tables"]["table3"].set_index("model")
+    assert summary["ceiling_ratio"]["auc"] == t3.loc["Multi-modal + GNN", "auc"]
+
+
+def test_the_gnn_probabilities_are_the_exported_models_not_noise(tiny_run):
+    """Table 3's Multi-modal + GNN probabilities (predictions.csv) are those of the exported GNN on
+    the stored population graph, which the loaded model re-predicts; the GNN's output follows its
+    input: relabelling the patients of the graph relabels the probabilities (message passing is
+    permutation-equivariant, noise is not). A GNN that outputs random probabilities fails here."""
+    import torch
+
+    from gliotype.layout import RunDir
+    from gliotype.population_graph import predict_proba
+    from gliotype.population_graph.graph import PopulationGraph
+    from gliotype.prediction import load_model
+
+    root, _, _ = tiny_run
+    run = RunDir(root / "run")
+    preds = pd.read_csv(run.results.predictions, dtype={"patient_id": str})
+    gnn = preds[preds["model"] == "Multi-modal + GNN"].set_index("patient_id")
+    trained = load_model(run.model.root)
+    ids = list(trained.graph.patient_id)
+    assert sorted(ids) == sorted(gnn.index) and trained.stored_probability is not None
+    np.testing.assert_allclose(trained.stored_probability, gnn.loc[ids, "probability"], atol=1e-6)
+    p = predict_proba(trained.gnn, trained.graph)
+    np.testing.assert_allclose(p, trained.stored_probability, atol=1e-5)
+    assert np.ptp(p) > 1e-3  # not one constant either
+
+    g = trained.graph
+    perm = np.random.default_rng(0).permutation(g.num_nodes)  # new node j is old node perm[j]
+    new_index = torch.as_tensor(np.argsort(perm))
+    shuffled = PopulationGraph(x=g.x[perm], edge_index=new_index[g.edge_index], edge_weight=g.edge_weight, y=g.y[perm],
+                               patient_id=[g.patient_id[i] for i in perm])
+    np.testing.assert_allclose(predict_proba(trained.gnn, shuffled), p[perm], atol=1e-5)
 
 
 def test_the_run_folder_is_where_the_layout_says(tiny_run):
@@ -156,9 +204,16 @@ def test_changed_encoder_setting_refreshes_the_cached_features(tiny_run):
     from gliotype.layout import row_slug
     from gliotype.multimodal.stage import extract_features, load_multimodal
 
+    import yaml
+
+    from gliotype.layout import RunDir
+
     root, config, _ = tiny_run
+    run = RunDir(root / "run")
     folder = root / "run" / "models" / row_slug(FULL_MODEL)
     before = pd.read_csv(folder / "features.csv", dtype={"patient_id": str})
+    predictions = pd.read_csv(run.results.predictions, dtype={"patient_id": str})
+    exported = {p.relative_to(run.model.root): p.read_bytes() for p in run.model.root.rglob("*") if p.is_file()}
     changed = config.model_copy(deep=True)
     changed.multimodal.lr = config.multimodal.lr * 3
     run_experiment(root / "run", changed, data=root / "cohort", repeats=1, ablations=False, baselines=False)
@@ -167,17 +222,25 @@ def test_changed_encoder_setting_refreshes_the_cached_features(tiny_run):
                              changed.multimodal)
     assert not after.drop(columns="patient_id").equals(before.drop(columns="patient_id"))
     pd.testing.assert_frame_equal(after, fresh, check_dtype=False, atol=1e-5)
+    # downstream of the features: the tables' predictions and every trained part of the exported model
+    new_predictions = pd.read_csv(run.results.predictions, dtype={"patient_id": str})
+    for row in ("Multi-modal + GNN", "Multi-modal + MLP"):
+        old_p = predictions[predictions["model"] == row].set_index("patient_id")["probability"]
+        new_p = new_predictions[new_predictions["model"] == row].set_index("patient_id")["probability"]
+        assert not old_p.sort_index().equals(new_p.sort_index()), row
+    for name in ("multimodal/model.safetensors", "population_graph/nodes.npz", "manifest.json", "config.yaml"):
+        assert (run.model.root / name).read_bytes() != exported[Path(name)], name
+    assert yaml.safe_load(run.model.config.read_text())["multimodal"]["lr"] == changed.multimodal.lr
 
 
 def test_cross_fitting_averages_test_and_joins_training_predictions():
-    import numpy as np
-
-    from gliotype.experiment.run import _across_folds
+    from gliotype.experiment.split import _across_folds
     from gliotype.experiment.tables import Scored
 
-    a = [Scored("m", np.array([0.1, 0.2]), np.array([0.4, 0.8]), p_threshold=np.array([np.nan, 0.3]))]
-    b = [Scored("m", np.array([0.5, 0.6, 0.7]), np.array([0.6, 0.2]))]
+    a = [Scored("m", np.array([0.1, 0.2]), np.array([0.4, 0.8]), p_threshold=np.array([np.nan, 0.3]), key="k")]
+    b = [Scored("m", np.array([0.5, 0.6, 0.7]), np.array([0.6, 0.2]), key="k")]
     (m,) = _across_folds([a, b])
+    assert (m.name, m.key) == ("m", "k")
     np.testing.assert_allclose(m.p_test, [0.5, 0.5])
     np.testing.assert_allclose(m.p_train, [0.1, 0.2, 0.5, 0.6, 0.7])
     np.testing.assert_allclose(m.p_threshold, [np.nan, 0.3, 0.5, 0.6, 0.7])

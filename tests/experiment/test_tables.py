@@ -6,7 +6,16 @@ import pytest
 
 from gliotype.config import load_config
 from gliotype.experiment.report import ABLATIONS_SKIPPED, write_report
-from gliotype.experiment.tables import Scored, feature_models, population_graph_models, table, to_markdown
+from gliotype.experiment.tables import (
+    GNN_ROW,
+    TABLE3_ROWS,
+    Scored,
+    feature_models,
+    graph_row,
+    population_graph_models,
+    table,
+    to_markdown,
+)
 from gliotype.population_graph import TABLE1
 
 
@@ -36,21 +45,21 @@ def test_table_with_reference_and_report(cohort, tmp_path):
     u_t, u_b, y, train = cohort
     x = np.concatenate([u_t, u_b], axis=1)
     models = feature_models(x[train], y[train], x[~train])
-    models.append(Scored("Multi-modal + GNN", models[0].p_train, models[0].p_test))
+    models.append(Scored(TABLE3_ROWS[GNN_ROW], models[0].p_train, models[0].p_test, key=GNN_ROW))
     cfg = load_config("tiny")
-    df = table(models, y[train], y[~train], cfg.evaluation, reference="Multi-modal + GNN")
+    df = table(models, y[train], y[~train], cfg.evaluation, reference=GNN_ROW)  # rows are selected by key
     assert np.isnan(df.loc[df["model"] == "Multi-modal + GNN", "delong_p"]).all()
     assert df.loc[df["model"] == "Multi-modal + MLP", "delong_p"].item() == pytest.approx(1.0)
     md = to_markdown(df)
     assert md.count("\n") == len(df) + 1 and "DeLong p" in md
     preds = pd.DataFrame({"patient_id": ["P1"], "split": ["test"], "model": ["m"], "probability": [0.3], "label": [0]})
     path = write_report(tmp_path, {"table3": df}, preds, {"patients": {"A": 1}, "seconds": {"x": 1.0}}, cfg,
-                        {m.name: m for m in models}, y[~train])
+                        {m.key: m for m in models}, y[~train])
     page = path.read_text()
     assert "Table 3" in page and "Multi-modal + SVM" in page and "data:image/png;base64" in page
     assert ABLATIONS_SKIPPED not in page
     one_row = write_report(tmp_path / "t4", {"table4": df.iloc[:1]}, preds, {"patients": {"A": 1}}, cfg,
-                           {m.name: m for m in models}, y[~train]).read_text()
+                           {m.key: m for m in models}, y[~train]).read_text()
     assert ABLATIONS_SKIPPED in one_row
     assert (tmp_path / "roc.png").stat().st_size > 1000
     assert list(pd.read_csv(tmp_path / "table3.csv").columns[:7]) == ["model", "auc", "auc_low", "auc_high", "acc",
@@ -115,6 +124,7 @@ def test_feature_models_cv_with_out_of_fold_thresholds(cohort):
                                   inner_folds=3, mlp_alphas=[1e-2, 1.0], svm_cs=[0.1, 1.0], lr_cs=[0.01, 1.0])
     models = feature_models(x[train], y[train], x[~train], seed=1, config=fc)
     assert [m.name for m in models] == ["Multi-modal + MLP", "Multi-modal + SVM", "Multi-modal + LR"]
+    assert [m.key for m in models] == ["mlp", "svm", "lr"]
     assert "mlpclassifier__alpha" in models[0].artifacts["chosen"]
     df = table(models, y[train], y[~train], load_config("tiny").evaluation)
     for m, thr in zip(models, df["threshold"]):
@@ -153,10 +163,11 @@ def test_chosen_population_graph_fixed_or_best_out_of_fold_row():
     good = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
     nan_fitted = good.copy()
     nan_fitted[0] = np.nan  # a fitted patient: ignored
-    models = [Scored(name, good, good, {}, p) for name, p in zip(
-        TABLE1_NAMES.values(), [1 - good, good[::-1], nan_fitted, 1 - good, 1 - good])]
+    models = [Scored(TABLE1_NAMES[row], good, good, {}, p, graph_row(*row)) for row, p in zip(
+        TABLE1, [1 - good, good[::-1], nan_fitted, 1 - good, 1 - good])]
     paper = load_config("tiny").population_graph
-    assert chosen_population_graph(models, y, paper).name == "<uT, uB>, r(uB)"  # the paper's row
+    chosen = chosen_population_graph(models, y, paper)
+    assert chosen.name == "<uT, uB>, r(uB)" and chosen.key == "uT_uB:uB"  # the paper's row, found by its key
     oof = paper.model_copy(update={"choose": "out_of_fold", "threshold_folds": 2})
     best = chosen_population_graph(models, y, oof)
     assert best.name == "<uT, uB>, r(uB)" and best.artifacts["out_of_fold_auc"]["uT, r(uB)"] == 0.0

@@ -158,3 +158,63 @@ def test_bad_region_labels_are_one_clear_line(value):
     with pytest.raises(GliotypeError, match=r"modalities.image_labels: .*'whole', 'core' or a list of mask labels"):
         _config(f"modalities.image_labels={value}")
     assert _config("modalities.image_labels=4").modalities.image_labels == [4]
+
+
+# --------------------------------------------------------------------------- the atlas it samples with
+def _stored(work, pid):
+    """Every array a build writes, and modalities.json."""
+    case = load_case_modalities(work, pid)
+    arrays = {k: v for k, v in case.items() if isinstance(v, np.ndarray)}
+    arrays["crossing"] = _crossing(work, pid)
+    return arrays, json.loads((work / "patients" / pid / "modalities" / "modalities.json").read_text())
+
+
+def test_a_given_atlas_replaces_the_work_folders(work, tmp_path):
+    """A prediction passes the model's loaded atlas: a work folder without atlas/ builds the same files."""
+    import shutil
+
+    from gliotype.modalities.atlas import LoadedAtlas
+
+    config = _config()
+    assert build_case_modalities(work, "P1", config).status == "done"
+    bare = tmp_path / "bare"
+    shutil.copytree(work / "patients" / "P1" / "preprocessed", bare / "patients" / "P1" / "preprocessed")
+    shutil.copy(work / "patients" / "P1" / "done.json", bare / "patients" / "P1" / "done.json")
+    model_atlas = tmp_path / "model" / "atlas"
+    shutil.copytree(work / "atlas", model_atlas)
+    res = build_case_modalities(bare, "P1", config, atlas=LoadedAtlas.load(model_atlas))
+    assert res.status == "done" and not (bare / "atlas").exists()
+    (a, meta_a), (b, meta_b) = _stored(work, "P1"), _stored(bare, "P1")
+    assert meta_a == meta_b and a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_the_cached_atlas_is_never_stale(work):
+    """The per-process cache is keyed on the folder and the stored sampling key: an atlas drawn
+    again in the same folder is read again (and the patients are rebuilt)."""
+    from gliotype.modalities.atlas import LoadedAtlas
+
+    config = _config()
+    first = LoadedAtlas.cached(work / "atlas")
+    assert first.key == "tiny" and LoadedAtlas.cached(work / "atlas") is first
+    assert build_case_modalities(work, "P1", config).status == "done"
+    assert build_case_modalities(work, "P1", config).status == "skipped"
+    AtlasSampling(np.arange(10, 20).reshape(2, 5), np.arange(5, 10).reshape(1, 5), np.array([[1, 2]]),
+                  np.array([[0], [1]]), key="redrawn").save(work / "atlas")
+    again = LoadedAtlas.cached(work / "atlas")
+    assert again.key == "redrawn"
+    np.testing.assert_array_equal(again.sampling.node_positions, np.arange(10, 20).reshape(2, 5))
+    assert build_case_modalities(work, "P1", config).status == "done"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_build_modalities_keeps_the_order_in_one_or_more_processes(work, workers, monkeypatch):
+    import gliotype.modalities.build as build
+
+    monkeypatch.setattr(build, "atlas_sampling", lambda workdir, config: None)  # keep the hand-made atlas
+    table = build.build_modalities(work, ["P1", "NOCORE", "GONE"], _config(), workers=workers)
+    assert table["patient_id"].tolist() == ["P1", "NOCORE", "GONE"]
+    assert table["status"].tolist() == ["done", "done", "failed"]
+    assert "\n" not in table["reason"].iloc[2] and table["reason"].iloc[2]
+    assert (work / "modalities_status.csv").exists()

@@ -2,13 +2,12 @@
 
 The model folder is written as ``gliotype run`` writes it (``export_model``) from a
 14-patient synthetic cohort on the template grid, trained with the tiny preset on the
-stages' own APIs (the tables and baselines of ``gliotype run`` are not needed here).
+stage API (:mod:`gliotype.stages`; the tables and baselines of ``gliotype run`` are not needed here).
 Tests only read these folders; tests that change a model copy it first.
 """
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +33,12 @@ def _splits(cohort: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_tiny_run(root: Path) -> Path:
-    """Synthetic cohort + tiny trained model under ``root`` (``cohort/``, ``run/{work,model,splits.csv}``)."""
+    """Synthetic cohort + tiny trained model under ``root`` (``cohort/``, ``run/{work,model,splits.csv}``),
+    through the stage API that ``gliotype run`` uses (:mod:`gliotype.stages`)."""
+    from gliotype import stages
     from gliotype.config import load_config
     from gliotype.experiment.export import export_model
-    from gliotype.input import is_blank, scan_cohort
-    from gliotype.modalities.build import build_modalities
-    from gliotype.multimodal.stage import extract_features, feature_matrix, train_multimodal
-    from gliotype.population_graph import build_population_graph, predict_proba, train_population_gnn
-    from gliotype.preprocessing import preprocess_cohort
-    from gliotype.self_supervised import encode_brain_networks, train_self_supervised
+    from gliotype.input import has_fa, scan_cohort
     from gliotype.synthetic import SynthConfig, generate_cohort
 
     cohort_dir, run = root / "cohort", root / "run"
@@ -51,32 +47,22 @@ def build_tiny_run(root: Path) -> Path:
     work = run / "work"
     df = scan_cohort(cohort_dir, labels=cohort_dir / "labels.csv")
     df["patient_id"] = df["patient_id"].astype(str)
-    preprocess_cohort(df, work, config)
-    ids = df["patient_id"].tolist()
-    build_modalities(work, ids, config)
-    df["has_fa"] = [not is_blank(v) for v in df["fa"]]
+    ids = stages.prepare(df, work, config).ids
+    df["has_fa"] = has_fa(df)
     splits = _splits(df)
     run.mkdir(parents=True, exist_ok=True)
     splits.to_csv(run / "splits.csv", index=False)
     by = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("ssl", "A", "B", "test")}
     labels = dict(zip(splits["patient_id"], splits["idh"]))
-    train_self_supervised(work, config, by["ssl"])
-    encode_brain_networks(work, ids)
+    stages.self_supervised(work, config, by["ssl"], ids)
     mm_dir = run / "models" / "full"
-    model = train_multimodal(work, mm_dir, by["A"], labels, config)
+    stages.multimodal(work, mm_dir, by["A"], labels, config)
     graph_ids = by["B"] + by["test"]
-    feats = extract_features(work, model, graph_ids, config.multimodal)
+    feats = stages.features(work, mm_dir, graph_ids, config)
     in_b = np.arange(len(graph_ids)) < len(by["B"])
     y = np.array([labels[p] for p in graph_ids])
-    pg = config.population_graph
-    graph = build_population_graph(feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B"), np.where(in_b, y, -1.0),
-                                   graph_ids, pg.node_weight, pg.edge_weight, pg.theta, pg.standardise,
-                                   reference=np.flatnonzero(in_b))
-    gnn, _ = train_population_gnn(graph, pg, config.seed)
-    p = predict_proba(gnn, graph)
-    scored = types.SimpleNamespace(p_train=p[in_b], p_test=p[~in_b], artifacts={
-        "model": gnn, "graph": graph, "node": pg.node_weight, "edge": pg.edge_weight})
-    export_model(run / "model", config, work, mm_dir, feats, graph_ids, in_b, y, scored)
+    _, chosen = stages.population_graph(feats, y, in_b, graph_ids, config)
+    export_model(run / "model", config, work, mm_dir, feats, graph_ids, in_b, y, chosen)
     return run
 
 

@@ -186,3 +186,30 @@ def test_config_tamper_detected(tiny_run, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="does not match the config hash"):
         load_model(folder)
+
+
+def test_the_work_folder_holds_only_the_patients_files(tiny_run, tiny_model, tmp_path, monkeypatch):
+    """The model's atlas and self-supervised models are loaded once (TrainedModel) and passed in
+    memory: the temporary work folder holds the patient's own files, no copy of the model."""
+    from pathlib import Path
+
+    import gliotype.multimodal.stage as stage
+    from gliotype.input import check_patient_id
+    from gliotype.prediction import inputs
+
+    assert inputs.check_patient_id is check_patient_id  # the cohort's patient-ID rule
+    seen = {}
+    real = stage.extract_features
+
+    def spy(work, *args, **kwargs):
+        seen["work"] = sorted(p.name for p in Path(work).iterdir())
+        seen["patients"] = sorted(p.name for p in (Path(work) / "patients").iterdir())
+        return real(work, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "extract_features", spy)
+    pid = split_ids(tiny_run / "run")[0]
+    res = predict_patient(tiny_model.without([pid]), case_inputs(tiny_run / "cohort", pid), None, tmp_path / "out",
+                          draws=0, explain=False)
+    assert seen["patients"] == [pid]
+    assert seen["work"] == ["brain_network_status.csv", "patients"], seen["work"]
+    assert res.patient_id == pid and (tmp_path / "out" / "prediction.json").exists()

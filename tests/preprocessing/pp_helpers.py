@@ -16,9 +16,6 @@ import pandas as pd
 from gliotype.config import load_config
 from locks import locked
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # two xdist workers on two cores: one ITK thread each
-    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
-
 BRATS = {"t1": "t1", "t1c": "t1ce", "t2": "t2", "flair": "flair", "mask": "seg", "fa": "fa"}
 
 

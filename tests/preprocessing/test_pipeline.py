@@ -1,6 +1,7 @@
 """preprocess_cohort on a tiny template-space synthetic cohort: outputs, cache, failures."""
 
 import json
+import os
 import shutil
 
 import nibabel as nib
@@ -11,6 +12,7 @@ import pytest
 from gliotype.atlases import load_template
 from gliotype.errors import CaseError
 from gliotype.preprocessing import (
+    CaseResult,
     PERCENTILES,
     SEQUENCES,
     STANDARD_SCALE,
@@ -185,3 +187,28 @@ def test_bad_rows_never_raise(tmp_path):
     dup = pd.DataFrame([{"patient_id": "P1"}, {"patient_id": "P1"}])
     table = preprocess_cohort(dup, tmp_path, config())
     assert list(table["status"]) == ["failed", "failed"] and "duplicate" in table["reason"][1]
+
+
+def _fake_case(row, workdir, config, itk_threads=1):
+    """``preprocess_case`` whose worker process dies for DIES-* (as the OOM killer would end it)
+    and raises for RAISES."""
+    pid = row["patient_id"]
+    if pid.startswith("DIES"):
+        os._exit(1)
+    if pid == "RAISES":
+        raise RuntimeError("boom\nsecond line")
+    return CaseResult(pid, "done", "", {"seconds": 0.0})
+
+
+def test_a_raising_case_or_a_dead_worker_is_a_failed_case(tmp_path, monkeypatch):
+    from gliotype.preprocessing import cohort as cohort_module
+
+    monkeypatch.setattr(cohort_module, "preprocess_case", _fake_case)
+    rows = pd.DataFrame([{"patient_id": p} for p in ("A", "RAISES", "B")])
+    table = preprocess_cohort(rows, tmp_path / "work", config(), workers=2)
+    assert table["patient_id"].tolist() == ["A", "RAISES", "B"]
+    assert _status(table) == {"A": ("done", ""), "B": ("done", ""), "RAISES": ("failed", "unexpected error: boom")}
+    # a case whose worker dies twice (first run and retry) is failed, the run goes on
+    rows = pd.DataFrame([{"patient_id": p} for p in ("DIES-1", "DIES-2")])
+    table = preprocess_cohort(rows, tmp_path / "work", config(), workers=2)
+    assert set(_status(table).values()) == {("failed", "the worker process crashed (out of memory?)")}

@@ -2,6 +2,7 @@
 the stored transforms map volumes both ways."""
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -130,14 +131,43 @@ def test_head_that_is_not_skull_stripped(native, tmp_path):
     assert dice(np.asarray(brain.dataobj) > 0.5, np.asarray(nib.load(truth).dataobj) > 0) >= 0.9
 
 
-def test_ants_seed_is_never_zero_and_one_itk_thread_by_default():
+def test_ants_seed_is_never_zero():
     """ANTs reads --random-seed 0 as "seed from the clock": config seed 0 must not reach it."""
+    from gliotype.preprocessing.ants_runtime import ants_module, seed_ants
+
+    seed_ants(0)
+    assert ants_module().config._random_seed == 1
+
+
+#: Run in a fresh process whose user environment asks ITK for 5 threads: prints the variable
+#: after importing gliotype.preprocessing, then the threads of the process once ANTs has run.
+_THREADS_PROBE = """
+import os, sys
+import nibabel as nib, numpy as np
+import gliotype.preprocessing
+print(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"))
+from gliotype.preprocessing.ants_runtime import use_itk_threads
+from gliotype.preprocessing.images import to_ants
+if sys.argv[1] != "default":
+    use_itk_threads(int(sys.argv[1]))
+to_ants(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)))
+print(len(os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
+def test_itk_threads_is_an_argument_not_the_environment():
+    """Importing gliotype.preprocessing leaves the environment alone; ITK runs on ``itk_threads``
+    (default 1), whatever ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS the user set."""
     import os
+    import subprocess
+    import sys
 
-    import ants
-
-    from gliotype.preprocessing.register import _seed
-
-    _seed(0)
-    assert ants.config._random_seed == 1
-    assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "1"
+    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "5", "OMP_NUM_THREADS": "1"}
+    seen = {}
+    for arg in ("default", "1", "3"):
+        out = subprocess.run([sys.executable, "-c", _THREADS_PROBE, arg], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert out[0] == "5", "importing gliotype.preprocessing changed the environment"
+        seen[arg] = int(out[1])
+    assert seen["default"] == seen["1"] < seen["3"]

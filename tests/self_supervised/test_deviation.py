@@ -271,3 +271,32 @@ def test_same_tract_training_is_deterministic_and_resumes_exactly(tmp_path):
     assert ha == pytest.approx(hb, rel=1e-6) and len(ha) == 4
     wa, wb = (load_file(str(p / "ssl" / "edge_model.safetensors")) for p in (a, b))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_loaded_models_encode_a_bare_work_folder_the_same_with_the_tumour_flags(trained, tmp_path):
+    """``ssl.tumor = mask``: the tumour flags come from the loaded models' atlas positions, so a
+    prediction's work folder (the patient's own files, no atlas/ or ssl/) gets the same x_B."""
+    import json
+    import shutil
+
+    from gliotype.layout import WorkDir
+    from gliotype.self_supervised import SelfSupervisedModels
+
+    root, _ = trained
+    encode_brain_networks(root, ["P6"])
+    model = WorkDir(tmp_path / "model")
+    model.ssl.root.mkdir(parents=True)
+    model.atlas.root.mkdir(parents=True)
+    for src, dst in zip(WorkDir(root).ssl.copied, model.ssl.copied):
+        shutil.copyfile(src, dst)
+    shutil.copyfile(WorkDir(root).atlas.sampling, model.atlas.sampling)
+    bare = tmp_path / "bare"
+    shutil.copytree(root / "patients" / "P6", bare / "patients" / "P6",
+                    ignore=shutil.ignore_patterns("brain_network.safetensors"))
+    models = SelfSupervisedModels.load(model.ssl, model.atlas)
+    assert models.key == json.loads((root / "ssl" / "models.json").read_text())["key"]
+    assert encode_brain_networks(bare, ["P6"], models=models)["status"].tolist() == ["done"]
+    assert not (bare / "atlas").exists() and not (bare / "ssl").exists()
+    name = "patients/P6/brain_network.safetensors"
+    assert (bare / name).read_bytes() == (root / name).read_bytes()
+    assert "edge_tumor_fraction" in load_file(str(bare / name))

@@ -173,3 +173,28 @@ def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path):
     schedule = load_config("tiny").ssl.node
     with pytest.raises(GliotypeError, match="diverged"):
         fit(model, lambda b: model(b).sum() * float("nan"), loader, schedule, tmp_path / "ck", "node autoencoder")
+
+
+def test_loaded_models_encode_like_the_work_folders_own(trained, tmp_path):
+    """SelfSupervisedModels loads the models, key and atlas positions once: the x_B of a work folder
+    without ssl/ or atlas/ is the work folder's own, to the byte; load_self_supervised still works."""
+    import shutil
+
+    from gliotype.self_supervised import SelfSupervisedModels, load_self_supervised
+
+    root, pairs, _ = trained
+    encode_brain_networks(root, ["P7"])
+    models = SelfSupervisedModels.load(root / "ssl", root / "atlas")
+    np.testing.assert_array_equal(REGIONS[models.edge_index.T], pairs)
+    assert models.edge_index.dtype == np.int64
+    node, edge = load_self_supervised(root)
+    assert all(torch.equal(a, b) for a, b in zip(node.state_dict().values(), models.node.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(edge.state_dict().values(), models.edge.state_dict().values()))
+    bare = tmp_path / "bare"
+    shutil.copytree(root / "patients" / "P7" / "modalities", bare / "patients" / "P7" / "modalities")
+    table = encode_brain_networks(bare, ["P7"], models=models)
+    assert table["status"].tolist() == ["done"] and sorted(p.name for p in bare.iterdir()) == [
+        "brain_network_status.csv", "patients"]
+    name = "patients/P7/brain_network.safetensors"
+    assert (bare / name).read_bytes() == (root / name).read_bytes()
+    assert encode_brain_networks(bare, ["P7"], models=models)["status"].tolist() == ["skipped"]

@@ -46,3 +46,9 @@ def test_a_crash_without_fallback_is_raised():
 def test_unknown_start_method():
     with pytest.raises(ValueError, match="start"):
         parallel_map(_square_and_pid, [1, 2], workers=2, start="forkserver-ish")
+
+
+def test_items_sharing_a_pool_with_a_crash_are_not_marked_crashed():
+    items = [3, *range(10, 22), 3]
+    out = parallel_map(_die_on_three, items, workers=2, on_crash=lambda x: -x)
+    assert out == [-3, *range(10, 22), -3]

@@ -38,10 +38,12 @@ def _index(affine: np.ndarray, axis: int, mm: float, size: int) -> int:
 
 
 def render_atlases(out_png: str | Path, node_atlas: NodeAtlas | None = None,
-                   tract_atlas: TractAtlas | None = None, dpi: int = 90) -> Path:
+                   tract_atlas: TractAtlas | None = None, dpi: int = 90,
+                   cache_dir: str | Path | None = None) -> Path:
     """Write a PNG of the template T1 with the node regions (coloured labels, axial and
     coronal slices) and the tract atlas (projections of the summed tract probability and
-    a few single tracts). ``None`` atlases are the defaults (AAL; built-in tracts).
+    a few single tracts). ``None`` atlases are the defaults (AAL; built-in tracts, cached
+    in ``cache_dir``, see :func:`~gliotype.atlases.load_tract_atlas`).
     """
     from matplotlib.colors import ListedColormap
 
@@ -50,7 +52,7 @@ def render_atlases(out_png: str | Path, node_atlas: NodeAtlas | None = None,
     plt = pyplot()
 
     nodes = node_atlas if node_atlas is not None else load_node_atlas()
-    tracts = tract_atlas if tract_atlas is not None else load_tract_atlas(None, node_atlas=nodes)
+    tracts = tract_atlas if tract_atlas is not None else load_tract_atlas(None, node_atlas=nodes, cache_dir=cache_dir)
     tpl = load_template(2)
     t1 = np.asarray(tpl.t1)
     brain = tpl.brain_mask > 0.5
@@ -130,3 +132,12 @@ def render_atlases(out_png: str | Path, node_atlas: NodeAtlas | None = None,
         fig.savefig(tmp, dpi=dpi, facecolor="black", format="png")
     plt.close(fig)
     return out
+
+
+def show_atlases(atlas, out_png: str | Path) -> tuple[int, int]:
+    """``gliotype atlas show``: the atlases an ``atlas`` config section names (node atlas,
+    edge atlas, sizes, cache folder) rendered to ``out_png``; returns (regions, tracts)."""
+    nodes = load_node_atlas(atlas.node_atlas, n_regions=atlas.n_regions)
+    tracts = load_tract_atlas(atlas.edge_atlas, node_atlas=nodes, n_tracts=atlas.n_tracts, cache_dir=atlas.cache_dir)
+    render_atlases(out_png, node_atlas=nodes, tract_atlas=tracts)
+    return len(nodes.regions), len(tracts.pairs)

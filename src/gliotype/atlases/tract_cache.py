@@ -2,7 +2,10 @@
 
 A built atlas (or a user atlas resampled to the template grid) is stored once as
 ``tracts-<kind>-v<version>-<key>.npz`` (the :class:`~gliotype.atlases.tracts.TractAtlas`
-format, written atomically) in ``$GLIOTYPE_CACHE/atlases`` or ``~/.cache/gliotype/atlases``.
+format, written atomically) in ``<cache_dir>/atlases`` (:func:`atlas_cache_folder`).
+``cache_dir`` is an argument of every function that reads or writes the cache (config
+``atlas.cache_dir``); ``None`` means :data:`DEFAULT_CACHE_DIR`, ``~/.cache/gliotype``. It
+says where the atlas is kept, not what it is: it is in no cache key or config hash.
 The key is a hash of what the atlas depends on: for the built-in atlas its parameters
 (:data:`~gliotype.atlases.tract_build.DEFAULT_BUILD` and overrides), the number of
 tracts, the region subset and the node atlas labels; for a user atlas its files (name,
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,10 +32,17 @@ from gliotype.utils.logging import get_logger
 log = get_logger(__name__)
 
 
-def cache_dir() -> Path:
-    """Where built atlases are cached: ``$GLIOTYPE_CACHE/atlases`` or ``~/.cache/gliotype/atlases``."""
-    root = os.environ.get("GLIOTYPE_CACHE") or os.path.join("~", ".cache", "gliotype")
-    return Path(root).expanduser() / "atlases"
+#: gliotype's cache folder when none is given (config ``atlas.cache_dir: null``).
+DEFAULT_CACHE_DIR = Path("~") / ".cache" / "gliotype"
+
+
+def atlas_cache_folder(cache_dir: str | Path | None = None) -> Path:
+    """Where built atlases are cached: ``<cache_dir>/atlases`` (``cache_dir`` None: :data:`DEFAULT_CACHE_DIR`)."""
+    return Path(cache_dir or DEFAULT_CACHE_DIR).expanduser() / "atlases"
+
+
+def _cache_file(kind: str, payload: dict, cache_dir: str | Path | None) -> Path:
+    return atlas_cache_folder(cache_dir) / f"tracts-{kind}-v{TRACT_ATLAS_VERSION}-{_cache_key(kind, payload)}.npz"
 
 
 def _labels_digest(nodes: NodeAtlas) -> str:
@@ -49,11 +58,12 @@ def _cache_key(kind: str, payload: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _cached(kind: str, payload: dict, build: Callable[[], TractAtlas], use_cache: bool = True) -> TractAtlas:
-    """Load ``<cache>/tracts-<kind>-v<version>-<key>.npz`` or build, save and return it."""
+def _cached(kind: str, payload: dict, build: Callable[[], TractAtlas], use_cache: bool = True,
+            cache_dir: str | Path | None = None) -> TractAtlas:
+    """Load ``<cache_dir>/atlases/tracts-<kind>-v<version>-<key>.npz`` or build, save and return it."""
     if not use_cache:
         return build()
-    path = cache_dir() / f"tracts-{kind}-v{TRACT_ATLAS_VERSION}-{_cache_key(kind, payload)}.npz"
+    path = _cache_file(kind, payload, cache_dir)
     if path.exists():
         try:
             return TractAtlas.load(path)
@@ -68,10 +78,10 @@ def _cached(kind: str, payload: dict, build: Callable[[], TractAtlas], use_cache
 
 
 def cached_tract_atlas_path(node_atlas: NodeAtlas | None = None, n_tracts: int = 2309, regions=None,
-                            **params) -> Path:
+                            cache_dir: str | Path | None = None, **params) -> Path:
     """The cache file :func:`default_tract_atlas` reads and writes for these arguments."""
     kind, payload = _default_payload(node_atlas or load_node_atlas(), n_tracts, regions, params)
-    return cache_dir() / f"tracts-{kind}-v{TRACT_ATLAS_VERSION}-{_cache_key(kind, payload)}.npz"
+    return _cache_file(kind, payload, cache_dir)
 
 
 def _default_payload(nodes: NodeAtlas, n_tracts: int, regions, params: dict) -> tuple[str, dict]:
@@ -84,11 +94,13 @@ def _default_payload(nodes: NodeAtlas, n_tracts: int, regions, params: dict) -> 
 
 
 def default_tract_atlas(node_atlas: NodeAtlas | None = None, n_tracts: int = 2309, regions=None,
-                        use_cache: bool = True, **params) -> TractAtlas:
-    """The built-in tract atlas between the regions of ``node_atlas``, built once and cached on disk.
+                        use_cache: bool = True, cache_dir: str | Path | None = None, **params) -> TractAtlas:
+    """The built-in tract atlas between the regions of ``node_atlas``, built once and cached on disk
+    (in ``<cache_dir>/atlases``, :func:`atlas_cache_folder`).
 
     ``params`` override :data:`DEFAULT_BUILD` (each is part of the cache key).
     """
     nodes = node_atlas if node_atlas is not None else load_node_atlas()
     kind, payload = _default_payload(nodes, n_tracts, regions, params)
-    return _cached(kind, payload, lambda: build_tract_atlas(nodes, n_tracts, regions, **params), use_cache)
+    return _cached(kind, payload, lambda: build_tract_atlas(nodes, n_tracts, regions, **params), use_cache,
+                   cache_dir)

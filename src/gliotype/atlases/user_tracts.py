@@ -224,6 +224,7 @@ def load_tract_atlas(
     n_tracts: int | None = 2309,
     pairs_csv: str | Path | None = None,
     use_cache: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> TractAtlas:
     """The edge atlas on the 2 mm template grid.
 
@@ -239,6 +240,9 @@ def load_tract_atlas(
         n_tracts: built-in atlas: how many pairs to keep. A user atlas keeps all its
             tracts (a different count is reported as a warning).
         pairs_csv: the CSV of region pairs, when it is not where ``path`` implies.
+        use_cache: read and write the on-disk cache (:mod:`gliotype.atlases.tract_cache`).
+        cache_dir: gliotype's cache folder (config ``atlas.cache_dir``); the atlases go in
+            its ``atlases/`` subfolder. None: ``~/.cache/gliotype``.
 
     Raises:
         GliotypeError: missing or unreadable files, CSV without ``region_a, region_b``,
@@ -246,7 +250,8 @@ def load_tract_atlas(
     """
     nodes = node_atlas if node_atlas is not None else load_node_atlas()
     if path is None or str(path) == "":
-        return default_tract_atlas(nodes, 2309 if n_tracts is None else int(n_tracts), use_cache=use_cache)
+        return default_tract_atlas(nodes, 2309 if n_tracts is None else int(n_tracts), use_cache=use_cache,
+                                   cache_dir=cache_dir)
     p = Path(path).expanduser().resolve()
     if not p.exists():
         raise GliotypeError(f"tract atlas not found: {path}")
@@ -256,7 +261,7 @@ def load_tract_atlas(
     implied = p.with_name(_stem(p) + ".csv") if p.is_file() else None
     stamp = _file_stamp(p) + [_file_stamp(c) for c in (csv_p, implied) if c is not None and c.is_file()]
     payload = {"path": str(p), "files": stamp, "nodes": _labels_digest(nodes)}
-    atlas = _cached("user", payload, lambda: _load_user_tracts(p, csv_p, nodes), use_cache)
+    atlas = _cached("user", payload, lambda: _load_user_tracts(p, csv_p, nodes), use_cache, cache_dir)
     if n_tracts is not None and len(atlas) != int(n_tracts):
         log.warning("tract atlas %s has %d tracts (atlas.n_tracts is %d): using its %d tracts",
                     p.name, len(atlas), n_tracts, len(atlas))

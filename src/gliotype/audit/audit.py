@@ -3,11 +3,11 @@
 For every feature group (:mod:`gliotype.audit.groups`) a cross-validated linear-probe AUC
 for IDH on the *training* patients (splits ssl, A and B with a label; never test), the
 same on half B alone (the patients every group has, for a like-for-like comparison), and,
-with the generator's ``truth.csv``, how well the group predicts each latent
-(:func:`gliotype.audit.probes.latent_association`). Beside them: the edge homophily of
-each Table 1 graph (:mod:`gliotype.audit.homophily`) and the *observable ceiling* (the
-probe on the hand-made descriptors fitted on the training patients, AUC on the test
-patients).
+with the synthetic generator's truth (:mod:`gliotype.synthetic.truth`), how well the group
+predicts each latent (:func:`gliotype.audit.probes.latent_association`). Beside them: the
+edge homophily of each Table 1 graph (:mod:`gliotype.audit.homophily`) and the *observable
+ceiling* (the probe on the hand-made descriptors fitted on the training patients, AUC on the
+test patients).
 
 Files (atomic, patient IDs only, never a path): ``audit.csv``, ``audit_homophily.csv``,
 ``audit_descriptors.csv``, ``audit.md`` and ``audit.json`` in ``RUNDIR/results`` (or ``out``).
@@ -43,7 +43,7 @@ from gliotype.utils.progress import progress
 
 log = get_logger(__name__)
 
-#: truth.csv column -> (audit column, kind of target).
+#: column of the generator's truth -> (audit column, kind of target).
 LATENTS = {
     "z_image": ("rho_z_image", "continuous"),
     "z_shape": ("rho_z_shape", "continuous"),
@@ -59,7 +59,8 @@ TABLE1_GROUPS = {"uT": "u_T", "uB": "u_B", "uT_uB": "<u_T, u_B>"}
 class InformationAudit:
     """The audit of one run: ``groups`` (one row per feature group), ``homophily`` (one row per
     Table 1 graph), the observable ceiling on the test patients, the Bayes AUC when the truth has
-    ``bayes_posterior``, the patients per split and those without descriptors."""
+    ``bayes_posterior``, the patients per split and those without descriptors; where its files
+    went and the report it was added to."""
 
     groups: pd.DataFrame
     homophily: pd.DataFrame
@@ -67,9 +68,18 @@ class InformationAudit:
     bayes_auc: float | None = None
     patients: dict = field(default_factory=dict)
     missing_descriptors: list[str] = field(default_factory=list)
+    folder: Path | None = None  # where its files were written
+    report: Path | None = None  # the run's report.html it was added to
 
     def to_markdown(self) -> str:
         return audit_markdown(self)
+
+    def summary(self) -> str:
+        """What ``gliotype audit`` prints: the Markdown, the report it went into, where its files are."""
+        lines = [self.to_markdown()]
+        if self.report is not None:
+            lines.append(f"report: {self.report}")
+        return "\n".join([*lines, f"audit files: {self.folder}"])
 
 
 # --------------------------------------------------------------------------- run folder
@@ -119,18 +129,20 @@ def read_run_folder(rundir: str | Path | RunDir) -> RunFolder:
 
 
 def read_truth(path: str | Path) -> pd.DataFrame:
-    """truth.csv indexed by patient ID (only the columns the audit uses; missing ones are fine)."""
+    """The generator's truth (its file, or the synthetic cohort folder holding it) indexed by
+    patient ID, only the columns the audit uses (missing ones are fine)."""
+    from gliotype.synthetic.truth import read_truth as read_cohort_truth
+    from gliotype.synthetic.truth import read_truth_file
+
     path = Path(path)
-    if not path.is_file():
-        raise GliotypeError(f"truth file {path.name} not found")
-    try:
-        truth = pd.read_csv(path, dtype={"patient_id": str})
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise GliotypeError(f"truth file {path.name}: cannot read it ({type(exc).__name__})") from None
-    if "patient_id" not in truth:
-        raise GliotypeError(f"truth file {path.name} has no patient_id column")
-    keep = [c for c in (*LATENTS, "bayes_posterior") if c in truth]
-    return truth.drop_duplicates("patient_id").set_index("patient_id")[keep]
+    truth = read_cohort_truth(path) if path.is_dir() else read_truth_file(path)
+    if truth is None:
+        raise GliotypeError(f"{path.name}: no truth file in this folder (a synthetic cohort has one)")
+    return _audit_columns(truth)
+
+
+def _audit_columns(truth: pd.DataFrame) -> pd.DataFrame:
+    return truth[[c for c in (*LATENTS, "bayes_posterior") if c in truth]]
 
 
 def _targets(run: RunFolder, truth: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -182,7 +194,7 @@ def _row(group: FeatureGroup, x: np.ndarray, train: list[str], half_b: list[str]
 
 def audit_run(
     rundir: str | Path | RunDir,
-    truth: str | Path | None = None,
+    truth: str | Path | pd.DataFrame | None = None,
     out: str | Path | None = None,
     seed: int | None = None,
     workers: int = 1,
@@ -190,15 +202,21 @@ def audit_run(
     repeats: int = 3,
     max_dims: int = 2048,
     components: int = 32,
+    report: bool = False,
 ) -> InformationAudit:
     """Audit a run folder and write its files to ``out`` (default ``RUNDIR/results``).
 
-    ``seed`` defaults to the run's; ``folds`` x ``repeats`` is the outer cross-validation of
-    every probe; groups wider than ``max_dims`` are reduced to ``components`` principal
-    components fitted on the training patients.
+    ``truth``: the synthetic generator's truth (its file, its cohort folder or the table of
+    :func:`gliotype.synthetic.truth.read_truth`); ``seed`` defaults to the run's; ``folds`` x
+    ``repeats`` is the outer cross-validation of every probe; groups wider than ``max_dims``
+    are reduced to ``components`` principal components fitted on the training patients.
+    ``report``: also put the audit into the run's ``results/report.html`` when there is one.
     """
     run = read_run_folder(rundir)
-    truth_df = read_truth(truth) if truth is not None else None
+    if isinstance(truth, pd.DataFrame):
+        truth_df = _audit_columns(truth)
+    else:
+        truth_df = read_truth(truth) if truth is not None else None
     seed = int(run.config.get("seed", 0) if seed is None else seed)
     splits = run.splits
     labelled = splits[splits["idh"].notna()]
@@ -228,8 +246,14 @@ def audit_run(
     ceiling = descriptor_ceiling(descriptors, train, ids["test"], labels, seed) if len(descriptors) else None
     homophily = _homophily(run, ids, labels, table)
     bayes = _bayes(truth_df, ids["test"], labels)
-    audit = InformationAudit(table, homophily, ceiling, bayes, {s: len(v) for s, v in ids.items()}, missing)
-    write_audit(audit, descriptors, out if out is not None else RunDir(run.root).results)
+    results = RunDir(run.root).results
+    audit = InformationAudit(table, homophily, ceiling, bayes, {s: len(v) for s, v in ids.items()}, missing,
+                             Path(out) if out is not None else results.root)
+    write_audit(audit, descriptors, audit.folder)
+    if report and results.report.exists():
+        from gliotype.experiment.report import add_audit_section
+
+        audit.report = add_audit_section(results.report, audit)
     return audit
 
 

@@ -19,8 +19,9 @@ Families (:data:`DESCRIPTOR_FAMILIES`):
 - ``perilesional WM``: left-right log-ratios in white matter around the lesion
   (:mod:`gliotype.audit.asymmetry`).
 
-:func:`descriptor_table` caches each patient's values next to its preprocessed files
-(``patients/<id>/audit/descriptors.json``, keyed by ``done.json`` and
+:func:`descriptor_table` computes them for a cohort (in worker processes for ``workers > 1``,
+through :func:`gliotype.utils.parallel.parallel_map`) and caches each patient's values next to
+its preprocessed files (``patients/<id>/audit/descriptors.json``, keyed by ``done.json`` and
 :data:`DESCRIPTORS_VERSION`).
 """
 
@@ -36,12 +37,13 @@ import pandas as pd
 
 from gliotype.audit.asymmetry import WM_BINS_MM, perilesional_asymmetry
 from gliotype.audit.shape import SHAPE_KEYS, shape_descriptors, voxel_sizes
+from gliotype.errors import one_line
 from gliotype.input import SEQUENCES
 from gliotype.layout import WorkDir
 from gliotype.modalities.tumor_image import COMPARTMENTS, CORE_LABELS
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
-from gliotype.utils.progress import progress
+from gliotype.utils.parallel import parallel_map
 
 log = get_logger(__name__)
 
@@ -150,21 +152,21 @@ def _one(args) -> tuple[str, dict | None, str]:
             atomic_write(path, json.dumps({"key": key, "values": clean}, indent=1))
         return pid, values, ""
     except Exception as exc:  # one bad case never stops the audit
-        return pid, None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return pid, None, one_line(exc)
+
+
+def _crashed(args) -> tuple[str, None, str]:
+    """The result of a patient whose worker process died twice."""
+    return args[1], None, "the worker process crashed (out of memory?)"
 
 
 def descriptor_table(work: str | Path | WorkDir, patient_ids, workers: int = 1, cache: bool = True) -> pd.DataFrame:
     """One row of descriptors per patient (``patient_id`` then :data:`DESCRIPTOR_COLUMNS`), in the order
-    given. A patient whose files are missing or unreadable is left out with a one-line warning."""
+    given. A patient whose files are missing or unreadable (or whose worker process dies) is left
+    out with a one-line warning."""
     work = WorkDir.of(work)
     jobs = [(work, str(p), cache) for p in patient_ids]
-    if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(progress(pool.map(_one, jobs), "descriptors", total=len(jobs)))
-    else:
-        results = [_one(j) for j in progress(jobs, "descriptors", total=len(jobs))]
+    results = parallel_map(_one, jobs, workers, desc="descriptors", on_crash=_crashed)
     rows = []
     for pid, values, reason in results:
         if values is None:

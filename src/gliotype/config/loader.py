@@ -1,4 +1,10 @@
-"""Load a preset, a user YAML and ``--set key=value`` overrides into a GliotypeConfig."""
+"""Load a preset, a user YAML and ``--set key=value`` overrides into a GliotypeConfig, and hash it.
+
+:func:`load_config` resolves preset <- YAML <- overrides; :func:`config_hash` and
+:func:`values_hash` are the keys of every cached stage. What a hash leaves out:
+:data:`NEUTRAL_OPTIONS` at their neutral value (options added later) and
+:data:`LOCATION_OPTIONS` whatever their value (they say where files go, not what is computed).
+"""
 
 from __future__ import annotations
 
@@ -93,23 +99,31 @@ NEUTRAL_OPTIONS: dict[str, object] = {
 }
 
 
-def _without_neutral(data: dict) -> dict:
-    """``data`` (plain config values) without the :data:`NEUTRAL_OPTIONS` that hold their neutral value."""
+#: Options that say where files are kept, not what is computed: left out of every hash
+#: whatever their value, so moving a cache never invalidates a stage.
+LOCATION_OPTIONS: tuple[str, ...] = ("atlas.cache_dir",)
+
+
+def _hashed_values(data: dict) -> dict:
+    """``data`` (plain config values) without the :data:`NEUTRAL_OPTIONS` that hold their neutral
+    value and without the :data:`LOCATION_OPTIONS`."""
     data = copy.deepcopy(data)
-    for dotted, neutral in NEUTRAL_OPTIONS.items():
+    for dotted in (*NEUTRAL_OPTIONS, *LOCATION_OPTIONS):
         *parents, leaf = dotted.split(".")
         node = data
         for key in parents:
             node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        if dotted in LOCATION_OPTIONS or node[leaf] == NEUTRAL_OPTIONS[dotted]:
             del node[leaf]
     return data
 
 
 def values_hash(data: dict) -> str:
     """A short stable hash of plain config values (as dumped to JSON / YAML); options at their
-    neutral value (:data:`NEUTRAL_OPTIONS`) do not count."""
-    return hashlib.sha256(json.dumps(_without_neutral(data), sort_keys=True).encode()).hexdigest()[:16]
+    neutral value (:data:`NEUTRAL_OPTIONS`) and location options (:data:`LOCATION_OPTIONS`) do not count."""
+    return hashlib.sha256(json.dumps(_hashed_values(data), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def config_hash(config: GliotypeConfig, *sections: str) -> str:

@@ -62,6 +62,9 @@ class AtlasConfig(_Section):
     edge_positions: int = 1000  # x 4 sequences = 4,000 anatomical, 1,000 FA inputs
     node_atlas: str | None = None  # user NIfTI of region labels; None = AAL 1-90
     edge_atlas: str | None = None  # user 4D NIfTI / folder of tracts; None = built-in
+    # where tract atlases are cached (its atlases/ folder); None = ~/.cache/gliotype. Says where,
+    # not what: left out of every config hash (loader.LOCATION_OPTIONS)
+    cache_dir: str | None = None
 
 
 # which mask labels make a tumour region: all labels > 0, the core (1, 3, 4) or a list of labels

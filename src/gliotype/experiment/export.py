@@ -43,7 +43,9 @@ def export_model(
 
     model, work = ModelDir.of(folder), WorkDir.of(work)
     model.root.mkdir(parents=True, exist_ok=True)
-    save_config(config, model.config)
+    shared = config.model_copy(deep=True)
+    shared.atlas.cache_dir = None  # a local folder (where, not what): no path goes into a shared bundle
+    save_config(shared, model.config)
     for source, target in ((work.ssl, model.ssl), (work.atlas, model.atlas),
                            (MultiModalDir.of(multimodal_dir), model.multimodal)):
         target.root.mkdir(exist_ok=True)

@@ -13,31 +13,32 @@ import yaml
 from sklearn.metrics import roc_curve
 
 from gliotype.config import GliotypeConfig
-from gliotype.experiment.tables import TABLE_COLUMNS, to_markdown
+from gliotype.experiment.ablations import FULL_MODEL
+from gliotype.experiment.tables import GNN_ROW, TABLE_COLUMNS, to_markdown
 from gliotype.layout import ResultsDir
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
 from gliotype.utils.plotting import pyplot
 
-# Fig. 6 panels: title -> models drawn
+# Fig. 6 panels: title -> the keys of the models drawn (Table 4 rows, Table 3 rows)
 FIG6 = {
-    "A. hierarchical attention": ["Multi-modal (full model) + MLP", "Multi-modal (no attention) + MLP"],
-    "B. bi-level contrastive loss": ["Multi-modal (full model) + MLP", "Multi-modal (no Lmulti) + MLP"],
-    "C. population graph vs MLP / SVM": ["Multi-modal + GNN", "Multi-modal + MLP", "Multi-modal + SVM"],
-    "D. full framework vs 3D CNNs": ["Multi-modal + GNN", "DenseNet(3D)", "ResNet(3D)"],
+    "A. hierarchical attention": [FULL_MODEL, "Multi-modal (no attention) + MLP"],
+    "B. bi-level contrastive loss": [FULL_MODEL, "Multi-modal (no Lmulti) + MLP"],
+    "C. population graph vs MLP / SVM": [GNN_ROW, "mlp", "svm"],
+    "D. full framework vs 3D CNNs": [GNN_ROW, "densenet121", "resnet34"],
 }
 
 
 def plot_roc(models: dict, y_test: np.ndarray, path: Path) -> Path:
-    """The four ROC panels of Fig. 6 (models missing from the run are left out)."""
+    """The four ROC panels of Fig. 6 (``models``: key -> ``Scored``; those missing from the run are left out)."""
+    from sklearn.metrics import auc
+
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
-    for ax, (title, names) in zip(axes, FIG6.items()):
-        for name in names:
-            if name in models:
-                fpr, tpr, _ = roc_curve(y_test, models[name].p_test)
-                from sklearn.metrics import auc
-
-                ax.plot(fpr, tpr, label=f"{name} ({auc(fpr, tpr):.3f})")
+    for ax, (title, keys) in zip(axes, FIG6.items()):
+        for key in keys:
+            if key in models:
+                fpr, tpr, _ = roc_curve(y_test, models[key].p_test)
+                ax.plot(fpr, tpr, label=f"{models[key].name} ({auc(fpr, tpr):.3f})")
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.set(title=title, xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
         if ax.get_legend_handles_labels()[0]:
@@ -69,7 +70,8 @@ def write_report(
     y_test: np.ndarray,
 ) -> Path:
     """Write ``table{2,3,4}.csv/.md``, ``predictions.csv``, ``roc.png`` and ``report.html`` into
-    the results folder ``results`` (:class:`~gliotype.layout.ResultsDir`); returns the report's path."""
+    the results folder ``results`` (:class:`~gliotype.layout.ResultsDir`; ``models``: every
+    scored model by key, for Fig. 6); returns the report's path."""
     results = ResultsDir.of(results)
     results.root.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():

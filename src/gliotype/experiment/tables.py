@@ -6,6 +6,9 @@ test patients; the full model is compared with each other model by DeLong's test
 A model may carry out-of-fit predictions of the training patients (``p_threshold``:
 the population GNN's validation nodes, the feature classifiers' out-of-fold
 predictions); the threshold is then chosen on those, never on fitted patients.
+
+Every row has a stable key (:attr:`Scored.key`: ``gnn``, ``mlp``, ``resnet34``, a Table 1
+graph's ``uT:uB``, a Table 4 row's name) that selects it; its display name is printed only.
 """
 
 from __future__ import annotations
@@ -29,16 +32,30 @@ from gliotype.population_graph import (
     train_population_gnn,
     validation_nodes,
 )
+from gliotype.utils.parallel import parallel_map
 
 TABLE_COLUMNS = ["model", "auc", "auc_low", "auc_high", "acc", "sen", "spe"]
+
+#: Table 3's rows, key -> display name: the 3D CNNs (``baselines.models``), the feature
+#: classifiers on the multi-modal features (``feature_classifiers.rows``) and the GNN.
+CNN_ROWS = {"resnet34": "ResNet(3D)", "densenet121": "DenseNet(3D)"}
+FEATURE_ROWS = {"mlp": "Multi-modal + MLP", "svm": "Multi-modal + SVM", "lr": "Multi-modal + LR"}
+GNN_ROW = "gnn"
+TABLE3_ROWS = {**CNN_ROWS, **FEATURE_ROWS, GNN_ROW: "Multi-modal + GNN"}
+
+
+def graph_row(node: str, edge: str) -> str:
+    """The key of a Table 2 row (a Table 1 graph): ``node:edge``, e.g. ``uT_uB:uB``."""
+    return f"{node}:{edge}"
 
 
 @dataclass
 class Scored:
     """Predictions of one model: training (for the threshold) and test.
 
-    ``p_threshold``: out-of-fit predictions of the training patients, NaN where a patient
-    was fitted; when given, the threshold is chosen on its finite entries only.
+    ``name`` is printed (tables, report, predictions); ``key`` selects the row (default: the
+    name). ``p_threshold``: out-of-fit predictions of the training patients, NaN where a
+    patient was fitted; when given, the threshold is chosen on its finite entries only.
     """
 
     name: str
@@ -46,6 +63,10 @@ class Scored:
     p_test: np.ndarray
     artifacts: dict = field(default_factory=dict)  # e.g. the trained GNN and its graph
     p_threshold: np.ndarray | None = None
+    key: str = ""
+
+    def __post_init__(self):
+        self.key = self.key or self.name
 
 
 def decision_threshold(model, y_train: np.ndarray, config: EvaluationConfig) -> float:
@@ -69,14 +90,19 @@ def score(model: Scored, y_train: np.ndarray, y_test: np.ndarray, config: Evalua
 
 
 def table(models: list[Scored], y_train, y_test, config: EvaluationConfig, reference: str | None = None, seed=0):
-    """Rows for ``models``; with ``reference``, DeLong's p-value of each model against it."""
+    """Rows for ``models``; with ``reference`` (a row's key), DeLong's p-value of each model against it."""
     rows = [score(m, y_train, y_test, config, seed) for m in models]
     df = pd.DataFrame(rows)
     if reference is not None:
-        ref = next(m for m in models if m.name == reference)
-        df["delong_p"] = [np.nan if m.name == reference else delong_test(y_test, ref.p_test, m.p_test)["p_value"]
+        ref = by_key(models, reference)
+        df["delong_p"] = [np.nan if m.key == reference else delong_test(y_test, ref.p_test, m.p_test)["p_value"]
                           for m in models]
     return df
+
+
+def by_key(models: list[Scored], key: str) -> Scored:
+    """The model whose row is ``key``."""
+    return next(m for m in models if m.key == key)
 
 
 def population_graph_models(
@@ -92,19 +118,15 @@ def population_graph_models(
     every row is seeded on its own, so the result does not depend on ``workers``.
     """
     tasks = [(u_t, u_b, y, train, ids, config, seed, node, edge) for node, edge in rows]
-    if workers <= 1 or len(tasks) <= 1:
-        return [_table2_row(*t) for t in tasks]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     # spawn: the parent has run OpenMP (the encoders); a forked child could hang in it
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(_table2_row, *zip(*tasks)))
+    return parallel_map(_table2_row, tasks, workers, desc="population graphs", start="spawn")
 
 
-def _table2_row(u_t, u_b, y, train, ids, config: PopulationGraphConfig, seed: int, node: str, edge: str) -> Scored:
+def _table2_row(task: tuple) -> Scored:
     """One row of Table 2: the population graph of (node, edge), its GNN and its threshold predictions."""
     from gliotype.utils.training import torch_threads
+
+    u_t, u_b, y, train, ids, config, seed, node, edge = task
 
     labels = np.where(train, y, -1.0)
     graph = build_population_graph(u_t, u_b, labels, ids, node, edge, config.theta, config.standardise,
@@ -122,7 +144,7 @@ def _table2_row(u_t, u_b, y, train, ids, config: PopulationGraphConfig, seed: in
             p_threshold = out_of_fold_predictions(graph, config, config.threshold_folds, seed)[train]
     return Scored(TABLE1_NAMES[(node, edge)], p[train], p[~train],
                   {"model": model, "graph": graph, "node": node, "edge": edge, "history": history,
-                   "validation_nodes": val}, p_threshold)
+                   "validation_nodes": val}, p_threshold, graph_row(node, edge))
 
 
 def chosen_population_graph(models: list[Scored], y_train: np.ndarray, config: PopulationGraphConfig) -> Scored:
@@ -130,8 +152,7 @@ def chosen_population_graph(models: list[Scored], y_train: np.ndarray, config: P
     out_of_fold``) the row whose out-of-fold predictions of the labelled patients have the
     best AUC (ties: the first in Table 1 order). Only training patients decide."""
     if config.choose == "fixed":
-        name = TABLE1_NAMES[(config.node_weight, config.edge_weight)]
-        return next(m for m in models if m.name == name)
+        return by_key(models, graph_row(config.node_weight, config.edge_weight))
     from sklearn.metrics import roc_auc_score
 
     def oof_auc(m: Scored) -> float:
@@ -142,9 +163,6 @@ def chosen_population_graph(models: list[Scored], y_train: np.ndarray, config: P
     best = models[int(np.argmax(aucs))]
     best.artifacts["out_of_fold_auc"] = dict(zip([m.name for m in models], aucs))
     return best
-
-
-FEATURE_ROWS = {"mlp": "Multi-modal + MLP", "svm": "Multi-modal + SVM", "lr": "Multi-modal + LR"}
 
 
 def feature_models(x_train, y_train, x_test, seed: int = 0, config: FeatureClassifiersConfig | None = None,
@@ -169,7 +187,7 @@ def feature_models(x_train, y_train, x_test, seed: int = 0, config: FeatureClass
         if hasattr(model, "best_params_"):
             artifacts["chosen"] = model.best_params_
         out.append(Scored(FEATURE_ROWS[kind], model.predict_proba(x_train)[:, 1], model.predict_proba(x_test)[:, 1],
-                          artifacts, p_oof))
+                          artifacts, p_oof, kind))
     return out
 
 

@@ -9,7 +9,6 @@ manifest's folder when the data sit under it, so a cohort folder can move.
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,14 @@ def is_blank(v) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
+
+
+def has_fa(manifest: pd.DataFrame) -> list[bool]:
+    """Which patients of a manifest have an FA map (a non-blank ``fa`` cell): the
+    self-supervised set of section 4.1. The one rule; stages downstream record what they read."""
+    if "fa" not in manifest:
+        return [False] * len(manifest)
+    return [not is_blank(v) for v in manifest["fa"]]
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,17 @@ def _image_files(root: Path) -> list[Path]:
 
 def _stem(path: Path) -> str:
     return path.name[: len(path.name) - len(image_suffix(path.name) or "")]
+
+
+def patient_id_from_name(path: str | Path, role: str | None = None) -> str | None:
+    """The patient ID in an image file's name under a known layout (``P1_t1ce.nii.gz`` -> ``P1``)
+    when the name is that of ``role`` (any role when None); else None."""
+    stem = _stem(Path(str(path)))
+    for layout in LAYOUTS.values():
+        hit = layout.role_of(stem)
+        if hit and (role is None or hit[1] == role):
+            return hit[0]
+    return None
 
 
 def _match(files: list[Path], layout: Layout) -> dict[str, dict[str, list[Path]]]:
@@ -314,11 +332,11 @@ def cohort_summary(df: pd.DataFrame) -> str:
         share = f" ({100 * mutant / (mutant + wild):.0f}% mutant)" if mutant + wild else ""
         lines.append(f"IDH: {mutant} mutant, {wild} wild-type, {n - mutant - wild} unknown{share}")
     if "fa" in df:
-        lines.append(f"FA maps: {sum(not is_blank(v) for v in df['fa'])} of {n}")
+        lines.append(f"FA maps: {sum(has_fa(df))} of {n}")
     if "site" in df and df["site"].notna().any():
         lines.append(f"sites: {df['site'].nunique()}")
     return "\n".join(lines)
 
 
-__all__ = ["IMAGE_COLUMNS", "cohort_summary", "LAYOUTS", "MANIFEST_COLUMNS", "SEQUENCES", "detect_layout", "is_blank", "read_csv_cohort",
-           "read_manifest", "scan_cohort", "scan_layout", "write_manifest"]
+__all__ = ["IMAGE_COLUMNS", "cohort_summary", "LAYOUTS", "MANIFEST_COLUMNS", "SEQUENCES", "detect_layout", "has_fa", "is_blank",
+           "patient_id_from_name", "read_csv_cohort", "read_manifest", "scan_cohort", "scan_layout", "write_manifest"]

@@ -1,29 +1,28 @@
 """Checking every case of a manifest before any processing (``gliotype cohort validate``).
 
-Each case is OK or rejected with one line naming the file and the problem: files
-exist and are readable 3D images, values are finite, the sequences and the mask share
-a grid or overlap enough to be resampled, the mask is non-empty, has known labels and
-lies inside the image, the IDH value is valid, the ID is unique. One bad case never
-stops the others.
+Each case is OK or rejected with one line naming the file and the problem: the ID is
+valid (:func:`~gliotype.input.rules.check_patient_id`) and unique, files exist and are
+readable 3D images, values are finite, the sequences and the mask share a grid or
+overlap enough to be resampled, the mask passes
+:func:`~gliotype.input.rules.check_tumor_mask` (finite, integer, known labels, not
+empty) and lies inside the image, the IDH value is valid. One bad case never stops the
+others. :func:`check_case` is the check of one case that raises (``gliotype predict``
+uses it), :func:`validate_case` the one that reports.
 """
 
 from __future__ import annotations
 
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from gliotype.errors import CaseError
+from gliotype.errors import CaseError, GliotypeError, one_line
 from gliotype.input.manifest import SEQUENCES, is_blank
+from gliotype.input.rules import KNOWN_LABELS, check_patient_id, check_tumor_mask
 from gliotype.input.volumes import load_volume
-from gliotype.utils.progress import progress
-
-#: Tumor mask labels: BraTS 1 necrotic/non-enhancing core, 2 edema, 4 enhancing
-#: (3 is the enhancing label of BraTS 2023 and the old non-enhancing label).
-KNOWN_LABELS = frozenset({0, 1, 2, 3, 4})
+from gliotype.utils.parallel import parallel_map
 #: Below this fraction of the reference field of view, another grid is not resampleable.
 MIN_OVERLAP = 0.5
 #: A mask with less than this fraction of its voxels on non-zero image is outside the image.
@@ -62,24 +61,34 @@ def same_grid(a, b) -> bool:
 
 
 def validate_case(row: dict) -> CaseReport:
-    """Validate one manifest row; never raises."""
+    """Validate one manifest row; never raises (a problem is a ``rejected`` report with one line)."""
     pid = str(row.get("patient_id", "")).strip()
     report = CaseReport(pid, "ok")
     try:
-        _check(row, pid, report)
+        check_case(row, report)
     except CaseError as exc:
         report.status, report.reason = "rejected", str(exc)
     except MemoryError:
         report.status, report.reason = "rejected", f"patient {pid}: out of memory while reading the images"
     except Exception as exc:  # a check we did not foresee: still one line, still the next case
         report.status = "rejected"
-        report.reason = f"patient {pid}: unexpected problem ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        report.reason = f"patient {pid}: unexpected problem ({type(exc).__name__}: {one_line(exc, 120)})"
     return report
 
 
-def _check(row: dict, pid: str, report: CaseReport) -> None:
-    if not pid:
-        raise CaseError(None, None, "empty patient ID in the manifest")
+def check_case(row: dict, report: CaseReport | None = None) -> CaseReport:
+    """Check one manifest row (``patient_id``, the five files, optional ``fa`` and ``idh``).
+
+    Returns the ``ok`` report (its ``info``: grid, spacing, labels, tumor voxels; its
+    ``warnings``: grids to resample); a problem raises a one-line :class:`CaseError`
+    naming the patient, the file name and the problem. ``report``: filled in as the
+    checks go (a rejected case keeps the warnings found before its problem).
+    """
+    try:
+        pid = check_patient_id(row.get("patient_id"))
+    except GliotypeError as exc:
+        raise CaseError(None, None, str(exc)) from None
+    report = report if report is not None else CaseReport(pid, "ok")
     idh = row.get("idh")
     if not is_blank(idh) and not (isinstance(idh, (int, float, np.integer, np.floating)) and float(idh) in (0, 1)):
         raise CaseError(pid, None, f"IDH value {idh!r} is not understood (use mutant/wildtype, 1/0 or leave empty)")
@@ -90,14 +99,17 @@ def _check(row: dict, pid: str, report: CaseReport) -> None:
     images = {}
     for role in roles:
         img = load_volume(row[role], pid, role)
+        images[role] = img
         data = np.asanyarray(img.dataobj)
+        if role == "mask":
+            labels = check_tumor_mask(data, pid, row[role])
+            continue
         if np.issubdtype(data.dtype, np.floating):
             bad = int(np.count_nonzero(~np.isfinite(data)))
             if bad:
                 raise CaseError(pid, row[role], f"{role} has {bad} NaN or infinite voxels")
         if not np.any(data) and role != "fa":
-            raise CaseError(pid, row[role], f"{role} image is all zeros" if role != "mask" else "mask is empty")
-        images[role] = img
+            raise CaseError(pid, row[role], f"{role} image is all zeros")
     ref = images["t1c"]
     for role, img in images.items():
         if role == "t1c" or same_grid(img, ref):
@@ -107,15 +119,8 @@ def _check(row: dict, pid: str, report: CaseReport) -> None:
             raise CaseError(pid, row[role], f"{role} is on another grid than t1c and covers only "
                                             f"{100 * cover:.0f}% of its field of view (affines disagree)")
         report.warnings.append(f"{role} is on another grid than t1c (shape {img.shape}); it will be resampled")
-    mask = np.asanyarray(images["mask"].dataobj)
-    if np.issubdtype(mask.dtype, np.floating) and not np.allclose(mask, np.round(mask)):
-        raise CaseError(pid, row["mask"], "mask has non-integer values (expected labels 0, 1, 2, 4)")
-    values = set(np.unique(np.round(mask)).astype(int).tolist())
-    unknown = sorted(values - KNOWN_LABELS)
-    if unknown:
-        shown = ", ".join(str(v) for v in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise CaseError(pid, row["mask"], f"mask has unknown label values {shown} (expected 0, 1, 2, 3, 4)")
-    tumor = mask > 0
+    values = set(np.unique(labels).tolist())
+    tumor = labels > 0
     if same_grid(images["mask"], ref):
         inside = float(np.count_nonzero(np.asanyarray(ref.dataobj)[tumor] != 0)) / max(int(tumor.sum()), 1)
         if inside < MIN_MASK_INSIDE:
@@ -123,11 +128,17 @@ def _check(row: dict, pid: str, report: CaseReport) -> None:
                                               "voxels are on non-zero t1c")
     report.info = {"tumor_voxels": int(tumor.sum()), "labels": sorted(values - {0}), "shape": list(ref.shape),
                    "spacing_mm": [round(float(s), 3) for s in ref.header.get_zooms()[:3]], "has_fa": "fa" in images}
+    return report
 
 
 def _duplicates(df: pd.DataFrame) -> dict[str, int]:
     counts = df["patient_id"].astype(str).str.strip().value_counts()
     return {pid: int(n) for pid, n in counts.items() if n > 1 and pid}
+
+
+def _crashed(row: dict) -> CaseReport:
+    pid = str(row.get("patient_id", "")).strip()
+    return CaseReport(pid, "rejected", f"patient {pid}: checking the case killed its worker process (out of memory?)")
 
 
 def validate_manifest(df: pd.DataFrame, workers: int = 1) -> list[CaseReport]:
@@ -143,14 +154,8 @@ def validate_manifest(df: pd.DataFrame, workers: int = 1) -> list[CaseReport]:
         pid = str(r["patient_id"]).strip()
         if pid in dup:
             reports[i] = CaseReport(pid, "rejected", f"patient {pid}: ID appears {dup[pid]} times in the manifest")
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-            results = pool.map(validate_case, [rows[i] for i in todo], chunksize=1)
-            for i, rep in progress(zip(todo, results), desc="validate", total=len(todo)):
-                reports[i] = rep
-    else:
-        for i in progress(todo, desc="validate"):
-            reports[i] = validate_case(rows[i])
+    results = parallel_map(validate_case, [rows[i] for i in todo], workers, desc="validate", on_crash=_crashed)
+    reports.update(zip(todo, results))
     return [reports[i] for i in range(len(rows))]
 
 
@@ -171,4 +176,5 @@ def validation_table(reports: list[CaseReport]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CaseReport", "KNOWN_LABELS", "same_grid", "validate_case", "validate_manifest", "validation_table"]
+__all__ = ["CaseReport", "KNOWN_LABELS", "check_case", "same_grid", "validate_case", "validate_manifest",
+           "validation_table"]

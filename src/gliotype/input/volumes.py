@@ -14,7 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from gliotype.errors import CaseError
+from gliotype.errors import CaseError, one_line
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
@@ -112,8 +112,7 @@ def load_volume(path: str | Path, patient_id: str | None = None, role: str | Non
 
 def _short(exc: Exception) -> str:
     """First line of an exception message, any absolute path reduced to its file name."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return _PATH.sub(lambda m: Path(m.group(0)).name, text)[:160]
+    return _PATH.sub(lambda m: Path(m.group(0)).name, one_line(exc, limit=4000))[:160]
 
 
 __all__ = ["SUPPORTED_SUFFIXES", "image_suffix", "load_volume"]

@@ -9,7 +9,8 @@
 - :func:`explain_edges`: GNNExplainer importance probability of every tract of the
   brain network; :func:`important_edges` keeps those above 50%;
   :func:`cohort_edge_summary` compares their density between IDH groups (section 5.4).
-- :func:`figure7`, :func:`figure8`, :func:`region_centroids`: the figures.
+- :func:`figure7`, :func:`figure8`, :func:`region_centroids`: the figures; :func:`connectome_matrix`
+  the region-by-region matrix Fig. 8 draws.
 
 See ``docs/interpretation.md``.
 """
@@ -24,7 +25,7 @@ from gliotype.interpretation.edges import (
     explain_graph_edges,
     important_edges,
 )
-from gliotype.interpretation.figures import figure7, figure8, region_centroids
+from gliotype.interpretation.figures import connectome_matrix, figure7, figure8, region_centroids
 from gliotype.interpretation.gradcam import (
     ImageScore,
     cam_to_native,
@@ -46,6 +47,7 @@ __all__ = [
     "explain_edges",
     "explain_graph_edges",
     "figure7",
+    "connectome_matrix",
     "figure8",
     "gradcam_nifti",
     "important_edges",

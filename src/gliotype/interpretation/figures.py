@@ -163,10 +163,27 @@ def region_centroids(labels: np.ndarray, affine: np.ndarray, regions: Sequence[i
     return vox @ aff[:3, :3].T + aff[:3, 3]
 
 
-def _adjacency(probs: np.ndarray, rows: np.ndarray, n: int, threshold: float) -> np.ndarray:
-    adj = np.zeros((n, n), dtype=np.float64)
-    keep = important_edges(probs, threshold)
-    for e in keep:
+def connectome_matrix(probs: np.ndarray, pairs: np.ndarray, regions: Sequence[int], threshold: float = 0.5) -> np.ndarray:
+    """The ``(R, R)`` symmetric matrix Fig. 8 draws: entry (i, j) is the highest probability
+    above ``threshold`` among the edges joining the regions of rows i and j, 0 elsewhere.
+
+    Args:
+        probs: ``(E,)`` edge probabilities (GNNExplainer), in the order of ``pairs``.
+        pairs: ``(E, 2)`` region labels of each edge's two ends.
+        regions: the label of each row (``R`` labels), e.g. ``1..R`` or ``range(R)``.
+    """
+    labels = np.asarray(list(regions), dtype=np.int64)
+    row_of = {int(lab): i for i, lab in enumerate(labels)}
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    probs = np.asarray(probs, dtype=np.float64).ravel()
+    if len(probs) != len(pairs):
+        raise ValueError(f"{len(probs)} edge probabilities for {len(pairs)} edges")
+    try:
+        rows = np.vectorize(lambda v: row_of[int(v)], otypes=[np.int64])(pairs) if pairs.size else pairs
+    except KeyError as exc:
+        raise ValueError(f"edge region {exc.args[0]} is not among the regions") from None
+    adj = np.zeros((len(labels), len(labels)), dtype=np.float64)
+    for e in important_edges(probs, threshold):
         i, j = rows[e]
         if i != j:
             adj[i, j] = adj[j, i] = max(adj[i, j], float(probs[e]))
@@ -197,8 +214,8 @@ def figure8(
         threshold: edges kept strictly above it (section 4.5: 50%).
         title: figure title (patient IDs only, no paths).
 
-    Nodes touched by a kept edge are drawn larger; edge colour is the probability.
-    Returns the path written.
+    Nodes touched by a kept edge are drawn larger; edge colour is the probability
+    (the matrix of :func:`connectome_matrix`). Returns the path written.
     """
     from nilearn import plotting
 
@@ -210,19 +227,11 @@ def figure8(
     labels = np.arange(1, n + 1) if regions is None else np.asarray(list(regions), dtype=np.int64)
     if len(labels) != n:
         raise ValueError(f"{len(labels)} region labels for {n} coordinates")
-    row_of = {int(lab): i for i, lab in enumerate(labels)}
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    try:
-        rows = np.vectorize(lambda v: row_of[int(v)], otypes=[np.int64])(pairs) if pairs.size else pairs
-    except KeyError as exc:
-        raise ValueError(f"edge region {exc.args[0]} is not among the regions") from None
     panels = dict(edge_probs) if isinstance(edge_probs, Mapping) else {"": edge_probs}
     fig = plt.figure(figsize=(11, 3.4 * len(panels) + 0.6))
     for k, (name, probs) in enumerate(panels.items()):
         probs = np.asarray(probs, dtype=np.float64).ravel()
-        if len(probs) != len(rows):
-            raise ValueError(f"{len(probs)} edge probabilities for {len(rows)} edges")
-        adj = _adjacency(probs, rows, n, threshold)
+        adj = connectome_matrix(probs, pairs, labels, threshold)
         touched = (adj > 0).any(axis=1)
         sizes = np.where(touched, 30.0, 6.0)
         colors = [(0.8, 0.1, 0.1, 1.0) if t else (0.4, 0.4, 0.4, 0.6) for t in touched]

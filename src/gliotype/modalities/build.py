@@ -19,7 +19,7 @@ a region with fewer than ``preprocess.min_tumor_voxels`` voxels (e.g. an empty c
 back to the whole tumour for that patient; the status table's ``reason`` says so.
 
 The atlas voxel positions are drawn once per work folder (``WORKDIR/atlas/``) and are
-the same for every patient.
+the same for every patient (:mod:`gliotype.modalities.atlas`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -37,91 +37,16 @@ import pandas as pd
 
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash
-from gliotype.layout import AtlasDir, WorkDir
+from gliotype.errors import one_line
+from gliotype.layout import WorkDir
+from gliotype.modalities.atlas import AtlasSampling, LoadedAtlas, atlas_sampling
 from gliotype.modalities.point_cloud import tumor_point_cloud
 from gliotype.modalities.tumor_image import tumor_binary_mask, tumor_image, tumor_region
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
-from gliotype.utils.progress import progress
+from gliotype.utils.parallel import parallel_map
 
 log = get_logger(__name__)
-
-
-@dataclass
-class AtlasSampling:
-    """Fixed voxel positions (flat indices on the template grid) of every region and tract."""
-
-    node_positions: np.ndarray  # (R, n_node)
-    tract_positions: np.ndarray  # (T, n_edge)
-    pairs: np.ndarray  # (T, 2) region labels of each tract
-    edge_index: np.ndarray | None  # (2, T) node rows of each tract (position of the label in the node atlas)
-    key: str = ""
-
-    def save(self, folder: Path | AtlasDir) -> None:
-        with atomic_path(AtlasDir.of(folder).sampling) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, node_positions=self.node_positions, tract_positions=self.tract_positions,
-                         pairs=self.pairs, edge_index=self.edge_index, key=np.array(self.key))
-
-    @classmethod
-    def load(cls, folder: Path | AtlasDir) -> AtlasSampling:
-        with np.load(AtlasDir.of(folder).sampling, allow_pickle=False) as z:
-            edge_index = z["edge_index"] if "edge_index" in z.files else None  # older work folders: rebuilt
-            return cls(z["node_positions"], z["tract_positions"], z["pairs"], edge_index, str(z["key"]))
-
-
-def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling:
-    """The work folder's fixed atlas positions, drawn on first use and reused afterwards.
-
-    Also stores the tract probabilities as a sparse voxel x tract matrix
-    (``atlas/tract_matrix.npz``) for the point-to-tract crossings of eq. 2.
-    """
-    from gliotype.atlases import (
-        load_node_atlas,
-        load_tract_atlas,
-        sample_node_positions,
-        sample_tract_positions,
-    )
-
-    folder = WorkDir.of(workdir).atlas
-    key = config_hash(config, "atlas") + f"-{config.seed}"
-    if folder.sampling.exists():
-        cached = AtlasSampling.load(folder)
-        if cached.key == key and cached.edge_index is not None:
-            return cached
-    a = config.atlas
-    nodes = load_node_atlas(a.node_atlas, n_regions=a.n_regions)
-    tracts = load_tract_atlas(a.edge_atlas, node_atlas=nodes, n_tracts=a.n_tracts)
-    sampling = AtlasSampling(
-        node_positions=sample_node_positions(nodes, a.node_positions, seed=config.seed),
-        tract_positions=sample_tract_positions(tracts, a.edge_positions, seed=config.seed),
-        pairs=np.asarray(tracts.pairs),
-        edge_index=np.searchsorted(np.asarray(nodes.regions), np.asarray(tracts.pairs)).T.astype(np.int64),
-        key=key,
-    )
-    from scipy import sparse
-
-    from gliotype.modalities.crossing import tract_matrix
-
-    matrix = tract_matrix(tracts.voxel_index, tracts.probability, int(np.prod(tracts.shape)))
-    with atomic_path(folder.tract_matrix) as tmp:
-        sparse.save_npz(tmp, matrix)
-    atomic_write(folder.tract_grid, json.dumps({"shape": list(tracts.shape),
-                                                          "affine": np.asarray(tracts.affine).tolist()}))
-    sampling.save(folder)
-    _load_sampling.cache_clear()
-    return sampling
-
-
-@lru_cache(maxsize=2)
-def _load_sampling(folder: str) -> tuple[AtlasSampling, object, tuple, np.ndarray]:
-    """Positions, tract matrix and grid of a work folder, loaded once per process."""
-    from scipy import sparse
-
-    atlas = AtlasDir(Path(folder))
-    grid = json.loads(atlas.tract_grid.read_text())
-    return (AtlasSampling.load(atlas), sparse.load_npz(atlas.tract_matrix),
-            tuple(grid["shape"]), np.asarray(grid["affine"]))
 
 
 @dataclass
@@ -163,18 +88,22 @@ def _fallback_note(fallbacks: dict[str, tuple], minimum: int) -> str:
     return f"whole tumour used: {', '.join(parts)} (< {minimum})" if parts else ""
 
 
-def build_case_modalities(workdir: str | Path, patient_id: str, config: GliotypeConfig) -> ModalitiesResult:
+def build_case_modalities(workdir: str | Path, patient_id: str, config: GliotypeConfig,
+                          atlas: LoadedAtlas | None = None) -> ModalitiesResult:
     """Build x_I, x_P, the crossings and the atlas samples of one preprocessed patient.
 
-    Needs :func:`atlas_sampling` to have run for the work folder; never raises for a
-    bad case (returns ``failed`` with a one-line reason).
+    ``atlas``: the atlas positions and tract matrix to sample with (a trained model's);
+    default the work folder's (:func:`atlas_sampling` must have run for it). Never
+    raises for a bad case (returns ``failed`` with a one-line reason).
     """
     from gliotype.atlases import gather
     from gliotype.modalities.crossing import point_tract_crossing
     from gliotype.preprocessing import load_preprocessed
 
     workdir = WorkDir.of(workdir)
-    sampling, matrix, grid_shape, grid_affine = _load_sampling(str(workdir.atlas.root))
+    if atlas is None:
+        atlas = LoadedAtlas.cached(workdir.atlas)
+    sampling, matrix, grid_shape, grid_affine = atlas.sampling, atlas.tract_matrix, atlas.grid_shape, atlas.grid_affine
     out = workdir.case(patient_id)
     key = _cache_key(workdir, patient_id, config, sampling)
     meta_path = out.modalities_meta
@@ -210,7 +139,7 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
         if case.get("fa") is not None:
             arrays["tract_fa"] = gather(case["fa"][None], sampling.tract_positions)
     except Exception as exc:  # one bad case never stops the cohort
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = one_line(exc)
         log.warning("patient %s: modalities failed: %s", patient_id, reason)
         return ModalitiesResult(patient_id, "failed", reason)
 
@@ -266,8 +195,8 @@ def load_case_modalities(
     return out
 
 
-def _build_one(args):
-    return build_case_modalities(*args)
+def _crashed(pid: str) -> ModalitiesResult:
+    return ModalitiesResult(pid, "failed", "the worker process building it died (out of memory?)")
 
 
 def build_modalities(
@@ -276,17 +205,16 @@ def build_modalities(
     """Build the modalities of every patient (cached, resumable); returns and writes a status table."""
     workdir = WorkDir.of(workdir)
     atlas_sampling(workdir, config)
-    jobs = [(workdir, pid, config) for pid in patient_ids]
-    if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(progress(pool.map(_build_one, jobs), "modalities", total=len(jobs)))
-    else:
-        results = [_build_one(j) for j in progress(jobs, "modalities", total=len(jobs))]
+    LoadedAtlas.cached(workdir.atlas)  # loaded once here; forked workers inherit it
+    results = parallel_map(partial(build_case_modalities, workdir, config=config), list(patient_ids), workers,
+                           desc="modalities", on_crash=_crashed)
     table = pd.DataFrame(
         [{"patient_id": r.patient_id, "status": r.status, "reason": r.reason} for r in results],
         columns=["patient_id", "status", "reason"],
     )
     write_csv_atomic(table, workdir.modalities_status)
     return table
+
+
+__all__ = ["AtlasSampling", "LoadedAtlas", "ModalitiesResult", "atlas_sampling", "build_case_modalities",
+           "build_modalities", "load_case_modalities", "region_labels"]

@@ -104,6 +104,18 @@ class PopulationGraph:
     def num_nodes(self) -> int:
         return len(self.patient_id)
 
+    def subgraph(self, keep) -> PopulationGraph:
+        """The graph on the nodes ``keep`` (indices, in that order): their features, labels and
+        IDs, and the edges between two kept nodes with their weights (renumbered to rows of
+        ``keep``, in the stored edge order)."""
+        from torch_geometric.utils import subgraph
+
+        keep = np.asarray(keep, dtype=np.int64)
+        idx = torch.as_tensor(keep, dtype=torch.long)
+        ei, w = subgraph(idx, self.edge_index, self.edge_weight, relabel_nodes=True, num_nodes=self.num_nodes)
+        return PopulationGraph(x=self.x[idx], edge_index=ei, edge_weight=w, y=self.y[idx],
+                               patient_id=[self.patient_id[i] for i in keep])
+
 
 def build_population_graph(
     u_t: np.ndarray,

@@ -7,19 +7,18 @@
 - :func:`explain_run`: Figs. 7-8 and Grad-CAM maps for patients of a finished run, and the
   density of important edges by IDH group.
 
+Modules: ``model`` loading a model folder, ``inputs`` a patient's files and ID,
+``predict`` the pipeline, ``insertion`` the stored population graph, ``explain`` and
+``report`` the explanations and the report, ``publish`` the all-or-nothing output folder.
+
 See ``docs/prediction.md``.
 """
 
 from gliotype.prediction.explain import explain_case, explain_run
 from gliotype.prediction.model import ModelError, TrainedModel, load_model, verify_manifest
-from gliotype.prediction.predict import (
-    Prediction,
-    check_inputs,
-    graph_predict,
-    inputs_from_case,
-    patient_id_from_files,
-    predict_patient,
-)
+from gliotype.prediction.inputs import check_inputs, inputs_from_case, patient_id_from_files
+from gliotype.prediction.insertion import graph_predict
+from gliotype.prediction.predict import Prediction, predict_patient
 
 __all__ = [
     "ModelError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,9 +21,13 @@ from gliotype import __version__
 from gliotype.config import GliotypeConfig
 from gliotype.config.loader import values_hash
 from gliotype.bundle import ModelError, model_id, verify_manifest
-from gliotype.errors import GliotypeError
+from gliotype.errors import GliotypeError, one_line
 from gliotype.layout import ModelDir
 from gliotype.utils.logging import get_logger
+
+if TYPE_CHECKING:
+    from gliotype.modalities.atlas import LoadedAtlas
+    from gliotype.self_supervised import SelfSupervisedModels
 
 log = get_logger(__name__)
 
@@ -34,7 +39,9 @@ class TrainedModel:
 
     ``graph`` is the stored population graph rebuilt exactly as in training (features
     z-scored with the stored statistics, eq. 8 edges at ``theta``); ``edge_features``
-    its standardised edge features, to link new patients to it.
+    its standardised edge features, to link new patients to it. ``atlas`` and
+    ``self_supervised`` are the stored parts a new patient's modalities and brain network
+    are built with (loaded once, not copied anywhere).
     """
 
     folder: Path
@@ -55,6 +62,8 @@ class TrainedModel:
     region_centroids: np.ndarray  # (R, 3) MNI mm, node-row order
     region_names: list[str]
     graph_check: float | None  # max |p(rebuilt graph) - stored p| over the stored nodes
+    atlas: LoadedAtlas  # the atlas positions and tract matrix of training (``atlas/``)
+    self_supervised: SelfSupervisedModels  # the brain-network encoders (``ssl/``)
 
     @property
     def threshold(self) -> float:
@@ -83,23 +92,14 @@ class TrainedModel:
         """
         import dataclasses
 
-        from torch_geometric.utils import subgraph
-
-        from gliotype.population_graph.graph import PopulationGraph
-
         drop = {str(p) for p in patient_ids}
         unknown = drop - set(self.graph.patient_id)
         if unknown:
             raise GliotypeError(f"patient {sorted(unknown)[0]} is not a node of the stored graph")
         keep = np.array([i for i, p in enumerate(self.graph.patient_id) if p not in drop], dtype=np.int64)
-        g = self.graph
-        idx = torch.as_tensor(keep)
-        ei, w = subgraph(idx, g.edge_index, g.edge_weight, relabel_nodes=True, num_nodes=g.num_nodes)
-        sub = PopulationGraph(x=g.x[idx], edge_index=ei, edge_weight=w, y=g.y[idx],
-                              patient_id=[g.patient_id[i] for i in keep])
         return dataclasses.replace(
-            self, graph=sub, edge_features=self.edge_features[keep], labels=self.labels[keep],
-            stored_probability=None if self.stored_probability is None else self.stored_probability[keep])
+            self, graph=self.graph.subgraph(keep), edge_features=self.edge_features[keep],
+            labels=self.labels[keep], stored_probability=None if self.stored_probability is None else self.stored_probability[keep])
 
     def standardise(self, node: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New patients' node and edge features on the stored scale."""
@@ -114,10 +114,11 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 def load_model(model_dir: str | Path) -> TrainedModel:
     """Verify and load a model folder (``RUNDIR/model``)."""
+    from gliotype.modalities.atlas import LoadedAtlas
     from gliotype.multimodal.stage import load_multimodal
     from gliotype.population_graph import PopulationGNN, predict_proba, select_features
     from gliotype.population_graph.graph import PopulationGraph, correlation_edges
-    from gliotype.self_supervised import load_self_supervised
+    from gliotype.self_supervised import SelfSupervisedModels
     from gliotype.utils.training import load_weights
 
     layout = ModelDir.of(model_dir)
@@ -128,7 +129,7 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         config = GliotypeConfig.model_validate(raw)
     except Exception as exc:
         raise ModelError(f"model folder {folder.name}: config.yaml is not a valid configuration for gliotype "
-                         f"{__version__} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+                         f"{__version__} ({type(exc).__name__}: {one_line(exc, 120)})") from None
     # the hash of the file's own values (sections added to the schema later get defaults
     # when validated, which would change config_hash(config) but not what was trained)
     raw_hash = values_hash(raw)
@@ -136,7 +137,8 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         raise ModelError(f"model folder {folder.name}: config.yaml does not match the config hash in manifest.json")
 
     try:
-        load_self_supervised(folder)  # its ssl/ is a work folder's: the SSL models load (sizes and weights agree)
+        ssl = SelfSupervisedModels.load(layout.ssl, layout.atlas)  # a work folder's ssl/ and atlas/, copied
+        atlas = LoadedAtlas.load(layout.atlas)
         mm = load_multimodal(layout.multimodal, config)
         meta = json.loads(pg.meta.read_text())
         nodes = _load_npz(pg.nodes)
@@ -148,7 +150,7 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         raise
     except Exception as exc:
         raise ModelError(f"model folder {folder.name}: cannot load the trained networks "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''})") from None
+                         f"({type(exc).__name__}: {one_line(exc, 150)})") from None
 
     u_t, u_b = nodes["u_t"].astype(np.float64), nodes["u_b"].astype(np.float64)
     node = select_features(u_t, u_b, meta["node_weight"])
@@ -177,7 +179,7 @@ def load_model(model_dir: str | Path) -> TrainedModel:
                         graph=graph, edge_features=edge_z, node_mean=node_mean, node_std=node_std,
                         edge_mean=edge_mean, edge_std=edge_std, stored_probability=stored_p,
                         labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
-                        region_names=names, graph_check=check)
+                        region_names=names, graph_check=check, atlas=atlas, self_supervised=ssl)
 
 
 __all__ = ["ModelError", "TrainedModel", "load_model", "verify_manifest"]

@@ -1,6 +1,9 @@
-"""``report.html`` of one prediction: self-contained (figures embedded as base64 PNG).
+"""The report of one prediction: its input-check rows and ``report.html``.
 
-It names the patient by the ID only: no input path, file name or image header text.
+:func:`input_checks` gives the rows of checks shown in ``prediction.json`` and the
+report (roles and numbers, never file names); :func:`write_report` writes
+``report.html``, self-contained (figures embedded as base64 PNG). It names the patient
+by the ID only: no input path, file name or image header text.
 """
 
 from __future__ import annotations
@@ -39,6 +42,47 @@ def _img(folder: Path, name: str, alt: str) -> str:
 
 def _fmt(v, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def input_checks(checked: dict, qc: dict, modalities: dict, graph: dict, model) -> list[dict]:
+    """The checks shown in the report and ``prediction.json`` (roles and numbers, never file names).
+
+    ``checked``: :func:`~gliotype.prediction.inputs.check_inputs`; ``qc``: preprocessing's
+    quality checks; ``modalities``: the modalities' information; ``graph``:
+    :func:`~gliotype.prediction.insertion.graph_predict`; ``model``: the
+    :class:`~gliotype.prediction.TrainedModel`.
+    """
+    info, cfg = checked["info"], model.config.preprocess
+    rows = [
+        {"check": "input files", "result": "t1, t1c, t2, flair and mask are readable 3D images with finite values",
+         "ok": True},
+        {"check": "t1c grid", "result": f"{' x '.join(map(str, info.get('shape', [])))} voxels of "
+                                        f"{' x '.join(f'{s:g}' for s in info.get('spacing_mm', []))} mm", "ok": True},
+        {"check": "mask labels", "result": ", ".join(map(str, info.get("labels", []))) +
+         f" ({info.get('tumor_voxels', 0)} tumor voxels)", "ok": True},
+    ]
+    rows += [{"check": "grid", "result": w, "ok": True} for w in checked["warnings"]]
+    ss = qc.get("skull_stripped", {})
+    rows.append({"check": "skull stripping", "result": f"input skull-stripped: {'yes' if ss.get('detected') else 'no'}"
+                 f"; brain mask {ss.get('brain_native_ml', 0):.0f} ml", "ok": True})
+    rows.append({"check": "tumor inside the brain", "result": f"{100 * qc.get('tumor_inside_brain', 0):.0f}% "
+                 f"(minimum {100 * cfg.min_tumor_in_brain:.0f}%)", "ok": True})
+    rows.append({"check": "registration to the template", "result": str(qc.get("registration")), "ok": True})
+    dice = qc.get("brain_dice")
+    rows.append({"check": "brain mask Dice with the template", "result": f"{dice:.3f} (minimum {cfg.qc_min_dice})",
+                 "ok": dice is not None and dice >= cfg.qc_min_dice})
+    rows.append({"check": "tumor volume, native -> template",
+                 "result": f"{qc.get('tumor_native_mm3', 0) / 1000:.1f} ml -> {qc.get('tumor_template_mm3', 0) / 1000:.1f}"
+                           f" ml (linear scale {qc.get('linear_scale', 1):.2f})", "ok": True})
+    trunc = float(modalities.get("truncated_fraction", 0.0))
+    rows.append({"check": "tumor inside the crop x_I", "result": f"{100 * (1 - trunc):.1f}% of tumor voxels",
+                 "ok": trunc <= 0.05})
+    rows.append({"check": "tracts crossed by the tumor surface", "result": str(modalities.get("tracts_crossed")),
+                 "ok": True})
+    rows.append({"check": "population-graph neighbours (eq. 8, r >= theta)",
+                 "result": f"{graph['neighbours']} of {model.graph.num_nodes} stored patients",
+                 "ok": graph["neighbours"] > 0})
+    return rows
 
 
 def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
@@ -124,4 +168,4 @@ results/report.html for its test performance.</p>
     return path
 
 
-__all__ = ["write_report"]
+__all__ = ["input_checks", "write_report"]

@@ -6,22 +6,21 @@ steps of one patient (``inputs`` its input checks, ``qc`` its quality control),
 ``cohort`` running a patient or a cohort (status table ``preprocessing.csv``), ``cache``
 the per-patient cache key and ``done.json``, ``outputs`` the files of a preprocessed
 patient and reading them back; ``brain``, ``normalize`` and ``register`` the methods,
-``images`` the NIfTI/ANTs helpers.
+``transforms`` the stored transforms and the maps between template and native space
+(:func:`to_template`, :func:`to_native`), ``images`` the NIfTI/ANTs helpers and
+``ants_runtime`` ANTs' import, ITK thread count and seed.
+
+Importing this package changes nothing in the process: the ITK thread count is the
+``itk_threads`` argument of :func:`preprocess_case` and :func:`preprocess_cohort`
+(default 1, the reproducible count), applied before ANTs first runs.
 """
-
-import os as _os
-
-# One ITK thread unless the user sets more: ANTs' Mattes mutual information is not
-# reproducible across threads (ANTsPy issue #297); cohorts run one process per worker
-# instead. ITK reads this on first use, so it is set before antspyx is imported.
-_os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
 
 from gliotype.preprocessing.brain import dice, is_skull_stripped, nonzero_brain_mask
 from gliotype.preprocessing.normalize import PERCENTILES, STANDARD_SCALE, histogram_standardize, zscore
 from gliotype.preprocessing.cache import PREPROCESS_VERSION, cache_key
 from gliotype.preprocessing.cohort import CaseResult, preprocess_case, preprocess_cohort
 from gliotype.preprocessing.outputs import SEQUENCES, load_preprocessed
-from gliotype.preprocessing.register import to_native, to_template
+from gliotype.preprocessing.transforms import to_native, to_template
 
 __all__ = [
     "CaseResult",

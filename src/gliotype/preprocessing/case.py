@@ -31,12 +31,14 @@ from gliotype.errors import CaseError, one_line
 from gliotype.layout import CaseDir, TransformsDir
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing import register as reg_mod
+from gliotype.preprocessing.ants_runtime import ants_module
 from gliotype.preprocessing.cache import PREPROCESS_VERSION
 from gliotype.preprocessing.images import on_grid, same_grid, to_ants, voxel_volume
 from gliotype.preprocessing.inputs import load_inputs
 from gliotype.preprocessing.normalize import GM_METHODS, normalize, normalize_on_template, pre_registration_method
 from gliotype.preprocessing.outputs import SEQUENCES, write_volumes
 from gliotype.preprocessing.qc import qc_verdict, quality_control
+from gliotype.preprocessing.transforms import save_transforms
 from gliotype.utils.timing import Laps
 
 
@@ -228,7 +230,7 @@ def normalise(ctx: CaseContext, native: NativeCase,
 
 def _denoise(ref: nib.Nifti1Image, data: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """ANTs non-local means inside the brain (Rician model: on values shifted to >= 0)."""
-    import ants
+    ants = ants_module()
 
     shifted = data - data[brain].min() if data[brain].min() < 0 else data
     den = ants.denoise_image(to_ants(ref, shifted), to_ants(ref, brain.astype(np.float32))).numpy()
@@ -285,7 +287,7 @@ def write_outputs(case: CaseDir, template, warped: TemplateCase, reg, native: Na
     """6. The volumes on the template grid and the transforms, written also when the QC fails (for
     inspection; ``done.json`` is what marks success)."""
     write_volumes(case, template.affine, warped.sequences, warped.mask, warped.brain, warped.fa)
-    reg_mod.save_transforms(reg, case.transforms, native.ref, template, native.coregistration)
+    save_transforms(reg, case.transforms, native.ref, template, native.coregistration)
 
 
 __all__ = ["CaseContext", "NativeCase", "TemplateCase", "apply_transforms", "brain_mask", "coregister", "normalise",

@@ -4,9 +4,11 @@
 with the per-case cache (:mod:`gliotype.preprocessing.cache`), the patient's
 ``preprocess.log`` and ``qc.json``, and never raises for a bad case: it returns a
 :class:`CaseResult`, ``failed`` with a one-line reason naming the file and the problem.
-:func:`preprocess_cohort` runs every manifest row (in a process pool for ``workers > 1``;
-a crashed worker costs its case, not the run) and writes the status table
-``WORKDIR/preprocessing.csv``.
+:func:`preprocess_cohort` runs every manifest row (in worker processes for ``workers > 1``,
+through :func:`gliotype.utils.parallel.parallel_map`: a crashed worker costs its case after
+one retry, not the run) and writes the status table ``WORKDIR/preprocessing.csv``. Both
+take ``itk_threads``, the ITK threads of each process that registers
+(:mod:`gliotype.preprocessing.ants_runtime`).
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import logging
 import os
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from gliotype.errors import CaseError, GliotypeError
+from gliotype.errors import CaseError, GliotypeError, one_line
+from gliotype.input import check_patient_id
 from gliotype.layout import WorkDir
+from gliotype.preprocessing.ants_runtime import DEFAULT_ITK_THREADS, use_itk_threads
 from gliotype.preprocessing.cache import (
     PREPROCESS_VERSION,
     cache_key,
@@ -33,12 +36,11 @@ from gliotype.preprocessing.cache import (
     mark_stale,
     write_done,
 )
-from gliotype.errors import one_line
 from gliotype.preprocessing.case import run_case
 from gliotype.preprocessing.images import write_text
 from gliotype.preprocessing.inputs import case_inputs
 from gliotype.utils.logging import get_logger
-from gliotype.utils.progress import progress
+from gliotype.utils.parallel import parallel_map
 
 log = get_logger("preprocessing")
 
@@ -73,17 +75,22 @@ class _CaseLog:
         write_text(path, "\n".join(self.lines) + "\n")
 
 
-def preprocess_case(row, workdir, config) -> CaseResult:
+def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS) -> CaseResult:
     """Preprocess one patient (a manifest row: patient_id, t1, t1c, t2, flair, mask, [fa]).
 
     Never raises for a bad case: returns ``failed`` with a one-line reason (the
     traceback of an unexpected error goes to the patient's ``preprocess.log``).
+    ``itk_threads``: ITK threads of this process (default 1: reproducible registrations);
+    it takes effect only before ANTs first runs in the process
+    (:func:`~gliotype.preprocessing.ants_runtime.use_itk_threads`).
     """
+    use_itk_threads(itk_threads)
     row = dict(row)
-    pid = str(row.get("patient_id", "")).strip()
     t0 = time.perf_counter()
-    if not pid or pid in (".", "..") or any(c in pid for c in "/\\") or pid != os.path.basename(pid):
-        return CaseResult(pid, "failed", f"invalid patient id {pid!r}", {"seconds": 0.0})
+    try:
+        pid = check_patient_id(row.get("patient_id"))
+    except GliotypeError as exc:
+        return CaseResult(str(row.get("patient_id", "") or "").strip(), "failed", str(exc), {"seconds": 0.0})
     case = WorkDir.of(workdir).case(pid)
     say = _CaseLog(pid)
     qc: dict = {}
@@ -128,14 +135,24 @@ def preprocess_case(row, workdir, config) -> CaseResult:
 # --------------------------------------------------------------------------- cohort
 
 
-def _worker_init() -> None:
-    """One ITK thread per worker process (set before ants is imported in the worker)."""
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
+def _worker_init(itk_threads: int) -> None:
+    """Each worker process: ``itk_threads`` ITK threads (set before ants is imported in the worker)
+    and one OpenMP thread unless ``OMP_NUM_THREADS`` says otherwise."""
+    use_itk_threads(itk_threads)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _worker(row: dict, workdir: WorkDir, config) -> CaseResult:
-    return preprocess_case(row, workdir, config)
+def _run_case(row: dict, workdir: WorkDir, config, itk_threads: int) -> CaseResult:
+    """:func:`preprocess_case`, with an error that escapes it turned into a failed case."""
+    try:
+        return preprocess_case(row, workdir, config, itk_threads)
+    except Exception as exc:
+        return CaseResult(str(row.get("patient_id", "")), "failed", f"unexpected error: {one_line(exc)}")
+
+
+def _crashed(row: dict) -> CaseResult:
+    """The result of a case whose worker process died twice."""
+    return CaseResult(str(row.get("patient_id", "")), "failed", "the worker process crashed (out of memory?)")
 
 
 def _check_config(config) -> None:
@@ -146,12 +163,13 @@ def _check_config(config) -> None:
         raise GliotypeError("preprocess.reg_iterations must not be empty for SyN")
 
 
-def preprocess_cohort(df: pd.DataFrame, workdir, config, workers: int = 1) -> pd.DataFrame:
+def preprocess_cohort(df: pd.DataFrame, workdir, config, workers: int = 1,
+                      itk_threads: int = DEFAULT_ITK_THREADS) -> pd.DataFrame:
     """Preprocess every manifest row; one bad case never stops the run.
 
     Returns a DataFrame (patient_id, status, reason, seconds) in manifest order, also
     written to ``WORKDIR/preprocessing.csv``. ``workers > 1`` runs cases in separate
-    processes with one ITK thread each.
+    processes with ``itk_threads`` ITK threads each (default 1: reproducible registrations).
     """
     _check_config(config)
     work = WorkDir.of(workdir)
@@ -168,12 +186,12 @@ def preprocess_cohort(df: pd.DataFrame, workdir, config, workers: int = 1) -> pd
             seen.add(pid)
             todo.append(i)
 
-    workers = max(1, min(int(workers or 1), len(todo)))
-    if workers == 1:
-        for i in progress(todo, "preprocessing", total=len(todo)):
-            results[i] = preprocess_case(rows[i], work, config)
-    else:
-        _parallel(rows, todo, work, config, workers, results)
+    # fork (Linux) like the other stages: no re-import of the caller's main module and no
+    # start-up cost; ants is imported lazily, so ITK reads the thread count in the worker
+    done = parallel_map(partial(_run_case, workdir=work, config=config, itk_threads=itk_threads),
+                        [rows[i] for i in todo], workers, desc="preprocessing", start="fork",
+                        initializer=partial(_worker_init, itk_threads), on_crash=_crashed)
+    results.update(zip(todo, done))
 
     table = pd.DataFrame([{"patient_id": results[i].patient_id, "status": results[i].status,
                            "reason": results[i].reason, "seconds": results[i].info.get("seconds", 0.0)}
@@ -184,45 +202,6 @@ def preprocess_cohort(df: pd.DataFrame, workdir, config, workers: int = 1) -> pd
     for r in table[table["status"] == "failed"].itertuples():
         log.warning("patient %s: preprocessing failed: %s", r.patient_id, r.reason)
     return table
-
-
-def _parallel(rows, todo, workdir, config, workers, results) -> None:
-    """Run ``todo`` in a process pool; a crashed worker costs its case (after one retry), not the run."""
-    import multiprocessing as mp
-
-    attempts = {i: 0 for i in todo}
-    pending = list(todo)
-    bar = progress(range(len(todo)), "preprocessing", total=len(todo))
-    bar_iter = iter(bar)
-    # fork (Linux) like the other stages: no re-import of the caller's main module and no
-    # start-up cost; ants is imported lazily, so ITK reads the one-thread setting in the child
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    while pending:
-        ctx = mp.get_context(method)
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx,
-                                 initializer=_worker_init) as pool:
-            futures = {}
-            for i in pending:
-                attempts[i] += 1
-                futures[pool.submit(_worker, rows[i], workdir, config)] = i
-            pending = []
-            for fut in as_completed(futures):
-                i = futures[fut]
-                try:
-                    results[i] = fut.result()
-                except BrokenProcessPool:
-                    if attempts[i] >= 2:
-                        pid = str(rows[i].get("patient_id", ""))
-                        results[i] = CaseResult(pid, "failed", "the worker process crashed (out of memory?)")
-                    else:
-                        pending.append(i)
-                        continue
-                except Exception as exc:
-                    pid = str(rows[i].get("patient_id", ""))
-                    results[i] = CaseResult(pid, "failed", f"unexpected error: {one_line(exc)}")
-                next(bar_iter, None)
-    if hasattr(bar, "close"):
-        bar.close()
 
 
 __all__ = ["CaseResult", "STATUS_COLUMNS", "preprocess_case", "preprocess_cohort"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from gliotype.preprocessing.ants_runtime import ants_module
 from gliotype.utils.io import atomic_path
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
@@ -54,7 +55,7 @@ def check_affine(affine: np.ndarray) -> str | None:
 
 def to_ants(img: nib.Nifti1Image, data: np.ndarray | None = None):
     """An ANTs float32 image with the grid of ``img`` and voxel values ``data`` (default: img's)."""
-    import ants
+    ants = ants_module()
 
     affine = np.asarray(img.affine, dtype=np.float64)
     m = _LPS @ affine[:3, :3]

@@ -15,6 +15,7 @@ import numpy as np
 
 from gliotype.errors import CaseError
 from gliotype.preprocessing import brain as brainmod
+from gliotype.preprocessing.ants_runtime import ants_module
 from gliotype.preprocessing.images import to_ants, voxel_volume
 from gliotype.preprocessing.outputs import SEQUENCES
 
@@ -62,7 +63,7 @@ def quality_control(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray
 
 def _similarity(template, warped: np.ndarray) -> float:
     """ANTs Mattes mutual information between the template T1 and the registered sequence (lower = better)."""
-    import ants
+    ants = ants_module()
 
     fixed = to_ants(template.image(template.t1))
     try:

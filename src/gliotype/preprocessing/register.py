@@ -1,16 +1,13 @@
-"""Registrations with ANTs (paper section 4.2): rigid co-registration to T1c, the
-non-linear registration to the ICBM152 2009 template, the stored transforms and
-the maps between template and native space (:func:`to_template`, :func:`to_native`).
+"""Registrations with ANTs (paper section 4.2): rigid co-registration to T1c and the
+non-linear registration to the ICBM152 2009 template, and applying a registration.
 
-Conventions. The *native* space is the patient's T1c grid (every sequence, the mask
-and FA are brought onto it first). ``transforms/transforms.json`` lists the forward
-(native -> template) and inverse (template -> native) ANTs transform files, in the
-order :func:`ants.apply_transforms` takes them, and the native and template grids.
+The native space is the patient's T1c grid. What is kept of a registration, and the maps
+between template and native space afterwards, are :mod:`gliotype.preprocessing.transforms`';
+ANTs' import, thread count and seed are :mod:`gliotype.preprocessing.ants_runtime`'s.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,35 +16,17 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-from gliotype.errors import CaseError
-from gliotype.layout import TransformsDir, WorkDir
-from gliotype.preprocessing.images import copy_file, from_ants, grid_image, to_ants, write_text
+from gliotype.preprocessing.ants_runtime import ants_module, seed_ants
+from gliotype.preprocessing.images import copy_file, from_ants, to_ants
 
 #: Margin (voxels at the registration spacing) around the tumour left out of the SyN metric.
 #: 1 voxel kept 92% of the tumour's share of the brain on the real case, 3 voxels (6 mm) 99%.
 TUMOR_MARGIN_VOXELS = 3
 
 
-def _ants():
-    import ants
-
-    return ants
-
-
-def _seed(seed: int) -> None:
-    """Seed ANTs' random metric sampling (antspyx passes ``ants.config._random_seed`` as
-    ``--random-seed``). ANTs takes seed 0 to mean "the system clock", so ``seed + 1`` is
-    passed: config seed 0 is reproducible too."""
-    ants = _ants()
-    try:
-        ants.config._random_seed = int(seed) + 1
-    except AttributeError:  # older antspyx: no seed hook
-        pass
-
-
 def _downsample(aimg, spacing_mm: float, interp: int = 0):
     """Resample to ``spacing_mm`` when the image is finer (0 linear, 1 nearest)."""
-    ants = _ants()
+    ants = ants_module()
     if min(aimg.spacing) >= spacing_mm - 1e-6:
         return aimg
     return ants.resample_image(aimg, (spacing_mm,) * 3, use_voxels=False, interp_type=interp)
@@ -70,8 +49,8 @@ def rigid_coregister(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, spacing_mm
     Returns ``moving`` resampled (linear) onto the grid of ``fixed``; the rigid transform
     (moving -> fixed, ANTs ``.mat``) is written atomically to ``transform_out``.
     """
-    ants = _ants()
-    _seed(seed)
+    ants = ants_module()
+    seed_ants(seed)
     f_full = to_ants(fixed)
     m_full = to_ants(moving)
     reg = ants.registration(_downsample(f_full, spacing_mm), _downsample(m_full, spacing_mm),
@@ -86,7 +65,7 @@ def rigid_coregister(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, spacing_mm
 
 def resample_to(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, interpolator: str = "linear") -> nib.Nifti1Image:
     """``moving`` resampled onto the grid of ``fixed`` through world coordinates (no registration)."""
-    ants = _ants()
+    ants = ants_module()
     out = ants.resample_image_to_target(to_ants(moving), to_ants(fixed, np.zeros(fixed.shape[:3], np.float32)),
                                         interp_type=interpolator)
     return from_ants(out)
@@ -117,7 +96,7 @@ class Registration:
 
     def linear_scale(self) -> float:
         """Volume scale of the linear part, native -> template (1 for the identity)."""
-        ants = _ants()
+        ants = ants_module()
         tx = ants.read_transform(self.affine_file)
         m = np.asarray(tx.parameters[:9], dtype=np.float64).reshape(3, 3)
         det = abs(float(np.linalg.det(m)))
@@ -128,7 +107,7 @@ def _identity_transform() -> str:
     """A temporary ANTs identity affine ``.mat`` file."""
     import tempfile
 
-    ants = _ants()
+    ants = ants_module()
     fd, path = tempfile.mkstemp(prefix=".gliotype_identity_", suffix=".mat")
     os.close(fd)
     ants.write_transform(ants.create_ants_transform(transform_type="AffineTransform", dimension=3), path)
@@ -173,13 +152,13 @@ def register_to_template(moving: nib.Nifti1Image, brain: np.ndarray, tumor: np.n
     """
     import time
 
-    ants = _ants()
+    ants = ants_module()
     t0 = time.perf_counter()
     if kind == "none":
         return identity_registration()
     if kind not in ("SyN", "Affine"):
         raise ValueError(f"unknown registration {kind!r}")
-    _seed(seed)
+    seed_ants(seed)
     fixed = template_image(template)
     m_full = to_ants(moving, registration_intensity(np.asarray(moving.dataobj), brain, tumor))
     m = _downsample(m_full, spacing_mm)
@@ -208,7 +187,7 @@ def register_to_template(moving: nib.Nifti1Image, brain: np.ndarray, tumor: np.n
 def apply_forward(reg: Registration, template, img: nib.Nifti1Image, data: np.ndarray | None = None,
                   interpolator: str = "linear") -> np.ndarray:
     """A native-grid volume on the template grid (float32 array)."""
-    ants = _ants()
+    ants = ants_module()
     out = ants.apply_transforms(template_image(template), to_ants(img, data), reg.forward, interpolator=interpolator)
     return np.asarray(out.numpy(), dtype=np.float32)
 
@@ -216,7 +195,7 @@ def apply_forward(reg: Registration, template, img: nib.Nifti1Image, data: np.nd
 def apply_inverse(reg: Registration, native: nib.Nifti1Image, template, data: np.ndarray,
                   interpolator: str = "linear") -> np.ndarray:
     """A template-grid volume on the native grid of ``native`` (float32 array)."""
-    ants = _ants()
+    ants = ants_module()
     fixed = to_ants(native, np.zeros(native.shape[:3], np.float32))
     moving = template_image(template).new_image_like(np.asarray(data, dtype=np.float32))
     out = ants.apply_transforms(fixed, moving, reg.inverse, whichtoinvert=reg.inverse_invert,
@@ -248,108 +227,5 @@ def template_brain_mask(native: nib.Nifti1Image, data: np.ndarray, template, kin
     return back & head
 
 
-# --------------------------------------------------------------------------- stored transforms
-
-
-def save_transforms(reg: Registration, folder: Path | TransformsDir, native: nib.Nifti1Image, template,
-                    coreg: dict) -> dict:
-    """Copy the transform files into ``folder`` with stable names and write transforms.json (atomic)."""
-    folder = TransformsDir.of(folder)
-    folder.root.mkdir(parents=True, exist_ok=True)
-    names: dict[str, str] = {}
-
-    def stable(path: str) -> str:
-        if path not in names:
-            if path.endswith(".mat"):
-                target = folder.affine
-            elif "InverseWarp" in os.path.basename(path):
-                target = folder.inverse_warp
-            else:
-                target = folder.warp
-            copy_file(path, target)
-            names[path] = target.name
-        return names[path]
-
-    meta = {
-        "type": reg.kind,
-        "forward": [stable(p) for p in reg.forward],
-        "inverse": [stable(p) for p in reg.inverse],
-        "inverse_invert": list(reg.inverse_invert),
-        "native_grid": {"shape": [int(s) for s in native.shape[:3]], "affine": np.asarray(native.affine).tolist()},
-        "template_grid": {"shape": list(template.shape), "affine": np.asarray(template.affine).tolist(),
-                          "resolution_mm": template.spacing},
-        "coregistration": coreg,
-        "usage": "forward: ants.apply_transforms(fixed=template, moving=native, transformlist=forward); "
-                 "inverse: ants.apply_transforms(fixed=native, moving=template, transformlist=inverse, "
-                 "whichtoinvert=inverse_invert)",
-    }
-    keep = set(names.values()) | {v for v in coreg.values() if v}
-    for stale in [folder.warp, folder.inverse_warp, *folder.coregistrations()]:
-        if stale.name not in keep and stale.exists():  # left by an earlier run with other settings
-            stale.unlink()
-    write_text(folder.json, json.dumps(meta, indent=2))
-    return meta
-
-
-def _transforms(workdir, patient_id) -> tuple[TransformsDir, dict]:
-    folder = WorkDir.of(workdir).case(patient_id).transforms
-    if not folder.json.exists():
-        raise CaseError(str(patient_id), None, "no stored transforms (run preprocessing first)")
-    return folder, json.loads(folder.json.read_text())
-
-
-def _as_image(volume, shape, affine, patient_id, role) -> nib.Nifti1Image:
-    """A path, NIfTI image or array (taken to lie on ``(shape, affine)``) as a 3D NIfTI image."""
-    if isinstance(volume, (str, Path)):
-        from gliotype.input.volumes import load_volume
-
-        return load_volume(volume, patient_id, role)
-    if isinstance(volume, nib.spatialimages.SpatialImage):
-        return nib.Nifti1Image(np.asarray(volume.dataobj, dtype=np.float32), volume.affine)
-    arr = np.asarray(volume, dtype=np.float32)
-    if arr.shape != tuple(shape):
-        raise ValueError(f"{role} array has shape {arr.shape}, expected {tuple(shape)}")
-    return nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64))
-
-
-def to_template(volume, workdir, patient_id, interpolator: str = "linear") -> nib.Nifti1Image:
-    """Map a native-space volume (path, NIfTI image, or array on the T1c grid) onto the template grid.
-
-    ``interpolator``: ``linear`` for intensities and maps, ``genericLabel`` or
-    ``nearestNeighbor`` for labels.
-    """
-    ants = _ants()
-    folder, meta = _transforms(workdir, patient_id)
-    ng, tg = meta["native_grid"], meta["template_grid"]
-    img = _as_image(volume, ng["shape"], ng["affine"], patient_id, "native volume")
-    fixed = grid_image(tg["shape"], tg["affine"])
-    out = ants.apply_transforms(fixed, to_ants(img), [str(folder.file(f)) for f in meta["forward"]],
-                                interpolator=interpolator)
-    return from_ants(out)
-
-
-def to_native(volume_on_template, workdir, patient_id, reference_path=None,
-              interpolator: str = "linear") -> nib.Nifti1Image:
-    """Map a template-grid volume (path, NIfTI image or array, e.g. a Grad-CAM map) back to the patient.
-
-    The result lies on the grid of ``reference_path`` (any image in the patient's T1c
-    world space, e.g. the original mask), or on the stored native T1c grid when None.
-    """
-    ants = _ants()
-    folder, meta = _transforms(workdir, patient_id)
-    ng, tg = meta["native_grid"], meta["template_grid"]
-    img = _as_image(volume_on_template, tg["shape"], tg["affine"], patient_id, "template volume")
-    if reference_path is not None:
-        from gliotype.input.volumes import load_volume
-
-        ref = load_volume(reference_path, patient_id, "reference")
-        fixed = to_ants(ref, np.zeros(ref.shape[:3], np.float32))
-    else:
-        fixed = grid_image(ng["shape"], ng["affine"])
-    out = ants.apply_transforms(fixed, to_ants(img), [str(folder.file(f)) for f in meta["inverse"]],
-                                whichtoinvert=list(meta["inverse_invert"]), interpolator=interpolator)
-    return from_ants(out)
-
-
 __all__ = ["Registration", "apply_forward", "apply_inverse", "identity_registration", "register_to_template",
-           "resample_to", "rigid_coregister", "save_transforms", "template_brain_mask", "to_native", "to_template"]
+           "resample_to", "rigid_coregister", "template_brain_mask"]

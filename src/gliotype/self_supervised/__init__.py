@@ -3,7 +3,8 @@
 Modules: ``inputs`` each patient's atlas samples and tumour flags, ``models`` the node
 autoencoder and the edge contrastive model, ``deviation`` their normative-deviation
 inputs, ``batches`` the training rows and minibatches of both, ``train`` training them
-(stage cache key, ``ssl/models.json``, ``ssl/report.json``) and loading them back,
+(stage cache key, ``ssl/models.json``, ``ssl/report.json``) and loading them back
+(:class:`SelfSupervisedModels`: the models, their key and atlas positions, loaded once),
 ``evidence`` what the trained codes carry, ``encode`` every patient's brain network
 x_B (``brain_network.safetensors``, ``brain_network_status.csv``).
 """
@@ -12,12 +13,13 @@ from gliotype.self_supervised.deviation import NormativeDeviation
 from gliotype.self_supervised.encode import encode_brain_networks, load_brain_network
 from gliotype.self_supervised.evidence import edge_evidence, node_evidence, workdir_evidence
 from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder
-from gliotype.self_supervised.train import load_self_supervised, train_self_supervised
+from gliotype.self_supervised.train import SelfSupervisedModels, load_self_supervised, train_self_supervised
 
 __all__ = [
     "EdgeContrastiveModel",
     "NodeAutoencoder",
     "NormativeDeviation",
+    "SelfSupervisedModels",
     "edge_evidence",
     "encode_brain_networks",
     "load_brain_network",

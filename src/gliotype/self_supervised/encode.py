@@ -10,24 +10,22 @@ up-to-date one is skipped); per cohort the status table ``brain_network_status.c
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
+from gliotype.errors import one_line
 from gliotype.layout import WorkDir
 from gliotype.self_supervised.inputs import (
     available_patients,
     flag_tensor,
     patient_inputs,
     to_tensor,
-    tract_positions_or_none,
 )
 from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder
-from gliotype.self_supervised.train import load_self_supervised
+from gliotype.self_supervised.train import SelfSupervisedModels
 from gliotype.utils.io import atomic_path, write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress
@@ -39,19 +37,23 @@ def _needs_tumor(node_model: NodeAutoencoder, edge_model: EdgeContrastiveModel) 
     return any(d is not None and d.tumor == "mask" for d in (node_model.deviation, edge_model.mri_deviation))
 
 
-def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] | None = None) -> pd.DataFrame:
+def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] | None = None,
+                          models: SelfSupervisedModels | None = None) -> pd.DataFrame:
     """x_B for every patient: v_N = AE encoder(node samples), v_E = f(tract MRI samples).
 
-    With deviation inputs the stored normative statistics of the training patients are
-    used for every patient; with ``tumor=mask`` the tumour-covered fraction of every
-    region and tract is also written (``node_tumor_fraction``, ``edge_tumor_fraction``).
+    ``models``: the trained models to encode with (a trained model folder's); default
+    the work folder's (``ssl/`` and ``atlas/``). With deviation inputs the stored
+    normative statistics of the training patients are used for every patient; with
+    ``tumor=mask`` the tumour-covered fraction of every region and tract is also written
+    (``node_tumor_fraction``, ``edge_tumor_fraction``).
     """
     workdir = WorkDir.of(workdir)
-    node_model, edge_model = load_self_supervised(workdir)
+    if models is None:
+        models = SelfSupervisedModels.load(workdir.ssl, workdir.atlas)
+    node_model, edge_model, key = models.node, models.edge, models.key
     masked = _needs_tumor(node_model, edge_model)
-    sampling = tract_positions_or_none(workdir) if masked else None
-    edge_index = torch.from_numpy(_atlas_edge_index(workdir)).contiguous()
-    key = json.loads(workdir.ssl.models.read_text())["key"]
+    sampling = models.sampling if masked else None
+    edge_index = torch.from_numpy(models.edge_index).contiguous()
     rows = []
     for pid in progress(patient_ids if patient_ids is not None else available_patients(workdir), "brain networks"):
         path = workdir.case(pid).brain_network
@@ -77,7 +79,7 @@ def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] 
                 save_file(tensors, str(tmp), metadata={"key": key})
             rows.append({"patient_id": pid, "status": "done", "reason": ""})
         except Exception as exc:  # one bad case never stops the cohort
-            rows.append({"patient_id": pid, "status": "failed", "reason": str(exc).splitlines()[0]})
+            rows.append({"patient_id": pid, "status": "failed", "reason": one_line(exc)})
             log.warning("patient %s: brain network failed: %s", pid, rows[-1]["reason"])
     table = pd.DataFrame(rows, columns=["patient_id", "status", "reason"])
     write_csv_atomic(table, workdir.brain_network_status)
@@ -89,13 +91,6 @@ def _stored_key(path: Path) -> str | None:
 
     with safe_open(str(path), framework="pt") as f:
         return (f.metadata() or {}).get("key")
-
-
-def _atlas_edge_index(workdir: WorkDir) -> np.ndarray:
-    """(2, T) node rows of each tract's region pair, as stored with the atlas sampling."""
-    from gliotype.modalities.build import AtlasSampling
-
-    return AtlasSampling.load(workdir.atlas).edge_index.astype(np.int64)
 
 
 def load_brain_network(workdir: str | Path | WorkDir, patient_id: str):

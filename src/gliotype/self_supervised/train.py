@@ -9,13 +9,15 @@ Files under ``WORKDIR/ssl/``: ``node/`` and ``edge/`` (checkpoints every epoch),
 ``node_autoencoder.safetensors``, ``edge_model.safetensors`` (with ``ssl.inputs =
 deviation`` these also hold the normative statistics of the inputs), ``models.json``
 (sizes and the cache key, :func:`stage_key`), ``report.json`` (evidence of learning),
-``config.yaml``.
+``config.yaml``. :class:`SelfSupervisedModels` is the trained models loaded back with
+the stage key and the atlas positions, what :func:`~gliotype.self_supervised.encode_brain_networks` needs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.errors import GliotypeError
-from gliotype.layout import WorkDir
+from gliotype.layout import AtlasDir, SslDir, WorkDir
 from gliotype.losses import cross_modal_contrastive
 from gliotype.self_supervised.batches import edge_loader, edge_rows, node_rows
 from gliotype.self_supervised.deviation import NormativeDeviation
@@ -195,13 +197,45 @@ def train_self_supervised(
     return report
 
 
+def _load_models(out: SslDir) -> tuple[NodeAutoencoder, EdgeContrastiveModel, dict]:
+    """The two models in eval mode and ``models.json``."""
+    if not out.models.exists():
+        raise GliotypeError("no trained self-supervised models in this work folder: run `gliotype ssl train` first")
+    stored = json.loads(out.models.read_text())
+    sizes = stored["sizes"]
+    node = load_weights(NodeAutoencoder(*sizes["node"]), out.node_model).eval()
+    edge = load_weights(EdgeContrastiveModel(*sizes["edge"]), out.edge_model).eval()
+    return node, edge, stored
+
+
 def load_self_supervised(workdir: str | Path | WorkDir) -> tuple[NodeAutoencoder, EdgeContrastiveModel]:
     """The trained models of a work folder (or model folder), in eval mode (weights and normative
     statistics via safetensors, no pickle)."""
-    out = WorkDir.of(workdir).ssl
-    if not out.models.exists():
-        raise GliotypeError("no trained self-supervised models in this work folder: run `gliotype ssl train` first")
-    sizes = json.loads(out.models.read_text())["sizes"]
-    node = load_weights(NodeAutoencoder(*sizes["node"]), out.node_model).eval()
-    edge = load_weights(EdgeContrastiveModel(*sizes["edge"]), out.edge_model).eval()
+    node, edge, _ = _load_models(WorkDir.of(workdir).ssl)
     return node, edge
+
+
+@dataclass
+class SelfSupervisedModels:
+    """What encoding a brain network needs, loaded once: the two trained models (eval mode),
+    the stage's cache key (stamped on every brain network) and the atlas positions they
+    were trained with (``edge_index``: the node rows of every tract; the positions give
+    the tumour flags of ``ssl.tumor = mask``)."""
+
+    node: NodeAutoencoder
+    edge: EdgeContrastiveModel
+    key: str
+    sampling: object  # gliotype.modalities.atlas.AtlasSampling
+
+    @property
+    def edge_index(self) -> np.ndarray:
+        """(2, T) node rows of each tract's region pair, as stored with the atlas sampling."""
+        return self.sampling.edge_index.astype(np.int64)
+
+    @classmethod
+    def load(cls, ssl_dir: str | Path | SslDir, atlas_dir: str | Path | AtlasDir) -> SelfSupervisedModels:
+        """The models of ``ssl_dir`` and the positions of ``atlas_dir`` (a work folder's or a model folder's)."""
+        from gliotype.modalities.atlas import AtlasSampling
+
+        node, edge, stored = _load_models(SslDir.of(ssl_dir))
+        return cls(node, edge, stored["key"], AtlasSampling.load(atlas_dir))

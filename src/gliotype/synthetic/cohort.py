@@ -3,7 +3,9 @@
 ``DIR/<id>/<id>_{t1,t1ce,t2,flair,seg}.nii.gz`` (+ ``<id>_fa.nii.gz`` for the FA cases,
 the self-supervised set of paper section 4.1), ``labels.csv``, ``truth.csv`` and
 ``synth_config.json``. Every file is written atomically and gzip-ed without timestamp
-or file name, so the same config gives byte-identical files whatever the worker count.
+or file name, so the same config gives byte-identical files whatever the worker count
+(``workers > 1`` renders patients in worker processes through
+:func:`gliotype.utils.parallel.parallel_map`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import re
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -29,9 +30,10 @@ from gliotype.synthetic.grid import native_grid, resample_to, source_coordinates
 from gliotype.synthetic.phenotype import expected_auc, sample_phenotypes, site_table
 from gliotype.synthetic.render import render_patient
 from gliotype.synthetic.sequences import SEQUENCES, acquire
+from gliotype.synthetic.truth import TRUTH_FILE
 from gliotype.utils.io import atomic_path
 from gliotype.utils.logging import get_logger
-from gliotype.utils.progress import progress
+from gliotype.utils.parallel import parallel_map
 
 log = get_logger("synthetic")
 CONFIG_FILE = "synth_config.json"
@@ -160,7 +162,7 @@ def _prepare(out: Path, config: SynthConfig, overwrite: bool) -> None:
         for child in sorted(out.iterdir()):
             if child.is_dir() and pattern.match(child.name):
                 shutil.rmtree(child)
-        for name in ("labels.csv", "truth.csv", CONFIG_FILE):
+        for name in ("labels.csv", TRUTH_FILE, CONFIG_FILE):
             (out / name).unlink(missing_ok=True)
         log.info("replaced the previous synthetic cohort in %s", out)
     elif any(out.iterdir()) and not overwrite:
@@ -213,14 +215,9 @@ def generate_cohort(out_dir, config: SynthConfig, overwrite: bool = False) -> di
     if tasks:
         load_anatomy(config.resolution)  # loaded once before forking
         location_atlas()
-        if config.workers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=min(config.workers, len(tasks))) as pool:
-                results = pool.map(_render_and_write, tasks, chunksize=1)
-                for task, res in progress(zip(tasks, results), desc="synth", total=len(tasks)):
-                    stats[task["index"]] = res
-        else:
-            for task in progress(tasks, desc="synth"):
-                stats[task["index"]] = _render_and_write(task)
+        results = parallel_map(_render_and_write, tasks, config.workers, desc="synth", start="fork")
+        for task, res in zip(tasks, results):
+            stats[task["index"]] = res
     for i, s in stats.items():
         if s is None:
             pid = table.at[i, "patient_id"]
@@ -229,7 +226,7 @@ def generate_cohort(out_dir, config: SynthConfig, overwrite: bool = False) -> di
     truth = pd.concat([table, pd.DataFrame([stats[i] for i in range(len(table))])], axis=1)
     labels = table[["patient_id", "idh", "age", "site"]]
     _write_if_changed(out / "labels.csv", labels.to_csv(index=False))
-    _write_if_changed(out / "truth.csv", truth.to_csv(index=False))
+    _write_if_changed(out / TRUTH_FILE, truth.to_csv(index=False))
 
     y = table["idh"].to_numpy()
     if 0 < y.sum() < len(y):

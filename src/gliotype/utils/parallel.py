@@ -3,9 +3,10 @@ modalities, descriptors, Table 2 rows).
 
 ``parallel_map(fn, items, workers)`` returns ``[fn(x) for x in items]`` in order. With
 ``workers > 1`` the items run in a process pool; a worker process that dies (out of
-memory, a crash in native code) costs only its item: the item is retried once in a new
-pool, and if it kills a worker again ``on_crash(item)`` gives its result (without
-``on_crash`` the error is raised). One progress bar follows the items.
+memory, a crash in native code) costs only its item: every item the broken pool did not
+finish is run again alone, in a one-worker pool of its own, and an item that kills that
+worker too gets ``on_crash(item)`` as its result (without ``on_crash`` the error is
+raised). One progress bar follows the items.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, 
         desc: the progress bar's label.
         start: ``fork`` or ``spawn`` (falls back to ``spawn`` where fork does not exist).
         initializer: run once in every worker process before its first item.
-        on_crash: the result of an item whose worker process died ``retries + 1`` times.
+        on_crash: the result of an item whose own worker process died ``retries`` times
+            when run alone.
     """
     items = list(items)
     workers = max(1, min(int(workers or 1), len(items)))
@@ -45,37 +47,43 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, 
         return [fn(x) for x in progress(items, desc, total=len(items))]
     if start not in START_METHODS:
         raise ValueError(f"start must be one of {START_METHODS}, got {start!r}")
-    method = start if start in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(start if start in mp.get_all_start_methods() else "spawn")
     results: dict[int, R] = {}
-    attempts = dict.fromkeys(range(len(items)), 0)
-    pending = list(range(len(items)))
+    crashed: list[int] = []
     bar = progress(range(len(items)), desc, total=len(items))
     ticks = iter(bar)
     try:
-        while pending:
-            with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=mp.get_context(method),
-                                     initializer=initializer) as pool:
-                futures = {}
-                for i in pending:
-                    attempts[i] += 1
-                    futures[pool.submit(fn, items[i])] = i
-                pending = []
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        results[i] = fut.result()
-                    except BrokenProcessPool:
-                        if attempts[i] <= retries:
-                            pending.append(i)
-                            continue
-                        if on_crash is None:
-                            raise
-                        results[i] = on_crash(items[i])
-                    next(ticks, None)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer) as pool:
+            futures = {pool.submit(fn, items[i]): i for i in range(len(items))}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except BrokenProcessPool:  # this item's worker, or another one of the pool, died
+                    crashed.append(i)
+                    continue
+                next(ticks, None)
+        for i in sorted(crashed):  # each alone, so an item that kills its worker costs only itself
+            results[i] = _alone(fn, items[i], ctx, initializer, retries, on_crash)
+            next(ticks, None)
     finally:
         if hasattr(bar, "close"):
             bar.close()
     return [results[i] for i in range(len(items))]
+
+
+def _alone(fn, item, ctx, initializer, retries: int, on_crash):
+    """``fn(item)`` in a one-worker pool of its own, up to ``retries`` times; then ``on_crash(item)``."""
+    for attempt in range(max(1, retries)):
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=initializer) as pool:
+            try:
+                return pool.submit(fn, item).result()
+            except BrokenProcessPool:
+                if attempt + 1 < max(1, retries):
+                    continue
+                if on_crash is None:
+                    raise
+                return on_crash(item)
 
 
 __all__ = ["START_METHODS", "parallel_map"]

@@ -1,4 +1,10 @@
-"""Progress bars over patients (tqdm), silent when not on a terminal or when disabled."""
+"""Progress bars over patients (tqdm), silent when not on a terminal or when disabled.
+
+The only gliotype setting read from the environment: ``GLIOTYPE_PROGRESS=0`` turns every bar off
+(e.g. in benchmarks or logs that are a terminal). It changes what is displayed only, never
+a result, a file or a cache key, so it stays an environment setting rather than an argument
+threaded through every stage.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,200 @@
+"""One draw of the split protocol (paper section 4.1): everything of ``gliotype run`` after
+the modalities, for one split seed.
+
+splits (ssl, A, B, test) -> self-supervised brain networks (on ssl) -> per fold, the
+multi-modal encoders (+ the Table 4 ablations) on one half and the population graphs and
+feature classifiers on the other -> the 3D CNN baselines -> Tables 2-4, the ceilings, the
+predictions, the exported model, the report and the information audit. Every stage is a
+:mod:`gliotype.stages` function; rows are selected by key (:attr:`Scored.key`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from gliotype import __version__, stages
+from gliotype.config import GliotypeConfig
+from gliotype.experiment.ablations import FULL_MODEL, table4_rows
+from gliotype.experiment.ceilings import bayes_ceiling, ceiling_ratios
+from gliotype.experiment.tables import GNN_ROW, TABLE3_ROWS, Scored, feature_models
+from gliotype.experiment.timing import Timer
+from gliotype.layout import RunDir, WorkDir
+from gliotype.utils.io import atomic_write, write_csv_atomic
+from gliotype.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], config: GliotypeConfig,
+              truth: pd.DataFrame | None, ablations: bool | list[str], baselines: bool, timer: Timer, export: bool,
+              audit: bool = True) -> dict:
+    """Everything after the modalities for one draw of the split protocol (section 4.1).
+
+    ``split.protocol: paper``: the encoders train on half A, the classifiers on half B.
+    ``crossfit``: the same, and again with the halves swapped (encoders on B, classifiers
+    on A); each test probability is the mean of the two folds' and each threshold is
+    chosen on the predictions of A and B together, so every labelled training patient
+    trains an encoder and a classifier. The Table 4 ablations run in the first fold only
+    (the paper's protocol), which halves their cost; Table 4 is that fold's. ``truth``: the
+    synthetic cohort's truth (the Bayes ceiling, the audit's latents) or None.
+    Returns ``{"tables": {"table2", "table3", "table4"}, "summary": ...}``.
+    """
+    from gliotype.evaluation.splits import check_splits, make_splits
+
+    run.root.mkdir(parents=True, exist_ok=True)
+    results = run.results
+    splits = make_splits(cohort, config.split.test_fraction, config.split.seed)
+    check_splits(splits)
+    write_csv_atomic(splits, run.splits)
+    ids = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("ssl", "A", "B", "test")}
+    labels = dict(zip(splits["patient_id"], splits["idh"]))
+    log.info("splits: %s", ", ".join(f"{k} {len(v)}" for k, v in ids.items()))
+
+    with timer("self-supervised brain networks"):
+        ssl_report = stages.self_supervised(work, config, ids["ssl"], ok)
+
+    halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
+    folds = [_fold(run, enc, work, ids[enc], ids[clf], ids["test"], labels, config,
+                   ablations if enc == "A" else False, timer, others=ok) for enc, clf in halves]
+    train_ids = [p for _, clf in halves for p in ids[clf]]
+    y_train = np.array([labels[p] for p in train_ids], dtype=float)
+    y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
+
+    t2_models = _across_folds([f["table2"] for f in folds])
+    t2 = stages.evaluate(t2_models, y_train, y_test, config)
+    gnn = _across_folds([[f["gnn"]] for f in folds])[0]
+    chosen = " / ".join(dict.fromkeys(f["gnn"].name for f in folds))
+
+    t3_models: list[Scored] = []
+    with timer("baselines"):
+        if baselines:
+            t3_models += stages.baselines(work, run, ids["A"] + ids["B"], train_ids, ids["test"], labels, config)
+    t3_models += _across_folds([f["classifiers"] for f in folds])
+    t3_models.append(Scored(TABLE3_ROWS[GNN_ROW], gnn.p_train, gnn.p_test, p_threshold=gnn.p_threshold, key=GNN_ROW))
+    t3 = stages.evaluate(t3_models, y_train, y_test, config, reference=GNN_ROW)
+    t4_models = folds[0]["table4"]  # the ablations follow the paper's protocol (encoders on A) in both
+    y_b = np.array([labels[p] for p in ids["B"]], dtype=float)
+    t4 = stages.evaluate(t4_models, y_b, y_test, config, reference=FULL_MODEL)
+
+    bayes = bayes_ceiling(truth, ids["test"], y_test)
+    with timer("observable ceiling"):
+        from gliotype.audit import split_observable_ceiling
+
+        observable = split_observable_ceiling(work, splits, config.seed, config.workers)
+    tables = {"table2": t2, "table3": t3, "table4": t4}
+    preds = _predictions(dict(zip(splits["patient_id"], splits["split"])), ids["test"], labels,
+                         [(train_ids, t2_models + t3_models), (ids["B"], t4_models)])
+    if export:
+        from gliotype.experiment.export import export_model
+
+        first = folds[0]
+        export_model(run.model, config, work, first["model_dir"], first["features"], first["graph_ids"],
+                     first["in_train"], first["y"], first["gnn"])
+    from gliotype.experiment.report import write_report
+
+    gnn_auc = float(t3["auc"].iloc[[m.key for m in t3_models].index(GNN_ROW)])
+    summary = {
+        "gliotype_version": __version__,
+        "split_seed": config.split.seed,
+        "protocol": config.split.protocol,
+        "patients": {k: len(v) for k, v in ids.items()},
+        "ssl": ssl_report,
+        "bayes_auc_test": bayes,
+        "observable_auc_test": observable,
+        "ceiling_ratio": ceiling_ratios(TABLE3_ROWS[GNN_ROW], gnn_auc, bayes, observable),
+        "seconds": dict(timer.seconds),
+        "chosen_population_graph": chosen,
+        "population_graph_out_of_fold_auc": [f["gnn"].artifacts.get("out_of_fold_auc") for f in folds],
+    }
+    write_report(results, tables, preds, summary, config, {m.key: m for m in t2_models + t3_models + t4_models},
+                 y_test)
+    atomic_write(results.summary, json.dumps(summary, indent=2, default=float))
+    if audit:
+        with timer("information audit"):
+            from gliotype.audit import audit_run
+
+            audit_run(run, truth=truth, workers=config.workers, report=True)
+    return {"tables": tables, "summary": summary}
+
+
+def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: list[str], test_ids: list[str],
+          labels: dict, config: GliotypeConfig, ablations: bool | list[str], timer: Timer,
+          others: list[str] | None = None) -> dict:
+    """Encoders (full model + Table 4 ablations) trained on ``enc_ids`` (half ``fold``, stored in
+    ``run.models(fold)``; with ``multimodal.unlabelled: cohort`` also on the patients of
+    ``others`` outside ``enc_ids``, without labels); population graphs and feature classifiers
+    fitted on ``clf_ids``; every model scores ``test_ids``."""
+    graph_ids = clf_ids + test_ids
+    in_train = np.arange(len(graph_ids)) < len(clf_ids)
+    y = np.array([labels[p] for p in graph_ids], dtype=float)
+    y_clf = y[in_train]
+    seed, fc = config.seed, config.feature_classifiers
+
+    feature_sets: dict[str, pd.DataFrame] = {}
+    with timer("multi-modal encoders"):
+        for name, overrides in table4_rows(ablations).items():
+            cfg = config.model_copy(deep=True)
+            for k, v in overrides.items():
+                setattr(cfg.multimodal, k, v)
+            model_dir = run.model_row(name, fold)
+            unlabelled = others if cfg.multimodal.unlabelled == "cohort" else None
+            stages.multimodal(work, model_dir, enc_ids, labels, cfg, unlabelled_ids=unlabelled)
+            feature_sets[name] = stages.features(work, model_dir, graph_ids, cfg)
+    full = feature_sets[FULL_MODEL]
+
+    with timer("population graphs"):
+        t2, gnn = stages.population_graph(full, y, in_train, graph_ids, config)
+    with timer("feature classifiers"):
+        x = _tumor_and_brain(full)
+        classifiers = feature_models(x[in_train], y_clf, x[~in_train], seed, fc)
+        # the full model's Table 4 row is Table 3's "+ MLP" on the same features: fitted once
+        fitted = {FULL_MODEL: m for m in classifiers if m.key == "mlp"}
+        t4 = []
+        for name, feats in feature_sets.items():
+            if (mlp := fitted.get(name)) is None:
+                x = _tumor_and_brain(feats)
+                mlp = feature_models(x[in_train], y_clf, x[~in_train], seed, fc, rows=["mlp"])[0]
+            t4.append(Scored(name, mlp.p_train, mlp.p_test, p_threshold=mlp.p_threshold, key=name))
+    return {"table2": t2, "gnn": gnn, "classifiers": classifiers, "table4": t4, "features": full,
+            "graph_ids": graph_ids, "in_train": in_train, "y": y, "model_dir": run.model_row(FULL_MODEL, fold)}
+
+
+def _tumor_and_brain(feats: pd.DataFrame) -> np.ndarray:
+    """<u_T, u_B>: the features the classifiers of Tables 3 and 4 take."""
+    from gliotype.multimodal.stage import feature_matrix
+
+    parts = [m for m in (feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B")) if m.size]
+    return np.concatenate(parts, axis=1)
+
+
+def _across_folds(folds: list[list[Scored]]) -> list[Scored]:
+    """One model per row from the folds of the cross-fitting: training predictions (and
+    out-of-fit threshold predictions) concatenated in fold order, test probabilities averaged."""
+    if len(folds) == 1:
+        return folds[0]
+    out = []
+    for same in zip(*folds):
+        thresholds = [m.p_train if m.p_threshold is None else m.p_threshold for m in same]
+        out.append(Scored(same[0].name, np.concatenate([m.p_train for m in same]),
+                          np.mean([m.p_test for m in same], axis=0), same[0].artifacts,
+                          np.concatenate(thresholds), same[0].key))
+    return out
+
+
+def _predictions(split_of: dict, test_ids, labels, groups: list[tuple[list[str], list[Scored]]]) -> pd.DataFrame:
+    """Every model's probability of every classifier-training (half B; A too when cross-fitted)
+    and test patient; ``groups`` pairs each list of models with the training patients they scored."""
+    rows = []
+    for train_ids, m in ((t, m) for t, models in groups for m in models):
+        if len(train_ids) != len(m.p_train):
+            raise ValueError(f"{m.name}: {len(m.p_train)} training predictions for {len(train_ids)} patients")
+        for pids, p in ((train_ids, m.p_train), (test_ids, m.p_test)):
+            rows += [{"patient_id": pid, "split": split_of[pid], "model": m.name, "probability": float(q),
+                      "label": int(labels[pid])} for pid, q in zip(pids, p)]
+    return pd.DataFrame(rows).drop_duplicates(["patient_id", "model"])
+
+
+__all__ = ["run_split"]

@@ -1,0 +1,72 @@
+"""The inputs of one prediction: the five files of a patient and the patient's ID.
+
+Owns finding them (:func:`inputs_from_case`: a case folder in any layout the cohort
+scanner knows; :func:`patient_id_from_files`: the ID in the T1c file name) and checking
+them (:func:`check_inputs`: the cohort validator's checks, :func:`gliotype.input.check_case`;
+the ID rule, :func:`gliotype.input.check_patient_id`, is the cohort's too). Every
+problem is one line naming the patient, the file name and the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from gliotype.errors import CaseError, GliotypeError, one_line
+from gliotype.input import SEQUENCES, check_case, check_patient_id, is_blank, patient_id_from_name, scan_cohort
+
+#: The files of a prediction: the four sequences and the tumor mask (no FA).
+ROLES = SEQUENCES + ("mask",)
+
+
+def patient_id_from_files(inputs: Mapping[str, str | Path]) -> str:
+    """The patient ID in the T1c file name under a known layout (``<id>_t1ce.nii.gz``...), else ``patient``."""
+    t1c = inputs.get("t1c")
+    pid = patient_id_from_name(t1c, "t1c") if t1c else None
+    return pid if pid is not None else "patient"
+
+
+def inputs_from_case(case_dir: str | Path, patient_id: str | None = None) -> tuple[str, dict[str, Path]]:
+    """The files of the one patient in ``case_dir`` (any layout :func:`gliotype.input.scan_cohort` knows)."""
+    case_dir = Path(case_dir)
+    if not case_dir.is_dir():
+        raise GliotypeError(f"--case {case_dir.name or case_dir}: not a folder")
+    df = scan_cohort(case_dir)
+    ids = df["patient_id"].astype(str).tolist()
+    if len(ids) > 1:
+        if patient_id is None or str(patient_id) not in ids:
+            raise GliotypeError(f"--case {case_dir.name}: {len(ids)} patients found ({', '.join(ids[:4])}"
+                                f"{' ...' if len(ids) > 4 else ''}); give one patient's folder or --patient-id")
+        row = df[df["patient_id"].astype(str) == str(patient_id)].iloc[0]
+    else:
+        row = df.iloc[0]
+    pid = str(row["patient_id"])
+    inputs = {r: Path(str(row[r])) for r in ROLES if not is_blank(row[r])}
+    for r in ROLES:
+        if r not in inputs:
+            raise CaseError(pid, None, f"no {r} file found in the case folder")
+    return pid, inputs
+
+
+def check_inputs(inputs: Mapping[str, str | Path], pid: str) -> dict:
+    """Validate the five input files as the cohort validator does; a problem is a one-line CaseError.
+
+    Returns the validator's information (grid, spacing, labels, tumor voxels) and warnings.
+    """
+    for role in ROLES:
+        if not inputs.get(role):
+            raise CaseError(pid, None, f"no {role} file given")
+    row = {"patient_id": pid, **{r: str(inputs[r]) for r in ROLES}, "fa": None, "idh": None}
+    try:
+        report = check_case(row)
+    except CaseError:
+        raise
+    except MemoryError:
+        raise CaseError(pid, None, "out of memory while reading the images") from None
+    except Exception as exc:
+        raise CaseError(pid, None, f"unexpected problem while checking the inputs ({type(exc).__name__}: "
+                                   f"{one_line(exc, 120)})") from None
+    return {"info": report.info, "warnings": list(report.warnings)}
+
+
+__all__ = ["ROLES", "check_inputs", "check_patient_id", "inputs_from_case", "patient_id_from_files"]

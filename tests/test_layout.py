@@ -176,6 +176,11 @@ def test_run_folder_paths(root):
     assert run.model_row("fI_fP_MLP_Lcontr") == run.model_row("fI + fP + MLP + Lcontr")  # a slug or a name
     assert [_rel(run.baseline(n), base) for n in ("resnet34", "densenet121")] == ["models/resnet34",
                                                                                   "models/densenet121"]
+    row = run.graph_row("uT_uB", "uB", "B")
+    assert _rel(row.root, base) == "population_graphs-B/uT_uB-uB"
+    assert [_rel(p, base).split("/")[-1] for p in (row.weights, row.predictions, row.meta)] == [
+        "gnn.safetensors", "predictions.npz", "row.json"]
+    assert _rel(run.graph_row("uT", "uB").root, base) == "population_graphs/uT-uB"
     assert isinstance(run.model, ModelDir) and _rel(run.model.root, base) == "model"
     assert _rel(run.model.manifest, base) == "model/manifest.json"
     assert isinstance(run.results, ResultsDir) and _rel(run.results.root, base) == "results"

@@ -221,15 +221,16 @@ def features(work: str | Path | WorkDir, folder: str | Path, ids: Sequence[str],
 
 
 def population_graph(feats: pd.DataFrame, y: np.ndarray, in_train: np.ndarray, ids: Sequence[str],
-                     config: GliotypeConfig):
+                     config: GliotypeConfig, store=None):
     """Every Table 2 population graph with its GNN (eq. 8 edges, section 3.5) and the one
-    chosen for Table 3; returns ``(rows, chosen)``."""
+    chosen for Table 3; returns ``(rows, chosen)``. ``store(node, edge)``: each row's folder
+    (``RunDir(...).graph_row`` with the fold), where a trained row is cached under its key."""
     from gliotype.experiment.tables import chosen_population_graph, population_graph_models
     from gliotype.multimodal.stage import feature_matrix
 
     pg = config.population_graph
     rows = population_graph_models(feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B"), y, in_train,
-                                   list(ids), pg, config.seed, workers=config.workers)
+                                   list(ids), pg, config.seed, workers=config.workers, store=store)
     return rows, chosen_population_graph(rows, y[in_train], pg)
 
 

@@ -109,8 +109,10 @@ def test_the_run_folder_is_where_the_layout_says(tiny_run):
     rep = run.repeat(config.split.seed + 1)
     assert run.repeats() == [rep] and rep.is_repeat and rep.work == run.work
     assert names(run.root) == {p.name for p in (run.config, run.manifest, run.validation, run.work.root, run.splits,
-                                                run.models(), run.model.root, run.results.root, rep.root.parent)}
-    assert names(rep.root) == {p.name for p in (rep.splits, rep.models(), rep.results.root)}
+                                                run.models(), run.model.root, run.results.root, rep.root.parent,
+                                                run.graph_row("uT_uB", "uB").root.parent)}
+    assert names(rep.root) == {p.name for p in (rep.splits, rep.models(), rep.results.root,
+                                                rep.graph_row("uT_uB", "uB").root.parent)}
     baselines = set(config.baselines.models)
     r = run.results
     split_results = {p.name for p in (*(r.table(t, ext) for t in ResultsDir.TABLES for ext in ("csv", "md")),
@@ -123,6 +125,10 @@ def test_the_run_folder_is_where_the_layout_says(tiny_run):
         assert folder.model_row(FULL_MODEL).features.is_file()
         assert all(folder.baseline(b).is_dir() for b in baselines)
         assert folder.splits.is_file()
+        from gliotype.population_graph import TABLE1
+
+        for node, edge in TABLE1:  # every Table 2 row, stored under its key
+            assert folder.graph_row(node, edge).meta.is_file() and folder.graph_row(node, edge).weights.is_file()
     assert names(run.results.root) == split_results | {run.results.repeats_table(t, ext).name
                                                       for t in ResultsDir.TABLES for ext in ("csv", "md")}
     assert names(rep.results.root) == split_results
@@ -166,8 +172,11 @@ def test_model_folder_is_hashed_and_loads_without_pickle(tiny_run):
 def test_rerun_reuses_every_stage(tiny_run):
     root, config, result = tiny_run
     stamp = {p: p.stat().st_mtime_ns for p in (root / "run" / "models").rglob("model.safetensors")}
+    rows = {p: p.stat().st_mtime_ns for p in (root / "run").glob("population_graphs*/*/gnn.safetensors")}
+    assert len(rows) >= 4  # every Table 2 row of every fold is stored
     again = run_experiment(root / "run", config, data=root / "cohort", repeats=1)
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing retrained
+    assert {p: p.stat().st_mtime_ns for p in rows} == rows  # no population graph either
     pd.testing.assert_frame_equal(again["tables"]["table3"], result["tables"]["table3"])
 
 

@@ -10,6 +10,7 @@ predictions, the exported model, the report and the information audit. Every sta
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -146,7 +147,8 @@ def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: li
     full = feature_sets[FULL_MODEL]
 
     with timer("population graphs"):
-        t2, gnn = stages.population_graph(full, y, in_train, graph_ids, config)
+        t2, gnn = stages.population_graph(full, y, in_train, graph_ids, config,
+                                          store=functools.partial(run.graph_row, fold=fold))
     with timer("feature classifiers"):
         x = _tumor_and_brain(full)
         classifiers = feature_models(x[in_train], y_clf, x[~in_train], seed, fc)

@@ -107,7 +107,7 @@ def by_key(models: list[Scored], key: str) -> Scored:
 
 def population_graph_models(
     u_t: np.ndarray, u_b: np.ndarray, y: np.ndarray, train: np.ndarray, ids: list[str],
-    config: PopulationGraphConfig, seed: int = 0, rows=TABLE1, workers: int = 1,
+    config: PopulationGraphConfig, seed: int = 0, rows=TABLE1, workers: int = 1, store=None,
 ) -> list[Scored]:
     """Table 2: one GNN per row of Table 1 on the graph of B (labelled) + test (unlabelled) patients.
 
@@ -116,21 +116,41 @@ def population_graph_models(
     ``config.threshold_folds`` on out-of-fold predictions of every labelled patient.
     With ``workers`` > 1 the rows train in that many processes (one torch thread each);
     every row is seeded on its own, so the result does not depend on ``workers``.
+    ``store(node, edge)`` (e.g. ``RunDir.graph_row`` of a fold) gives each row's folder: a
+    row whose key is stored there is read back, not trained (:mod:`gliotype.population_graph.store`).
     """
-    tasks = [(u_t, u_b, y, train, ids, config, seed, node, edge) for node, edge in rows]
+    tasks = [(u_t, u_b, y, train, ids, config, seed, node, edge, None if store is None else store(node, edge))
+             for node, edge in rows]
     # spawn: the parent has run OpenMP (the encoders); a forked child could hang in it
     return parallel_map(_table2_row, tasks, workers, desc="population graphs", start="spawn")
 
 
 def _table2_row(task: tuple) -> Scored:
-    """One row of Table 2: the population graph of (node, edge), its GNN and its threshold predictions."""
-    from gliotype.utils.training import torch_threads
+    """One row of Table 2: the population graph of (node, edge), its GNN and its threshold predictions
+    (read back from ``folder`` when stored there with this row's key)."""
+    from gliotype.population_graph.store import load_row, row_key, save_row
 
-    u_t, u_b, y, train, ids, config, seed, node, edge = task
-
+    u_t, u_b, y, train, ids, config, seed, node, edge, folder = task
     labels = np.where(train, y, -1.0)
     graph = build_population_graph(u_t, u_b, labels, ids, node, edge, config.theta, config.standardise,
                                    reference=np.flatnonzero(train))
+    key = row_key(u_t, u_b, y, train, ids, config, seed, node, edge)
+    row = None if folder is None else load_row(folder, key)
+    if row is None:
+        row = _train_row(graph, train, config, seed)
+        if folder is not None:
+            save_row(folder, key, row)
+    p = row.probability
+    return Scored(TABLE1_NAMES[(node, edge)], p[train], p[~train],
+                  {"model": row.model, "graph": graph, "node": node, "edge": edge, "history": row.history,
+                   "validation_nodes": row.validation_nodes}, row.p_threshold, graph_row(node, edge))
+
+
+def _train_row(graph, train: np.ndarray, config: PopulationGraphConfig, seed: int):
+    """Fit the row's GNN; its predictions of every node and of the threshold patients."""
+    from gliotype.population_graph.store import TrainedRow
+    from gliotype.utils.training import torch_threads
+
     val = validation_nodes(graph, config.val_fraction, seed)
     with torch_threads(1):  # ~100-node graphs: the thread hand-over costs more than it saves
         model, history = train_population_gnn(graph, config, seed, val_nodes=val)
@@ -142,9 +162,7 @@ def _table2_row(task: tuple) -> Scored:
             p_threshold = p_threshold[train]
         elif config.threshold_folds:
             p_threshold = out_of_fold_predictions(graph, config, config.threshold_folds, seed)[train]
-    return Scored(TABLE1_NAMES[(node, edge)], p[train], p[~train],
-                  {"model": model, "graph": graph, "node": node, "edge": edge, "history": history,
-                   "validation_nodes": val}, p_threshold, graph_row(node, edge))
+    return TrainedRow(model, p, p_threshold, np.asarray(val, dtype=np.int64), history)
 
 
 def chosen_population_graph(models: list[Scored], y_train: np.ndarray, config: PopulationGraphConfig) -> Scored:

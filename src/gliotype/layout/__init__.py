@@ -42,6 +42,7 @@ split, the trained networks, the exported model and the results::
         models/<row slug>/                  MultiModalDir: encoders trained on half A (Table 4 rows)
         models/<baseline>/                  Table 3's 3D CNNs (resnet34, densenet121)
         models-B/<row slug>/                the cross-fitting fold (encoders on half B)
+        population_graphs[-B]/<node>-<edge>/ GraphRowDir: a trained Table 2 row (GNN, predictions)
         model/                              ModelDir: the exported model (split 0 only)
         results/                            ResultsDir
             table{2,3,4}.csv/.md  predictions.csv  roc.png  report.html  summary.json
@@ -59,8 +60,8 @@ Every class is a frozen dataclass around ``root`` and is :class:`os.PathLike`, s
 """
 
 from gliotype.layout.model import ModelDir, MultiModalDir, PopulationGraphDir
-from gliotype.layout.run import ExplainDir, ResultsDir, RunDir, row_slug
+from gliotype.layout.run import ExplainDir, GraphRowDir, ResultsDir, RunDir, row_slug
 from gliotype.layout.work import AtlasDir, CaseDir, SslDir, TransformsDir, WorkDir
 
-__all__ = ["AtlasDir", "CaseDir", "ExplainDir", "ModelDir", "MultiModalDir", "PopulationGraphDir", "ResultsDir",
-           "RunDir", "SslDir", "TransformsDir", "WorkDir", "row_slug"]
+__all__ = ["AtlasDir", "CaseDir", "ExplainDir", "GraphRowDir", "ModelDir", "MultiModalDir", "PopulationGraphDir",
+           "ResultsDir", "RunDir", "SslDir", "TransformsDir", "WorkDir", "row_slug"]

@@ -1,5 +1,6 @@
 """The run folder (``RunDir``): its results (``ResultsDir``), explanations (``ExplainDir``),
-repeats and the folder name of each Table 4 row (``row_slug``)."""
+trained Table 2 rows (``GraphRowDir``), repeats and the folder name of each Table 4 row
+(``row_slug``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,26 @@ def row_slug(name: str) -> str:
     """The folder name of a Table 4 row: ``fI + fP + MLP + Lcontr`` -> ``fI_fP_MLP_Lcontr`` (a slug is its own slug)."""
     keep = "".join(c if c.isalnum() else "_" for c in name)
     return "_".join(p for p in keep.split("_") if p)
+
+
+@dataclass(frozen=True)
+class GraphRowDir(_Folder):
+    """One trained Table 2 row (``RUNDIR/population_graphs[-B]/<node>-<edge>/``): its GNN and its
+    predictions, stamped with the row's cache key (``row.json``, written last)."""
+
+    @property
+    def weights(self) -> Path:
+        return self.root / "gnn.safetensors"
+
+    @property
+    def predictions(self) -> Path:
+        """``predictions.npz``: P(mutant) of every node, the threshold predictions, the validation nodes."""
+        return self.root / "predictions.npz"
+
+    @property
+    def meta(self) -> Path:
+        """``row.json``: the key, the GNN's sizes and the training history."""
+        return self.root / "row.json"
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,12 @@ class RunDir(_Folder):
     def model_row(self, name: str, fold: str = "A") -> MultiModalDir:
         """The multi-modal network of a Table 4 row (its name or its slug)."""
         return MultiModalDir(self.models(fold) / row_slug(name))
+
+    def graph_row(self, node: str, edge: str, fold: str = "A") -> GraphRowDir:
+        """A Table 2 row fitted on the classifier half of fold ``fold`` (``population_graphs/`` for
+        fold A, ``population_graphs-B/``)."""
+        top = "population_graphs" if fold == "A" else f"population_graphs-{fold}"
+        return GraphRowDir(self.root / top / f"{node}-{edge}")
 
     def baseline(self, name: str) -> Path:
         """A 3D CNN of Table 3 (``resnet34``, ``densenet121``), trained once on halves A and B."""

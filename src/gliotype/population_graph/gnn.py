@@ -43,6 +43,7 @@ class PopulationGNN(nn.Module):
                                       residual=residual))
             c = h
         self.classifier = nn.Linear(c, 1)
+        self.in_channels, self.hidden = int(in_channels), [int(h) for h in hidden]
         self.dropout = dropout
         self.residual = residual
         self._repr = f"PopulationGNN({in_channels}, hidden={list(hidden)}" + (", residual" if residual else "") + ")"

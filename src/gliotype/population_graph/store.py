@@ -1,0 +1,81 @@
+"""A trained Table 2 row on disk, keyed on everything it depends on (``GraphRowDir``).
+
+The key covers the features (u_T, u_B bytes), the labels and which patients are labelled,
+the patient order, the row (node, edge), every ``population_graph`` option, the seed and
+the gliotype version; ``row.json`` holds it and is written last. A rerun with the same key
+reads the GNN's weights and its predictions back (the graph itself is rebuilt from the
+features: cheap and deterministic); any other key trains the row again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gliotype import __version__
+from gliotype.config.schema import PopulationGraphConfig
+from gliotype.layout import GraphRowDir
+from gliotype.population_graph.gnn import PopulationGNN
+from gliotype.utils.io import atomic_path, atomic_write
+from gliotype.utils.training import load_weights, save_weights
+
+
+@dataclass
+class TrainedRow:
+    """What training a Table 2 row gives: the GNN, P(mutant) of every node, the threshold
+    predictions of the labelled nodes (or None), the validation nodes and the history."""
+
+    model: PopulationGNN
+    probability: np.ndarray  # (N,)
+    p_threshold: np.ndarray | None  # (labelled,) NaN where fitted
+    validation_nodes: np.ndarray  # (V,) int64
+    history: list[dict]
+
+
+def row_key(u_t: np.ndarray, u_b: np.ndarray, y: np.ndarray, train: np.ndarray, ids, config: PopulationGraphConfig,
+            seed: int, node: str, edge: str) -> str:
+    """The cache key of one row (20 hex digits)."""
+    h = hashlib.sha256()
+    for a in (u_t, u_b, y, train):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    h.update(json.dumps([list(map(str, ids)), config.model_dump(mode="json"), int(seed), node, edge, __version__],
+                        sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+def save_row(folder: GraphRowDir, key: str, row: TrainedRow) -> None:
+    """Write the row's files, ``row.json`` (with ``key``) last."""
+    folder.root.mkdir(parents=True, exist_ok=True)
+    save_weights(row.model, folder.weights)
+    with atomic_path(folder.predictions) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, probability=row.probability, validation_nodes=row.validation_nodes,
+                     **({} if row.p_threshold is None else {"p_threshold": row.p_threshold}))
+    m = row.model
+    atomic_write(folder.meta, json.dumps({"key": key, "in_channels": m.in_channels, "gat": list(m.hidden),
+                                          "dropout": m.dropout, "residual": m.residual, "history": row.history},
+                                         indent=1))
+
+
+def load_row(folder: GraphRowDir, key: str) -> TrainedRow | None:
+    """The stored row if its key is ``key`` (else None: train it)."""
+    if not folder.meta.exists():
+        return None
+    meta = json.loads(folder.meta.read_text())
+    if meta.get("key") != key:
+        return None
+    model = PopulationGNN(int(meta["in_channels"]), meta["gat"], float(meta["dropout"]), bool(meta["residual"]))
+    load_weights(model, folder.weights).eval()
+    with np.load(folder.predictions, allow_pickle=False) as z:
+        p_threshold = z["p_threshold"] if "p_threshold" in z.files else None
+        return TrainedRow(model, z["probability"], p_threshold, z["validation_nodes"].astype(np.int64),
+                          meta["history"])
+
+
+__all__ = ["TrainedRow", "load_row", "row_key", "save_row"]

@@ -84,3 +84,69 @@ def test_delong_of_a_model_with_itself():
     y = np.array([0, 1, 0, 1, 1, 0])
     p = np.array([0.1, 0.8, 0.4, 0.6, 0.3, 0.2])
     assert delong_test(y, p, p)["p_value"] == 1.0
+
+
+def test_delong_p_value_is_the_two_sided_normal_tail_of_z():
+    """Killed surviving mutants: ``3 * sf`` for ``2 * sf`` and a z that does not enter p."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(60) < 0.5).astype(int)
+    p1 = rng.normal(size=60) + 0.8 * y
+    p2 = rng.normal(size=60) + 0.3 * y
+    res = delong_test(y, p1, p2)
+    (_, _), z = _delong_loop(y, p1, p2)
+    assert res["p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-9)
+    assert 0.0 < res["p_value"] < 1.0
+    same = delong_test(y, p1, p1)
+    assert same == {"auc1": pytest.approx(roc_auc_score(y, p1)), "auc2": pytest.approx(roc_auc_score(y, p1)),
+                    "z": 0.0, "p_value": 1.0}
+
+
+def _bootstrap_loop(y, p, n, seed, level):
+    """The percentile bootstrap written out: resample within each class, AUC, two quantiles."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    aucs = []
+    for _ in range(n):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        aucs.append(roc_auc_score(y[idx], p[idx]))
+    tail = (1 - level) / 2
+    return np.quantile(aucs, tail), np.quantile(aucs, 1 - tail)
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_bootstrap_interval_matches_the_loop_at_its_level(level):
+    rng = np.random.default_rng(2)
+    y = (rng.random(60) < 0.4).astype(int)
+    p = rng.normal(size=60) + y
+    lo, hi = bootstrap_auc_ci(y, p, n=200, seed=4, level=level)
+    assert (lo, hi) == pytest.approx(_bootstrap_loop(y, p, 200, 4, level), rel=1e-12)
+    assert bootstrap_auc_ci(y, p, n=200, seed=4, level=level) == (lo, hi)  # seeded
+    assert bootstrap_auc_ci(y, p, n=200, seed=5, level=level) != (lo, hi)
+
+
+def test_degenerate_inputs_give_nan_not_a_number_by_accident():
+    import math
+
+    one_class = np.array([1, 1, 1])
+    m = binary_metrics(one_class, np.array([0.9, 0.2, 0.6]), 0.5)
+    assert math.isnan(m["auc"]) and math.isnan(m["spe"]) and m["sen"] == pytest.approx(2 / 3)
+    m = binary_metrics(np.array([0, 0]), np.array([0.9, 0.2]), 0.5)
+    assert math.isnan(m["sen"]) and m["spe"] == 0.5 and m["acc"] == 0.5
+    # labels given as floats and scores as a list still count as 0/1 classes
+    m = binary_metrics(np.array([0.0, 1.0, 1.0, 0.0]), [0.1, 0.8, 0.3, 0.6], 0.5)
+    assert (m["sen"], m["spe"], m["acc"]) == (0.5, 0.5, 0.5)
+    for y in (one_class, np.array([0, 0, 0])):
+        assert all(math.isnan(v) for v in bootstrap_auc_ci(y, np.array([0.1, 0.5, 0.9]), n=10))
+    assert all(math.isnan(v) for v in bootstrap_auc_ci(np.array([0, 1]), np.array([0.1, 0.9]), n=0))
+    for n in (1, 5):  # one patient of each class: defined, from a single resample on
+        assert bootstrap_auc_ci(np.array([0, 1]), np.array([0.1, 0.9]), n=n) == (1.0, 1.0)
+
+
+def test_youden_threshold_is_at_most_one():
+    """roc_curve's first threshold is +inf (or max + 1): a cut above every score is never returned as > 1."""
+    y = np.array([1, 1, 0, 0])
+    p = np.array([0.1, 0.2, 0.3, 0.4])  # perfectly wrong: the best J is the trivial cut above all scores
+    t = youden_threshold(y, p)
+    assert t == 1.0

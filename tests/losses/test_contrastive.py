@@ -99,3 +99,16 @@ def test_lambda_out_of_range():
     z = torch.randn(3, 4)
     with pytest.raises(ValueError, match="lam"):
         bilevel_contrastive_loss(z, z, z, z, lam=1.5)
+
+
+def test_the_functions_default_to_the_papers_tau():
+    """Section 4.3: tau = 0.1, the contrastive config's default; the loss functions' defaults agree
+    (a caller of the Python API gets the paper's loss without passing it)."""
+    import inspect
+
+    from gliotype.config.schema import ContrastiveConfig
+    from gliotype.losses.contrastive import bilevel_contrastive_loss, cross_modal_contrastive
+
+    assert ContrastiveConfig().temperature == 0.1
+    for fn in (cross_modal_contrastive, bilevel_contrastive_loss):
+        assert inspect.signature(fn).parameters["temperature"].default == 0.1, fn.__name__

@@ -16,6 +16,9 @@ import numpy as np
 import pandas as pd
 
 from gliotype.errors import GliotypeError
+from gliotype.utils.logging import get_logger
+
+log = get_logger(__name__)
 
 ID_COLUMNS = ("patient_id", "patient", "subject_id", "subject", "case_id", "case", "id", "brats21id",
               "brats_id", "bratsid", "participant_id", "participant", "tcga_id", "sample", "name")
@@ -126,7 +129,36 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     out = pd.DataFrame({"patient_id": raw[id_col].astype(str).str.strip()})
     out = pd.concat([out, clinical_columns(raw.drop(columns=[id_col]))], axis=1)
     out = out[out["patient_id"] != ""]
-    return out.reset_index(drop=True)
+    return _without_duplicates(out, path.name).reset_index(drop=True)
+
+
+def _same(a, b) -> bool:
+    return (pd.isna(a) and pd.isna(b)) if (pd.isna(a) or pd.isna(b)) else str(a) == str(b)
+
+
+def _without_duplicates(labels: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The one rule for a patient listed more than once in a labels table: with the same
+    ``idh``, ``age`` and ``site`` a warning and one row kept; with different values an error
+    naming the patient and both file lines (a wrong label must never train a model silently)."""
+    keys = labels["patient_id"].map(id_key)
+    keep = []
+    first: dict[str, int] = {}
+    for i, key in zip(labels.index, keys):
+        if key not in first:
+            first[key] = i
+            keep.append(i)
+            continue
+        j = first[key]
+        a, b = labels.loc[j], labels.loc[i]
+        differ = [c for c in ("idh", "age", "site") if not _same(a[c], b[c])]
+        line_a, line_b = j + 2, i + 2  # file lines: the header is line 1
+        if differ:
+            values = "; ".join(f"{c} {a[c]} on line {line_a}, {b[c]} on line {line_b}" for c in differ)
+            raise GliotypeError(f"labels file {name}: patient {a['patient_id']} is listed twice with different "
+                                f"values ({values}); keep one row")
+        log.warning("labels file %s: patient %s is listed again on line %d with the same values as on line %d; "
+                    "used once", name, b["patient_id"], line_b, line_a)
+    return labels.loc[keep]
 
 
 def attach_labels(manifest: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -124,7 +124,7 @@ def train_multimodal(
     dataset = MultiModalDataset(workdir, train_ids + unlabelled, known, mm.encoders)
     batch_size = min(mm.batch_size, len(dataset))
     loader = train_loader(dataset, batch_size, generator, collate_fn=collate)
-    aug = torch.Generator().manual_seed(config.seed + 7)
+    aug = torch.Generator()  # reseeded by fit() every epoch: a resumed epoch replays its rotations
 
     def batch_loss(batch):
         batch = rotate_batch(batch, mm.augment_rotation_deg, aug)
@@ -141,7 +141,7 @@ def train_multimodal(
             return float(np.mean(losses)) if losses else float("inf")
 
     fit(model, batch_loss, loader, mm, out.checkpoints, "multi-modal training", resume, seed=config.seed, key=key,
-        validate=validate, patience=patience)
+        validate=validate, patience=patience, streams=[(aug, config.seed + 7)])
     save_weights(model, out.weights)
     atomic_write(out.meta, json.dumps({"key": key, "encoders": list(mm.encoders)}, indent=2))
     return model

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,12 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
+def epoch_seed(base: int, epoch: int) -> int:
+    """The seed of a random stream in ``epoch`` (a function of the stream's base seed and the
+    epoch only, so an epoch replays the same draws whether or not training was resumed)."""
+    return int(np.random.SeedSequence([int(base) % 2**32, int(epoch)]).generate_state(1)[0])
+
+
 def fit(
     model: nn.Module,
     batch_loss,
@@ -154,6 +160,7 @@ def fit(
     validate=None,
     patience: int | None = None,
     key: str = "",
+    streams: Sequence[tuple[torch.Generator, int]] = (),
 ) -> list[dict]:
     """Train ``model`` for ``schedule.epochs`` epochs with a checkpoint after each one.
 
@@ -161,7 +168,9 @@ def fit(
     the loss terms. With ``resume`` the last complete checkpoint in ``folder`` is
     restored and training continues from the next epoch (a finished run returns its
     history without training). Each epoch reseeds torch and the loader's generator from
-    ``seed + epoch``, so a resumed run equals an uninterrupted one. ``key`` names what
+    ``seed + epoch``, and every other random stream of ``streams`` (``(generator, base
+    seed)``, e.g. the augmentation's) from :func:`epoch_seed` of its base seed and the epoch,
+    so a resumed run equals an uninterrupted one. ``key`` names what
     is trained (config, patients); a checkpoint written under another key is ignored.
 
     ``validate() -> float`` (a validation loss, lower is better) is called after every
@@ -193,6 +202,8 @@ def fit(
         torch.manual_seed(seed + epoch)
         if getattr(loader, "generator", None) is not None:
             loader.generator.manual_seed(seed + epoch)
+        for generator, base in streams:  # e.g. the augmentation: a function of (base, epoch) only
+            generator.manual_seed(epoch_seed(base, epoch))
         model.train()
         t0, total, count, terms = time.perf_counter(), 0.0, 0, {}
         for batch in loader:

@@ -1,0 +1,62 @@
+"""Kill-and-resume of the multi-modal training equals an uninterrupted run, byte for byte,
+with the augmentation on (issue 14, case 2: its rotations were one stream seeded once, so a
+resumed epoch replayed the first epoch's rotations).
+
+Uses the shared tiny work folder of ``conftest.py`` (modalities and brain networks built).
+"""
+
+import importlib
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gliotype.config import load_config
+from gliotype.multimodal.stage import train_multimodal
+
+
+class _Killed(Exception):
+    """Stands for the process being killed after some epochs (their checkpoints are on disk)."""
+
+
+def _split(tiny_run):
+    splits = pd.read_csv(tiny_run / "run" / "splits.csv", dtype={"patient_id": str})
+    ids = splits.loc[splits["split"].isin(["A", "B"]), "patient_id"].tolist()
+    return ids, dict(zip(splits["patient_id"], splits["idh"]))
+
+
+def test_killed_and_resumed_multimodal_training_equals_uninterrupted(tiny_run, tmp_path, monkeypatch, caplog):
+    progress = importlib.import_module("gliotype.utils.progress")  # fit() looks it up at every call
+    config = load_config("tiny", overrides=["multimodal.epochs=4", "multimodal.augment_rotation_deg=30"])
+    work = tiny_run / "run" / "work"
+    ids, labels = _split(tiny_run)
+    train_multimodal(work, tmp_path / "a", ids, labels, config)
+    real = progress.progress
+
+    def killed_after_two_epochs(items, *args, **kwargs):
+        for n, item in enumerate(real(items, *args, **kwargs)):
+            if n == 2 and "multi-modal" in args[0]:
+                raise _Killed
+            yield item
+
+    monkeypatch.setattr(progress, "progress", killed_after_two_epochs)
+    with pytest.raises(_Killed):
+        train_multimodal(work, tmp_path / "b", ids, labels, config)
+    monkeypatch.setattr(progress, "progress", real)
+    with caplog.at_level("INFO"):
+        train_multimodal(work, tmp_path / "b", ids, labels, config)
+    assert "resuming after epoch 2 of 4" in caplog.text
+    wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ha = pd.read_csv(tmp_path / "a" / "checkpoints" / "history.csv")
+    hb = pd.read_csv(tmp_path / "b" / "checkpoints" / "history.csv")
+    pd.testing.assert_series_equal(ha["loss"], hb["loss"])
+
+
+def test_each_epoch_draws_other_rotations():
+    """The augmentation stream differs from epoch to epoch (reseeding must not repeat one epoch)."""
+    from gliotype.utils.training import epoch_seed
+
+    seeds = [epoch_seed(7, e) for e in range(20)]
+    assert len(set(seeds)) == 20 and epoch_seed(7, 3) == epoch_seed(7, 3) and epoch_seed(8, 3) != epoch_seed(7, 3)

@@ -39,6 +39,7 @@ WORK_PATHS = {
     "preprocessing_status": "preprocessing.csv",
     "modalities_status": "modalities_status.csv",
     "brain_network_status": "brain_network_status.csv",
+    "lock": ".gliotype.lock",
 }
 ATLAS_PATHS = {
     "sampling": "atlas/atlas_sampling.npz",
@@ -85,6 +86,7 @@ RUN_PATHS = {
     "manifest": "manifest.csv",
     "validation": "validation.csv",
     "splits": "splits.csv",
+    "lock": ".gliotype.lock",
 }
 RESULTS_PATHS = {
     "predictions": "predictions.csv",

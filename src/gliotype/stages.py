@@ -183,10 +183,13 @@ def prepare(rows: pd.DataFrame | str | Path, work: str | Path | WorkDir, config:
         from gliotype.input import read_manifest
 
         rows = read_manifest(rows)
-    with timer("preprocessing"):
-        pre = preprocess(rows, work, config, workers)
-    with timer("modalities"):
-        built = modalities(work, usable(pre), config, workers)
+    from gliotype.utils.lock import folder_lock
+
+    with folder_lock(WorkDir.of(work).lock, "work folder"):  # one command writes a work folder at a time
+        with timer("preprocessing"):
+            pre = preprocess(rows, work, config, workers)
+        with timer("modalities"):
+            built = modalities(work, usable(pre), config, workers)
     return Prepared(pre, built, usable(built))
 
 

@@ -110,7 +110,7 @@ def test_the_run_folder_is_where_the_layout_says(tiny_run):
     assert run.repeats() == [rep] and rep.is_repeat and rep.work == run.work
     assert names(run.root) == {p.name for p in (run.config, run.manifest, run.validation, run.work.root, run.splits,
                                                 run.models(), run.model.root, run.results.root, rep.root.parent,
-                                                run.graph_row("uT_uB", "uB").root.parent)}
+                                                run.graph_row("uT_uB", "uB").root.parent, run.lock)}
     assert names(rep.root) == {p.name for p in (rep.splits, rep.models(), rep.results.root,
                                                 rep.graph_row("uT_uB", "uB").root.parent)}
     baselines = set(config.baselines.models)

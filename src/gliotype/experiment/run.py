@@ -47,11 +47,19 @@ def run_experiment(
     give each model's mean and standard deviation over the repeats. Preprocessing,
     modalities and the self-supervised models are shared (the FA set does not change).
     """
-    from gliotype.input import has_fa
-    from gliotype.synthetic.truth import read_truth
+    from gliotype.utils.lock import folder_lock
 
     run = RunDir.of(out)
     table4_rows(ablations)  # an unknown row name fails before any work
+    with folder_lock(run.lock, "run folder"):  # a second `gliotype run` on this folder is refused
+        return _run_experiment(run, config, data, manifest, ablations, baselines, repeats, audit)
+
+
+def _run_experiment(run: RunDir, config: GliotypeConfig, data, manifest, ablations, baselines, repeats,
+                    audit) -> dict:
+    from gliotype.input import has_fa
+    from gliotype.synthetic.truth import read_truth
+
     run.root.mkdir(parents=True, exist_ok=True)
     work = run.work
     save_config(config, run.config)

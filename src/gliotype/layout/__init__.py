@@ -9,6 +9,7 @@ models fitted on them. Stages never join path parts themselves: they ask a
 of existing work folders, so a cached work folder keeps working::
 
     WORKDIR/
+        .gliotype.lock                      held by the one command writing the folder
         preprocessing.csv                   status table of preprocessing
         modalities_status.csv               status table of the modalities
         brain_network_status.csv            status table of the brain networks
@@ -37,6 +38,7 @@ split, the trained networks, the exported model and the results::
 
     RUNDIR/
         config.yaml  manifest.csv (when scanned from --data)  validation.csv
+        .gliotype.lock                      held by the one `gliotype run` writing the folder
         work/                               WorkDir (shared by the repeats)
         splits.csv                          patient_id, split, idh
         models/<row slug>/                  MultiModalDir: encoders trained on half A (Table 4 rows)

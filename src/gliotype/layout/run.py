@@ -186,6 +186,11 @@ class RunDir(_Folder):
         """The multi-modal network of a Table 4 row (its name or its slug)."""
         return MultiModalDir(self.models(fold) / row_slug(name))
 
+    @property
+    def lock(self) -> Path:
+        """``.gliotype.lock``: held by the one ``gliotype run`` writing this folder (:mod:`gliotype.utils.lock`)."""
+        return self.root / ".gliotype.lock"
+
     def graph_row(self, node: str, edge: str, fold: str = "A") -> GraphRowDir:
         """A Table 2 row fitted on the classifier half of fold ``fold`` (``population_graphs/`` for
         fold A, ``population_graphs-B/``)."""

@@ -221,6 +221,11 @@ class WorkDir(_Folder):
     and the status tables of the stages."""
 
     @property
+    def lock(self) -> Path:
+        """``.gliotype.lock``: held by the one command preprocessing into this folder (:mod:`gliotype.utils.lock`)."""
+        return self.root / ".gliotype.lock"
+
+    @property
     def patients(self) -> Path:
         return self.root / "patients"
 

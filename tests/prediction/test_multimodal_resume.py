@@ -5,19 +5,14 @@ resumed epoch replayed the first epoch's rotations).
 Uses the shared tiny work folder of ``conftest.py`` (modalities and brain networks built).
 """
 
-import importlib
-
 import pandas as pd
 import pytest
 import torch
+from killing import Killed, kill_after
 from safetensors.torch import load_file
 
 from gliotype.config import load_config
 from gliotype.multimodal.stage import train_multimodal
-
-
-class _Killed(Exception):
-    """Stands for the process being killed after some epochs (their checkpoints are on disk)."""
 
 
 def _split(tiny_run):
@@ -27,23 +22,14 @@ def _split(tiny_run):
 
 
 def test_killed_and_resumed_multimodal_training_equals_uninterrupted(tiny_run, tmp_path, monkeypatch, caplog):
-    progress = importlib.import_module("gliotype.utils.progress")  # fit() looks it up at every call
     config = load_config("tiny", overrides=["multimodal.epochs=4", "multimodal.augment_rotation_deg=30"])
     work = tiny_run / "run" / "work"
     ids, labels = _split(tiny_run)
     train_multimodal(work, tmp_path / "a", ids, labels, config)
-    real = progress.progress
-
-    def killed_after_two_epochs(items, *args, **kwargs):
-        for n, item in enumerate(real(items, *args, **kwargs)):
-            if n == 2 and "multi-modal" in args[0]:
-                raise _Killed
-            yield item
-
-    monkeypatch.setattr(progress, "progress", killed_after_two_epochs)
-    with pytest.raises(_Killed):
+    kill_after(monkeypatch, 2, "multi-modal")
+    with pytest.raises(Killed):
         train_multimodal(work, tmp_path / "b", ids, labels, config)
-    monkeypatch.setattr(progress, "progress", real)
+    monkeypatch.undo()
     with caplog.at_level("INFO"):
         train_multimodal(work, tmp_path / "b", ids, labels, config)
     assert "resuming after epoch 2 of 4" in caplog.text

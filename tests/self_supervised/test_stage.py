@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from killing import Killed, kill_after
 from safetensors.torch import load_file
 
 from gliotype.config import load_config
@@ -96,33 +97,17 @@ def test_rerun_reuses_trained_models(trained):
     assert (root / "ssl" / "edge_model.safetensors").stat().st_mtime_ns == mtime
 
 
-class _Killed(Exception):
-    """Stands for the process being killed after some epochs (their checkpoints are on disk)."""
-
-
 @pytest.mark.parametrize("batching", ["mixed", "per_patient", "same_tract"])
 def test_killed_and_resumed_training_equals_uninterrupted(tmp_path, monkeypatch, caplog, batching):
-    import importlib
-
-    training = importlib.import_module("gliotype.utils.progress")  # fit() looks it up at every call
-
     a, b = tmp_path / "a", tmp_path / "b"
     _make_workdir(a)
     _make_workdir(b)
     config = _config(epochs=4, **{"ssl.edge.batching": batching})
     train_self_supervised(a, config)
-    real = training.progress
-
-    def killed_after_two_epochs(items, *args, **kwargs):
-        for n, item in enumerate(real(items, *args, **kwargs)):
-            if n == 2 and "edge" in args[0]:
-                raise _Killed
-            yield item
-
-    monkeypatch.setattr(training, "progress", killed_after_two_epochs)
-    with pytest.raises(_Killed):
+    kill_after(monkeypatch, 2, "edge")
+    with pytest.raises(Killed):
         train_self_supervised(b, config)
-    monkeypatch.setattr(training, "progress", real)
+    monkeypatch.undo()
     with caplog.at_level("INFO"):
         train_self_supervised(b, config)
     assert "edge model: resuming after epoch 2 of 4" in caplog.text

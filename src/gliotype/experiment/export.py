@@ -74,10 +74,7 @@ def export_model(
         "theta": config.population_graph.theta,
         "standardise": config.population_graph.standardise,
         "threshold": threshold,
-        "in_channels": int(gnn.artifacts["graph"].x.shape[1]),
-        "gat": list(config.population_graph.gat),
-        "dropout": config.population_graph.dropout,
-        "residual": config.population_graph.residual,
+        **gnn.artifacts["model"].sizes(),
         "nodes": len(graph_ids),
         "labelled_nodes": int(np.sum(labelled)),
     }

@@ -14,7 +14,7 @@ features, the attention coefficients and each layer's output.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,16 @@ class PopulationGNN(nn.Module):
 
     def __repr__(self) -> str:
         return self._repr
+
+    def sizes(self) -> dict:
+        """What rebuilds this network before its weights are loaded (stored beside them as JSON)."""
+        return {"in_channels": self.in_channels, "gat": list(self.hidden), "dropout": self.dropout,
+                "residual": self.residual}
+
+    @classmethod
+    def from_sizes(cls, sizes: Mapping) -> PopulationGNN:
+        """The network :meth:`sizes` describes (untrained: load its weights next)."""
+        return cls(int(sizes["in_channels"]), sizes["gat"], float(sizes["dropout"]), bool(sizes["residual"]))
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
         attr = None if edge_weight is None else edge_weight.view(-1, 1)

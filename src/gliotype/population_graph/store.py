@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from gliotype import __version__
 from gliotype.config.schema import PopulationGraphConfig
@@ -57,10 +56,7 @@ def save_row(folder: GraphRowDir, key: str, row: TrainedRow) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, probability=row.probability, validation_nodes=row.validation_nodes,
                      **({} if row.p_threshold is None else {"p_threshold": row.p_threshold}))
-    m = row.model
-    atomic_write(folder.meta, json.dumps({"key": key, "in_channels": m.in_channels, "gat": list(m.hidden),
-                                          "dropout": m.dropout, "residual": m.residual, "history": row.history},
-                                         indent=1))
+    atomic_write(folder.meta, json.dumps({"key": key, **row.model.sizes(), "history": row.history}, indent=1))
 
 
 def load_row(folder: GraphRowDir, key: str) -> TrainedRow | None:
@@ -70,8 +66,7 @@ def load_row(folder: GraphRowDir, key: str) -> TrainedRow | None:
     meta = json.loads(folder.meta.read_text())
     if meta.get("key") != key:
         return None
-    model = PopulationGNN(int(meta["in_channels"]), meta["gat"], float(meta["dropout"]), bool(meta["residual"]))
-    load_weights(model, folder.weights).eval()
+    model = load_weights(PopulationGNN.from_sizes(meta), folder.weights).eval()
     with np.load(folder.predictions, allow_pickle=False) as z:
         p_threshold = z["p_threshold"] if "p_threshold" in z.files else None
         return TrainedRow(model, z["probability"], p_threshold, z["validation_nodes"].astype(np.int64),

@@ -137,15 +137,14 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         raise ModelError(f"model folder {folder.name}: config.yaml does not match the config hash in manifest.json")
 
     try:
-        ssl = SelfSupervisedModels.load(layout.ssl, layout.atlas)  # a work folder's ssl/ and atlas/, copied
         atlas = LoadedAtlas.load(layout.atlas)
+        ssl = SelfSupervisedModels.load(layout.ssl, atlas.sampling)  # a work folder's ssl/, copied
         mm = load_multimodal(layout.multimodal, config)
         meta = json.loads(pg.meta.read_text())
         nodes = _load_npz(pg.nodes)
-        gat = meta.get("gat", list(config.population_graph.gat))
-        gnn = PopulationGNN(int(meta["in_channels"]), gat, float(meta.get("dropout", 0.0)),
-                            bool(meta.get("residual", False)))
-        gnn = load_weights(gnn, pg.gnn).eval()
+        # bundles written before the GNN's sizes were all stored: the defaults of that time
+        sizes = {"gat": list(config.population_graph.gat), "dropout": 0.0, "residual": False, **meta}
+        gnn = load_weights(PopulationGNN.from_sizes(sizes), pg.gnn).eval()
     except GliotypeError:
         raise
     except Exception as exc:

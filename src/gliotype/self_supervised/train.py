@@ -233,9 +233,11 @@ class SelfSupervisedModels:
         return self.sampling.edge_index.astype(np.int64)
 
     @classmethod
-    def load(cls, ssl_dir: str | Path | SslDir, atlas_dir: str | Path | AtlasDir) -> SelfSupervisedModels:
-        """The models of ``ssl_dir`` and the positions of ``atlas_dir`` (a work folder's or a model folder's)."""
+    def load(cls, ssl_dir: str | Path | SslDir, atlas: str | Path | AtlasDir | object) -> SelfSupervisedModels:
+        """The models of ``ssl_dir`` and the positions of ``atlas``: an atlas folder (a work
+        folder's or a model folder's) or an already loaded ``AtlasSampling``."""
         from gliotype.modalities.atlas import AtlasSampling
 
         node, edge, stored = _load_models(SslDir.of(ssl_dir))
-        return cls(node, edge, stored["key"], AtlasSampling.load(atlas_dir))
+        sampling = atlas if isinstance(atlas, AtlasSampling) else AtlasSampling.load(atlas)
+        return cls(node, edge, stored["key"], sampling)

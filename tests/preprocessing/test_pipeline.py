@@ -165,6 +165,9 @@ def test_cache_key_covers_config_and_inputs():
     assert cache_key(dict(hashes), config()) == base
     assert cache_key(hashes, config(normalization="zscore")) != base
     assert cache_key({**hashes, "t1": "c"}, config()) != base
+    # the ITK thread count changes registrations: another count is another key (1 keeps old keys)
+    assert cache_key(hashes, config(), itk_threads=1) == base
+    assert cache_key(hashes, config(), itk_threads=4) != base
 
 
 def test_config_change_redoes_a_case(cohort, tmp_path):

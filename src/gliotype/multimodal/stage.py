@@ -80,16 +80,22 @@ def build_model(config: GliotypeConfig) -> MultiModalNet:
                          point_radii=encoder_radii(config.multimodal.point_cloud, config.modalities))
 
 
+#: Bumped whenever the same config and patients would train another network, so that a
+#: network (and its checkpoints) trained by an earlier version is never reused or resumed.
+#: 2: the augmentation's rotations are drawn per (seed, epoch), for an exact resume (issue 14).
+TRAINING_VERSION = 2
+
+
 def model_key(config: GliotypeConfig, train_ids: Sequence[str], val_ids: Sequence[str] | None = None,
               unlabelled_ids: Sequence[str] | None = None) -> str:
     """What a trained multi-modal network depends on: every upstream config section, the seed, the
-    patients (labelled, validation and, when there are any, unlabelled)."""
+    patients (labelled, validation and, when there are any, unlabelled) and :data:`TRAINING_VERSION`."""
     parts = sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or []))
     if unlabelled_ids:
         parts += ["|unlabelled"] + sorted(map(str, unlabelled_ids))
     ids = json.dumps(parts)
-    return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + f"-{config.seed}-" + \
-        hashlib.sha256(ids.encode()).hexdigest()[:12]
+    return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + \
+        f"-{config.seed}-v{TRAINING_VERSION}-" + hashlib.sha256(ids.encode()).hexdigest()[:12]
 
 
 def train_multimodal(

@@ -1,8 +1,8 @@
 """The per-case cache of preprocessing: what a patient depends on, and its ``done.json``.
 
 A patient's key (:func:`cache_key`) is the sha256 of the sha256 of its input file
-bytes (by role), of the ``preprocess`` config section and of
-:data:`PREPROCESS_VERSION`. ``done.json`` is written last, once every output is there
+bytes (by role), of the ``preprocess`` config section, of :data:`PREPROCESS_VERSION`
+and of the ITK thread count when it is not 1. ``done.json`` is written last, once every output is there
 (:func:`write_done`); a rerun skips a patient whose key matches and whose outputs all
 exist (:func:`is_up_to_date`) and redoes it otherwise, removing ``done.json`` first
 (:func:`mark_stale`) so that an interrupted run never looks finished.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gliotype.errors import CaseError
 from gliotype.layout import CaseDir
+from gliotype.preprocessing.ants_runtime import DEFAULT_ITK_THREADS
 from gliotype.preprocessing.images import write_text
 from gliotype.preprocessing.outputs import output_names
 from gliotype.utils.io import sha256_file
@@ -34,10 +35,14 @@ def input_hashes(inputs: dict[str, Path], pid: str) -> dict[str, str]:
     return hashes
 
 
-def cache_key(input_hashes: dict[str, str], config) -> str:
-    """sha256 of the input file hashes (by role), the preprocess config section and the version."""
-    text = json.dumps({"version": PREPROCESS_VERSION, "inputs": input_hashes,
-                       "preprocess": config.preprocess.model_dump(mode="json")}, sort_keys=True)
+def cache_key(input_hashes: dict[str, str], config, itk_threads: int = DEFAULT_ITK_THREADS) -> str:
+    """sha256 of the input file hashes (by role), the preprocess config section, the version and
+    the ITK thread count when it is not the reproducible default (registrations differ with it)."""
+    parts = {"version": PREPROCESS_VERSION, "inputs": input_hashes,
+             "preprocess": config.preprocess.model_dump(mode="json")}
+    if int(itk_threads) != DEFAULT_ITK_THREADS:
+        parts["itk_threads"] = int(itk_threads)
+    text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

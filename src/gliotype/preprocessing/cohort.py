@@ -97,7 +97,7 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
     try:
         inputs = case_inputs(row, pid)
         hashes = input_hashes(inputs, pid)
-        key = cache_key(hashes, config)
+        key = cache_key(hashes, config, itk_threads)
         if is_up_to_date(case, key):
             return CaseResult(pid, "skipped", "", {"seconds": round(time.perf_counter() - t0, 3)})
         mark_stale(case)

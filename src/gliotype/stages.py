@@ -247,12 +247,13 @@ def baselines(work: str | Path | WorkDir, run, train_ids: Sequence[str], thresho
     from gliotype.evaluation.baselines import predict_cnn, train_cnn
     from gliotype.experiment.tables import CNN_ROWS, Scored
     from gliotype.layout import RunDir
+    from gliotype.modalities.build import modalities_key
 
     run, work = RunDir.of(run), WorkDir.of(work)
     models = []
     for name in config.baselines.models:
         model = train_cnn(name, work, run.baseline(name), list(train_ids), labels, config.baselines, config.seed,
-                          inputs_key=config_hash(config, "modalities", "preprocess"))
+                          inputs_key=config_hash(config, "modalities", "preprocess") + modalities_key(work, train_ids))
         models.append(Scored(CNN_ROWS[name], predict_cnn(model, work, list(threshold_ids)),
                              predict_cnn(model, work, list(test_ids)), key=name))
     return models

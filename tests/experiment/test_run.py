@@ -275,7 +275,7 @@ def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
     half = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("A", "B")}
     for folder, ids in (("models", half["A"]), ("models-B", half["B"])):
         meta = json.loads((out / folder / row_slug(FULL_MODEL) / "model.json").read_text())
-        assert meta["key"] == model_key(cfg, ids)
+        assert meta["key"] == model_key(out / "work", cfg, ids)
     preds = pd.read_csv(out / "results" / "predictions.csv", dtype={"patient_id": str})
     gnn = preds[preds["model"] == "Multi-modal + GNN"]
     assert set(gnn["split"]) == {"A", "B", "test"}
@@ -304,3 +304,76 @@ def test_table4_rows_all_none_or_named_with_the_full_model():
     assert table4_rows(["fP + MLP"])["fP + MLP"] == ABLATIONS["fP + MLP"]
     with pytest.raises(GliotypeError, match="unknown Table 4 row 'fX'"):
         table4_rows(["fX"])
+
+
+def test_a_damaged_cache_file_is_rebuilt_not_trusted(tiny_run):
+    """Issue 14, case 5: a truncated preprocessed sequence, x_I, x_B, network weights or Table 2
+    row on a rerun is named in a warning and rebuilt, and the results equal the undamaged run's."""
+    import logging
+
+    from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.layout import RunDir, WorkDir
+
+    class Warnings(logging.Handler):  # the gliotype logger does not propagate to pytest's caplog
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    root, config, _ = tiny_run
+    config = config.model_copy(update={"workers": 1})  # the warnings of worker processes go to their stderr
+    reference = run_experiment(root / "run", config, data=root / "cohort", repeats=1)  # every stage cached
+    run, work = RunDir(root / "run"), WorkDir(root / "run" / "work")
+    x, y, z = pd.read_csv(run.splits, dtype={"patient_id": str}).query("split == 'A'")["patient_id"].iloc[:3]
+    damaged = [work.case(x).sequence("t1"), work.case(y).tumor_image, work.case(z).brain_network,
+               run.model_row(FULL_MODEL, "A").weights, sorted(run.root.glob("population_graphs/*/gnn.safetensors"))[0]]
+    intact = {f: f.read_bytes() for f in damaged}
+    for f in damaged:
+        f.write_bytes(intact[f][: len(intact[f]) // 2])
+    seen = Warnings()
+    logging.getLogger("gliotype").addHandler(seen)
+    try:
+        again = run_experiment(root / "run", config, data=root / "cohort", repeats=1)
+    finally:
+        logging.getLogger("gliotype").removeHandler(seen)
+    for f in damaged:
+        assert any(f"cached file {f.name} changed since it was written" in line for line in seen.lines), f.name
+        assert f.read_bytes() == intact[f], f"{f.name} was not rebuilt to the same bytes"
+    assert len([line for line in seen.lines if "changed since it was written" in line]) == len(damaged)
+    for name in ("table2", "table3", "table4"):
+        pd.testing.assert_frame_equal(again["tables"][name], reference["tables"][name])
+
+
+def test_a_changed_input_of_one_patient_reaches_every_downstream_file(tiny_run, tmp_path):
+    """A patient's input file replaced under the same ID: its preprocessing, modalities and x_B
+    are rebuilt and every network trained on it retrains (the keys cover the patients' data,
+    not only their IDs); the other patients' files are reused."""
+    from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.layout import RunDir, WorkDir
+
+    import nibabel as nib
+
+    root, config, _ = tiny_run
+    shutil.copytree(root / "cohort", tmp_path / "cohort")
+    for part in ("work", "models", "splits.csv"):
+        copy = shutil.copytree if (root / "run" / part).is_dir() else shutil.copy
+        copy(root / "run" / part, tmp_path / "run" / part)
+    run, work = RunDir(tmp_path / "run"), WorkDir(tmp_path / "run" / "work")
+    split = pd.read_csv(run.splits, dtype={"patient_id": str})
+    changed, other = split.query("split == 'A'")["patient_id"].iloc[:2]
+    before = {f: f.read_bytes() for pid in (changed, other)
+              for f in (work.case(pid).sequence("t2"), work.case(pid).brain_network)}
+    model_before = run.model_row(FULL_MODEL, "A").meta.read_text()
+    t2 = next((tmp_path / "cohort" / changed).glob("*_t2.nii.gz"))
+    img = nib.load(t2)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    nib.save(nib.Nifti1Image(np.roll(data, 3, axis=0), img.affine), t2)  # intensity scalings normalise away
+    run_experiment(tmp_path / "run", config, data=tmp_path / "cohort", repeats=1, ablations=False, baselines=False,
+                   audit=False)
+    for f in (work.case(changed).sequence("t2"), work.case(changed).brain_network):
+        assert f.read_bytes() != before[f], f"{f.name} of the changed patient is stale"
+    for f in (work.case(other).sequence("t2"), work.case(other).brain_network):
+        assert f.read_bytes() == before[f], f"{f.name} of an unchanged patient was rebuilt"
+    assert json.loads(run.model_row(FULL_MODEL, "A").meta.read_text())["key"] != json.loads(model_before)["key"]

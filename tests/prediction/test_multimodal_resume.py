@@ -48,12 +48,12 @@ def test_each_epoch_draws_other_rotations():
     assert len(set(seeds)) == 20 and epoch_seed(7, 3) == epoch_seed(7, 3) and epoch_seed(8, 3) != epoch_seed(7, 3)
 
 
-def test_a_network_of_an_earlier_training_version_is_not_reused(monkeypatch):
+def test_a_network_of_an_earlier_training_version_is_not_reused(monkeypatch, tmp_path):
     """The augmentation change trains other networks from the same config: the key names the
     training version, so a cached network or checkpoint of the old stream is never reused."""
     from gliotype.multimodal import stage
 
     config = load_config("tiny")
-    key = stage.model_key(config, ["P1", "P2"])
+    key = stage.model_key(tmp_path, config, ["P1", "P2"])
     monkeypatch.setattr(stage, "TRAINING_VERSION", stage.TRAINING_VERSION - 1)
-    assert stage.model_key(config, ["P1", "P2"]) != key
+    assert stage.model_key(tmp_path, config, ["P1", "P2"]) != key

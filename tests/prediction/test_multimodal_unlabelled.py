@@ -33,8 +33,8 @@ def test_unlabelled_patients_train_without_their_labels(tiny_run, tmp_path):
     torch.testing.assert_close(_weights(with_all), _weights(with_hidden), rtol=0, atol=0)
     assert not torch.equal(_weights(with_all), _weights(plain))
     # the cache key tells the three apart from the patients, not from the labels
-    assert model_key(config, by["A"], None, others) != model_key(config, by["A"])
-    assert model_key(config, by["A"], None, []) == model_key(config, by["A"])
+    assert model_key(work, config, by["A"], None, others) != model_key(work, config, by["A"])
+    assert model_key(work, config, by["A"], None, []) == model_key(work, config, by["A"])
 
 
 def test_a_network_without_l_multi_ignores_unlabelled_patients(tiny_run, tmp_path):
@@ -48,4 +48,4 @@ def test_a_network_without_l_multi_ignores_unlabelled_patients(tiny_run, tmp_pat
     stored = (tmp_path / "img" / "model.json").read_text()
     train_multimodal(work, tmp_path / "img", by["A"], labels, config)
     assert (tmp_path / "img" / "model.json").read_text() == stored
-    assert model_key(config, by["A"]) in stored
+    assert model_key(work, config, by["A"]) in stored

@@ -12,6 +12,7 @@ from gliotype.config import load_config
 from gliotype.errors import GliotypeError
 from gliotype.modalities.build import AtlasSampling
 from gliotype.self_supervised import encode_brain_networks, load_self_supervised, train_self_supervised
+from gliotype.modalities.build import modalities_key
 from gliotype.self_supervised.batches import SameTractBatches, edge_loader
 from gliotype.self_supervised.deviation import NormativeDeviation
 from gliotype.self_supervised.evidence import code_fa_evidence, fa_deviation, identity_share
@@ -261,7 +262,8 @@ def test_same_tract_training_is_deterministic_and_resumes_exactly(tmp_path):
     _make_workdir(b)
     report = train_self_supervised(a, cfg(4))
     train_self_supervised(b, cfg(2))  # as if a 4-epoch run was interrupted after 2 epochs, then resumed
-    key = stage_key(cfg(4), report["train_patients"], report["heldout_patients"])
+    ids = report["train_patients"] + report["heldout_patients"]
+    key = stage_key(cfg(4), report["train_patients"], report["heldout_patients"], modalities_key(b, ids))
     for part in ("node", "edge"):
         (b / "ssl" / part / "key.txt").write_text(key)
     (b / "ssl" / "models.json").unlink()

@@ -21,14 +21,13 @@ Families (:data:`DESCRIPTOR_FAMILIES`):
 
 :func:`descriptor_table` computes them for a cohort (in worker processes for ``workers > 1``,
 through :func:`gliotype.utils.parallel.parallel_map`) and caches each patient's values next to
-its preprocessed files (``patients/<id>/audit/descriptors.json``, keyed by ``done.json`` and
+its preprocessed files (``patients/<id>/audit/descriptors.json``, keyed by the preprocessing record and
 :data:`DESCRIPTORS_VERSION`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,9 +40,9 @@ from gliotype.errors import one_line
 from gliotype.input import SEQUENCES
 from gliotype.layout import WorkDir
 from gliotype.modalities.tumor_image import COMPARTMENTS, CORE_LABELS
-from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
 from gliotype.utils.parallel import parallel_map
+from gliotype.utils.records import record_digest, reusable_record, write_record
 
 log = get_logger(__name__)
 
@@ -133,7 +132,7 @@ def _cache_key(work: WorkDir, pid: str) -> str | None:
     done = work.case(pid).done
     if not done.exists():
         return None
-    return hashlib.sha256(f"{done.read_text()}|{DESCRIPTORS_VERSION}".encode()).hexdigest()[:20]
+    return hashlib.sha256(f"{record_digest(done)}|{DESCRIPTORS_VERSION}".encode()).hexdigest()[:20]
 
 
 def _one(args) -> tuple[str, dict | None, str]:
@@ -142,14 +141,12 @@ def _one(args) -> tuple[str, dict | None, str]:
     try:
         key = _cache_key(work, pid)
         path = work.case(pid).audit_descriptors
-        if cache and key and path.exists():
-            stored = json.loads(path.read_text())
-            if stored.get("key") == key:
-                return pid, {k: float(v) if v is not None else float("nan") for k, v in stored["values"].items()}, ""
+        if cache and key and (stored := reusable_record(path, key, what=f"patient {pid}")) is not None:
+            return pid, {k: float(v) if v is not None else float("nan") for k, v in stored["values"].items()}, ""
         values = tumor_descriptors(work, pid)
         if cache and key:
             clean = {k: (None if not np.isfinite(v) else v) for k, v in values.items()}
-            atomic_write(path, json.dumps({"key": key, "values": clean}, indent=1))
+            write_record(path, key, values=clean)
         return pid, values, ""
     except Exception as exc:  # one bad case never stops the audit
         return pid, None, one_line(exc)

@@ -27,6 +27,7 @@ of existing work folders, so a cached work folder keeps working::
             modalities/
                 tumor_image.nii.gz  point_cloud.npz  crossing.npz  atlas_samples.npz  modalities.json
             brain_network.safetensors       x_B
+            brain_network.json              its record: cache key, size, sha256
             audit/descriptors.json          cached tumour descriptors
             inspect.png                     ``gliotype inspect``
 

@@ -135,6 +135,11 @@ class CaseDir(_Folder):
         return self.root / "brain_network.safetensors"
 
     @property
+    def brain_network_record(self) -> Path:
+        """``brain_network.json``: x_B's cache key, size and sha256, written after it."""
+        return self.root / "brain_network.json"
+
+    @property
     def audit_descriptors(self) -> Path:
         """Cached hand-made descriptors (gliotype.audit.descriptors)."""
         return self.root / "audit" / "descriptors.json"
@@ -163,6 +168,11 @@ class AtlasDir(_Folder):
     def tract_grid(self) -> Path:
         """Shape and affine of the tract atlas grid."""
         return self.root / "tract_grid.json"
+
+    @property
+    def record(self) -> Path:
+        """``atlas.json``: the sampling's key and the size and sha256 of :attr:`copied`, written last."""
+        return self.root / "atlas.json"
 
     @property
     def regions(self) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 from gliotype.config import GliotypeConfig, config_hash
 from gliotype.layout import AtlasDir, WorkDir
 from gliotype.utils.io import atomic_path, atomic_write
+from gliotype.utils.records import reusable_record, write_record
 
 
 @dataclass
@@ -73,10 +74,8 @@ def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling
 
     folder = WorkDir.of(workdir).atlas
     key = config_hash(config, "atlas") + f"-{config.seed}"
-    if folder.sampling.exists():
-        cached = AtlasSampling.load(folder)
-        if cached.key == key and cached.edge_index is not None:
-            return cached
+    if reusable_record(folder.record, key, what="atlas") is not None:
+        return AtlasSampling.load(folder)
     a = config.atlas
     nodes = load_node_atlas(a.node_atlas, n_regions=a.n_regions)
     tracts = load_tract_atlas(a.edge_atlas, node_atlas=nodes, n_tracts=a.n_tracts, cache_dir=a.cache_dir)
@@ -97,6 +96,7 @@ def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling
     atomic_write(folder.tract_grid, json.dumps({"shape": list(tracts.shape),
                                                 "affine": np.asarray(tracts.affine).tolist()}))
     sampling.save(folder)
+    write_record(folder.record, key, [p.name for p in folder.copied])
     _cached.cache_clear()
     return sampling
 

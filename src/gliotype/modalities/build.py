@@ -11,8 +11,8 @@ Per patient, under ``WORKDIR/patients/<id>/modalities/`` (paths: :class:`gliotyp
 - ``atlas_samples.npz``: ``node`` (R, 4 n_node), ``tract`` (T, 4 n_edge) and, when the
   patient has FA, ``tract_fa`` (T, n_edge): the inputs of the self-supervised models
   (section 4.3), sequence-major (all t1 positions, then t1c, t2, flair).
-- ``modalities.json``: crop origin, truncated fraction, the regions used, the cache key;
-  written last.
+- ``modalities.json``: crop origin, truncated fraction, the regions used, the cache key and
+  the size and sha256 of the four files (a changed file is rebuilt); written last.
 
 Regions (``modalities.point_cloud_labels`` / ``image_labels``, default ``tumor_labels``):
 a region with fewer than ``preprocess.min_tumor_voxels`` voxels (e.g. an empty core) falls
@@ -42,9 +42,10 @@ from gliotype.layout import WorkDir
 from gliotype.modalities.atlas import AtlasSampling, LoadedAtlas, atlas_sampling
 from gliotype.modalities.point_cloud import tumor_point_cloud
 from gliotype.modalities.tumor_image import tumor_binary_mask, tumor_image, tumor_region
-from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
+from gliotype.utils.io import atomic_path, write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.parallel import parallel_map
+from gliotype.utils.records import record_digest, records_key, reusable_record, write_record
 
 log = get_logger(__name__)
 
@@ -58,15 +59,22 @@ class ModalitiesResult:
 
 
 def _cache_key(workdir: WorkDir, patient_id: str, config: GliotypeConfig, sampling: AtlasSampling) -> str:
-    """Everything the stored files depend on: the preprocessed patient, every ``modalities``
-    option (regions, coordinates, margin, ring channel, sizes), the fallback minimum, the
-    atlas sampling, the seed, the version and the crossing parameters of eq. 2."""
-    done = workdir.case(patient_id).done
-    upstream = done.read_text() if done.exists() else ""
+    """Everything the stored files depend on: the preprocessed patient (its record's key and file
+    hashes), every ``modalities`` option (regions, coordinates, margin, ring channel, sizes), the
+    fallback minimum, the atlas sampling, the seed, the version and the crossing parameters of eq. 2."""
+    upstream = record_digest(workdir.case(patient_id).done)
     bn = config.multimodal.brain_network
     text = json.dumps([upstream, config_hash(config, "modalities"), sampling.key, config.seed, __version__,
                        bn.crossing_threshold, bn.crossing_radius_mm, config.preprocess.min_tumor_voxels])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def modalities_key(workdir: str | Path | WorkDir, patient_ids: Sequence[str]) -> str:
+    """One digest of the patients' modalities records (in the given order): what a model trained
+    on these patients depends on besides its settings, so a patient rebuilt from a changed
+    input retrains it."""
+    workdir = WorkDir.of(workdir)
+    return records_key(workdir.case(str(p)).modalities_meta for p in patient_ids)
 
 
 def region_labels(config: GliotypeConfig) -> tuple:
@@ -107,10 +115,8 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
     out = workdir.case(patient_id)
     key = _cache_key(workdir, patient_id, config, sampling)
     meta_path = out.modalities_meta
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("key") == key:
-            return ModalitiesResult(patient_id, "skipped", meta.get("note", ""))
+    if (meta := reusable_record(meta_path, key, what=f"patient {patient_id}")) is not None:
+        return ModalitiesResult(patient_id, "skipped", meta.get("note", ""))
     try:
         case = load_preprocessed(workdir, patient_id)
         m = config.modalities
@@ -169,7 +175,8 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
     note = _fallback_note(fallbacks, minimum)
     if note:
         log.info("patient %s: %s", patient_id, note)
-    atomic_write(meta_path, json.dumps({**info, "note": note, "key": key}, indent=2))
+    write_record(meta_path, key, [p.name for p in (out.tumor_image, out.point_cloud, out.crossing, out.atlas_samples)],
+                 **info, note=note)
     return ModalitiesResult(patient_id, "done", note, info=info)
 
 

@@ -27,8 +27,9 @@ from gliotype.modalities.dataset import CachedDataset
 from gliotype.multimodal.augment import rotate_batch
 from gliotype.multimodal.data import collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
-from gliotype.utils.io import atomic_write, write_csv_atomic
+from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
+from gliotype.utils.records import records_key, reusable_record, write_record
 from gliotype.utils.training import fit, load_weights, save_weights, seed_everything, train_loader
 
 log = get_logger(__name__)
@@ -86,16 +87,26 @@ def build_model(config: GliotypeConfig) -> MultiModalNet:
 TRAINING_VERSION = 2
 
 
-def model_key(config: GliotypeConfig, train_ids: Sequence[str], val_ids: Sequence[str] | None = None,
-              unlabelled_ids: Sequence[str] | None = None) -> str:
+def model_key(workdir: str | Path | WorkDir, config: GliotypeConfig, train_ids: Sequence[str],
+              val_ids: Sequence[str] | None = None, unlabelled_ids: Sequence[str] | None = None) -> str:
     """What a trained multi-modal network depends on: every upstream config section, the seed, the
-    patients (labelled, validation and, when there are any, unlabelled) and :data:`TRAINING_VERSION`."""
+    patients (labelled, validation and, when there are any, unlabelled), their data in ``workdir``
+    (:func:`data_key`) and :data:`TRAINING_VERSION`."""
     parts = sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or []))
     if unlabelled_ids:
         parts += ["|unlabelled"] + sorted(map(str, unlabelled_ids))
+    parts += ["|data", data_key(workdir, sorted({str(p) for p in parts if not p.startswith("|")}))]
     ids = json.dumps(parts)
     return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + \
         f"-{config.seed}-v{TRAINING_VERSION}-" + hashlib.sha256(ids.encode()).hexdigest()[:12]
+
+
+def data_key(workdir: str | Path | WorkDir, patient_ids: Sequence[str]) -> str:
+    """One digest of the records of what the network reads of each patient (x_I, x_P: the
+    modalities; x_B: the brain network), so a patient rebuilt from a changed input is new data."""
+    workdir = WorkDir.of(workdir)
+    return records_key(path for p in patient_ids
+                       for path in (workdir.case(str(p)).modalities_meta, workdir.case(str(p)).brain_network_record))
 
 
 def train_multimodal(
@@ -119,9 +130,9 @@ def train_multimodal(
     train_ids = [str(p) for p in train_ids]
     labelled = set(train_ids)
     unlabelled = [str(p) for p in unlabelled_ids or [] if str(p) not in labelled] if has_contrastive(mm) else []
-    key = model_key(config, train_ids, val_ids, unlabelled)
+    key = model_key(workdir, config, train_ids, val_ids, unlabelled)
     model = build_model(config)
-    if out.meta.exists() and json.loads(out.meta.read_text()).get("key") == key:
+    if reusable_record(out.meta, key, what=f"model {out.root.name}") is not None:
         return load_weights(model, out.weights).eval()
     save_config(config, out.config)
     generator = seed_everything(config.seed)
@@ -149,7 +160,7 @@ def train_multimodal(
     fit(model, batch_loss, loader, mm, out.checkpoints, "multi-modal training", resume, seed=config.seed, key=key,
         validate=validate, patience=patience, streams=[(aug, config.seed + 7)])
     save_weights(model, out.weights)
-    atomic_write(out.meta, json.dumps({"key": key, "encoders": list(mm.encoders)}, indent=2))
+    write_record(out.meta, key, [out.weights.name], encoders=list(mm.encoders))
     return model
 
 
@@ -202,16 +213,18 @@ def features_for(workdir: str | Path, model_dir: str | Path, patient_ids: Sequen
                  config: GliotypeConfig) -> pd.DataFrame:
     """The features of ``patient_ids`` from the trained network in ``model_dir``, cached in
     ``features.csv`` and reused only when ``features.json`` names the same model key (the key
-    of ``model.json``: config, seed and training patients) and the file covers the patients."""
+    of ``model.json``: config, seed, training patients and their data), the file is unchanged
+    and it holds every patient with the same data (:func:`data_key` of each)."""
     model_dir = MultiModalDir.of(model_dir)
     path, meta = model_dir.features, model_dir.features_meta
     key = json.loads(model_dir.meta.read_text())["key"]
     ids = [str(p) for p in patient_ids]
-    if path.exists() and meta.exists() and json.loads(meta.read_text()).get("key") == key:
+    data = {p: data_key(workdir, [p]) for p in ids}
+    record = reusable_record(meta, key, what=f"model {model_dir.root.name}")
+    if record is not None and all(record.get("patients", {}).get(p) == d for p, d in data.items()):
         cached = pd.read_csv(path, dtype={"patient_id": str})
-        if set(cached["patient_id"]) >= set(ids):
-            return cached.set_index("patient_id", drop=False).loc[ids].reset_index(drop=True)
+        return cached.set_index("patient_id", drop=False).loc[ids].reset_index(drop=True)
     feats = extract_features(workdir, load_multimodal(model_dir, config), ids, config.multimodal)
     save_features(feats, path)
-    atomic_write(meta, json.dumps({"key": key}, indent=2))
+    write_record(meta, key, [path.name], patients=data)
     return feats

@@ -2,7 +2,8 @@
 
 The key covers the features (u_T, u_B bytes), the labels and which patients are labelled,
 the patient order, the row (node, edge), every ``population_graph`` option, the seed and
-the gliotype version; ``row.json`` holds it and is written last. A rerun with the same key
+the gliotype version; ``row.json`` holds it with the size and sha256 of the weights and the
+predictions, and is written last. A rerun with the same key and unchanged files
 reads the GNN's weights and its predictions back (the graph itself is rebuilt from the
 features: cheap and deterministic); any other key trains the row again.
 """
@@ -19,7 +20,8 @@ from gliotype import __version__
 from gliotype.config.schema import PopulationGraphConfig
 from gliotype.layout import GraphRowDir
 from gliotype.population_graph.gnn import PopulationGNN
-from gliotype.utils.io import atomic_path, atomic_write
+from gliotype.utils.io import atomic_path
+from gliotype.utils.records import reusable_record, write_record
 from gliotype.utils.training import load_weights, save_weights
 
 
@@ -56,15 +58,14 @@ def save_row(folder: GraphRowDir, key: str, row: TrainedRow) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, probability=row.probability, validation_nodes=row.validation_nodes,
                      **({} if row.p_threshold is None else {"p_threshold": row.p_threshold}))
-    atomic_write(folder.meta, json.dumps({"key": key, **row.model.sizes(), "history": row.history}, indent=1))
+    write_record(folder.meta, key, [folder.weights.name, folder.predictions.name], **row.model.sizes(),
+                 history=row.history)
 
 
 def load_row(folder: GraphRowDir, key: str) -> TrainedRow | None:
-    """The stored row if its key is ``key`` (else None: train it)."""
-    if not folder.meta.exists():
-        return None
-    meta = json.loads(folder.meta.read_text())
-    if meta.get("key") != key:
+    """The stored row if its key is ``key`` and its files are unchanged (else None: train it)."""
+    meta = reusable_record(folder.meta, key, what=f"population graph {folder.root.name}")
+    if meta is None:
         return None
     model = load_weights(PopulationGNN.from_sizes(meta), folder.weights).eval()
     with np.load(folder.predictions, allow_pickle=False) as z:

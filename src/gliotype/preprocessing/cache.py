@@ -3,9 +3,11 @@
 A patient's key (:func:`cache_key`) is the sha256 of the sha256 of its input file
 bytes (by role), of the ``preprocess`` config section, of :data:`PREPROCESS_VERSION`
 and of the ITK thread count when it is not 1. ``done.json`` is written last, once every output is there
-(:func:`write_done`); a rerun skips a patient whose key matches and whose outputs all
-exist (:func:`is_up_to_date`) and redoes it otherwise, removing ``done.json`` first
-(:func:`mark_stale`) so that an interrupted run never looks finished.
+(:func:`write_done`) with the size and sha256 of each output (:mod:`gliotype.utils.records`);
+a rerun skips a patient whose key matches and whose outputs are unchanged
+(:func:`is_up_to_date`; a truncated or edited output is named in a warning) and redoes it
+otherwise, removing ``done.json`` first (:func:`mark_stale`) so that an interrupted run
+never looks finished.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gliotype.preprocessing.ants_runtime import DEFAULT_ITK_THREADS
 from gliotype.preprocessing.images import write_text
 from gliotype.preprocessing.outputs import output_names
 from gliotype.utils.io import sha256_file
+from gliotype.utils.records import record_text, reusable_record
 
 #: Bumped whenever the same inputs and config would give different outputs.
 PREPROCESS_VERSION = 2  # 2: ANTs seed + 1 (seed 0 meant the clock), one ITK thread
@@ -47,14 +50,8 @@ def cache_key(input_hashes: dict[str, str], config, itk_threads: int = DEFAULT_I
 
 
 def is_up_to_date(case: CaseDir, key: str) -> bool:
-    """True when ``done.json`` holds ``key`` and every output it lists exists."""
-    if not case.done.exists():
-        return False
-    try:
-        meta = json.loads(case.done.read_text())
-    except (OSError, ValueError):
-        return False
-    return meta.get("key") == key and all((case.preprocessed / f).exists() for f in meta.get("outputs", ["?"]))
+    """True when ``done.json`` holds ``key`` and every output it lists has its recorded size and sha256."""
+    return reusable_record(case.done, key, root=case.preprocessed, what=f"patient {case.patient_id}") is not None
 
 
 def mark_stale(case: CaseDir) -> None:
@@ -65,11 +62,14 @@ def mark_stale(case: CaseDir) -> None:
 
 def write_done(case: CaseDir, pid: str, key: str, hashes: dict[str, str], config, has_fa: bool,
                seconds: float) -> None:
-    """``done.json``: the key, what it covers, the outputs (:func:`output_names`) and the time taken."""
-    meta = {"key": key, "patient_id": pid, "version": PREPROCESS_VERSION, "inputs": hashes,
-            "preprocess": config.preprocess.model_dump(mode="json"), "outputs": output_names(case, has_fa),
-            "has_fa": has_fa, "seconds": seconds}
-    write_text(case.done, json.dumps(meta, indent=2))
+    """``done.json``: the key, what it covers, the outputs (:func:`output_names`), the size and sha256
+    of each but ``qc.json`` (a report whose timings change on every run: a patient preprocessed
+    again to the same images is the same data downstream), and the time taken."""
+    outputs = output_names(case, has_fa)
+    data = [f for f in outputs if f != case.preprocessed_name(case.qc)]  # qc.json: a report with timings
+    write_text(case.done, record_text(key, data, case.preprocessed, patient_id=pid, version=PREPROCESS_VERSION,
+                                      inputs=hashes, preprocess=config.preprocess.model_dump(mode="json"),
+                                      outputs=outputs, has_fa=has_fa, seconds=seconds))
 
 
 __all__ = ["PREPROCESS_VERSION", "cache_key", "input_hashes", "is_up_to_date", "mark_stale", "write_done"]

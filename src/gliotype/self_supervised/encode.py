@@ -3,8 +3,9 @@
 x_B = {v_N, v_E}: 90 nodes and (default) 2,309 edges with 16-d attributes each, v_N
 from the node autoencoder's encoder and v_E from the edge model's anatomical MRI branch
 alone, so patients without FA get one too. Per patient
-``patients/<id>/brain_network.safetensors`` (stamped with the stage's cache key, so an
-up-to-date one is skipped); per cohort the status table ``brain_network_status.csv``
+``patients/<id>/brain_network.safetensors`` (stamped with its cache key: the models' key and
+the patient's modalities record) and its record ``brain_network.json`` (the key, the file's
+size and sha256: an up-to-date, unchanged one is skipped); per cohort the status table ``brain_network_status.csv``
 (``patient_id``, ``status`` done / skipped / failed, ``reason``).
 """
 
@@ -29,6 +30,7 @@ from gliotype.self_supervised.train import SelfSupervisedModels
 from gliotype.utils.io import atomic_path, write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.progress import progress
+from gliotype.utils.records import record_digest, reusable_record, write_record
 
 log = get_logger(__name__)
 
@@ -58,7 +60,9 @@ def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] 
     for pid in progress(patient_ids if patient_ids is not None else available_patients(workdir), "brain networks"):
         path = workdir.case(pid).brain_network
         try:
-            if path.exists() and _stored_key(path) == key:
+            record = workdir.case(pid).brain_network_record
+            patient_key = f"{key}-{record_digest(workdir.case(pid).modalities_meta)[:20]}"
+            if reusable_record(record, patient_key, what=f"patient {pid}") is not None:
                 rows.append({"patient_id": pid, "status": "skipped", "reason": ""})
                 continue
             s = patient_inputs(workdir, pid, sampling, required=masked)
@@ -76,7 +80,8 @@ def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] 
             with atomic_path(path) as tmp:
                 # one metadata key: safetensors writes a metadata dict in a random order
                 # (safetensors issue 584), which would make two equal runs differ in bytes
-                save_file(tensors, str(tmp), metadata={"key": key})
+                save_file(tensors, str(tmp), metadata={"key": patient_key})
+            write_record(record, patient_key, [path.name])
             rows.append({"patient_id": pid, "status": "done", "reason": ""})
         except Exception as exc:  # one bad case never stops the cohort
             rows.append({"patient_id": pid, "status": "failed", "reason": one_line(exc)})
@@ -84,13 +89,6 @@ def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] 
     table = pd.DataFrame(rows, columns=["patient_id", "status", "reason"])
     write_csv_atomic(table, workdir.brain_network_status)
     return table
-
-
-def _stored_key(path: Path) -> str | None:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return (f.metadata() or {}).get("key")
 
 
 def load_brain_network(workdir: str | Path | WorkDir, patient_id: str):

@@ -29,6 +29,7 @@ from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.errors import GliotypeError
 from gliotype.layout import AtlasDir, SslDir, WorkDir
 from gliotype.losses import cross_modal_contrastive
+from gliotype.modalities.build import modalities_key
 from gliotype.self_supervised.batches import edge_loader, edge_rows, node_rows
 from gliotype.self_supervised.deviation import NormativeDeviation
 from gliotype.self_supervised.evidence import (
@@ -48,6 +49,7 @@ from gliotype.self_supervised.inputs import (
 from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
+from gliotype.utils.records import reusable_record, write_record
 from gliotype.utils.training import fit, load_weights, save_weights, seed_everything
 
 log = get_logger(__name__)
@@ -75,10 +77,11 @@ def _fit_deviation(inputs: dict[str, dict], key: str, channels: int, config: Gli
 SSL_FORMAT = 2  # 2: standardised codes (code_norm); bump when stored models change shape
 
 
-def stage_key(config: GliotypeConfig, train_ids: list[str], val_ids: list[str]) -> str:
-    """The cache key of the stage (``models.json``, the checkpoints, every brain network)."""
+def stage_key(config: GliotypeConfig, train_ids: list[str], val_ids: list[str], data: str = "") -> str:
+    """The cache key of the stage (``models.json``, the checkpoints, every brain network); ``data``:
+    the patients' modalities (:func:`~gliotype.modalities.build.modalities_key`)."""
     text = json.dumps([config_hash(config, "ssl", "atlas", "preprocess"), config.seed, train_ids, val_ids, __version__,
-                       SSL_FORMAT])
+                       SSL_FORMAT] + ([data] if data else []))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -96,8 +99,8 @@ def train_self_supervised(
     if len(ids) < 2:
         raise GliotypeError(f"self-supervised training needs at least 2 patients with FA maps, found {len(ids)}")
     train_ids, val_ids = split_holdout(ids, config.ssl.val_fraction, config.seed)
-    key = stage_key(config, train_ids, val_ids)
-    if out.models.exists() and json.loads(out.models.read_text()).get("key") == key:
+    key = stage_key(config, train_ids, val_ids, modalities_key(workdir, train_ids + val_ids))
+    if reusable_record(out.models, key, what="self-supervised models") is not None:
         log.info("self-supervised models are up to date; reusing %s", out.root)
         return json.loads(out.report.read_text())
     save_config(config, out.config)
@@ -187,7 +190,7 @@ def train_self_supervised(
     if deviation:  # the constructors' ``deviation`` argument
         sizes["node"].append(node_dev.spec())
         sizes["edge"].append({k: v.spec() for k, v in edge_dev.items()})
-    atomic_write(out.models, json.dumps({"key": key, "sizes": sizes}, indent=2))
+    write_record(out.models, key, [out.node_model.name, out.edge_model.name, out.report.name], sizes=sizes)
     log.info("held-out node reconstruction MSE %.3f (mean baseline %.3f); edge top-1 retrieval %.3f (chance %.3f)",
              recon, baseline, acc, chance)
     if "fa_probe_rho_within_tract" in report:

@@ -133,22 +133,30 @@ def cohort_validate(
     manifest: Path = typer.Argument(..., help="Manifest CSV written by `gliotype cohort scan`."),
     workers: int = WORKERS,
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the table as CSV."),
+    max_voxels: Optional[int] = typer.Option(None, "--max-voxels", min=1,
+                                             help="Voxels an image file may declare (input.max_voxels)."),
+    preset: str = PRESET,
+    config: Optional[Path] = CONFIG,
+    set_: list[str] = SET,
 ) -> None:
-    """Check every case; print one table; exit non-zero only when no case is usable."""
+    """Check every case under the config's input rules (input.max_voxels, preprocess.nonfinite);
+    print one table; exit non-zero only when no case is usable."""
     from gliotype import stages
 
-    checked = stages.validate(manifest, workers, report=report)
+    cfg = _config(preset, config, set_, max_voxels=max_voxels)
+    checked = stages.validate(manifest, workers, report=report, config=cfg)
     typer.echo(checked.summary())
     if not checked.ok:
         _fail("no usable case in the manifest")
 
 
 def _config(preset: str, config: Optional[Path], set_: list[str], node_atlas: Optional[Path] = None,
-            edge_atlas: Optional[Path] = None, skull_stripped: Optional[str] = None):
+            edge_atlas: Optional[Path] = None, skull_stripped: Optional[str] = None, max_voxels: Optional[int] = None):
     """The resolved configuration: the preset, the YAML file, the --set values, then the options."""
     from gliotype.config import load_config
 
-    opts = {"preprocess.skull_stripped": skull_stripped, "atlas.node_atlas": node_atlas, "atlas.edge_atlas": edge_atlas}
+    opts = {"preprocess.skull_stripped": skull_stripped, "atlas.node_atlas": node_atlas, "atlas.edge_atlas": edge_atlas,
+            "input.max_voxels": max_voxels}
     extra = [f"{k}={json.dumps(str(v.resolve() if isinstance(v, Path) else v))}" for k, v in opts.items() if v]
     return load_config(preset, config, [*set_, *extra])  # quoted: `yes` stays a word, not YAML's true
 

@@ -121,20 +121,26 @@ def scan(root: str | Path, manifest: str | Path, layout: str = "auto",
     return df
 
 
-def validate(manifest: str | Path, workers: int = 1, report: str | Path | None = None) -> Validation:
-    """Check every case of the manifest CSV; with ``report``, also write the table (with warnings) there."""
-    from gliotype.input import read_manifest, validate_manifest
+def validate(manifest: str | Path, workers: int = 1, report: str | Path | None = None,
+             config: GliotypeConfig | None = None) -> Validation:
+    """Check every case of the manifest CSV under ``config``'s input rules (``input.max_voxels``,
+    ``preprocess.nonfinite``; the defaults when None); with ``report``, also write the table
+    (with warnings) there."""
+    from gliotype.input import InputRules, read_manifest, validate_manifest
     from gliotype.utils.io import write_csv_atomic
 
     df = read_manifest(manifest)
-    checked = Validation(df, validate_manifest(df, workers=workers))
+    rules = InputRules() if config is None else InputRules.of(config)
+    checked = Validation(df, validate_manifest(df, workers=workers, rules=rules))
     if report is not None:
         write_csv_atomic(checked.status(warnings=True), report)
     return checked
 
 
-def cohort(data: Path | None, manifest: Path | None, out, workers: int) -> pd.DataFrame:
-    """Scan ``data`` (or read ``manifest``) and validate every case; returns the usable rows.
+def cohort(data: Path | None, manifest: Path | None, out, workers: int,
+           config: GliotypeConfig | None = None) -> pd.DataFrame:
+    """Scan ``data`` (or read ``manifest``) and validate every case (under ``config``'s input
+    rules, see :func:`validate`); returns the usable rows.
 
     Writes ``manifest.csv`` (when scanned) and ``validation.csv`` into the run folder ``out``;
     a rejected case is logged with its reason and left out.
@@ -149,7 +155,7 @@ def cohort(data: Path | None, manifest: Path | None, out, workers: int) -> pd.Da
             raise GliotypeError("give --data DIR or --manifest CSV")
         scan(data, run.manifest, labels=data / "labels.csv" if (data / "labels.csv").exists() else None)
         manifest = run.manifest
-    checked = validate(manifest, workers)
+    checked = validate(manifest, workers, config=config)
     write_csv_atomic(checked.status(), run.validation)
     for r in checked.reports:
         if r.status != "ok":

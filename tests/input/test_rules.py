@@ -1,5 +1,5 @@
-"""One rule for the patient ID and one for the tumor mask (gliotype.input.rules), used by the
-cohort validator, by ``gliotype predict`` and meant for preprocessing."""
+"""One rule for the patient ID, one for non-finite voxels and one for the tumor mask
+(gliotype.input.rules), used by the cohort validator, by ``gliotype predict`` and by preprocessing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pytest
 from gliotype.errors import CaseError, GliotypeError
 from gliotype.input import (
     KNOWN_LABELS,
+    InputRules,
     check_case,
+    check_finite,
     check_patient_id,
     check_tumor_mask,
     patient_id_from_name,
@@ -155,3 +157,71 @@ def test_the_scanner_and_patient_id_from_name_agree(tmp_path):
         Path(row[role]).rename(tmp_path / "x" / Path(row[role]).name)
     df = scan_cohort(tmp_path / "x")
     assert df["patient_id"].tolist() == [patient_id_from_name(df.loc[0, "t1c"], "t1c")] == ["x"]
+
+
+# --------------------------------------------------------------------------- non-finite voxels
+def _with_nonfinite(dtype=np.float32) -> np.ndarray:
+    data = np.arange(24, dtype=dtype).reshape(2, 3, 4) + 1
+    data[0, 0, 0], data[0, 1, 1], data[1, 2, 3] = np.nan, np.inf, -np.inf
+    return data
+
+
+NAN_MESSAGE = ("patient P1 [P1_t1.nii.gz]: t1 has 3 NaN or infinite voxels "
+               "(preprocess.nonfinite=zero would set them to 0)")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_voxels_are_rejected_by_default_and_set_to_zero_on_request(dtype):
+    data = _with_nonfinite(dtype)
+    with pytest.raises(CaseError) as err:
+        check_finite(data, "P1", Path("/secret/P1_t1.nii.gz"), "t1")
+    assert str(err.value) == NAN_MESSAGE
+    fixed, count = check_finite(data, "P1", "P1_t1.nii.gz", "t1", "zero")
+    assert count == 3 and fixed.dtype == dtype and np.isnan(data[0, 0, 0])  # the input is left as it was
+    bad = ~np.isfinite(data)
+    assert np.all(fixed[bad] == 0) and np.array_equal(fixed[~bad], data[~bad])
+    ints = np.arange(24, dtype=np.int16)
+    assert check_finite(ints, "P1", None, "t1")[1] == 0
+
+
+def _nan_case(root: Path) -> dict:
+    row = _case(root, "P1", _tumor())
+    img = nib.load(row["t1"])
+    data = np.asarray(img.dataobj).copy()
+    data[3, 3, 3], data[4, 4, 4], data[5, 5, 5] = np.nan, np.inf, -np.inf
+    row["t1"] = str(root / "P1_t1.nii.gz")
+    nib.save(nib.Nifti1Image(data, img.affine), row["t1"])
+    return row
+
+
+def test_validate_predict_and_preprocessing_give_the_same_message(tmp_path):
+    """One rule, one message: the validator, ``predict``'s input check and preprocessing's reader."""
+    import pandas as pd
+
+    from gliotype.prediction import check_inputs
+    from gliotype.preprocessing.inputs import case_inputs, load_inputs
+
+    row = _nan_case(tmp_path)
+    reports = validate_manifest(pd.DataFrame([row]))
+    assert reports[0].status == "rejected" and reports[0].reason == NAN_MESSAGE
+    with pytest.raises(CaseError) as predicted:
+        check_inputs({r: row[r] for r in ("t1", "t1c", "t2", "flair", "mask")}, "P1")
+    with pytest.raises(CaseError) as preprocessed:
+        load_inputs(case_inputs(row, "P1"), "P1")
+    assert str(predicted.value) == str(preprocessed.value) == NAN_MESSAGE
+
+
+def test_with_nonfinite_zero_every_reader_accepts_and_reports_the_count(tmp_path):
+    import pandas as pd
+
+    from gliotype.prediction import check_inputs
+    from gliotype.preprocessing.inputs import case_inputs, load_inputs
+
+    row, zero = _nan_case(tmp_path), InputRules(nonfinite="zero")
+    report = validate_manifest(pd.DataFrame([row]), rules=zero)[0]
+    note = "t1: 3 NaN or infinite voxels set to 0 (preprocess.nonfinite=zero)"
+    assert report.status == "ok" and report.warnings == [note]
+    checked = check_inputs({r: row[r] for r in ("t1", "t1c", "t2", "flair", "mask")}, "P1", zero)
+    assert checked["warnings"] == [note]
+    images, repaired = load_inputs(case_inputs(row, "P1"), "P1", zero)
+    assert repaired == {"t1": 3} and np.all(np.isfinite(np.asarray(images["t1"].dataobj)))

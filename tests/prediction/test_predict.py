@@ -120,6 +120,15 @@ def test_bad_inputs_give_one_line_and_no_output(tiny_run, tiny_model, tmp_path):
     assert "\n" not in msg and "gone_flair.nii.gz" in msg and "not found" in msg and str(tmp_path) not in msg
     with pytest.raises(CaseError, match="no t2 file"):
         predict_patient(tiny_model, {k: v for k, v in inputs.items() if k != "t2"}, "P1", out, draws=0)
+    # a NaN voxel: the rule and the message of the validator and of preprocessing (input.rules.check_finite)
+    flair = nib.load(inputs["flair"])
+    data = np.asarray(flair.dataobj, np.float32).copy()
+    data[tuple(np.argwhere(data > 0)[0])] = np.nan
+    nib.save(nib.Nifti1Image(data, flair.affine), tmp_path / "in" / "nan_flair.nii.gz")
+    with pytest.raises(CaseError) as err:
+        predict_patient(tiny_model, {**inputs, "flair": tmp_path / "in" / "nan_flair.nii.gz"}, "P1", out, draws=0)
+    assert str(err.value) == ("patient P1 [nan_flair.nii.gz]: flair has 1 NaN or infinite voxels "
+                              "(preprocess.nonfinite=zero would set them to 0)")
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no staging folder left
 

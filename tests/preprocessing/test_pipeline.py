@@ -1,5 +1,6 @@
 """preprocess_cohort on a tiny template-space synthetic cohort: outputs, cache, failures."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import pytest
 from gliotype.atlases import load_template
 from gliotype.errors import CaseError
 from gliotype.preprocessing import (
+    PREPROCESS_VERSION,
     CaseResult,
     PERCENTILES,
     SEQUENCES,
@@ -28,8 +30,9 @@ GOOD = ["SYN-0000", "SYN-0001"]
 FA = "SYN-0001"  # the FA patient of this cohort (seed 3)
 
 
-def _broken(root, src, pid, mask_fn=None, drop=None):
-    """Copy patient ``src`` as ``pid``, with its mask changed by ``mask_fn`` or a file removed."""
+def _broken(root, src, pid, mask_fn=None, drop=None, t1_fn=None):
+    """Copy patient ``src`` as ``pid``, with its mask changed by ``mask_fn``, its T1 by ``t1_fn``
+    or a file removed."""
     out = root / pid
     out.mkdir()
     for f in (root / src).iterdir():
@@ -38,6 +41,9 @@ def _broken(root, src, pid, mask_fn=None, drop=None):
         seg = nib.load(out / f"{pid}_seg.nii.gz")
         data = mask_fn(np.asarray(seg.dataobj).copy())
         nib.save(nib.Nifti1Image(data.astype(np.uint8), seg.affine), out / f"{pid}_seg.nii.gz")
+    if t1_fn is not None:
+        t1 = nib.load(out / f"{pid}_t1.nii.gz")
+        nib.save(nib.Nifti1Image(t1_fn(np.asarray(t1.dataobj, np.float32).copy()), t1.affine), out / f"{pid}_t1.nii.gz")
     if drop:
         (out / f"{pid}_{drop}.nii.gz").unlink()
     return out
@@ -54,9 +60,15 @@ def _label7(seg):
     return seg
 
 
+def _nan_in_the_brain(t1):
+    t1[tuple(np.argwhere(t1 > 0)[len(np.argwhere(t1 > 0)) // 2])] = np.nan  # one voxel in the brain
+    return t1
+
+
 def _build(folder):
     root = synth(folder / "data", patients=2, fa_cases=1, seed=3)
     _broken(root, "SYN-0000", "BAD-empty", lambda s: np.zeros_like(s))
+    _broken(root, "SYN-0000", "BAD-nan", t1_fn=_nan_in_the_brain)
     _broken(root, "SYN-0000", "BAD-outside", _outside)
     _broken(root, "SYN-0001", "BAD-label", _label7)
     _broken(root, "SYN-0001", "BAD-missing", drop="t2")
@@ -91,6 +103,9 @@ def test_good_cases_done_bad_cases_failed_with_reasons(cohort):
     assert st["BAD-outside"][0] == "failed" and "outside the brain" in st["BAD-outside"][1]
     assert st["BAD-label"][0] == "failed" and "unknown label values 7" in st["BAD-label"][1]
     assert st["BAD-missing"][0] == "failed" and "t2 file not found" in st["BAD-missing"][1]
+    # the validator's rule and message (gliotype.input.check_finite): never repaired silently
+    assert st["BAD-nan"] == ("failed", "BAD-nan_t1.nii.gz: t1 has 1 NaN or infinite voxels "
+                                       "(preprocess.nonfinite=zero would set them to 0)")
     for pid, (_, reason) in st.items():
         assert "\n" not in reason and "Traceback" not in reason and "/" not in reason
         if pid.startswith("BAD"):
@@ -168,6 +183,40 @@ def test_cache_key_covers_config_and_inputs():
     # the ITK thread count changes registrations: another count is another key (1 keeps old keys)
     assert cache_key(hashes, config(), itk_threads=1) == base
     assert cache_key(hashes, config(), itk_threads=4) != base
+    # preprocess.nonfinite: zero changes outputs, so it changes the key; the default (reject) keeps
+    # the key of the section as it was before the option existed (a finished case's outputs are the same)
+    assert cache_key(hashes, config(nonfinite="zero")) != base
+    older = config().preprocess.model_dump(mode="json")
+    del older["nonfinite"]
+    text = json.dumps({"version": PREPROCESS_VERSION, "inputs": hashes, "preprocess": older}, sort_keys=True)
+    assert base == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_nonfinite_zero_repairs_with_a_warning_and_a_qc_record(cohort, tmp_path, caplog):
+    root, rows, _, _ = cohort
+    row = next(r for r in rows if r["patient_id"] == "BAD-nan")
+    with caplog.at_level("WARNING", logger="gliotype.preprocessing"):
+        res = preprocess_case(row, tmp_path, config(nonfinite="zero"))
+    assert res.status == "done", res.reason
+    note = "t1: 1 NaN or infinite voxels set to 0 (preprocess.nonfinite=zero)"
+    assert f"patient BAD-nan: {note}" in caplog.messages
+    out = tmp_path / "patients" / "BAD-nan" / "preprocessed"
+    assert json.loads((out / "qc.json").read_text())["nonfinite"] == {"rule": "zero", "set_to_zero": {"t1": 1}}
+    assert f"WARNING {note}" in (out / "preprocess.log").read_text()
+    assert np.all(np.isfinite(load_preprocessed(tmp_path, "BAD-nan")["sequences"]))
+    # the default rule is recorded too, and changes the key: the repaired outputs are not reused
+    assert preprocess_case(row, tmp_path, config()).status == "failed"
+    good = next(r for r in rows if r["patient_id"] == "SYN-0000")
+    assert preprocess_case(good, tmp_path, config()).info["qc"]["nonfinite"] == {"rule": "reject", "set_to_zero": {}}
+
+
+def test_the_voxel_limit_of_the_config_reaches_preprocessing(cohort, tmp_path):
+    _, rows, _, _ = cohort
+    cfg = config()
+    cfg = cfg.model_copy(update={"input": cfg.input.model_copy(update={"max_voxels": 1000})})
+    res = preprocess_case(next(r for r in rows if r["patient_id"] == "SYN-0000"), tmp_path, cfg)
+    assert res.status == "failed" and res.reason.startswith("SYN-0000_t1.nii.gz: t1 image header declares ")
+    assert res.reason.endswith("over the limit of 1,000 (input.max_voxels)")
 
 
 def test_config_change_redoes_a_case(cohort, tmp_path):

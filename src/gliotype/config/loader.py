@@ -96,6 +96,9 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "modalities.image_label_channels": False,
     "multimodal.image.pool": "max",
     "multimodal.unlabelled": "none",
+    # before it, non-finite voxels were set to 0; "reject" gives the same outputs for every
+    # patient it accepts (a patient with such voxels now fails instead of being repaired)
+    "preprocess.nonfinite": "reject",
 }
 
 
@@ -104,7 +107,7 @@ NEUTRAL_OPTIONS: dict[str, object] = {
 LOCATION_OPTIONS: tuple[str, ...] = ("atlas.cache_dir",)
 
 
-def _hashed_values(data: dict) -> dict:
+def hashed_values(data: dict) -> dict:
     """``data`` (plain config values) without the :data:`NEUTRAL_OPTIONS` that hold their neutral
     value and without the :data:`LOCATION_OPTIONS`."""
     data = copy.deepcopy(data)
@@ -123,7 +126,7 @@ def _hashed_values(data: dict) -> dict:
 def values_hash(data: dict) -> str:
     """A short stable hash of plain config values (as dumped to JSON / YAML); options at their
     neutral value (:data:`NEUTRAL_OPTIONS`) and location options (:data:`LOCATION_OPTIONS`) do not count."""
-    return hashlib.sha256(json.dumps(_hashed_values(data), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(hashed_values(data), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def config_hash(config: GliotypeConfig, *sections: str) -> str:

@@ -51,6 +51,17 @@ class PreprocessConfig(_Section):
     min_tumor_in_brain: float = Field(0.5, ge=0.0, le=1.0)  # fraction of tumor voxels inside the brain
     qc_min_dice: float = Field(0.8, ge=0.0, le=1.0)  # brain mask vs template brain mask
     seed: int = 0  # ANTs sampling seed
+    # NaN / infinite voxels of a sequence or FA: reject the case (validate, predict, preprocessing),
+    # or zero: set them to 0, with a warning and a record in qc.json (input/rules.py::check_finite)
+    nonfinite: Literal["reject", "zero"] = "reject"
+
+
+class InputConfig(_Section):
+    """Reading a patient's image files (input/volumes.py): limits checked on the header, before any voxel."""
+
+    # voxels an image file may declare (all dimensions): 512^3 = 134,217,728 (0.5 GB as float32);
+    # a 1 mm whole-brain scan has 7-17 million, a 0.5 mm one about 80 million
+    max_voxels: int = Field(512 ** 3, ge=1)
 
 
 class AtlasConfig(_Section):
@@ -314,6 +325,7 @@ class GliotypeConfig(_Section):
     preset: str = "paper"
     seed: int = 0
     workers: int = 1
+    input: InputConfig = Field(default_factory=InputConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     atlas: AtlasConfig = Field(default_factory=AtlasConfig)
     modalities: ModalitiesConfig = Field(default_factory=ModalitiesConfig)

@@ -69,7 +69,7 @@ def _run_experiment(run: RunDir, config: GliotypeConfig, data, manifest, ablatio
     data = Path(data) if data else None
 
     with timer("cohort"):
-        rows = stages.cohort(data, Path(manifest) if manifest else None, run, workers)
+        rows = stages.cohort(data, Path(manifest) if manifest else None, run, workers, config)
     ok = stages.prepare(rows, work, config, workers, timer=timer).ids
     cohort = rows[rows["patient_id"].astype(str).isin(ok)].copy()
     cohort["patient_id"] = cohort["patient_id"].astype(str)

@@ -1,20 +1,27 @@
-"""The rules every patient's input obeys, wherever it is read: the patient ID and the tumor mask.
+"""The rules every patient's input obeys, wherever it is read: the patient ID, the voxel values, the tumor mask.
 
 One function each, one message each, used by the cohort validator
 (:func:`gliotype.input.validate_case`), by ``gliotype predict`` and by preprocessing:
 
 - :func:`check_patient_id`: the ID names the patient's folders, so it must be a
   usable folder name;
+- :func:`check_finite`: NaN or infinite voxels of a sequence or FA reject the case, or
+  are set to 0 when the user asks for it (``preprocess.nonfinite: zero``);
 - :func:`check_tumor_mask`: finite, integer, known labels (:data:`KNOWN_LABELS`), not
   empty; returns the labels as uint8.
+
+:class:`InputRules` carries the user's settings of these rules (and the voxel limit of
+:func:`gliotype.input.load_volume`) from the config to every reader.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from gliotype.config.schema import InputConfig, PreprocessConfig
 from gliotype.errors import CaseError, GliotypeError
 
 #: Tumor mask labels: BraTS 1 necrotic/non-enhancing core, 2 edema, 4 enhancing
@@ -24,6 +31,24 @@ KNOWN_LABELS = frozenset({0, 1, 2, 3, 4})
 MAX_ID_LENGTH = 64
 #: A mask voxel farther than this from an integer is not a label.
 LABEL_TOLERANCE = 1e-3
+#: Voxels an image file may declare by default (config ``input.max_voxels``).
+MAX_VOXELS: int = InputConfig.model_fields["max_voxels"].default
+#: What to do with NaN or infinite voxels by default (config ``preprocess.nonfinite``).
+NONFINITE: str = PreprocessConfig.model_fields["nonfinite"].default
+
+
+@dataclass(frozen=True)
+class InputRules:
+    """The user's settings of the input rules: the voxel limit of an image file
+    (``input.max_voxels``) and the non-finite rule (``preprocess.nonfinite``: reject | zero)."""
+
+    max_voxels: int = MAX_VOXELS
+    nonfinite: str = NONFINITE
+
+    @classmethod
+    def of(cls, config) -> InputRules:
+        """The rules of a :class:`~gliotype.config.schema.GliotypeConfig`."""
+        return cls(int(config.input.max_voxels), str(config.preprocess.nonfinite))
 
 
 def check_patient_id(patient_id) -> str:
@@ -40,6 +65,29 @@ def check_patient_id(patient_id) -> str:
                             f"1 to {MAX_ID_LENGTH} printable characters without '/' or '\\' (not '.' or '..'), "
                             "e.g. letters, digits, '-', '_' and '.'")
     return pid
+
+
+def check_finite(data: np.ndarray, patient_id: str | None, path: str | Path | None, role: str,
+                 nonfinite: str = NONFINITE) -> tuple[np.ndarray, int]:
+    """``data`` and its count of NaN or infinite voxels, under the rule ``nonfinite``.
+
+    ``reject``: any such voxel is a one-line :class:`CaseError` naming the patient, ``path``
+    and the count. ``zero``: they are set to 0 (a copy); the caller reports the count
+    (:func:`nonfinite_note`).
+    """
+    if not np.issubdtype(data.dtype, np.floating):
+        return data, 0
+    bad = ~np.isfinite(data)
+    count = int(np.count_nonzero(bad))
+    if count and nonfinite != "zero":
+        raise CaseError(patient_id, path, f"{role} has {count} NaN or infinite voxels "
+                                          "(preprocess.nonfinite=zero would set them to 0)")
+    return (np.where(bad, 0, data).astype(data.dtype) if count else data), count
+
+
+def nonfinite_note(role: str, count: int) -> str:
+    """The warning for ``count`` voxels of ``role`` set to 0 by ``preprocess.nonfinite: zero``."""
+    return f"{role}: {count} NaN or infinite voxels set to 0 (preprocess.nonfinite=zero)"
 
 
 def check_tumor_mask(mask, patient_id: str | None, path: str | Path | None) -> np.ndarray:
@@ -69,4 +117,5 @@ def check_tumor_mask(mask, patient_id: str | None, path: str | Path | None) -> n
     return rounded.astype(np.uint8)
 
 
-__all__ = ["KNOWN_LABELS", "MAX_ID_LENGTH", "check_patient_id", "check_tumor_mask"]
+__all__ = ["InputRules", "KNOWN_LABELS", "MAX_ID_LENGTH", "MAX_VOXELS", "check_finite", "check_patient_id",
+           "check_tumor_mask", "nonfinite_note"]

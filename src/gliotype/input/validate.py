@@ -2,27 +2,39 @@
 
 Each case is OK or rejected with one line naming the file and the problem: the ID is
 valid (:func:`~gliotype.input.rules.check_patient_id`) and unique, files exist and are
-readable 3D images, values are finite, the sequences and the mask share a grid or
+readable 3D images within the voxel limit (:func:`~gliotype.input.load_volume`), values
+are finite (:func:`~gliotype.input.rules.check_finite`), the sequences and the mask share a grid or
 overlap enough to be resampled, the mask passes
 :func:`~gliotype.input.rules.check_tumor_mask` (finite, integer, known labels, not
 empty) and lies inside the image, the IDH value is valid. One bad case never stops the
 others. :func:`check_case` is the check of one case that raises (``gliotype predict``
-uses it), :func:`validate_case` the one that reports.
+uses it), :func:`validate_case` the one that reports. Each takes the user's
+:class:`~gliotype.input.rules.InputRules` (voxel limit, non-finite rule).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from gliotype.errors import CaseError, GliotypeError, one_line
 from gliotype.input.manifest import SEQUENCES, is_blank
-from gliotype.input.rules import KNOWN_LABELS, check_patient_id, check_tumor_mask
+from gliotype.input.rules import (
+    KNOWN_LABELS,
+    InputRules,
+    check_finite,
+    check_patient_id,
+    check_tumor_mask,
+    nonfinite_note,
+)
 from gliotype.input.volumes import load_volume
 from gliotype.utils.parallel import parallel_map
+
 #: Below this fraction of the reference field of view, another grid is not resampleable.
 MIN_OVERLAP = 0.5
 #: A mask with less than this fraction of its voxels on non-zero image is outside the image.
@@ -60,12 +72,12 @@ def same_grid(a, b) -> bool:
     return a.shape[:3] == b.shape[:3] and np.allclose(a.affine, b.affine, atol=AFFINE_TOL_MM)
 
 
-def validate_case(row: dict) -> CaseReport:
+def validate_case(row: dict, rules: InputRules = InputRules()) -> CaseReport:
     """Validate one manifest row; never raises (a problem is a ``rejected`` report with one line)."""
     pid = str(row.get("patient_id", "")).strip()
     report = CaseReport(pid, "ok")
     try:
-        check_case(row, report)
+        check_case(row, report, rules)
     except CaseError as exc:
         report.status, report.reason = "rejected", str(exc)
     except MemoryError:
@@ -76,13 +88,14 @@ def validate_case(row: dict) -> CaseReport:
     return report
 
 
-def check_case(row: dict, report: CaseReport | None = None) -> CaseReport:
-    """Check one manifest row (``patient_id``, the five files, optional ``fa`` and ``idh``).
+def check_case(row: dict, report: CaseReport | None = None, rules: InputRules = InputRules()) -> CaseReport:
+    """Check one manifest row (``patient_id``, the five files, optional ``fa`` and ``idh``) under ``rules``.
 
     Returns the ``ok`` report (its ``info``: grid, spacing, labels, tumor voxels; its
-    ``warnings``: grids to resample); a problem raises a one-line :class:`CaseError`
-    naming the patient, the file name and the problem. ``report``: filled in as the
-    checks go (a rejected case keeps the warnings found before its problem).
+    ``warnings``: grids to resample, non-finite voxels to set to 0); a problem raises a
+    one-line :class:`CaseError` naming the patient, the file name and the problem.
+    ``report``: filled in as the checks go (a rejected case keeps the warnings found
+    before its problem).
     """
     try:
         pid = check_patient_id(row.get("patient_id"))
@@ -98,16 +111,16 @@ def check_case(row: dict, report: CaseReport | None = None) -> CaseReport:
             raise CaseError(pid, None, f"no {role} file in the manifest")
     images = {}
     for role in roles:
-        img = load_volume(row[role], pid, role)
+        img = load_volume(row[role], pid, role, max_voxels=rules.max_voxels)
         images[role] = img
         data = np.asanyarray(img.dataobj)
         if role == "mask":
             labels = check_tumor_mask(data, pid, row[role])
             continue
-        if np.issubdtype(data.dtype, np.floating):
-            bad = int(np.count_nonzero(~np.isfinite(data)))
-            if bad:
-                raise CaseError(pid, row[role], f"{role} has {bad} NaN or infinite voxels")
+        data, repaired = check_finite(data, pid, row[role], role, rules.nonfinite)
+        if repaired:
+            report.warnings.append(nonfinite_note(role, repaired))
+            images[role] = nib.Nifti1Image(data, img.affine)
         if not np.any(data) and role != "fa":
             raise CaseError(pid, row[role], f"{role} image is all zeros")
     ref = images["t1c"]
@@ -141,8 +154,9 @@ def _crashed(row: dict) -> CaseReport:
     return CaseReport(pid, "rejected", f"patient {pid}: checking the case killed its worker process (out of memory?)")
 
 
-def validate_manifest(df: pd.DataFrame, workers: int = 1) -> list[CaseReport]:
-    """Validate every row (in parallel with ``workers`` processes); one report per row, manifest order.
+def validate_manifest(df: pd.DataFrame, workers: int = 1, rules: InputRules = InputRules()) -> list[CaseReport]:
+    """Validate every row under ``rules`` (in parallel with ``workers`` processes); one report per
+    row, manifest order.
 
     Every row of a duplicated patient ID is rejected: which one is right cannot be told.
     """
@@ -154,7 +168,8 @@ def validate_manifest(df: pd.DataFrame, workers: int = 1) -> list[CaseReport]:
         pid = str(r["patient_id"]).strip()
         if pid in dup:
             reports[i] = CaseReport(pid, "rejected", f"patient {pid}: ID appears {dup[pid]} times in the manifest")
-    results = parallel_map(validate_case, [rows[i] for i in todo], workers, desc="validate", on_crash=_crashed)
+    results = parallel_map(partial(validate_case, rules=rules), [rows[i] for i in todo], workers, desc="validate",
+                           on_crash=_crashed)
     reports.update(zip(todo, results))
     return [reports[i] for i in range(len(rows))]
 

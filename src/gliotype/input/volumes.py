@@ -1,5 +1,10 @@
 """Reading one image file of a case: NIfTI through nibabel, MHA/NRRD through SimpleITK.
 
+Every image of user input is read here (:func:`load_volume`). Memory follows the file,
+never the header alone: before any voxel is read, the declared shape must be one 3D
+volume within the voxel limit (config ``input.max_voxels``) and the file must hold the
+voxel bytes its header declares (``.nii``: the file size; ``.nii.gz``: the decompressed
+size, streamed in bounded memory; raw MHA/NRRD data: :func:`gliotype.input.headers.raw_voxels`).
 Every failure becomes a :class:`~gliotype.errors.CaseError` naming the patient, the
 file (name only) and the problem in one line.
 """
@@ -7,6 +12,7 @@ file (name only) and the problem in one line.
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import zlib
 from pathlib import Path
@@ -15,6 +21,8 @@ import nibabel as nib
 import numpy as np
 
 from gliotype.errors import CaseError, one_line
+from gliotype.input.headers import raw_voxels
+from gliotype.input.rules import MAX_VOXELS
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
@@ -31,18 +39,82 @@ def image_suffix(path: str | Path) -> str | None:
     return None
 
 
-def _itk_to_nifti(path: Path) -> nib.Nifti1Image:
-    """Read an ITK image (LPS) and return it as a RAS NIfTI image."""
+class _Refused(Exception):
+    """A problem found in the header, before any voxel is read (the message of a CaseError)."""
+
+
+def _check_shape(shape: tuple[int, ...], max_voxels: int, squeeze: bool) -> None:
+    """The declared shape is one 3D volume of at most ``max_voxels`` voxels, else :class:`_Refused`."""
+    if len(shape) < 3:
+        raise _Refused(f"image is {len(shape)}D with shape {shape} (expected 3D)")
+    if min(shape) < 1:
+        raise _Refused(f"image has an empty dimension (shape {shape})")
+    voxels = math.prod(shape)
+    if voxels > max_voxels:
+        raise _Refused(f"image header declares {voxels:,} voxels ({' x '.join(map(str, shape))}), over the "
+                       f"limit of {max_voxels:,} (input.max_voxels)")
+    extra = [s for s in shape[3:] if s != 1]
+    if len(shape) == 4 and extra and squeeze:
+        raise _Refused(f"image is 4D with {shape[3]} volumes (expected one 3D volume)")
+    if extra or (len(shape) > 3 and not squeeze):
+        raise _Refused(f"image has shape {shape} (expected 3D)")
+
+
+def _check_stored(declared: int, held: int) -> None:
+    """The file holds the ``declared`` bytes of voxels, else :class:`_Refused` (truncated)."""
+    if held < declared:
+        raise _Refused(f"file is truncated: its header declares {declared:,} bytes of voxels, "
+                       f"the file holds {max(held, 0):,}")
+
+
+def _gzip_size(path: Path) -> int:
+    """The decompressed size of a gzip file, read to its end in 4 MB steps (a truncated or
+    corrupt stream fails here with a clear reason)."""
+    size, buf = 0, bytearray(1 << 22)
+    with gzip.open(path, "rb") as fh:
+        while n := fh.readinto(buf):
+            size += n
+    return size
+
+
+def _read_nifti(path: Path, suffix: str, max_voxels: int, squeeze: bool) -> nib.Nifti1Image:
+    """A NIfTI file's voxels, read only once its header passed :func:`_check_shape` and the file
+    holds the bytes the header declares."""
+    img = nib.load(str(path))  # the header only: nibabel reads voxels when asked
+    proxy = img.dataobj  # the declared shape and type, and where the voxels start
+    shape = tuple(int(s) for s in proxy.shape)
+    _check_shape(shape, max_voxels, squeeze)
+    size = _gzip_size(path) if suffix == ".nii.gz" else path.stat().st_size
+    _check_stored(math.prod(shape) * np.dtype(proxy.dtype).itemsize, size - int(proxy.offset))
+    return nib.Nifti1Image(np.asanyarray(proxy), img.affine, img.header)
+
+
+def _read_itk(path: Path, max_voxels: int, squeeze: bool) -> nib.Nifti1Image:
+    """An MHA/NRRD file as a RAS NIfTI image, read only once its header (SimpleITK's image
+    information) passed :func:`_check_shape` and any raw voxel data is all there."""
     import SimpleITK as sitk
 
-    img = sitk.ReadImage(str(path))
-    if img.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(f"{img.GetNumberOfComponentsPerPixel()} components per voxel (expected 1)")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    if reader.GetNumberOfComponents() != 1:
+        raise _Refused(f"image has {reader.GetNumberOfComponents()} components per voxel (expected 1)")
+    shape = tuple(int(s) for s in reader.GetSize())
+    _check_shape(shape, max_voxels, squeeze)
+    raw = raw_voxels(path)
+    if raw is not None and raw[0].is_file():  # a missing data file: SimpleITK's reader says so
+        itemsize = sitk.Image(1, 1, reader.GetPixelID()).GetSizeOfPixelComponent()
+        _check_stored(math.prod(shape) * itemsize, raw[0].stat().st_size - raw[1])
+    return _itk_to_nifti(reader.Execute())
+
+
+def _itk_to_nifti(img) -> nib.Nifti1Image:
+    """An ITK image (LPS) as a RAS NIfTI image."""
+    import SimpleITK as sitk
+
     arr = sitk.GetArrayFromImage(img)  # (z, y, x)
     arr = np.transpose(arr, tuple(range(arr.ndim))[::-1])
     dim = img.GetDimension()
-    if dim < 3:
-        raise ValueError(f"{dim}D image (expected 3D)")
     direction = np.array(img.GetDirection(), dtype=np.float64).reshape(dim, dim)[:3, :3]
     spacing = np.array(img.GetSpacing(), dtype=np.float64)[:3]
     origin = np.array(img.GetOrigin(), dtype=np.float64)[:3]
@@ -53,20 +125,14 @@ def _itk_to_nifti(path: Path) -> nib.Nifti1Image:
     return nib.Nifti1Image(arr, lps_to_ras @ affine)
 
 
-def _check_gzip(path: Path) -> None:
-    """Read a gzip stream to its end, so a truncated file fails here with a clear reason."""
-    with gzip.open(path, "rb") as fh:
-        while fh.read(1 << 24):
-            pass
-
-
 def load_volume(path: str | Path, patient_id: str | None = None, role: str | None = None,
-                squeeze: bool = True) -> nib.Nifti1Image:
+                squeeze: bool = True, max_voxels: int = MAX_VOXELS) -> nib.Nifti1Image:
     """Load a 3D image as a NIfTI image with its data in memory.
 
-    A 4D file holding one volume is squeezed to 3D; more volumes, fewer than 3
-    dimensions, unreadable or truncated files raise :class:`CaseError`.
-    ``role`` (``t1``, ``mask``...) only improves the message.
+    Before any voxel is read, the header must declare one 3D volume (a 4D file holding one
+    volume is squeezed to 3D) of at most ``max_voxels`` voxels (config ``input.max_voxels``)
+    and the file must hold the bytes of voxels it declares; this, unreadable files and bad
+    affines raise :class:`CaseError`. ``role`` (``t1``, ``mask``...) only improves the message.
     """
     path = Path(path)
     what = f"{role} " if role else ""
@@ -79,35 +145,21 @@ def load_volume(path: str | Path, patient_id: str | None = None, role: str | Non
         raise CaseError(patient_id, path, f"{what}file type not supported (use .nii, .nii.gz, .mha or .nrrd)")
     try:
         if suffix in NIFTI_SUFFIXES:
-            if suffix == ".nii.gz":
-                _check_gzip(path)
-            img = nib.load(str(path))
-            data = np.asanyarray(img.dataobj)
-            img = nib.Nifti1Image(data, img.affine, img.header)
+            img = _read_nifti(path, suffix, max_voxels, squeeze)
         else:
-            img = _itk_to_nifti(path)
-            data = np.asanyarray(img.dataobj)
-    except CaseError:
-        raise
+            img = _read_itk(path, max_voxels, squeeze)
+    except _Refused as exc:
+        raise CaseError(patient_id, path, f"{what}{exc}") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise CaseError(patient_id, path, f"{what}file is truncated or not a valid gzip stream ({_short(exc)})") from None
     except Exception as exc:  # nibabel/SimpleITK raise many types for unreadable files
         raise CaseError(patient_id, path, f"{what}file is not a readable image ({_short(exc)})") from None
-    if data.ndim == 4 and squeeze:
-        if data.shape[3] != 1:
-            raise CaseError(patient_id, path, f"{what}image is 4D with {data.shape[3]} volumes (expected one 3D volume)")
-        data = data[..., 0]
-    if data.ndim > 4 and squeeze:
-        extra = [s for s in data.shape[3:] if s != 1]
-        if extra:
-            raise CaseError(patient_id, path, f"{what}image has shape {tuple(data.shape)} (expected 3D)")
+    data = np.asanyarray(img.dataobj)
+    if data.ndim > 3:  # one volume: _check_shape refused any other
         data = data.reshape(data.shape[:3])
-    if data.ndim != 3:
-        raise CaseError(patient_id, path, f"{what}image is {data.ndim}D with shape {tuple(data.shape)} (expected 3D)")
     if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9:
         raise CaseError(patient_id, path, f"{what}image has an invalid affine (voxel-to-world matrix)")
-    out = nib.Nifti1Image(np.asarray(data), img.affine)
-    return out
+    return nib.Nifti1Image(np.asarray(data), img.affine)
 
 
 def _short(exc: Exception) -> str:

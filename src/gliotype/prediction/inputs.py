@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gliotype.errors import CaseError, GliotypeError, one_line
-from gliotype.input import SEQUENCES, check_case, check_patient_id, is_blank, patient_id_from_name, scan_cohort
+from gliotype.input import (
+    SEQUENCES,
+    InputRules,
+    check_case,
+    check_patient_id,
+    is_blank,
+    patient_id_from_name,
+    scan_cohort,
+)
 
 #: The files of a prediction: the four sequences and the tumor mask (no FA).
 ROLES = SEQUENCES + ("mask",)
@@ -48,8 +56,9 @@ def inputs_from_case(case_dir: str | Path, patient_id: str | None = None) -> tup
     return pid, inputs
 
 
-def check_inputs(inputs: Mapping[str, str | Path], pid: str) -> dict:
-    """Validate the five input files as the cohort validator does; a problem is a one-line CaseError.
+def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules = InputRules()) -> dict:
+    """Validate the five input files as the cohort validator does, under ``rules`` (the model's:
+    ``InputRules.of(model.config)``); a problem is a one-line CaseError.
 
     Returns the validator's information (grid, spacing, labels, tumor voxels) and warnings.
     """
@@ -58,7 +67,7 @@ def check_inputs(inputs: Mapping[str, str | Path], pid: str) -> dict:
             raise CaseError(pid, None, f"no {role} file given")
     row = {"patient_id": pid, **{r: str(inputs[r]) for r in ROLES}, "fa": None, "idh": None}
     try:
-        report = check_case(row)
+        report = check_case(row, rules=rules)
     except CaseError:
         raise
     except MemoryError:

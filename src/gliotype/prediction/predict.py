@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from gliotype import __version__
+from gliotype.input import InputRules
 from gliotype.prediction._util import jsonable
 from gliotype.prediction.inputs import ROLES, check_inputs, check_patient_id, patient_id_from_files
 from gliotype.prediction.insertion import DRAWS, NODE_FRACTION, graph_predict
@@ -124,7 +125,7 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
     config = model.config
     lap = Laps(ndigits=2)
 
-    checked = check_inputs(inputs, pid)
+    checked = check_inputs(inputs, pid, InputRules.of(config))
     lap("input_checks")
     row = {"patient_id": pid, **{r: str(inputs[r]) for r in ROLES}, "fa": None}
     case = featurise_case(row, work, config, model.multimodal, atlas=model.atlas, ssl=model.self_supervised, lap=lap)

@@ -1,7 +1,8 @@
 """The per-case cache of preprocessing: what a patient depends on, and its ``done.json``.
 
 A patient's key (:func:`cache_key`) is the sha256 of the sha256 of its input file
-bytes (by role), of the ``preprocess`` config section, of :data:`PREPROCESS_VERSION`
+bytes (by role), of the ``preprocess`` config section (options added later only away from
+their neutral value, :data:`gliotype.config.loader.NEUTRAL_OPTIONS`), of :data:`PREPROCESS_VERSION`
 and of the ITK thread count when it is not 1. ``done.json`` is written last, once every output is there
 (:func:`write_done`) with the size and sha256 of each output (:mod:`gliotype.utils.records`);
 a rerun skips a patient whose key matches and whose outputs are unchanged
@@ -41,12 +42,19 @@ def input_hashes(inputs: dict[str, Path], pid: str) -> dict[str, str]:
 def cache_key(input_hashes: dict[str, str], config, itk_threads: int = DEFAULT_ITK_THREADS) -> str:
     """sha256 of the input file hashes (by role), the preprocess config section, the version and
     the ITK thread count when it is not the reproducible default (registrations differ with it)."""
-    parts = {"version": PREPROCESS_VERSION, "inputs": input_hashes,
-             "preprocess": config.preprocess.model_dump(mode="json")}
+    parts = {"version": PREPROCESS_VERSION, "inputs": input_hashes, "preprocess": _preprocess_values(config)}
     if int(itk_threads) != DEFAULT_ITK_THREADS:
         parts["itk_threads"] = int(itk_threads)
     text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _preprocess_values(config) -> dict:
+    """The ``preprocess`` section as hashed: an option added later counts only away from its
+    neutral value (:data:`gliotype.config.loader.NEUTRAL_OPTIONS`), so adding it keeps every key."""
+    from gliotype.config.loader import hashed_values
+
+    return hashed_values({"preprocess": config.preprocess.model_dump(mode="json")})["preprocess"]
 
 
 def is_up_to_date(case: CaseDir, key: str) -> bool:

@@ -19,6 +19,7 @@ problem. The cache, the log file and failure handling are
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import nibabel as nib
 import numpy as np
 
 from gliotype.errors import CaseError, one_line
+from gliotype.input import InputRules, nonfinite_note
 from gliotype.layout import CaseDir, TransformsDir
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing import register as reg_mod
@@ -39,13 +41,17 @@ from gliotype.preprocessing.normalize import GM_METHODS, normalize, normalize_on
 from gliotype.preprocessing.outputs import SEQUENCES, write_volumes
 from gliotype.preprocessing.qc import qc_verdict, quality_control
 from gliotype.preprocessing.transforms import save_transforms
+from gliotype.utils.logging import get_logger
 from gliotype.utils.timing import Laps
+
+log = get_logger("preprocessing")
 
 
 @dataclass
 class CaseContext:
     """What every step needs: the patient, its input files (by role), the ``preprocess``
-    settings, the template, the log (``say``) and the QC record the steps fill."""
+    settings, the template, the log (``say``), the QC record the steps fill and the input
+    rules (voxel limit, non-finite rule)."""
 
     pid: str
     inputs: dict[str, Path]
@@ -53,6 +59,7 @@ class CaseContext:
     template: Any
     say: Callable[..., None]
     qc: dict
+    rules: InputRules = InputRules()
 
 
 @dataclass
@@ -85,7 +92,7 @@ def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: 
 
     cfg = config.preprocess
     lap = Laps(ndigits=3)
-    ctx = CaseContext(pid, inputs, cfg, load_template(int(round(cfg.spacing_mm))), say, qc)
+    ctx = CaseContext(pid, inputs, cfg, load_template(int(round(cfg.spacing_mm))), say, qc, InputRules.of(config))
     case.transforms.root.mkdir(parents=True, exist_ok=True)
     qc.update({"patient_id": pid, "version": PREPROCESS_VERSION})
 
@@ -115,8 +122,14 @@ def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: 
 
 
 def read_inputs(ctx: CaseContext) -> dict[str, nib.Nifti1Image]:
-    """1. The input images by role, read and checked (:func:`gliotype.preprocessing.inputs.load_inputs`)."""
-    images = load_inputs(ctx.inputs, ctx.pid)
+    """1. The input images by role, read and checked (:func:`gliotype.preprocessing.inputs.load_inputs`);
+    NaN or infinite voxels set to 0 (``preprocess.nonfinite: zero``) are a warning and go to ``qc.json``."""
+    images, repaired = load_inputs(ctx.inputs, ctx.pid, ctx.rules)
+    ctx.qc["nonfinite"] = {"rule": ctx.rules.nonfinite, "set_to_zero": repaired}
+    for role, count in repaired.items():
+        note = nonfinite_note(role, count)
+        ctx.say(note, logging.WARNING)
+        log.warning("patient %s: %s", ctx.pid, note)
     ctx.say(f"loaded {', '.join(images)}; t1c grid {images['t1c'].shape} "
             f"voxel {np.round(nib.affines.voxel_sizes(images['t1c'].affine), 3).tolist()} mm")
     return images

@@ -1,10 +1,11 @@
 """The inputs of one patient: its files by role (a manifest row), read and checked.
 
 Every problem is a :class:`~gliotype.errors.CaseError` naming the patient, the file
-and the problem: a role missing from the row, a file that cannot be read or whose
-affine ITK cannot represent, a sequence that is all zero, a mask that is empty, not
-integer or has labels outside :data:`gliotype.input.KNOWN_LABELS`. Non-finite sequence values are
-set to 0.
+and the problem: a role missing from the row, a file that cannot be read, is over the
+voxel limit or whose affine ITK cannot represent, NaN or infinite values (unless
+``preprocess.nonfinite: zero`` sets them to 0), a sequence that is all zeros, a mask that
+is empty, not integer or has labels outside :data:`gliotype.input.KNOWN_LABELS`. The rules
+are the validator's (:mod:`gliotype.input.rules`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ import nibabel as nib
 import numpy as np
 
 from gliotype.errors import CaseError
-from gliotype.input import check_tumor_mask
+from gliotype.input import InputRules, check_finite, check_tumor_mask, load_volume
 from gliotype.input.manifest import is_blank
 from gliotype.preprocessing.images import check_affine
 from gliotype.preprocessing.outputs import SEQUENCES
-
-#: Mask labels accepted: BraTS 1 necrotic/non-enhancing core, 2 edema, 4 enhancing,
-#: 3 (old BraTS non-enhancing core / BraTS 2023 enhancing). Kept as they are.
 
 
 def case_inputs(row: dict, pid: str) -> dict[str, Path]:
@@ -37,35 +35,30 @@ def case_inputs(row: dict, pid: str) -> dict[str, Path]:
     return out
 
 
-def load_inputs(inputs: dict[str, Path], pid: str) -> dict[str, nib.Nifti1Image]:
-    """role -> image, checked: sequences and FA as float32 (non-finite values set to 0), the mask as
-    uint8 labels (:func:`gliotype.input.check_tumor_mask`, the rule the validator uses); a sequence that is all zero is a CaseError."""
-    images = _read(inputs, pid)
-    labels = check_tumor_mask(images["mask"], pid, inputs["mask"])
-    images["mask"] = nib.Nifti1Image(labels, images["mask"].affine)
-    for role in SEQUENCES:
-        if not np.any(np.asarray(images[role].dataobj)):
-            raise CaseError(pid, inputs[role], f"{role} image is all zero")
-    return images
+def load_inputs(inputs: dict[str, Path], pid: str,
+                rules: InputRules = InputRules()) -> tuple[dict[str, nib.Nifti1Image], dict[str, int]]:
+    """role -> image, read and checked under ``rules`` role by role as the validator does, and
+    role -> voxels set to 0 (``preprocess.nonfinite: zero``; empty otherwise).
 
-
-def _read(inputs: dict[str, Path], pid: str) -> dict[str, nib.Nifti1Image]:
-    from gliotype.input.volumes import load_volume
-
-    images = {}
+    Sequences and FA: :func:`gliotype.input.check_finite`, then float32; a sequence that is
+    all zero is a CaseError. The mask: uint8 labels (:func:`gliotype.input.check_tumor_mask`).
+    """
+    images, repaired = {}, {}
     for role, path in inputs.items():
-        img = load_volume(path, pid, role)
+        img = load_volume(path, pid, role, max_voxels=rules.max_voxels)
         problem = check_affine(img.affine)
         if problem:
             raise CaseError(pid, path, f"{role} {problem}")
-        images[role] = img
-    for role in (*SEQUENCES, "fa"):
-        if role in images:
-            data = np.asarray(images[role].dataobj, dtype=np.float32)
-            if not np.all(np.isfinite(data)):
-                data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-            images[role] = nib.Nifti1Image(data, images[role].affine)
-    return images
+        if role == "mask":
+            images[role] = nib.Nifti1Image(check_tumor_mask(img, pid, path), img.affine)
+            continue
+        data, count = check_finite(np.asanyarray(img.dataobj), pid, path, role, rules.nonfinite)
+        if count:
+            repaired[role] = count
+        if role != "fa" and not np.any(data):
+            raise CaseError(pid, path, f"{role} image is all zeros")
+        images[role] = nib.Nifti1Image(data.astype(np.float32), img.affine)
+    return images, repaired
 
 
 __all__ = ["case_inputs", "load_inputs"]

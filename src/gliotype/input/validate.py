@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gliotype.errors import CaseError, GliotypeError, one_line
+from gliotype.errors import CaseError, GliotypeError, one_line, stop_on_environment
 from gliotype.input.manifest import SEQUENCES, is_blank
 from gliotype.input.rules import KNOWN_LABELS, check_patient_id, check_tumor_mask
 from gliotype.input.volumes import load_volume
@@ -71,6 +71,7 @@ def validate_case(row: dict) -> CaseReport:
     except MemoryError:
         report.status, report.reason = "rejected", f"patient {pid}: out of memory while reading the images"
     except Exception as exc:  # a check we did not foresee: still one line, still the next case
+        stop_on_environment(exc)  # unless the machine stops every case (too many open files)
         report.status = "rejected"
         report.reason = f"patient {pid}: unexpected problem ({type(exc).__name__}: {one_line(exc, 120)})"
     return report

@@ -27,7 +27,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from gliotype.errors import CaseError, one_line
+from gliotype.errors import CaseError, one_line, stop_on_environment
 from gliotype.layout import CaseDir, TransformsDir
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing import register as reg_mod
@@ -142,6 +142,7 @@ def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: Trans
             try:
                 out[role] = rigid_coregister(ref, img, cfg.spacing_mm, cfg.seed, path)
             except Exception as exc:
+                stop_on_environment(exc)
                 raise CaseError(ctx.pid, ctx.inputs[role],
                                 f"rigid co-registration of {role} to t1c failed ({one_line(exc)})")
             record[role] = path.name
@@ -251,6 +252,7 @@ def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences:
         reg = reg_mod.register_to_template(moving, brain, native.tumor if cfg.mask_tumor else None, ctx.template,
                                            cfg.registration, cfg.spacing_mm, cfg.reg_iterations, cfg.seed)
     except Exception as exc:
+        stop_on_environment(exc)
         raise CaseError(ctx.pid, ctx.inputs[cfg.moving], f"registration to the template failed ({one_line(exc)})")
     ctx.say(f"registration {cfg.moving} -> template: {reg.kind} in {reg.seconds:.1f}s")
     return reg

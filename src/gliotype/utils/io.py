@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from gliotype.errors import environment_problem
+
 
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, read in 4 MB chunks."""
@@ -33,20 +35,40 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
 
     The temporary file keeps the target's suffixes (``.nii.gz``) so writers that
     pick a format from the extension work. On error the temporary file is removed.
+    A full disk, a read-only or forbidden folder (while making the folder, writing or
+    renaming) raises :class:`~gliotype.errors.EnvironmentProblem` naming ``target``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = suffix if suffix is not None else "".join(target.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(fd)
+    with _environment(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        suffix = suffix if suffix is not None else "".join(target.suffixes)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp_path, target)
+        with _environment(target):
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+            os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def _environment(target: Path) -> Iterator[None]:
+    """An ``OSError`` that is an environment error, as :class:`~gliotype.errors.EnvironmentProblem`
+    naming ``target`` (the temporary file's name would not help the user), or the other file
+    the error names (a folder that cannot be made, a source being copied)."""
+    try:
+        yield
+    except OSError as exc:
+        name = exc.filename if isinstance(exc.filename, (str, os.PathLike)) else None
+        other = name is not None and Path(name).parent != target.parent
+        env = environment_problem(exc) if other else environment_problem(exc, target, writing=True)
+        if env is None or env is exc:
+            raise
+        raise env from exc
 
 
 def atomic_write(target: str | Path, data: str | bytes) -> None:

@@ -110,7 +110,7 @@ def environment_problem(exc: BaseException, path: str | Path | None = None,
         if isinstance(e, OSError) and e.errno in _ERRNO_ADVICE:
             what, todo = _ERRNO_ADVICE[e.errno]
             where = path if path is not None else (e.filename if e.filename not in (None, "") else None)
-            if where is not None:
+            if where is not None and e.errno != errno.ENOMEM:  # memory is no path's: the line may go in a report
                 what += f" {'writing' if writing else 'at'} {where}"
             return EnvironmentProblem(f"{what}; {todo}", stops_run=e.errno != errno.ENOMEM, code=e.errno)
         text = str(e)  # native writers (ITK, safetensors) raise their own types with the system's words

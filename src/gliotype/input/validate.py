@@ -81,7 +81,7 @@ def check_case(row: dict, report: CaseReport | None = None) -> CaseReport:
     """Check one manifest row (``patient_id``, the five files, optional ``fa`` and ``idh``).
 
     Returns the ``ok`` report (its ``info``: grid, spacing, labels, tumor voxels; its
-    ``warnings``: grids to resample); a problem raises a one-line :class:`CaseError`
+    ``warnings``: grids to resample, a sform and qform that disagree); a problem raises a one-line :class:`CaseError`
     naming the patient, the file name and the problem. ``report``: filled in as the
     checks go (a rejected case keeps the warnings found before its problem).
     """
@@ -101,6 +101,7 @@ def check_case(row: dict, report: CaseReport | None = None) -> CaseReport:
     for role in roles:
         img = load_volume(row[role], pid, role)
         images[role] = img
+        report.warnings += [_without_patient(w, pid) for w in img.extra.get("warnings", [])]
         data = np.asanyarray(img.dataobj)
         if role == "mask":
             labels = check_tumor_mask(data, pid, row[role])
@@ -130,6 +131,12 @@ def check_case(row: dict, report: CaseReport | None = None) -> CaseReport:
     report.info = {"tumor_voxels": int(tumor.sum()), "labels": sorted(values - {0}), "shape": list(ref.shape),
                    "spacing_mm": [round(float(s), 3) for s in ref.header.get_zooms()[:3]], "has_fa": "fa" in images}
     return report
+
+
+def _without_patient(line: str, pid: str) -> str:
+    """``patient P [file]: problem`` as ``file: problem`` (the table's row names the patient)."""
+    line = line.removeprefix(f"patient {pid}").lstrip()
+    return re.sub(r"^\[([^\]]*)\]:", r"\1:", line).removeprefix(": ")
 
 
 def _duplicates(df: pd.DataFrame) -> dict[str, int]:
@@ -169,8 +176,7 @@ def validation_table(reports: list[CaseReport]) -> str:
             detail = "; ".join(r.warnings)
             lines.append(f"{r.patient_id:<{width}}  OK        {detail}".rstrip())
         else:
-            reason = r.reason.removeprefix(f"patient {r.patient_id}").lstrip()
-            reason = re.sub(r"^\[([^\]]*)\]:", r"\1:", reason).removeprefix(": ")
+            reason = _without_patient(r.reason, r.patient_id)
             lines.append(f"{r.patient_id:<{width}}  REJECTED  {reason}")
     ok = sum(r.status == "ok" for r in reports)
     lines.append(f"{ok} of {len(reports)} cases usable, {len(reports) - ok} rejected")

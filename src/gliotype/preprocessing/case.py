@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import logging
+
 import nibabel as nib
 import numpy as np
 
@@ -39,7 +41,10 @@ from gliotype.preprocessing.normalize import GM_METHODS, normalize, normalize_on
 from gliotype.preprocessing.outputs import SEQUENCES, write_volumes
 from gliotype.preprocessing.qc import qc_verdict, quality_control
 from gliotype.preprocessing.transforms import save_transforms
+from gliotype.utils.logging import get_logger
 from gliotype.utils.timing import Laps
+
+log = get_logger("preprocessing")
 
 
 @dataclass
@@ -115,8 +120,15 @@ def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: 
 
 
 def read_inputs(ctx: CaseContext) -> dict[str, nib.Nifti1Image]:
-    """1. The input images by role, read and checked (:func:`gliotype.preprocessing.inputs.load_inputs`)."""
+    """1. The input images by role, read and checked (:func:`gliotype.preprocessing.inputs.load_inputs`); the
+    reader's warnings (a sform and a qform that disagree) go to the log, the patient's log and ``qc.json``."""
     images = load_inputs(ctx.inputs, ctx.pid)
+    warnings = [w for img in images.values() for w in img.extra.get("warnings", [])]
+    for line in warnings:  # e.g. a sform and a qform that disagree: which one is used
+        log.warning("%s", line)
+        ctx.say(line, logging.WARNING)
+    if warnings:
+        ctx.qc["warnings"] = warnings
     ctx.say(f"loaded {', '.join(images)}; t1c grid {images['t1c'].shape} "
             f"voxel {np.round(nib.affines.voxel_sizes(images['t1c'].affine), 3).tolist()} mm")
     return images

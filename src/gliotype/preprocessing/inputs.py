@@ -39,10 +39,11 @@ def case_inputs(row: dict, pid: str) -> dict[str, Path]:
 
 def load_inputs(inputs: dict[str, Path], pid: str) -> dict[str, nib.Nifti1Image]:
     """role -> image, checked: sequences and FA as float32 (non-finite values set to 0), the mask as
-    uint8 labels (:func:`gliotype.input.check_tumor_mask`, the rule the validator uses); a sequence that is all zero is a CaseError."""
+    uint8 labels (:func:`gliotype.input.check_tumor_mask`, the rule the validator uses); a sequence that is all zero is a CaseError.
+    Each image keeps the reader's warnings in ``extra["warnings"]`` (:func:`gliotype.input.volumes.header_warnings`)."""
     images = _read(inputs, pid)
     labels = check_tumor_mask(images["mask"], pid, inputs["mask"])
-    images["mask"] = nib.Nifti1Image(labels, images["mask"].affine)
+    images["mask"] = nib.Nifti1Image(labels, images["mask"].affine, extra=images["mask"].extra)
     for role in SEQUENCES:
         if not np.any(np.asarray(images[role].dataobj)):
             raise CaseError(pid, inputs[role], f"{role} image is all zero")
@@ -64,7 +65,7 @@ def _read(inputs: dict[str, Path], pid: str) -> dict[str, nib.Nifti1Image]:
             data = np.asarray(images[role].dataobj, dtype=np.float32)
             if not np.all(np.isfinite(data)):
                 data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-            images[role] = nib.Nifti1Image(data, images[role].affine)
+            images[role] = nib.Nifti1Image(data, images[role].affine, extra=images[role].extra)
     return images
 
 

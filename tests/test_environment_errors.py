@@ -47,6 +47,9 @@ def test_what_is_not_an_environment_error():
     assert environment_problem(ValueError("bad value")) is None
     assert environment_problem(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None  # the user's path
     assert environment_problem(OSError(errno.EINVAL, "Invalid argument")) is None
+    # permission denied on a read: one line for the command, but one input's problem in a cohort
+    read = environment_problem(PermissionError(errno.EACCES, "Permission denied", "/data/P1_t1.nii.gz"))
+    assert str(read).startswith("permission denied at /data/P1_t1.nii.gz; ") and not read.stops_run
     # a message written for the user is not second-guessed, nor what it was raised from
     try:
         try:
@@ -76,6 +79,17 @@ def test_an_atomic_write_on_a_full_disk_names_its_target_and_leaves_nothing(tmp_
     assert str(info.value) == f"no space left on device writing {target}; free space or choose another output folder"
     assert info.value.errno == errno.ENOSPC and isinstance(info.value.__cause__, OSError)
     assert list(target.parent.iterdir()) == []  # no target, no temporary file
+    # a source that cannot be read is named itself, and is one file's problem, not the run's
+    source = tmp_path / "in" / "t1.nii.gz"
+    with pytest.raises(EnvironmentProblem) as info:
+        with atomic_path(target):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(source))
+    assert str(info.value).startswith(f"permission denied at {source}; ") and not info.value.stops_run
+    # a folder that cannot be made is named itself, and stops the run
+    with pytest.raises(EnvironmentProblem) as info:
+        with atomic_path(target):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path))
+    assert str(info.value).startswith(f"permission denied writing {tmp_path}; ") and info.value.stops_run
     # an error that is not the machine's passes unchanged
     with pytest.raises(ValueError, match="^bad$"):
         with atomic_path(target):

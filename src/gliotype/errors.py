@@ -99,7 +99,9 @@ def environment_problem(exc: BaseException, path: str | Path | None = None,
     one, else None. The one place that tells an environment error from a bug or a bad input.
 
     ``path``: the file concerned when known (else the error's own file name); ``writing``: the
-    error happened writing ``path`` (gliotype's output).
+    error happened writing ``path`` (gliotype's output). A permission error stops a run only on
+    a write (:func:`gliotype.utils.io.atomic_path`, :func:`~gliotype.utils.io.make_folder`): on a
+    read it is one input file's problem.
     """
     for e in _causes(exc):
         if isinstance(e, EnvironmentProblem):
@@ -112,7 +114,8 @@ def environment_problem(exc: BaseException, path: str | Path | None = None,
             where = path if path is not None else (e.filename if e.filename not in (None, "") else None)
             if where is not None and e.errno != errno.ENOMEM:  # memory is no path's: the line may go in a report
                 what += f" {'writing' if writing else 'at'} {where}"
-            return EnvironmentProblem(f"{what}; {todo}", stops_run=e.errno != errno.ENOMEM, code=e.errno)
+            stops = e.errno != errno.ENOMEM and (writing or e.errno not in (errno.EACCES, errno.EPERM))
+            return EnvironmentProblem(f"{what}; {todo}", stops_run=stops, code=e.errno)
         text = str(e)  # native writers (ITK, safetensors) raise their own types with the system's words
         for code in _IN_WORDS:
             if os.strerror(code) in text:

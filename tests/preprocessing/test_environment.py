@@ -69,3 +69,26 @@ def test_cli_preprocess_on_a_real_full_disk(rows, tmp_path):
     errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and _full_disk_line(errors[0].removeprefix("error: "), disk / "work"), res.stderr
     assert "failed" not in res.stderr and "internal error" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_an_unreadable_input_fails_only_its_patient(rows, tmp_path, monkeypatch):
+    """Permission denied on a read is one input file's problem (the patient fails, the run goes
+    on); on a write of gliotype's own folder it is the machine's (tests/test_environment_errors.py)."""
+    import errno
+    import os
+
+    from gliotype.preprocessing import cache
+
+    real = cache.sha256_file
+
+    def forbidden(path):
+        if path.name.startswith("SYN-0001_t2"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real(path)
+
+    monkeypatch.setattr(cache, "sha256_file", forbidden)
+    two = [r for r in rows if r["patient_id"] in ("SYN-0000", "SYN-0001")]
+    table = preprocess_cohort(pd.DataFrame(two), tmp_path / "work", config(), workers=1)
+    status = dict(zip(table["patient_id"], zip(table["status"], table["reason"])))
+    assert status == {"SYN-0000": ("done", ""),
+                      "SYN-0001": ("failed", "SYN-0001_t2.nii.gz: t2 file cannot be read (permission denied)")}

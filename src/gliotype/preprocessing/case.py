@@ -48,6 +48,7 @@ from gliotype.preprocessing.normalize import GM_METHODS, normalize, normalize_on
 from gliotype.preprocessing.outputs import SEQUENCES, write_volumes
 from gliotype.preprocessing.qc import qc_verdict, quality_control
 from gliotype.preprocessing.transforms import save_transforms
+from gliotype.utils.io import make_folder
 from gliotype.utils.logging import get_logger
 from gliotype.utils.timing import Laps
 
@@ -107,7 +108,7 @@ def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: 
     cfg = config.preprocess
     lap = Laps(ndigits=3)
     ctx = CaseContext(pid, inputs, cfg, load_template(int(round(cfg.spacing_mm))), say, qc)
-    case.transforms.root.mkdir(parents=True, exist_ok=True)
+    make_folder(case.transforms.root)
     qc.update({"patient_id": pid, "version": PREPROCESS_VERSION})
 
     images = read_inputs(ctx)

@@ -39,6 +39,7 @@ from gliotype.preprocessing.cache import (
 from gliotype.preprocessing.case import run_case
 from gliotype.preprocessing.images import write_text
 from gliotype.preprocessing.inputs import case_inputs
+from gliotype.utils.io import make_folder
 from gliotype.utils.logging import get_logger
 from gliotype.utils.parallel import parallel_map
 
@@ -103,7 +104,7 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
         if is_up_to_date(case, key):
             return CaseResult(pid, "skipped", "", {"seconds": round(time.perf_counter() - t0, 3)})
         mark_stale(case)
-        case.preprocessed.mkdir(parents=True, exist_ok=True)
+        make_folder(case.preprocessed)
         say(f"preprocessing {pid} (gliotype preprocessing v{PREPROCESS_VERSION}); config "
             f"{json.dumps(config.preprocess.model_dump(mode='json'), sort_keys=True)}")
         for role, path in inputs.items():

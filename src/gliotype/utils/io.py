@@ -63,12 +63,23 @@ def _environment(target: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        name = exc.filename if isinstance(exc.filename, (str, os.PathLike)) else None
-        other = name is not None and Path(name).parent != target.parent
-        env = environment_problem(exc) if other else environment_problem(exc, target, writing=True)
+        name = Path(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else None
+        if name is None or name.parent == target.parent:  # the temporary file or the target
+            env = environment_problem(exc, target, writing=True)
+        else:  # a folder that cannot be made (the target's or above it), or a source being read
+            env = environment_problem(exc, name, writing=name == target or name in target.parents)
         if env is None or env is exc:
             raise
         raise env from exc
+
+
+def make_folder(folder: str | Path) -> Path:
+    """``mkdir -p folder``; a full disk, a read-only or forbidden place raises
+    :class:`~gliotype.errors.EnvironmentProblem` naming the folder that could not be made."""
+    folder = Path(folder)
+    with _environment(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def atomic_write(target: str | Path, data: str | bytes) -> None:

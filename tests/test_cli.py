@@ -1,5 +1,6 @@
-"""The CLI is a thin layer: help everywhere, one-line errors (exit 2 for a user error, 1 for a
-bug, 130 when interrupted), --debug lets the traceback through."""
+"""The CLI is a thin layer: help everywhere, one-line errors (exit 2 for a user error, 3 for an
+environment error (tests/test_environment_errors.py), 1 for a bug, 130 when interrupted), --debug
+lets the traceback through."""
 
 import pytest
 from typer.main import get_command
@@ -71,6 +72,29 @@ def test_internal_error_is_one_line_exit_1(broken_config):
 def test_debug_lets_the_traceback_through(broken_config):
     result = runner.invoke(app, ["--debug", "config", "show"])
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_eof_error_is_a_bug_and_debug_shows_its_traceback(monkeypatch, debug):
+    """click's main turns an EOFError (a truncated gzip stream or pickle) into a bare "Aborted!";
+    the one line names it, and --debug prints its traceback."""
+    import gliotype.config
+
+    def truncated(*args, **kwargs):
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    monkeypatch.setattr(gliotype.config, "load_config", truncated)
+    result = runner.invoke(app, ["--debug", "config", "show"] if debug else ["config", "show"])
+    assert result.exit_code == 1 and "Aborted" not in result.output
+    if debug:
+        assert result.output.startswith("Traceback (most recent call last):")
+        assert "in truncated" in result.output  # the frame that raised it
+        assert result.output.rstrip().endswith("EOFError: Compressed file ended before the end-of-stream marker "
+                                               "was reached")
+    else:
+        assert result.output.strip().splitlines() == [
+            "error: internal error (EOFError: Compressed file ended before the end-of-stream marker was reached); "
+            "rerun with --debug for details"]
 
 
 def test_user_error_with_debug_raises_it():

@@ -2,14 +2,17 @@
 
 Every command parses its arguments, makes one call into the API (:mod:`gliotype.stages`,
 :func:`gliotype.experiment.run_experiment`, ...) with explicit paths and prints its summary.
-Any error ends in one line on stderr (:class:`OneLineErrors`): exit 2 for a user error, 1 for
-a bug; ``--debug`` (passed in the context object, ``ctx.obj``) shows the traceback instead.
+Any error ends in one line on stderr (:class:`OneLineErrors`): exit 2 for a user error, 3 for
+an environment error (a full disk, a read-only or forbidden folder, out of memory: the line names
+the path and what to do), 1 for a bug, 130 when interrupted; ``--debug`` (passed in the context
+object, ``ctx.obj``) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -17,11 +20,11 @@ import typer
 from typer.core import TyperGroup
 
 from gliotype import __version__
-from gliotype.errors import GliotypeError, one_line
+from gliotype.errors import ENVIRONMENT_EXIT, GliotypeError, environment_problem, one_line
 from gliotype.layout import RunDir
 from gliotype.utils.logging import setup_logging
 
-USER_ERRORS = (GliotypeError, ValueError, FileNotFoundError, PermissionError)  # one line, exit 2
+USER_ERRORS = (GliotypeError, ValueError, FileNotFoundError)  # one line, exit 2 (environment errors: exit 3)
 # raised on purpose (--help, --version, usage errors: ClickException, click's or that of typer's own copy)
 CLI_EXITS = (typer.Exit, typer.Abort, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
@@ -33,7 +36,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 class OneLineErrors(TyperGroup):
     """The root command: an error of any command ends in one line on stderr, exit 2 for a user
-    error and 1 for a bug, unless ``--debug`` (``ctx.obj["debug"]``) lets the traceback through."""
+    error, 3 for an environment error (:func:`gliotype.errors.environment_problem`) and 1 for a
+    bug, unless ``--debug`` (``ctx.obj["debug"]``) lets the traceback through."""
 
     def invoke(self, ctx: typer.Context):
         try:
@@ -44,7 +48,13 @@ class OneLineErrors(TyperGroup):
             _fail("interrupted; rerun the same command to resume", code=130)
         except Exception as exc:
             if (ctx.obj or {}).get("debug"):
+                if isinstance(exc, EOFError):  # click's main would turn it into a bare "Aborted!"
+                    traceback.print_exception(exc, file=sys.stderr)
+                    raise typer.Exit(1)
                 raise
+            env = environment_problem(exc)
+            if env is not None:  # the machine, not the input: names the path and what to do
+                _fail(str(env), ENVIRONMENT_EXIT)
             text, kind = one_line(exc, limit=sys.maxsize), type(exc).__name__  # the whole first line
             if isinstance(exc, USER_ERRORS):
                 _fail(text)  # else a bug, not the user's fault: one line too

@@ -52,3 +52,31 @@ def test_items_sharing_a_pool_with_a_crash_are_not_marked_crashed():
     items = [3, *range(10, 22), 3]
     out = parallel_map(_die_on_three, items, workers=2, on_crash=lambda x: -x)
     assert out == [-3, *range(10, 22), -3]
+
+
+def _full_disk_on_zero(args) -> int:
+    """Item 0 meets a full disk at once; every other item takes a while and notes that it started."""
+    import errno
+    import time
+
+    from gliotype.errors import EnvironmentProblem
+
+    x, started = args
+    with open(started, "a") as fh:
+        fh.write(f"{x}\n")
+    if x == 0:
+        raise EnvironmentProblem("no space left on device writing /out/0; free space", code=errno.ENOSPC)
+    time.sleep(0.3)
+    return x
+
+
+def test_an_item_that_raises_stops_the_map_without_starting_the_rest(tmp_path):
+    """A per-patient stage raises only what every next patient would hit too (a full disk): the
+    items not yet started are cancelled, not run to fail the same way."""
+    from gliotype.errors import EnvironmentProblem
+
+    started = tmp_path / "started"
+    with pytest.raises(EnvironmentProblem, match="^no space left on device writing /out/0"):
+        parallel_map(_full_disk_on_zero, [(x, str(started)) for x in range(16)], workers=2)
+    ran = started.read_text().split()
+    assert "0" in ran and len(ran) <= 6, ran  # the running ones and the few already handed to a worker

@@ -36,7 +36,7 @@ import pandas as pd
 
 from gliotype.audit.asymmetry import WM_BINS_MM, perilesional_asymmetry
 from gliotype.audit.shape import SHAPE_KEYS, shape_descriptors, voxel_sizes
-from gliotype.errors import one_line
+from gliotype.errors import one_line, stop_on_environment
 from gliotype.input import SEQUENCES
 from gliotype.layout import WorkDir
 from gliotype.modalities.tumor_image import COMPARTMENTS, CORE_LABELS
@@ -149,6 +149,7 @@ def _one(args) -> tuple[str, dict | None, str]:
             write_record(path, key, values=clean)
         return pid, values, ""
     except Exception as exc:  # one bad case never stops the audit
+        stop_on_environment(exc)  # a full disk does
         return pid, None, one_line(exc)
 
 

@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from gliotype.errors import CaseError, GliotypeError, one_line
+from gliotype.errors import CaseError, GliotypeError, one_line, stop_on_environment
 from gliotype.input.manifest import SEQUENCES, is_blank
 from gliotype.input.rules import (
     KNOWN_LABELS,
@@ -83,6 +83,7 @@ def validate_case(row: dict, rules: InputRules = InputRules()) -> CaseReport:
     except MemoryError:
         report.status, report.reason = "rejected", f"patient {pid}: out of memory while reading the images"
     except Exception as exc:  # a check we did not foresee: still one line, still the next case
+        stop_on_environment(exc)  # unless the machine stops every case (too many open files)
         report.status = "rejected"
         report.reason = f"patient {pid}: unexpected problem ({type(exc).__name__}: {one_line(exc, 120)})"
     return report
@@ -92,10 +93,10 @@ def check_case(row: dict, report: CaseReport | None = None, rules: InputRules = 
     """Check one manifest row (``patient_id``, the five files, optional ``fa`` and ``idh``) under ``rules``.
 
     Returns the ``ok`` report (its ``info``: grid, spacing, labels, tumor voxels; its
-    ``warnings``: grids to resample, non-finite voxels to set to 0); a problem raises a
-    one-line :class:`CaseError` naming the patient, the file name and the problem.
-    ``report``: filled in as the checks go (a rejected case keeps the warnings found
-    before its problem).
+    ``warnings``: grids to resample, non-finite voxels to set to 0, a sform and qform that
+    disagree); a problem raises a one-line :class:`CaseError` naming the patient, the file name
+    and the problem. ``report``: filled in as the checks go (a rejected case keeps the warnings
+    found before its problem).
     """
     try:
         pid = check_patient_id(row.get("patient_id"))
@@ -113,6 +114,7 @@ def check_case(row: dict, report: CaseReport | None = None, rules: InputRules = 
     for role in roles:
         img = load_volume(row[role], pid, role, max_voxels=rules.max_voxels)
         images[role] = img
+        report.warnings += [_without_patient(w, pid) for w in img.extra.get("warnings", [])]
         data = np.asanyarray(img.dataobj)
         if role == "mask":
             labels = check_tumor_mask(data, pid, row[role])
@@ -142,6 +144,12 @@ def check_case(row: dict, report: CaseReport | None = None, rules: InputRules = 
     report.info = {"tumor_voxels": int(tumor.sum()), "labels": sorted(values - {0}), "shape": list(ref.shape),
                    "spacing_mm": [round(float(s), 3) for s in ref.header.get_zooms()[:3]], "has_fa": "fa" in images}
     return report
+
+
+def _without_patient(line: str, pid: str) -> str:
+    """``patient P [file]: problem`` as ``file: problem`` (the table's row names the patient)."""
+    line = line.removeprefix(f"patient {pid}").lstrip()
+    return re.sub(r"^\[([^\]]*)\]:", r"\1:", line).removeprefix(": ")
 
 
 def _duplicates(df: pd.DataFrame) -> dict[str, int]:
@@ -183,8 +191,7 @@ def validation_table(reports: list[CaseReport]) -> str:
             detail = "; ".join(r.warnings)
             lines.append(f"{r.patient_id:<{width}}  OK        {detail}".rstrip())
         else:
-            reason = r.reason.removeprefix(f"patient {r.patient_id}").lstrip()
-            reason = re.sub(r"^\[([^\]]*)\]:", r"\1:", reason).removeprefix(": ")
+            reason = _without_patient(r.reason, r.patient_id)
             lines.append(f"{r.patient_id:<{width}}  REJECTED  {reason}")
     ok = sum(r.status == "ok" for r in reports)
     lines.append(f"{ok} of {len(reports)} cases usable, {len(reports) - ok} rejected")

@@ -6,7 +6,8 @@ volume within the voxel limit (config ``input.max_voxels``) and the file must ho
 voxel bytes its header declares (``.nii``: the file size; ``.nii.gz``: the decompressed
 size, streamed in bounded memory; raw MHA/NRRD data: :func:`gliotype.input.headers.raw_voxels`).
 Every failure becomes a :class:`~gliotype.errors.CaseError` naming the patient, the
-file (name only) and the problem in one line.
+file (name only) and the problem in one line; what is read but ambiguous (a sform and a
+qform that disagree) is a one-line warning kept with the image (:func:`header_warnings`).
 """
 
 from __future__ import annotations
@@ -159,7 +160,39 @@ def load_volume(path: str | Path, patient_id: str | None = None, role: str | Non
         data = data.reshape(data.shape[:3])
     if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9:
         raise CaseError(patient_id, path, f"{what}image has an invalid affine (voxel-to-world matrix)")
-    return nib.Nifti1Image(np.asarray(data), img.affine)
+    out = nib.Nifti1Image(np.asarray(data), img.affine)
+    out.extra["warnings"] = header_warnings(img.header, patient_id, path, role)
+    return out
+
+
+#: sform and qform disagree when a voxel lands this many voxels (of the smallest side) apart.
+SFORM_QFORM_TOL_VOXELS = 0.1
+
+
+def header_warnings(header, patient_id: str | None, path: str | Path, role: str | None = None) -> list[str]:
+    """One-line warnings about a NIfTI header that gliotype reads one way of several: a sform and a
+    qform both set (codes > 0) that place the voxels apart by more than :data:`SFORM_QFORM_TOL_VOXELS`
+    of a voxel. gliotype, as nibabel's ``img.affine``, uses the sform. Each warning names the patient
+    and the file (name only, as a :class:`CaseError` does); :func:`load_volume` keeps them in the
+    image's ``extra["warnings"]`` for the validator's table and the preprocessing log."""
+    try:
+        sform, scode = header.get_sform(coded=True)
+        qform, qcode = header.get_qform(coded=True)
+        if not scode or not qcode or sform is None or qform is None:
+            return []
+        shape = np.asarray(header.get_data_shape()[:3], dtype=np.float64)
+        corners = np.c_[np.array(list(np.ndindex(2, 2, 2)), dtype=np.float64) * (shape - 1), np.ones(8)]
+        apart = float(np.linalg.norm((corners @ (sform - qform).T)[:, :3], axis=1).max())  # mm, worst at a corner
+        voxel = float(min(nib.affines.voxel_sizes(sform)))
+        if not np.isfinite(apart) or apart <= SFORM_QFORM_TOL_VOXELS * voxel:
+            return []
+        names = header.get_value_label("sform_code"), header.get_value_label("qform_code")
+    except Exception:  # not a NIfTI header, or one nibabel cannot read these from: nothing to say
+        return []
+    what = f"{role} " if role else ""
+    problem = (f"{what}sform ({names[0]}) and qform ({names[1]}) disagree by up to {apart:.2f} mm; "
+               f"gliotype uses the sform, as nibabel does")
+    return [str(CaseError(patient_id, path, problem))]
 
 
 def _short(exc: Exception) -> str:
@@ -167,4 +200,4 @@ def _short(exc: Exception) -> str:
     return _PATH.sub(lambda m: Path(m.group(0)).name, one_line(exc, limit=4000))[:160]
 
 
-__all__ = ["SUPPORTED_SUFFIXES", "image_suffix", "load_volume"]
+__all__ = ["SFORM_QFORM_TOL_VOXELS", "SUPPORTED_SUFFIXES", "header_warnings", "image_suffix", "load_volume"]

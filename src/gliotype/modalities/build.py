@@ -37,7 +37,7 @@ import pandas as pd
 
 from gliotype import __version__
 from gliotype.config import GliotypeConfig, config_hash
-from gliotype.errors import one_line
+from gliotype.errors import one_line, stop_on_environment
 from gliotype.layout import WorkDir
 from gliotype.modalities.atlas import AtlasSampling, LoadedAtlas, atlas_sampling
 from gliotype.modalities.point_cloud import tumor_point_cloud
@@ -145,6 +145,7 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
         if case.get("fa") is not None:
             arrays["tract_fa"] = gather(case["fa"][None], sampling.tract_positions)
     except Exception as exc:  # one bad case never stops the cohort
+        stop_on_environment(exc)  # a full disk does
         reason = one_line(exc)
         log.warning("patient %s: modalities failed: %s", patient_id, reason)
         return ModalitiesResult(patient_id, "failed", reason)

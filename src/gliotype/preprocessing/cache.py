@@ -17,7 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from gliotype.errors import CaseError
+from gliotype.errors import CaseError, stop_on_environment
 from gliotype.layout import CaseDir
 from gliotype.preprocessing.ants_runtime import DEFAULT_ITK_THREADS
 from gliotype.preprocessing.images import write_text
@@ -30,12 +30,18 @@ PREPROCESS_VERSION = 2  # 2: ANTs seed + 1 (seed 0 meant the clock), one ITK thr
 
 
 def input_hashes(inputs: dict[str, Path], pid: str) -> dict[str, str]:
-    """role -> sha256 of the input file's bytes; a missing file is a CaseError."""
+    """role -> sha256 of the input file's bytes; a missing or unreadable file is a CaseError (too
+    many open files, the machine's problem, is an :class:`~gliotype.errors.EnvironmentProblem`)."""
     hashes = {}
     for role, path in inputs.items():
         if not path.is_file():
             raise CaseError(pid, path, f"{role} file not found")
-        hashes[role] = sha256_file(path)
+        try:
+            hashes[role] = sha256_file(path)
+        except OSError as exc:
+            stop_on_environment(exc)
+            raise CaseError(pid, path, f"{role} file cannot be read ({(exc.strerror or type(exc).__name__).lower()})") \
+                from None
     return hashes
 
 

@@ -28,19 +28,27 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from gliotype.errors import CaseError, one_line
+from gliotype.errors import CaseError, one_line, stop_on_environment
 from gliotype.input import InputRules, nonfinite_note
 from gliotype.layout import CaseDir, TransformsDir
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing import register as reg_mod
 from gliotype.preprocessing.ants_runtime import ants_module
 from gliotype.preprocessing.cache import PREPROCESS_VERSION
-from gliotype.preprocessing.images import on_grid, same_grid, to_ants, voxel_volume
+from gliotype.preprocessing.images import (
+    inverse_order,
+    is_identity_order,
+    reorder,
+    to_ants,
+    voxel_order,
+    voxel_volume,
+)
 from gliotype.preprocessing.inputs import load_inputs
 from gliotype.preprocessing.normalize import GM_METHODS, normalize, normalize_on_template, pre_registration_method
 from gliotype.preprocessing.outputs import SEQUENCES, write_volumes
 from gliotype.preprocessing.qc import qc_verdict, quality_control
 from gliotype.preprocessing.transforms import save_transforms
+from gliotype.utils.io import make_folder
 from gliotype.utils.logging import get_logger
 from gliotype.utils.timing import Laps
 
@@ -73,7 +81,16 @@ class NativeCase:
     tumor: np.ndarray  # mask > 0
     sequences: dict[str, np.ndarray]  # role -> float32 voxels, for SEQUENCES
     voxel_mm3: float
-    on_template: bool  # the native grid is the template grid: nothing to register
+    on_template: bool  # the native grid is the template grid (in any voxel order): nothing to register
+    template_order: np.ndarray | None = None  # native voxel order -> the template's (None: the same)
+
+    def to_template_order(self, data: np.ndarray) -> np.ndarray:
+        """A native-grid array of an ``on_template`` case as an array on the template grid (exact)."""
+        return np.array(data) if self.template_order is None else reorder(data, self.template_order)
+
+    def from_template_order(self, data: np.ndarray) -> np.ndarray:
+        """A template-grid array on the native grid of an ``on_template`` case (exact)."""
+        return np.array(data) if self.template_order is None else reorder(data, inverse_order(self.template_order))
 
 
 @dataclass
@@ -93,7 +110,7 @@ def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: 
     cfg = config.preprocess
     lap = Laps(ndigits=3)
     ctx = CaseContext(pid, inputs, cfg, load_template(int(round(cfg.spacing_mm))), say, qc, InputRules.of(config))
-    case.transforms.root.mkdir(parents=True, exist_ok=True)
+    make_folder(case.transforms.root)
     qc.update({"patient_id": pid, "version": PREPROCESS_VERSION})
 
     images = read_inputs(ctx)
@@ -123,13 +140,20 @@ def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: 
 
 def read_inputs(ctx: CaseContext) -> dict[str, nib.Nifti1Image]:
     """1. The input images by role, read and checked (:func:`gliotype.preprocessing.inputs.load_inputs`);
-    NaN or infinite voxels set to 0 (``preprocess.nonfinite: zero``) are a warning and go to ``qc.json``."""
+    NaN or infinite voxels set to 0 (``preprocess.nonfinite: zero``) and the reader's warnings (a sform
+    and a qform that disagree) go to the log, the patient's log and ``qc.json``."""
     images, repaired = load_inputs(ctx.inputs, ctx.pid, ctx.rules)
     ctx.qc["nonfinite"] = {"rule": ctx.rules.nonfinite, "set_to_zero": repaired}
     for role, count in repaired.items():
         note = nonfinite_note(role, count)
         ctx.say(note, logging.WARNING)
         log.warning("patient %s: %s", ctx.pid, note)
+    warnings = [w for img in images.values() for w in img.extra.get("warnings", [])]
+    for line in warnings:  # e.g. a sform and a qform that disagree: which one is used
+        log.warning("%s", line)
+        ctx.say(line, logging.WARNING)
+    if warnings:
+        ctx.qc["warnings"] = warnings
     ctx.say(f"loaded {', '.join(images)}; t1c grid {images['t1c'].shape} "
             f"voxel {np.round(nib.affines.voxel_sizes(images['t1c'].affine), 3).tolist()} mm")
     return images
@@ -137,7 +161,9 @@ def read_inputs(ctx: CaseContext) -> dict[str, nib.Nifti1Image]:
 
 def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: TransformsDir) -> NativeCase:
     """2. Everything onto the T1c grid: a sequence or FA on another grid is rigidly co-registered
-    (``preprocess.coregister``; transform in ``tdir``), the mask resampled in world coordinates."""
+    (``preprocess.coregister``; transform in ``tdir``), the mask resampled in world coordinates; an
+    image on the T1c grid's points in another voxel order (LPI against RAS) is reordered, exactly.
+    The case is ``on_template`` when the T1c grid holds the template grid's points, in any order."""
     from gliotype.preprocessing.register import resample_to, rigid_coregister
 
     cfg = ctx.cfg
@@ -147,14 +173,16 @@ def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: Trans
     for role in ("t1", "t2", "flair", "fa"):
         if role not in images:
             continue
-        img = images[role]
-        aligned = same_grid(img, ref)
+        img = _in_order_of(images[role], ref)
+        aligned = img is not None
+        img = img if aligned else images[role]
         if cfg.coregister == "always" or (cfg.coregister == "auto" and not aligned):
             ctx.say(f"{role}: rigid co-registration to t1c")
             path = tdir.coregistration(role)
             try:
                 out[role] = rigid_coregister(ref, img, cfg.spacing_mm, cfg.seed, path)
             except Exception as exc:
+                stop_on_environment(exc)
                 raise CaseError(ctx.pid, ctx.inputs[role],
                                 f"rigid co-registration of {role} to t1c failed ({one_line(exc)})")
             record[role] = path.name
@@ -166,8 +194,9 @@ def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: Trans
             out[role] = resample_to(ref, img, "linear")
             record[role] = None
     mask = images["mask"]
-    if same_grid(mask, ref):
-        out["mask"] = mask
+    on_ref = _in_order_of(mask, ref)
+    if on_ref is not None:
+        out["mask"] = on_ref
     else:
         ctx.say("mask: resampled onto the t1c grid (world coordinates, generic label interpolation)")
         res = resample_to(ref, nib.Nifti1Image(np.asarray(mask.dataobj, np.float32), mask.affine), "genericLabel")
@@ -177,9 +206,20 @@ def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: Trans
     if not (labels > 0).any():
         raise CaseError(ctx.pid, ctx.inputs["mask"], "mask is empty on the t1c grid")
     ctx.qc["coregistration"] = {k: ("rigid" if v else "none") for k, v in record.items()}
+    order = voxel_order(ref, ctx.template.shape, ctx.template.affine)
     return NativeCase(ref, out, record, labels, labels > 0,
                       {r: np.asarray(out[r].dataobj, dtype=np.float32) for r in SEQUENCES},
-                      voxel_volume(ref.affine), on_grid(ref, ctx.template.shape, ctx.template.affine))
+                      voxel_volume(ref.affine), order is not None,
+                      None if order is None or is_identity_order(order) else order)
+
+
+def _in_order_of(img: nib.Nifti1Image, ref: nib.Nifti1Image) -> nib.Nifti1Image | None:
+    """``img`` on ``ref``'s grid when both grids hold the same voxel centres (in any voxel order),
+    reordered exactly (``img`` itself when the grids are the same); else None."""
+    order = voxel_order(img, ref.shape[:3], ref.affine)
+    if order is None or is_identity_order(order):
+        return None if order is None else img
+    return nib.Nifti1Image(reorder(np.asarray(img.dataobj), order), ref.affine, extra=img.extra)
 
 
 def brain_mask(ctx: CaseContext, native: NativeCase) -> np.ndarray:
@@ -195,7 +235,7 @@ def brain_mask(ctx: CaseContext, native: NativeCase) -> np.ndarray:
         brain = brainmod.nonzero_brain_mask(t1c)
         how = "non-zero t1c (skull-stripped input)"
     elif native.on_template:
-        brain = (ctx.template.brain_mask > 0.5) & brainmod.head_mask(t1c)
+        brain = native.from_template_order(ctx.template.brain_mask > 0.5) & brainmod.head_mask(t1c)
         how = "template brain mask (input on the template grid, not skull-stripped)"
     else:
         brain = reg_mod.template_brain_mask(native.ref, native.sequences[cfg.moving], ctx.template,
@@ -257,13 +297,19 @@ def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences:
     if native.on_template:
         reg = reg_mod.identity_registration()
         reg.kind = "identity (input on the template grid)"
-        ctx.say("input is on the template grid: registration skipped")
+        if native.template_order is None:
+            ctx.say("input is on the template grid: registration skipped")
+        else:  # the same points in another voxel order: reordered exactly by apply_transforms
+            axes = "".join(nib.aff2axcodes(native.ref.affine))
+            reg.kind = f"identity (input on the template grid in {axes} voxel order: reordered)"
+            ctx.say(f"input is on the template grid in {axes} voxel order: voxels reordered, registration skipped")
         return reg
     moving = nib.Nifti1Image(sequences[cfg.moving], native.ref.affine)
     try:
         reg = reg_mod.register_to_template(moving, brain, native.tumor if cfg.mask_tumor else None, ctx.template,
                                            cfg.registration, cfg.spacing_mm, cfg.reg_iterations, cfg.seed)
     except Exception as exc:
+        stop_on_environment(exc)
         raise CaseError(ctx.pid, ctx.inputs[cfg.moving], f"registration to the template failed ({one_line(exc)})")
     ctx.say(f"registration {cfg.moving} -> template: {reg.kind} in {reg.seconds:.1f}s")
     return reg
@@ -272,9 +318,10 @@ def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences:
 def apply_transforms(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray,
                      sequences: dict[str, np.ndarray], fa: np.ndarray | None) -> TemplateCase:
     """5. The sequences, labels, brain mask and FA onto the template grid (zero outside the warped brain)."""
-    if native.on_template:
-        return TemplateCase(np.stack([sequences[r] for r in SEQUENCES]).astype(np.float32), native.mask.copy(),
-                            brain.copy(), fa)
+    if native.on_template:  # the same voxels in the template's order: exact, no interpolation
+        order = native.to_template_order
+        return TemplateCase(np.stack([order(sequences[r]) for r in SEQUENCES]).astype(np.float32), order(native.mask),
+                            order(brain), None if fa is None else order(fa))
     template, ref = ctx.template, native.ref
     wbrain = reg_mod.apply_forward(reg, template, ref, brain.astype(np.float32), "linear") > 0.5
     seqs = np.stack([reg_mod.apply_forward(reg, template, ref, sequences[r], "linear") for r in SEQUENCES])

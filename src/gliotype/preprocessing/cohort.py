@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gliotype.errors import CaseError, GliotypeError, one_line
+from gliotype.errors import CaseError, GliotypeError, one_line, stop_on_environment
 from gliotype.input import check_patient_id
 from gliotype.layout import WorkDir
 from gliotype.preprocessing.ants_runtime import DEFAULT_ITK_THREADS, use_itk_threads
@@ -39,6 +39,7 @@ from gliotype.preprocessing.cache import (
 from gliotype.preprocessing.case import run_case
 from gliotype.preprocessing.images import write_text
 from gliotype.preprocessing.inputs import case_inputs
+from gliotype.utils.io import make_folder
 from gliotype.utils.logging import get_logger
 from gliotype.utils.parallel import parallel_map
 
@@ -79,7 +80,9 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
     """Preprocess one patient (a manifest row: patient_id, t1, t1c, t2, flair, mask, [fa]).
 
     Never raises for a bad case: returns ``failed`` with a one-line reason (the
-    traceback of an unexpected error goes to the patient's ``preprocess.log``).
+    traceback of an unexpected error goes to the patient's ``preprocess.log``). An
+    environment error every next patient would hit too (a full disk, a read-only work
+    folder) is no bad case: it raises :class:`~gliotype.errors.EnvironmentProblem`.
     ``itk_threads``: ITK threads of this process (default 1: reproducible registrations);
     it takes effect only before ANTs first runs in the process
     (:func:`~gliotype.preprocessing.ants_runtime.use_itk_threads`).
@@ -101,7 +104,7 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
         if is_up_to_date(case, key):
             return CaseResult(pid, "skipped", "", {"seconds": round(time.perf_counter() - t0, 3)})
         mark_stale(case)
-        case.preprocessed.mkdir(parents=True, exist_ok=True)
+        make_folder(case.preprocessed)
         say(f"preprocessing {pid} (gliotype preprocessing v{PREPROCESS_VERSION}); config "
             f"{json.dumps(config.preprocess.model_dump(mode='json'), sort_keys=True)}")
         for role, path in inputs.items():
@@ -118,6 +121,7 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
         reason = f"{exc.file}: {exc.problem}" if exc.file else exc.problem
         qc = qc or {"patient_id": pid}
     except Exception as exc:  # never a traceback for the user; it goes to the log
+        stop_on_environment(exc)  # a full disk or a read-only folder is no patient's problem: stop
         reason = f"unexpected error: {type(exc).__name__}: {one_line(exc)}"
         say(traceback.format_exc(), logging.DEBUG)
     seconds = round(time.perf_counter() - t0, 3)
@@ -147,6 +151,7 @@ def _run_case(row: dict, workdir: WorkDir, config, itk_threads: int) -> CaseResu
     try:
         return preprocess_case(row, workdir, config, itk_threads)
     except Exception as exc:
+        stop_on_environment(exc)
         return CaseResult(str(row.get("patient_id", "")), "failed", f"unexpected error: {one_line(exc)}")
 
 
@@ -165,7 +170,8 @@ def _check_config(config) -> None:
 
 def preprocess_cohort(df: pd.DataFrame, workdir, config, workers: int = 1,
                       itk_threads: int = DEFAULT_ITK_THREADS) -> pd.DataFrame:
-    """Preprocess every manifest row; one bad case never stops the run.
+    """Preprocess every manifest row; one bad case never stops the run (a full disk or a
+    read-only work folder does: :class:`~gliotype.errors.EnvironmentProblem`, one line naming the path).
 
     Returns a DataFrame (patient_id, status, reason, seconds) in manifest order, also
     written to ``WORKDIR/preprocessing.csv``. ``workers > 1`` runs cases in separate

@@ -31,9 +31,42 @@ def same_grid(a: nib.Nifti1Image, b: nib.Nifti1Image, atol: float = 1e-3) -> boo
     return sa == sb and bool(np.allclose(aa, ab, atol=atol))
 
 
-def on_grid(img: nib.Nifti1Image, shape, affine, atol: float = 1e-3) -> bool:
-    """True when ``img`` lies on the grid ``(shape, affine)``."""
-    return tuple(img.shape[:3]) == tuple(shape) and bool(np.allclose(img.affine, affine, atol=atol))
+def voxel_order(img: nib.Nifti1Image, shape, affine, atol: float = 1e-3) -> np.ndarray | None:
+    """How ``img``'s voxel array becomes an array on the grid ``(shape, affine)`` when both grids
+    hold the same voxel centres in world space (within ``atol`` mm), in any voxel order (an axis
+    permutation and flips: LPI against RAS): a nibabel orientation transform for :func:`reorder`
+    (the identity for the same grid); None when the two grids are not the same points."""
+    src = np.asarray(img.affine, dtype=np.float64)
+    src_shape = tuple(int(s) for s in img.shape[:3])
+    try:
+        ornt = nib.orientations.ornt_transform(nib.orientations.io_orientation(src),
+                                               nib.orientations.io_orientation(np.asarray(affine, dtype=np.float64)))
+        moved = src @ nib.orientations.inv_ornt_aff(ornt, src_shape)
+    except ValueError:  # a degenerate affine has no orientation
+        return None
+    new_shape = [0, 0, 0]
+    for axis, (to, _) in enumerate(ornt):
+        new_shape[int(to)] = src_shape[axis]
+    if tuple(new_shape) != tuple(int(s) for s in shape) or not np.allclose(moved, affine, atol=atol):
+        return None
+    return ornt
+
+
+def reorder(data: np.ndarray, ornt: np.ndarray) -> np.ndarray:
+    """``data`` in the voxel order of :func:`voxel_order`'s ``ornt`` (exact: no interpolation; a copy)."""
+    return np.ascontiguousarray(nib.orientations.apply_orientation(np.asarray(data), ornt))
+
+
+def inverse_order(ornt: np.ndarray) -> np.ndarray:
+    """The orientation transform that undoes ``ornt``: ``reorder(reorder(x, o), inverse_order(o)) == x``."""
+    inv = np.empty_like(np.asarray(ornt, dtype=np.float64))
+    for axis, (to, flip) in enumerate(ornt):
+        inv[int(to)] = (axis, flip)
+    return inv
+
+
+def is_identity_order(ornt: np.ndarray) -> bool:
+    return bool(np.array_equal(np.asarray(ornt), [[0, 1], [1, 1], [2, 1]]))
 
 
 def voxel_volume(affine: np.ndarray) -> float:

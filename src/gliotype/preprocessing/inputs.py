@@ -38,7 +38,8 @@ def case_inputs(row: dict, pid: str) -> dict[str, Path]:
 def load_inputs(inputs: dict[str, Path], pid: str,
                 rules: InputRules = InputRules()) -> tuple[dict[str, nib.Nifti1Image], dict[str, int]]:
     """role -> image, read and checked under ``rules`` role by role as the validator does, and
-    role -> voxels set to 0 (``preprocess.nonfinite: zero``; empty otherwise).
+    role -> voxels set to 0 (``preprocess.nonfinite: zero``; empty otherwise). Each image keeps the
+    reader's warnings in ``extra["warnings"]`` (:func:`gliotype.input.volumes.header_warnings`).
 
     Sequences and FA: :func:`gliotype.input.check_finite`, then float32; a sequence that is
     all zero is a CaseError. The mask: uint8 labels (:func:`gliotype.input.check_tumor_mask`).
@@ -50,14 +51,14 @@ def load_inputs(inputs: dict[str, Path], pid: str,
         if problem:
             raise CaseError(pid, path, f"{role} {problem}")
         if role == "mask":
-            images[role] = nib.Nifti1Image(check_tumor_mask(img, pid, path), img.affine)
+            images[role] = nib.Nifti1Image(check_tumor_mask(img, pid, path), img.affine, extra=img.extra)
             continue
         data, count = check_finite(np.asanyarray(img.dataobj), pid, path, role, rules.nonfinite)
         if count:
             repaired[role] = count
         if role != "fa" and not np.any(data):
             raise CaseError(pid, path, f"{role} image is all zeros")
-        images[role] = nib.Nifti1Image(data.astype(np.float32), img.affine)
+        images[role] = nib.Nifti1Image(data.astype(np.float32), img.affine, extra=img.extra)
     return images, repaired
 
 

@@ -27,13 +27,14 @@ from gliotype.layout import TransformsDir, WorkDir
 from gliotype.preprocessing.ants_runtime import ants_module
 from gliotype.preprocessing.images import copy_file, from_ants, grid_image, to_ants, write_text
 from gliotype.preprocessing.register import Registration
+from gliotype.utils.io import make_folder
 
 
 def save_transforms(reg: Registration, folder: Path | TransformsDir, native: nib.Nifti1Image, template,
                     coreg: dict) -> dict:
     """Copy the transform files into ``folder`` with stable names and write transforms.json (atomic)."""
     folder = TransformsDir.of(folder)
-    folder.root.mkdir(parents=True, exist_ok=True)
+    make_folder(folder.root)
     names: dict[str, str] = {}
 
     def stable(path: str) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from gliotype.errors import one_line
+from gliotype.errors import one_line, stop_on_environment
 from gliotype.layout import WorkDir
 from gliotype.self_supervised.inputs import (
     available_patients,
@@ -84,6 +84,7 @@ def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] 
             write_record(record, patient_key, [path.name])
             rows.append({"patient_id": pid, "status": "done", "reason": ""})
         except Exception as exc:  # one bad case never stops the cohort
+            stop_on_environment(exc)  # a full disk does
             rows.append({"patient_id": pid, "status": "failed", "reason": one_line(exc)})
             log.warning("patient %s: brain network failed: %s", pid, rows[-1]["reason"])
     table = pd.DataFrame(rows, columns=["patient_id", "status", "reason"])

@@ -6,7 +6,9 @@ modalities, descriptors, Table 2 rows).
 memory, a crash in native code) costs only its item: every item the broken pool did not
 finish is run again alone, in a one-worker pool of its own, and an item that kills that
 worker too gets ``on_crash(item)`` as its result (without ``on_crash`` the error is
-raised). One progress bar follows the items.
+raised). An error ``fn`` raises ends the map at once: the items not started are cancelled
+(a per-patient stage raises only what every next item would hit too, e.g. a full disk:
+:func:`gliotype.errors.stop_on_environment`). One progress bar follows the items.
 """
 
 from __future__ import annotations
@@ -55,14 +57,18 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, 
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer) as pool:
             futures = {pool.submit(fn, items[i]): i for i in range(len(items))}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                try:
-                    results[i] = fut.result()
-                except BrokenProcessPool:  # this item's worker, or another one of the pool, died
-                    crashed.append(i)
-                    continue
-                next(ticks, None)
+            try:
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        results[i] = fut.result()
+                    except BrokenProcessPool:  # this item's worker, or another one of the pool, died
+                        crashed.append(i)
+                        continue
+                    next(ticks, None)
+            except BaseException:  # an item raised (a full disk stops a stage): start no other item
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         for i in sorted(crashed):  # each alone, so an item that kills its worker costs only itself
             results[i] = _alone(fn, items[i], ctx, initializer, retries, on_crash)
             next(ticks, None)

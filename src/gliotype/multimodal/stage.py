@@ -29,7 +29,7 @@ from gliotype.multimodal.data import collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.utils.io import atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
-from gliotype.utils.training import fit, load_weights, save_weights, seed_everything, train_loader
+from gliotype.utils.training import WeightsError, fit, load_weights, save_weights, seed_everything, train_loader
 
 log = get_logger(__name__)
 FEATURE_GROUPS = ("u_I", "u_P", "u_T", "u_B")
@@ -122,7 +122,10 @@ def train_multimodal(
     key = model_key(config, train_ids, val_ids, unlabelled)
     model = build_model(config)
     if out.meta.exists() and json.loads(out.meta.read_text()).get("key") == key:
-        return load_weights(model, out.weights).eval()
+        try:
+            return load_weights(model, out.weights).eval()
+        except WeightsError as exc:  # a cache: trained again (its checkpoint, if sound, is reused)
+            log.warning("%s; training the multi-modal network again", exc)
     save_config(config, out.config)
     generator = seed_everything(config.seed)
     model = build_model(config)

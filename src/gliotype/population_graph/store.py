@@ -20,7 +20,10 @@ from gliotype.config.schema import PopulationGraphConfig
 from gliotype.layout import GraphRowDir
 from gliotype.population_graph.gnn import PopulationGNN
 from gliotype.utils.io import atomic_path, atomic_write
-from gliotype.utils.training import load_weights, save_weights
+from gliotype.utils.logging import get_logger
+from gliotype.utils.training import WeightsError, load_weights, save_weights
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -66,7 +69,11 @@ def load_row(folder: GraphRowDir, key: str) -> TrainedRow | None:
     meta = json.loads(folder.meta.read_text())
     if meta.get("key") != key:
         return None
-    model = load_weights(PopulationGNN.from_sizes(meta), folder.weights).eval()
+    try:
+        model = load_weights(PopulationGNN.from_sizes(meta), folder.weights).eval()
+    except WeightsError as exc:  # a cache: the row is trained again
+        log.warning("%s; training this graph row again", exc)
+        return None
     with np.load(folder.predictions, allow_pickle=False) as z:
         p_threshold = z["p_threshold"] if "p_threshold" in z.files else None
         return TrainedRow(model, z["probability"], p_threshold, z["validation_nodes"].astype(np.int64),

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from gliotype.errors import one_line
+from gliotype.errors import CaseError, one_line
 from gliotype.layout import WorkDir
 from gliotype.self_supervised.inputs import (
     available_patients,
@@ -87,10 +87,17 @@ def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] 
 
 
 def _stored_key(path: Path) -> str | None:
+    """The key stamped on a stored brain network; None when the file cannot be read (it is
+    then encoded again)."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        return (f.metadata() or {}).get("key")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("key")
+    except Exception:
+        log.warning("%s: %s is unreadable (truncated or not a safetensors file); encoding it again",
+                    path.parent.name, path.name)
+        return None
 
 
 def load_brain_network(workdir: str | Path | WorkDir, patient_id: str):
@@ -98,5 +105,12 @@ def load_brain_network(workdir: str | Path | WorkDir, patient_id: str):
     (2, T) 0-based region indices of each tract (one direction), ``edge_attr`` (T, 16)."""
     from torch_geometric.data import Data
 
-    t = load_file(str(WorkDir.of(workdir).case(patient_id).brain_network))
+    path = WorkDir.of(workdir).case(patient_id).brain_network
+    try:
+        t = load_file(str(path))
+    except FileNotFoundError:
+        raise CaseError(patient_id, path, "no brain network: run `gliotype ssl encode` first") from None
+    except Exception:
+        raise CaseError(patient_id, path, "unreadable (truncated or not a safetensors file): run "
+                        "`gliotype ssl encode` again") from None
     return Data(x=t["x"], edge_index=t["edge_index"], edge_attr=t["edge_attr"])

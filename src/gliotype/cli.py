@@ -68,7 +68,9 @@ cohort_app = typer.Typer(help="Find and check the patients of a cohort.", no_arg
 config_app = typer.Typer(help="Show the resolved configuration of a preset.", no_args_is_help=True)
 ssl_app = typer.Typer(help="Self-supervised brain-network construction (section 3.2, eq. 1).", no_args_is_help=True)
 atlas_app = typer.Typer(help="The brain-network atlases: AAL regions (nodes) and tracts (edges).", no_args_is_help=True)
-for sub, name in ((cohort_app, "cohort"), (config_app, "config"), (ssl_app, "ssl"), (atlas_app, "atlas")):
+model_app = typer.Typer(help="Sign a trained model folder and check its signature (Ed25519).", no_args_is_help=True)
+for sub, name in ((cohort_app, "cohort"), (config_app, "config"), (ssl_app, "ssl"), (atlas_app, "atlas"),
+                  (model_app, "model")):
     app.add_typer(sub, name=name)
 
 PRESET = typer.Option("cpu", "--preset", help="paper, cpu or tiny.")
@@ -312,6 +314,9 @@ def predict(
     patient_id: Optional[str] = typer.Option(None, "--patient-id", help="ID in the outputs (default: from the names)."),
     draws: int = typer.Option(100, "--draws", help="Re-predictions for the uncertainty interval (0: none)."),
     no_explain: bool = typer.Option(False, "--no-explain", help="Skip Grad-CAM, GNNExplainer and the figures."),
+    require_signature: Optional[Path] = typer.Option(
+        None, "--require-signature", metavar="PUBLIC_KEY",
+        help="The author's public key (PEM): refuse a model folder not signed with it or changed since."),
 ) -> None:
     """Predict the IDH status of one patient: prediction.json, report.html, Figs. 7-8, Grad-CAM maps."""
     from gliotype.prediction import inputs_from_case, load_model, predict_patient
@@ -322,12 +327,47 @@ def predict(
         _fail("give either --case or the five files --t1 --t1c --t2 --flair --mask, not both")
     if case is None and missing:
         _fail(f"missing {', '.join(missing)} (or give --case DIR)")
+    trained = load_model(model, public_key=require_signature)  # a refused model stops before the patient's files
     pid, inputs = inputs_from_case(case, patient_id) if case is not None else (patient_id, files)
     pid = patient_id or pid
-    res = predict_patient(load_model(model), inputs, pid, out, draws=draws, explain=not no_explain)
+    res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain)
     (lo, hi), threshold = res.interval, res.record["threshold"]
     typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
                f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}\nreport: {out / 'report.html'}")
+
+
+@model_app.command("keygen")
+def model_keygen(out: Path = typer.Option(..., "--out", help="Folder for private_key.pem and public_key.pem.")) -> None:
+    """Make an Ed25519 key pair: private_key.pem (mode 0600, keep it secret) and public_key.pem (share it)."""
+    from gliotype.bundle import generate_key_pair
+
+    pair = generate_key_pair(out)
+    typer.echo(f"key {pair.key_id}: {pair.private.name} (private, mode 0600: keep it to yourself) and "
+               f"{pair.public.name} (give it to the users of your models)")
+
+
+@model_app.command("sign")
+def model_sign(
+    model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="Trained model folder (RUNDIR/model)."),
+    key: Path = typer.Option(..., "--key", metavar="PRIVATE_KEY", help="Your private key (from `model keygen`)."),
+) -> None:
+    """Sign a model folder: manifest.sig, the signature of manifest.json (the sha256 of every file)."""
+    from gliotype.bundle import sign_bundle
+
+    signed = sign_bundle(model_dir, key)
+    typer.echo(f"model folder {model_dir.name} signed with key {signed.key_id} ({signed.files} files)")
+
+
+@model_app.command("verify")
+def model_verify(
+    model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="Trained model folder (RUNDIR/model)."),
+    key: Path = typer.Option(..., "--key", metavar="PUBLIC_KEY", help="The author's public key (PEM)."),
+) -> None:
+    """Check a model folder's signature with its author's public key, and every file against it."""
+    from gliotype.bundle import verify_bundle
+
+    signed = verify_bundle(model_dir, key)
+    typer.echo(f"model folder {model_dir.name}: signed with key {signed.key_id}, its {signed.files} files unchanged")
 
 
 @app.command()

@@ -39,6 +39,18 @@ def test_killed_and_resumed_multimodal_training_equals_uninterrupted(tiny_run, t
     hb = pd.read_csv(tmp_path / "b" / "checkpoints" / "history.csv")
     pd.testing.assert_series_equal(ha["loss"], hb["loss"])
 
+    # a cached network whose weights file is unreadable is a cache miss: one warning naming the
+    # file, and the (sound, finished) checkpoint gives the same network back without training
+    weights = tmp_path / "a" / "model.safetensors"
+    expected = {k: v.clone() for k, v in wa.items()}  # load_file maps the file: copy before truncating it
+    weights.write_bytes(weights.read_bytes()[:64])
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train_multimodal(work, tmp_path / "a", ids, labels, config)
+    assert "weights file a/model.safetensors is unreadable" in caplog.text and "resuming" not in caplog.text
+    again = load_file(str(weights))
+    assert again.keys() == expected.keys() and all(torch.equal(expected[k], again[k]) for k in expected)
+
 
 def test_each_epoch_draws_other_rotations():
     """The augmentation stream differs from epoch to epoch (reseeding must not repeat one epoch)."""

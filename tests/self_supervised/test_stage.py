@@ -90,6 +90,28 @@ def test_encoding_is_deterministic_to_the_byte(trained, tmp_path):
     assert {pid: f.read_bytes() for pid, f in files.items()} == before
 
 
+def test_an_unreadable_brain_network_is_named_and_encoded_again(trained, caplog):
+    """A truncated x_B: reading it is one line naming the patient and the file (no safetensors
+    text); ``ssl encode`` takes it for not encoded and writes it again, the same bytes."""
+    from gliotype.errors import CaseError
+
+    root, _, _ = trained
+    encode_brain_networks(root)
+    path = root / "patients" / "P4" / "brain_network.safetensors"
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 3])
+    with pytest.raises(CaseError) as err:
+        load_brain_network(root, "P4")
+    assert str(err.value) == ("patient P4 [brain_network.safetensors]: unreadable (truncated or not a safetensors "
+                              "file): run `gliotype ssl encode` again")
+    with caplog.at_level("WARNING"):
+        table = encode_brain_networks(root)
+    assert dict(zip(table["patient_id"], table["status"]))["P4"] == "done"
+    assert set(table.loc[table["patient_id"] != "P4", "status"]) == {"skipped"}
+    assert "P4: brain_network.safetensors is unreadable" in caplog.text
+    assert path.read_bytes() == good
+
+
 def test_rerun_reuses_trained_models(trained):
     root, _, report = trained
     mtime = (root / "ssl" / "edge_model.safetensors").stat().st_mtime_ns

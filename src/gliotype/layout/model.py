@@ -76,6 +76,7 @@ class ModelDir(_Folder):
 
         MODEL/
             config.yaml  manifest.json (sha256 of every other file)
+            manifest.sig       the Ed25519 signature of manifest.json (optional: gliotype model sign)
             ssl/               SslDir (the copied models)
             atlas/             AtlasDir (the copied positions + regions.npz)
             multimodal/        MultiModalDir (weights, model.json)
@@ -89,6 +90,11 @@ class ModelDir(_Folder):
     @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
+
+    @property
+    def signature(self) -> Path:
+        """``manifest.sig``: the Ed25519 signature of ``manifest.json`` (absent: an unsigned folder)."""
+        return self.root / "manifest.sig"
 
     @property
     def ssl(self) -> SslDir:
@@ -107,7 +113,8 @@ class ModelDir(_Folder):
         return PopulationGraphDir(self.root / "population_graph")
 
     def required(self) -> tuple[str, ...]:
-        """The files a complete model folder holds (``manifest.json`` aside), relative, ``/``-separated."""
+        """The files a complete model folder holds (``manifest.json`` and ``manifest.sig`` aside), relative,
+        ``/``-separated: every file :func:`gliotype.prediction.load_model` reads."""
         pg = self.population_graph
         paths = (self.config, *self.ssl.copied, *self.atlas.copied, *self.multimodal.copied, pg.nodes, pg.gnn,
                  pg.meta, pg.standardisation, self.atlas.regions)

@@ -30,7 +30,7 @@ from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.records import records_key, reusable_record, write_record
-from gliotype.utils.training import fit, load_weights, save_weights, seed_everything, train_loader
+from gliotype.utils.training import WeightsError, fit, load_weights, save_weights, seed_everything, train_loader
 
 log = get_logger(__name__)
 FEATURE_GROUPS = ("u_I", "u_P", "u_T", "u_B")
@@ -133,7 +133,10 @@ def train_multimodal(
     key = model_key(workdir, config, train_ids, val_ids, unlabelled)
     model = build_model(config)
     if reusable_record(out.meta, key, what=f"model {out.root.name}") is not None:
-        return load_weights(model, out.weights).eval()
+        try:
+            return load_weights(model, out.weights).eval()
+        except WeightsError as exc:  # a cache: trained again (its checkpoint, if sound, is reused)
+            log.warning("%s; training the multi-modal network again", exc)
     save_config(config, out.config)
     generator = seed_everything(config.seed)
     model = build_model(config)

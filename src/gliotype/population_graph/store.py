@@ -21,8 +21,11 @@ from gliotype.config.schema import PopulationGraphConfig
 from gliotype.layout import GraphRowDir
 from gliotype.population_graph.gnn import PopulationGNN
 from gliotype.utils.io import atomic_path
+from gliotype.utils.logging import get_logger
 from gliotype.utils.records import reusable_record, write_record
-from gliotype.utils.training import load_weights, save_weights
+from gliotype.utils.training import WeightsError, load_weights, save_weights
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -67,7 +70,11 @@ def load_row(folder: GraphRowDir, key: str) -> TrainedRow | None:
     meta = reusable_record(folder.meta, key, what=f"population graph {folder.root.name}")
     if meta is None:
         return None
-    model = load_weights(PopulationGNN.from_sizes(meta), folder.weights).eval()
+    try:
+        model = load_weights(PopulationGNN.from_sizes(meta), folder.weights).eval()
+    except WeightsError as exc:  # a cache: the row is trained again
+        log.warning("%s; training this graph row again", exc)
+        return None
     with np.load(folder.predictions, allow_pickle=False) as z:
         p_threshold = z["p_threshold"] if "p_threshold" in z.files else None
         return TrainedRow(model, z["probability"], p_threshold, z["validation_nodes"].astype(np.int64),

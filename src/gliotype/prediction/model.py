@@ -1,7 +1,11 @@
 """Load a trained-model folder (``RUNDIR/model``, written by :mod:`gliotype.experiment.export`).
 
 Every file the prediction reads is checked against its sha256 in ``manifest.json``
-first; a modified, missing or unlisted file stops the loading with one line. Nothing
+first; a modified, missing or unlisted file stops the loading with one line. With the
+author's public key the manifest's signature is checked too (``manifest.sig``,
+:mod:`gliotype.bundle.signature`): an unsigned, re-signed or tampered folder is refused;
+without it a signed folder whose manifest changed since it was signed loads with a
+warning. Nothing
 is unpickled: weights are safetensors, arrays ``np.load(allow_pickle=False)``, the rest
 JSON and YAML (``yaml.safe_load``).
 """
@@ -20,7 +24,7 @@ import yaml
 from gliotype import __version__
 from gliotype.config import GliotypeConfig
 from gliotype.config.loader import values_hash
-from gliotype.bundle import ModelError, model_id, verify_manifest
+from gliotype.bundle import ModelError, model_id, stale_signature, verify_bundle, verify_manifest
 from gliotype.errors import GliotypeError, one_line
 from gliotype.layout import ModelDir
 from gliotype.utils.logging import get_logger
@@ -64,6 +68,7 @@ class TrainedModel:
     graph_check: float | None  # max |p(rebuilt graph) - stored p| over the stored nodes
     atlas: LoadedAtlas  # the atlas positions and tract matrix of training (``atlas/``)
     self_supervised: SelfSupervisedModels  # the brain-network encoders (``ssl/``)
+    signed_by: str | None = None  # the key id whose signature was checked when loading (None: not checked)
 
     @property
     def threshold(self) -> float:
@@ -112,8 +117,12 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def load_model(model_dir: str | Path) -> TrainedModel:
-    """Verify and load a model folder (``RUNDIR/model``)."""
+def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> TrainedModel:
+    """Verify and load a model folder (``RUNDIR/model``).
+
+    ``public_key``: a PEM file of the model author's Ed25519 public key; the folder must then
+    be signed with that key and unchanged since (:class:`gliotype.bundle.SignatureError`).
+    """
     from gliotype.modalities.atlas import LoadedAtlas
     from gliotype.multimodal.stage import load_multimodal
     from gliotype.population_graph import PopulationGNN, predict_proba, select_features
@@ -123,7 +132,14 @@ def load_model(model_dir: str | Path) -> TrainedModel:
 
     layout = ModelDir.of(model_dir)
     folder, pg = layout.root, layout.population_graph
-    manifest = verify_manifest(layout)
+    signed_by = None
+    if public_key is not None:
+        signed = verify_bundle(layout, public_key)
+        manifest, signed_by = signed.manifest, signed.key_id
+    else:
+        manifest = verify_manifest(layout)
+        if (problem := stale_signature(layout)) is not None:
+            log.warning(problem)
     try:
         raw = yaml.safe_load(layout.config.read_text())
         config = GliotypeConfig.model_validate(raw)
@@ -178,7 +194,8 @@ def load_model(model_dir: str | Path) -> TrainedModel:
                         graph=graph, edge_features=edge_z, node_mean=node_mean, node_std=node_std,
                         edge_mean=edge_mean, edge_std=edge_std, stored_probability=stored_p,
                         labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
-                        region_names=names, graph_check=check, atlas=atlas, self_supervised=ssl)
+                        region_names=names, graph_check=check, atlas=atlas, self_supervised=ssl,
+                        signed_by=signed_by)
 
 
 __all__ = ["ModelError", "TrainedModel", "load_model", "verify_manifest"]

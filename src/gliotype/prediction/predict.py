@@ -170,6 +170,7 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
             "gliotype_version": model.version,
             "config_hash": model.config_hash,
             "model_id": model.model_id,
+            "signature_key_id": model.signed_by,  # the key its signature was checked with (None: not checked)
             "preset": config.preset,
             "population_graph": f"node {model.meta['node_weight']}, edge r({model.meta['edge_weight']}), "
                                 f"theta {model.theta:g}",

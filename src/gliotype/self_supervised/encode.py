@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from gliotype.errors import one_line, stop_on_environment
+from gliotype.errors import CaseError, one_line, stop_on_environment
 from gliotype.layout import WorkDir
 from gliotype.self_supervised.inputs import (
     available_patients,
@@ -97,5 +97,12 @@ def load_brain_network(workdir: str | Path | WorkDir, patient_id: str):
     (2, T) 0-based region indices of each tract (one direction), ``edge_attr`` (T, 16)."""
     from torch_geometric.data import Data
 
-    t = load_file(str(WorkDir.of(workdir).case(patient_id).brain_network))
+    path = WorkDir.of(workdir).case(patient_id).brain_network
+    try:
+        t = load_file(str(path))
+    except FileNotFoundError:
+        raise CaseError(patient_id, path, "no brain network: run `gliotype ssl encode` first") from None
+    except Exception:
+        raise CaseError(patient_id, path, "unreadable (truncated or not a safetensors file): run "
+                        "`gliotype ssl encode` again") from None
     return Data(x=t["x"], edge_index=t["edge_index"], edge_attr=t["edge_attr"])

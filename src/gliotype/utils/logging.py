@@ -13,6 +13,22 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name if name.startswith(_ROOT) else f"{_ROOT}.{name}")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is emitted, not as it was when the handler
+    was made (a program, or a test runner, that swaps stderr between two commands)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it
+        pass
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     """Configure the ``gliotype`` logger once (idempotent)."""
     logger = logging.getLogger(_ROOT)
@@ -20,7 +36,7 @@ def setup_logging(level: str | int = "INFO") -> None:
         level = logging.getLevelName(level.upper())
     logger.setLevel(level)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         logger.propagate = False

@@ -1,4 +1,4 @@
-"""The model folder's layout and manifest (gliotype.layout.ModelDir, gliotype.bundle)."""
+"""The model folder's layout and manifest (gliotype.layout.ModelDir, gliotype.bundle.manifest)."""
 
 import json
 
@@ -51,3 +51,15 @@ def test_manifest_round_trip_and_every_failure_names_the_file(tmp_path):
     with pytest.raises(ModelError, match="outside the folder"):
         verify_manifest(model)
     assert str(tmp_path) not in str(pytest.raises(ModelError, verify_manifest, tmp_path / "nowhere").value)
+
+
+def test_the_manifest_never_lists_the_signature_and_a_new_export_drops_an_old_one(tmp_path):
+    """manifest.sig signs manifest.json, so it cannot be listed in it; rewriting the manifest (a new
+    export into the same folder) removes the old signature: the folder is then plainly unsigned."""
+    model = _bundle(tmp_path)
+    model.signature.write_text("an old signature")
+    write_manifest(model, "abc")
+    assert not model.signature.exists()
+    assert set(json.loads(model.manifest.read_text())["files"]) == set(model.required())
+    model.signature.write_text("a signature")
+    assert set(verify_manifest(model)["files"]) == set(model.required())  # manifest.sig is no changed file

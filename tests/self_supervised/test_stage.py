@@ -108,7 +108,7 @@ def test_an_unreadable_brain_network_is_named_and_encoded_again(trained, caplog)
         table = encode_brain_networks(root)
     assert dict(zip(table["patient_id"], table["status"]))["P4"] == "done"
     assert set(table.loc[table["patient_id"] != "P4", "status"]) == {"skipped"}
-    assert "P4: brain_network.safetensors is unreadable" in caplog.text
+    assert "patient P4: cached file brain_network.safetensors changed since it was written" in caplog.text
     assert path.read_bytes() == good
 
 

@@ -185,4 +185,4 @@ def test_a_truncated_cached_graph_row_is_trained_again(tmp_path, caplog):
     folder.weights.write_bytes(folder.weights.read_bytes()[:50])
     with caplog.at_level(logging.WARNING):
         assert load_row(folder, "key") is None
-    assert "row/gnn.safetensors is unreadable" in caplog.text
+    assert "population graph row: cached file gnn.safetensors changed since it was written" in caplog.text

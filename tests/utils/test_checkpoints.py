@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gliotype.config.schema import ScheduleConfig
 from gliotype.errors import GliotypeError
-from gliotype.utils.training import WeightsError, fit, load_weights, save_weights
+from gliotype.utils.training import fit
+from gliotype.utils.weights import WeightsError, load_weights, save_weights
 
 EPOCHS = 4
 

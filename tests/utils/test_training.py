@@ -6,7 +6,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from gliotype.config.schema import ScheduleConfig
-from gliotype.utils.training import fit, load_weights, save_weights
+from gliotype.utils.training import fit
+from gliotype.utils.weights import load_weights, save_weights
 
 
 def _setup(epochs=10):

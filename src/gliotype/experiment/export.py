@@ -24,7 +24,7 @@ from gliotype.bundle import write_manifest
 from gliotype.config import GliotypeConfig, config_hash, save_config
 from gliotype.layout import ModelDir, MultiModalDir, WorkDir
 from gliotype.utils.io import atomic_path, atomic_write
-from gliotype.utils.training import save_weights
+from gliotype.utils.weights import save_weights
 
 
 def export_model(

@@ -30,7 +30,8 @@ from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.records import records_key, reusable_record, write_record
-from gliotype.utils.training import WeightsError, fit, load_weights, save_weights, seed_everything, train_loader
+from gliotype.utils.training import fit, seed_everything, train_loader
+from gliotype.utils.weights import WeightsError, load_weights, save_weights
 
 log = get_logger(__name__)
 FEATURE_GROUPS = ("u_I", "u_P", "u_T", "u_B")

@@ -23,7 +23,7 @@ from gliotype.population_graph.gnn import PopulationGNN
 from gliotype.utils.io import atomic_path
 from gliotype.utils.logging import get_logger
 from gliotype.utils.records import reusable_record, write_record
-from gliotype.utils.training import WeightsError, load_weights, save_weights
+from gliotype.utils.weights import WeightsError, load_weights, save_weights
 
 log = get_logger(__name__)
 

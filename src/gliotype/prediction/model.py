@@ -128,7 +128,7 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
     from gliotype.population_graph import PopulationGNN, predict_proba, select_features
     from gliotype.population_graph.graph import PopulationGraph, correlation_edges
     from gliotype.self_supervised import SelfSupervisedModels
-    from gliotype.utils.training import load_weights
+    from gliotype.utils.weights import load_weights
 
     layout = ModelDir.of(model_dir)
     folder, pg = layout.root, layout.population_graph

@@ -50,7 +50,8 @@ from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencode
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
 from gliotype.utils.records import reusable_record, write_record
-from gliotype.utils.training import fit, load_weights, save_weights, seed_everything
+from gliotype.utils.training import fit, seed_everything
+from gliotype.utils.weights import load_weights, save_weights
 
 log = get_logger(__name__)
 

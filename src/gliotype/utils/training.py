@@ -1,41 +1,29 @@
-"""Training plumbing shared by every stage: optimisers, the step schedule, checkpoints.
+"""Training plumbing shared by every stage: seeds, loaders, optimisers, the step schedule, :func:`fit`.
 
 "The learning rate is reduced to 90% after every 50 epochs" (section 4.3) is a
-``StepLR(step_size=lr_step_epochs, gamma=lr_gamma)``. Checkpoints are written
-atomically every epoch: weights as safetensors, optimiser/scheduler state loaded
-with ``torch.load(weights_only=True)`` (no arbitrary unpickling). A checkpoint file that
-cannot be read back (truncated, foreign, not the one its state names) is set aside with
-a one-line warning and the training starts again (:meth:`Checkpointer.restore`); an
-unreadable weights file elsewhere is one line naming it (:class:`WeightsError`), never
-torch's or safetensors' own advice.
+``StepLR(step_size=lr_step_epochs, gamma=lr_gamma)``. :func:`fit` writes a checkpoint
+every epoch (:mod:`gliotype.utils.checkpoints`) and resumes from it; weights files are
+:mod:`gliotype.utils.weights`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
 import random
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gliotype.config.schema import ScheduleConfig
-from gliotype.errors import GliotypeError
-from gliotype.utils.io import atomic_path, atomic_write, sha256_file
+from gliotype.utils.checkpoints import Checkpointer
 from gliotype.utils.logging import get_logger
+from gliotype.utils.weights import load_weights, save_weights
 
 log = get_logger(__name__)
-
-
-class WeightsError(GliotypeError):
-    """A weights file that cannot be read (truncated, not safetensors) or does not fit its network."""
 
 
 @contextlib.contextmanager
@@ -84,192 +72,6 @@ def make_optimizer(params, schedule: ScheduleConfig) -> torch.optim.Optimizer:
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig):
     """lr x ``lr_gamma`` every ``lr_step_epochs`` epochs."""
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=schedule.lr_step_epochs, gamma=schedule.lr_gamma)
-
-
-@dataclass
-class Checkpoint:
-    """A training state restored from disk."""
-
-    epoch: int
-    history: list[dict]
-
-
-class Checkpointer:
-    """Save and restore ``model + optimiser + scheduler + history`` in one folder.
-
-    Files: ``model.safetensors`` (weights), ``state.pt`` (optimiser, scheduler, RNG, and the
-    key and sha256 of the weights it goes with), ``history.json`` (one row per finished
-    epoch), ``key.txt`` (what was being trained: config, patients, code version). Each is
-    written atomically and ``state.pt`` last, so a checkpoint is complete when ``state.pt``
-    exists and names the same weights and key. The folder holds one checkpoint, the last
-    epoch's: a checkpoint of another key is never resumed (it is overwritten by the new
-    training), and one that cannot be read back is set aside (:meth:`restore`), so the
-    training starts again from epoch 1 (every epoch is a function of the seed and its
-    number: the restarted training ends with the same weights).
-    """
-
-    def __init__(self, folder: str | Path, key: str = "", desc: str = "training"):
-        self.folder = Path(folder)
-        self.key = key
-        self.desc = desc
-
-    @property
-    def weights(self) -> Path:
-        return self.folder / "model.safetensors"
-
-    @property
-    def state(self) -> Path:
-        return self.folder / "state.pt"
-
-    @property
-    def history(self) -> Path:
-        return self.folder / "history.json"
-
-    def save(self, epoch: int, model: nn.Module, optimizer, scheduler, history: list[dict]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.folder / "key.txt", self.key)
-        save_weights(model, self.weights)
-        atomic_write(self.history, json.dumps(history, indent=1))
-        state = {
-            "epoch": epoch,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "key": self.key,
-            "weights_sha256": sha256_file(self.weights),
-        }
-        with atomic_path(self.state) as tmp:
-            torch.save(state, tmp)
-
-    def restore(self, model: nn.Module, optimizer, scheduler) -> Checkpoint | None:
-        """Load the last complete checkpoint into the objects; None when there is none.
-
-        A checkpoint file that cannot be read back (``state.pt`` truncated or not written by
-        gliotype, e.g. a pickle of other objects, which is never unpickled; weights truncated
-        or not the ones ``state.pt`` names; an unreadable history) is renamed
-        ``NAME.bad-<time>`` beside it with a one-line warning naming it, the objects are left
-        as they were, and None is returned: the training starts again from epoch 1.
-        """
-        if not self.state.exists() or not self.weights.exists():
-            return None
-        key_file = self.folder / "key.txt"
-        if (key_file.read_text() if key_file.exists() else "") != self.key:
-            return None
-        before = _snapshot(model, optimizer, scheduler)
-        suspect = self.state
-        try:
-            state = _read_state(self.state)
-            if state.get("key", self.key) != self.key:  # key.txt of a new training, state.pt of the old one
-                return None
-            suspect = self.weights
-            tensors = read_weights(self.weights)
-            if "weights_sha256" in state and sha256_file(self.weights) != state["weights_sha256"]:
-                raise _Unusable("not the weights state.pt was saved with: an interrupted save")
-            _load_state(model, tensors, self.weights)
-            suspect = self.history
-            history = json.loads(self.history.read_text())
-            epoch = state["epoch"]
-            if not isinstance(history, list) or len(history) < epoch:
-                raise _Unusable("fewer epochs than state.pt names")
-            suspect = self.state
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
-        except Exception as exc:
-            _roll_back(before, model, optimizer, scheduler)
-            moved = _set_aside(suspect)
-            log.warning("%s: checkpoint file %s cannot be used (%s); set aside as %s, training starts again "
-                        "from epoch 1", self.desc, suspect.name, _reason(exc), moved.name)
-            return None
-        return Checkpoint(epoch=epoch, history=history[:epoch])
-
-
-def _read_state(path: Path) -> dict:
-    """``state.pt`` with ``torch.load(weights_only=True)``: tensors, numbers, strings and
-    containers only, any other object is refused before it is built."""
-    state = torch.load(path, weights_only=True)
-    if (not isinstance(state, dict) or not {"epoch", "optimizer", "scheduler", "torch_rng"} <= set(state)
-            or not isinstance(state["epoch"], int) or state["epoch"] < 0):
-        raise _Unusable("not a gliotype training state")
-    return state
-
-
-class _Unusable(Exception):
-    """A checkpoint file that reads but is not a usable part of this checkpoint."""
-
-
-def _reason(exc: Exception) -> str:
-    """Why a checkpoint file was refused, in our words: never torch's text, which advises
-    ``weights_only=False`` for a file that is not a plain training state."""
-    if isinstance(exc, _Unusable):
-        return str(exc)
-    if isinstance(exc, WeightsError):
-        return "truncated or not a safetensors file" if "unreadable" in str(exc) else "does not fit this network"
-    return f"truncated, or not written by gliotype: {type(exc).__name__}"
-
-
-def _snapshot(model: nn.Module, optimizer, scheduler) -> tuple:
-    return (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()),
-            copy.deepcopy(scheduler.state_dict()), torch.get_rng_state())
-
-
-def _roll_back(before: tuple, model: nn.Module, optimizer, scheduler) -> None:
-    """The objects as they were before a checkpoint failed half-way into them."""
-    weights, opt, sched, rng = before
-    model.load_state_dict(weights)
-    optimizer.load_state_dict(opt)
-    scheduler.load_state_dict(sched)
-    torch.set_rng_state(rng)
-
-
-def _set_aside(path: Path) -> Path:
-    """Rename ``path`` to ``NAME.bad-<UTC time>`` beside it (kept for a look, never read again)."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = path.with_name(f"{path.name}.bad-{stamp}")
-    n = 1
-    while target.exists():
-        target, n = path.with_name(f"{path.name}.bad-{stamp}-{n}"), n + 1
-    path.replace(target)
-    return target
-
-
-def save_weights(model: nn.Module, path: str | Path) -> None:
-    """Weights (parameters and buffers) as safetensors, atomically."""
-    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
-
-
-def _label(path: str | Path) -> str:
-    """A weights file as messages name it: its folder's name and its own, never the path above."""
-    p = Path(path)
-    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
-
-
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file (no pickle); :class:`WeightsError` in one line naming the
-    file when it is missing, truncated or not safetensors."""
-    if not Path(path).is_file():
-        raise WeightsError(f"weights file {_label(path)} is missing")
-    try:
-        return load_file(str(path))
-    except Exception:
-        raise WeightsError(f"weights file {_label(path)} is unreadable (truncated or not a safetensors "
-                           "file)") from None
-
-
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load safetensors weights (no pickle); shapes must match exactly (:class:`WeightsError` if not)."""
-    return _load_state(model, read_weights(path), path)
-
-
-def _load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> nn.Module:
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError:
-        raise WeightsError(f"weights file {_label(path)} does not fit this network (other layers or "
-                           "sizes)") from None
-    return model
 
 
 def epoch_seed(base: int, epoch: int) -> int:
@@ -377,3 +179,6 @@ def _stopped_early(history: list[dict], patience: int | None) -> bool:
         return False
     losses = [h["val_loss"] for h in history]
     return min(losses[-patience:]) > min(losses[:-patience])
+
+
+__all__ = ["epoch_seed", "fit", "make_optimizer", "make_scheduler", "seed_everything", "torch_threads", "train_loader"]

@@ -6,11 +6,14 @@ Any error ends in one line on stderr (:class:`OneLineErrors`): exit 2 for a user
 an environment error (a full disk, a read-only or forbidden folder, out of memory: the line names
 the path and what to do), 1 for a bug, 130 when interrupted; ``--debug`` (passed in the context
 object, ``ctx.obj``) shows the traceback instead.
+
+This module holds the root command and the pipeline's commands; :mod:`gliotype.cli.groups`
+the ``cohort``, ``config``, ``ssl``, ``atlas`` and ``model`` groups; :mod:`gliotype.cli.options`
+what they share.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from pathlib import Path
@@ -20,6 +23,8 @@ import typer
 from typer.core import TyperGroup
 
 from gliotype import __version__
+from gliotype.cli.groups import GROUPS
+from gliotype.cli.options import CONFIG, EDGE_ATLAS, NODE_ATLAS, PRESET, SET, WORKERS, _config, _fail
 from gliotype.errors import ENVIRONMENT_EXIT, GliotypeError, environment_problem, one_line
 from gliotype.layout import RunDir
 from gliotype.utils.logging import setup_logging
@@ -27,11 +32,6 @@ from gliotype.utils.logging import setup_logging
 USER_ERRORS = (GliotypeError, ValueError, FileNotFoundError)  # one line, exit 2 (environment errors: exit 3)
 # raised on purpose (--help, --version, usage errors: ClickException, click's or that of typer's own copy)
 CLI_EXITS = (typer.Exit, typer.Abort, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 class OneLineErrors(TyperGroup):
@@ -64,21 +64,8 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(name="gliotype", cls=OneLineErrors, no_args_is_help=True, add_completion=False,
                   help="Predict glioma IDH genotype from multi-sequence MRI (Wei et al., IEEE TMI 2023).",
                   pretty_exceptions_enable=False)
-cohort_app = typer.Typer(help="Find and check the patients of a cohort.", no_args_is_help=True)
-config_app = typer.Typer(help="Show the resolved configuration of a preset.", no_args_is_help=True)
-ssl_app = typer.Typer(help="Self-supervised brain-network construction (section 3.2, eq. 1).", no_args_is_help=True)
-atlas_app = typer.Typer(help="The brain-network atlases: AAL regions (nodes) and tracts (edges).", no_args_is_help=True)
-model_app = typer.Typer(help="Sign a trained model folder and check its signature (Ed25519).", no_args_is_help=True)
-for sub, name in ((cohort_app, "cohort"), (config_app, "config"), (ssl_app, "ssl"), (atlas_app, "atlas"),
-                  (model_app, "model")):
-    app.add_typer(sub, name=name)
-
-PRESET = typer.Option("cpu", "--preset", help="paper, cpu or tiny.")
-CONFIG = typer.Option(None, "--config", help="A YAML file over the preset.")
-SET = typer.Option([], "--set", help="Override one value: key.path=value (repeatable).")
-WORKERS = typer.Option(2, "--workers", help="Parallel processes.")
-NODE_ATLAS = typer.Option(None, "--node-atlas", help="Your region labels (NIfTI).")
-EDGE_ATLAS = typer.Option(None, "--edge-atlas", help="Your tracts: 4D NIfTI or folder.")
+for _name, _group in GROUPS.items():
+    app.add_typer(_group, name=_name)
 
 
 def _version(value: bool) -> None:
@@ -125,54 +112,6 @@ def synth(
                f"Bayes-optimal AUC of this cohort: {s['bayes_auc']:.3f}\nwritten to {out}")
 
 
-@cohort_app.command("scan")
-def cohort_scan(
-    root: Path = typer.Argument(..., help="Folder holding one sub-folder per patient (or images)."),
-    out: Path = typer.Option(..., "--out", help="Manifest CSV to write."),
-    layout: str = typer.Option("auto", "--layout", help="auto, brats2021, brats2023, ucsf-pdgm or csv."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of IDH labels (flexible columns)."),
-) -> None:
-    """Find every patient's T1, T1c, T2, FLAIR, mask (and FA) and write a manifest."""
-    from gliotype import stages
-    from gliotype.input import cohort_summary
-
-    manifest = stages.scan(root, out, layout=layout, labels=labels)
-    typer.echo(f"{len(manifest)} patients found, manifest written to {out}\n{cohort_summary(manifest)}")
-
-
-@cohort_app.command("validate")
-def cohort_validate(
-    manifest: Path = typer.Argument(..., help="Manifest CSV written by `gliotype cohort scan`."),
-    workers: int = WORKERS,
-    report: Optional[Path] = typer.Option(None, "--report", help="Also write the table as CSV."),
-    max_voxels: Optional[int] = typer.Option(None, "--max-voxels", min=1,
-                                             help="Voxels an image file may declare (input.max_voxels)."),
-    preset: str = PRESET,
-    config: Optional[Path] = CONFIG,
-    set_: list[str] = SET,
-) -> None:
-    """Check every case under the config's input rules (input.max_voxels, preprocess.nonfinite);
-    print one table; exit non-zero only when no case is usable."""
-    from gliotype import stages
-
-    cfg = _config(preset, config, set_, max_voxels=max_voxels)
-    checked = stages.validate(manifest, workers, report=report, config=cfg)
-    typer.echo(checked.summary())
-    if not checked.ok:
-        _fail("no usable case in the manifest")
-
-
-def _config(preset: str, config: Optional[Path], set_: list[str], node_atlas: Optional[Path] = None,
-            edge_atlas: Optional[Path] = None, skull_stripped: Optional[str] = None, max_voxels: Optional[int] = None):
-    """The resolved configuration: the preset, the YAML file, the --set values, then the options."""
-    from gliotype.config import load_config
-
-    opts = {"preprocess.skull_stripped": skull_stripped, "atlas.node_atlas": node_atlas, "atlas.edge_atlas": edge_atlas,
-            "input.max_voxels": max_voxels}
-    extra = [f"{k}={json.dumps(str(v.resolve() if isinstance(v, Path) else v))}" for k, v in opts.items() if v]
-    return load_config(preset, config, [*set_, *extra])  # quoted: `yes` stays a word, not YAML's true
-
-
 @app.command()
 def preprocess(
     manifest: Path = typer.Argument(..., help="Manifest CSV (from `gliotype cohort scan`)."),
@@ -193,33 +132,6 @@ def preprocess(
     typer.echo(prepared.summary())
     if not prepared.ids:
         _fail("no patient could be preprocessed")
-
-
-@ssl_app.command("train")
-def ssl_train(
-    workdir: Path = typer.Argument(..., help="Work folder written by `gliotype preprocess`."),
-    preset: str = PRESET,
-    config: Optional[Path] = CONFIG,
-    set_: list[str] = SET,
-) -> None:
-    """Train the node autoencoder and the edge model on the patients with FA (resumable)."""
-    from gliotype.self_supervised import train_self_supervised
-
-    r = train_self_supervised(workdir, _config(preset, config, set_))
-    edge = ("edge retrieval: no held-out batch" if r["edge_retrieval_top1"] is None  # e.g. one patient, same_tract
-            else f"edge retrieval top-1 {r['edge_retrieval_top1']:.3f} (chance {r['edge_retrieval_chance']:.3f})")
-    typer.echo(f"trained on {len(r['train_patients'])} FA patients, evaluated on {len(r['heldout_patients'])} held out"
-               f"\nnode reconstruction MSE {r['node_reconstruction_mse']:.3f} (predicting the mean: "
-               f"{r['node_mean_baseline_mse']:.3f})\n{edge}")
-
-
-@ssl_app.command("encode")
-def ssl_encode(workdir: Path = typer.Argument(..., help="Work folder with trained models.")) -> None:
-    """Write every patient's brain network x_B = {v_N, v_E}."""
-    from gliotype.self_supervised import encode_brain_networks
-
-    status = encode_brain_networks(workdir)["status"]
-    typer.echo(", ".join(f"{v} {k}" for k, v in status.value_counts().items()))
 
 
 @app.command()
@@ -264,22 +176,6 @@ def audit(
     typer.echo(res.summary())
 
 
-@atlas_app.command("show")
-def atlas_show(
-    out: Path = typer.Option(Path("atlases.png"), "--out", help="PNG to write."),
-    node_atlas: Optional[Path] = NODE_ATLAS,
-    edge_atlas: Optional[Path] = EDGE_ATLAS,
-    preset: str = PRESET,
-    config: Optional[Path] = CONFIG,
-    set_: list[str] = SET,
-) -> None:
-    """Render both atlases on the ICBM152 template (builds and caches the tract atlas once)."""
-    from gliotype.atlases import show_atlases
-
-    regions, tracts = show_atlases(_config(preset, config, set_, node_atlas, edge_atlas).atlas, out)
-    typer.echo(f"{regions} regions, {tracts} tracts: {out}")
-
-
 @app.command()
 def inspect(
     workdir: Path = typer.Argument(..., help="Work folder written by `gliotype preprocess`."),
@@ -290,15 +186,6 @@ def inspect(
     from gliotype.modalities.inspect import render_inspection
 
     typer.echo(str(render_inspection(workdir, patient, out)))
-
-
-@config_app.command("show")
-def config_show(preset: str = PRESET, config: Optional[Path] = CONFIG, set_: list[str] = SET) -> None:
-    """Print the resolved configuration (preset <- YAML <- --set)."""
-    import yaml
-
-    cfg = _config(preset, config, set_)
-    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
 
 
 @app.command()
@@ -334,40 +221,6 @@ def predict(
     (lo, hi), threshold = res.interval, res.record["threshold"]
     typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
                f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}\nreport: {out / 'report.html'}")
-
-
-@model_app.command("keygen")
-def model_keygen(out: Path = typer.Option(..., "--out", help="Folder for private_key.pem and public_key.pem.")) -> None:
-    """Make an Ed25519 key pair: private_key.pem (mode 0600, keep it secret) and public_key.pem (share it)."""
-    from gliotype.bundle import generate_key_pair
-
-    pair = generate_key_pair(out)
-    typer.echo(f"key {pair.key_id}: {pair.private.name} (private, mode 0600: keep it to yourself) and "
-               f"{pair.public.name} (give it to the users of your models)")
-
-
-@model_app.command("sign")
-def model_sign(
-    model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="Trained model folder (RUNDIR/model)."),
-    key: Path = typer.Option(..., "--key", metavar="PRIVATE_KEY", help="Your private key (from `model keygen`)."),
-) -> None:
-    """Sign a model folder: manifest.sig, the signature of manifest.json (the sha256 of every file)."""
-    from gliotype.bundle import sign_bundle
-
-    signed = sign_bundle(model_dir, key)
-    typer.echo(f"model folder {model_dir.name} signed with key {signed.key_id} ({signed.files} files)")
-
-
-@model_app.command("verify")
-def model_verify(
-    model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="Trained model folder (RUNDIR/model)."),
-    key: Path = typer.Option(..., "--key", metavar="PUBLIC_KEY", help="The author's public key (PEM)."),
-) -> None:
-    """Check a model folder's signature with its author's public key, and every file against it."""
-    from gliotype.bundle import verify_bundle
-
-    signed = verify_bundle(model_dir, key)
-    typer.echo(f"model folder {model_dir.name}: signed with key {signed.key_id}, its {signed.files} files unchanged")
 
 
 @app.command()

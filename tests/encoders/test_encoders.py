@@ -193,3 +193,48 @@ def test_every_encoder_reads_its_input():
         edges_only = brain(nodes, ei, other_edges, batch).features
         assert not torch.allclose(same[1], nodes_only[1]) and torch.allclose(same[0], nodes_only[0])
         assert not torch.allclose(same[1], edges_only[1]) and torch.allclose(same[0], edges_only[0])
+
+
+def test_point_cloud_pose_reaches_the_features_and_only_through_the_head():
+    """``pose_features=4``: the centroid and radius (mm / pose_scale_mm) join the pooled feature,
+    so two clouds of the same shape at other places differ in u_P; the convolutions and the
+    attention see only the (unit-ball) points; a missing or mis-sized pose is an error."""
+    torch.manual_seed(0)
+    enc = PointCloudEncoder(3, [8, 8], [16, 4], radii=[0.4, 0.8], fps_ratios=[0.5, 1.0], pose_features=4,
+                            pose_scale_mm=100.0).eval()
+    pos = torch.rand(64, 3) * 2 - 1
+    batch = torch.repeat_interleave(torch.arange(2), 32)
+    same = torch.tensor([[10.0, -20.0, 5.0, 30.0], [10.0, -20.0, 5.0, 30.0]])
+    moved = torch.tensor([[10.0, -20.0, 5.0, 30.0], [-60.0, 40.0, 25.0, 12.0]])
+    a, b = enc(pos, batch, same), enc(pos, batch, moved)
+    torch.testing.assert_close(a.attention, b.attention)  # the points' part is untouched
+    torch.testing.assert_close(a.features[0], b.features[0])
+    assert not torch.allclose(a.features[1], b.features[1])
+    # the head's input is [pooled, pose / 100]: a pose of 100 mm equals a pose of 1 at scale 1 mm
+    unit = PointCloudEncoder(3, [8, 8], [16, 4], radii=[0.4, 0.8], fps_ratios=[0.5, 1.0], pose_features=4,
+                             pose_scale_mm=1.0).eval()
+    unit.load_state_dict(enc.state_dict())
+    torch.testing.assert_close(unit(pos, batch, moved / 100.0).features, b.features)
+    with pytest.raises(ValueError, match="pose"):
+        enc(pos, batch)
+    with pytest.raises(ValueError, match="pose"):
+        enc(pos, batch, moved[:1])
+    with pytest.raises(ValueError, match="pose_features"):
+        PointCloudEncoder(3, [8], [4], radii=[0.4], fps_ratios=[1.0], pose_features=3)
+
+
+def test_the_pose_option_builds_a_network_that_reads_the_stored_centroid_and_radius():
+    from gliotype.multimodal.data import cloud_pose, collate
+    from gliotype.multimodal.stage import build_model
+
+    config = load_config("tiny", overrides=["multimodal.encoders=[point_cloud]", "multimodal.use_contrastive=false",
+                                            "multimodal.point_cloud.pose=true"])
+    net = build_model(config).eval()
+    assert net.point_cloud.pose_features == 4 and net.point_cloud.pose_scale_mm == config.modalities.point_scale_mm
+    items = [{"patient_id": f"P{i}", "points": torch.rand(40, 3) * 2 - 1,
+              "pose": cloud_pose(torch.tensor([i * 30.0, 0.0, 0.0]), 20.0 + i)} for i in range(2)]
+    batch = collate(items)
+    assert batch.pose.shape == (2, 4) and batch.pose[1].tolist() == [30.0, 0.0, 0.0, 21.0]
+    u = net(batch).features["u_P"]
+    moved = collate([items[0], {**items[1], "pose": cloud_pose(torch.tensor([-50.0, 10.0, 0.0]), 21.0)}])
+    assert torch.equal(net(moved).features["u_P"][0], u[0]) and not torch.equal(net(moved).features["u_P"][1], u[1])

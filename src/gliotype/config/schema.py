@@ -168,6 +168,10 @@ class GeometricEncoderConfig(_Section):
     fps_ratios: list[float] = Field(default_factory=lambda: [0.25, 1.0, 0.5, 0.5, 1.0])  # kept after each layer
     max_neighbors: int = 16  # open
     edge_hidden: int = 16  # open: hidden size of NNConv's edge network
+    # not in the paper: the tumour's centroid (template mm) and largest radius (mm), divided by
+    # modalities.point_scale_mm, appended to the pooled feature before the FC head, so unit_ball
+    # points keep the shape in the convolutions while location and size still reach u_P
+    pose: bool = False
 
 
 class BrainNetworkEncoderConfig(_Section):

@@ -66,8 +66,11 @@ class PointCloudEncoder(nn.Module):
         fps_ratios: fraction of points kept by farthest point sampling after each layer.
         max_neighbors: neighbour cap of the radius graph.
         edge_hidden: hidden size of each NNConv's edge network (distance -> weight matrix).
+        pose_features: 0, or 4: the cloud's pose (centroid xyz and largest radius, in mm) divided
+            by ``pose_scale_mm`` is appended to the pooled feature before the head (not in the paper).
+        pose_scale_mm: the divisor of the pose (``modalities.point_scale_mm``).
 
-    Shapes: ``pos (N, 3)``, ``batch (N,)`` -> :class:`PointCloudOutput`.
+    Shapes: ``pos (N, 3)``, ``batch (N,)``, ``pose (B, 4)`` (when ``pose_features``) -> :class:`PointCloudOutput`.
     """
 
     def __init__(
@@ -79,6 +82,8 @@ class PointCloudEncoder(nn.Module):
         fps_ratios: Sequence[float] = (0.25, 1.0, 0.5, 0.5, 1.0),
         max_neighbors: int = 16,
         edge_hidden: int = 16,
+        pose_features: int = 0,
+        pose_scale_mm: float = 100.0,
     ):
         super().__init__()
         if not len(channels) == len(radii) == len(fps_ratios):
@@ -92,15 +97,19 @@ class PointCloudEncoder(nn.Module):
             edge_net = MLP([1, edge_hidden, c_in * c_out])
             self.convs.append(NNConv(c_in, c_out, edge_net, aggr="mean"))
             c_in = c_out
+        if pose_features not in (0, 4):
+            raise ValueError(f"pose_features must be 0 or 4 (centroid xyz, radius), got {pose_features}")
+        self.pose_features, self.pose_scale_mm = int(pose_features), float(pose_scale_mm)
         self.gate = nn.Linear(c_in, 1)
-        self.head = MLP([c_in, *fc])
+        self.head = MLP([c_in + self.pose_features, *fc])
         self.out_features = int(fc[-1])
         self._repr = f"PointCloudEncoder({in_channels}, channels={list(channels)}, fc={list(fc)})"
 
     def __repr__(self) -> str:
         return self._repr
 
-    def forward(self, pos: torch.Tensor, batch: torch.Tensor | None = None) -> PointCloudOutput:
+    def forward(self, pos: torch.Tensor, batch: torch.Tensor | None = None,
+                pose: torch.Tensor | None = None) -> PointCloudOutput:
         if batch is None:
             batch = torch.zeros(len(pos), dtype=torch.long, device=pos.device)
         x, index = pos, torch.arange(len(pos), device=pos.device)
@@ -113,4 +122,9 @@ class PointCloudEncoder(nn.Module):
         attention = softmax(self.gate(x).squeeze(-1), batch)
         n_graphs = int(batch.max()) + 1 if len(batch) else 0
         pooled = scatter(attention.unsqueeze(-1) * x, batch, dim=0, dim_size=n_graphs, reduce="sum")
+        if self.pose_features:
+            if pose is None or tuple(pose.shape) != (n_graphs, self.pose_features):
+                raise ValueError(f"this f_P takes each cloud's pose ({n_graphs}, {self.pose_features}): centroid and "
+                                 f"radius in mm, got {None if pose is None else tuple(pose.shape)}")
+            pooled = torch.cat([pooled, pose.to(pooled.dtype) / self.pose_scale_mm], dim=1)
         return PointCloudOutput(self.head(pooled), attention, index, batch)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gliotype.multimodal.data import collate
+from gliotype.multimodal.data import cloud_pose, collate
 from gliotype.multimodal.model import MultiModalBatch
 
 _TENSOR_KEYS = ("tumor_image", "points", "crossing", "node_x", "edge_index", "edge_attr")
@@ -37,6 +37,8 @@ def as_batch(batch_or_case: MultiModalBatch | Mapping) -> MultiModalBatch:
         item[key] = t.long() if key in ("crossing", "edge_index") else t.float()
     if "label" in batch_or_case:
         item["label"] = torch.as_tensor(float(batch_or_case["label"]))
+    if "points" in item and batch_or_case.get("centre") is not None and batch_or_case.get("scale") is not None:
+        item["pose"] = cloud_pose(batch_or_case["centre"], batch_or_case["scale"])
     return collate([item])
 
 

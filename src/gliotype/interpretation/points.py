@@ -70,7 +70,7 @@ def point_attention(model: MultiModalNet, batch_or_case: MultiModalBatch | Mappi
     points = batch.points.float()
     pbatch = batch.points_batch if batch.points_batch is not None else torch.zeros(len(points), dtype=torch.long)
     with eval_mode(model):
-        pc = model.point_cloud(points, pbatch)
+        pc = model.point_cloud(points, pbatch, batch.pose)
     out = torch.zeros(len(points))
     for b in torch.unique(pbatch):
         rows = torch.nonzero(pbatch == b).squeeze(1)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from gliotype.multimodal.model import MultiModalBatch
 
 
+def cloud_pose(centre, scale) -> torch.Tensor:
+    """``(4,)`` float32: a cloud's centroid (template mm) and largest radius (mm), f_P's pose input."""
+    return torch.tensor([*np.asarray(centre, dtype=np.float64).ravel()[:3], float(scale)], dtype=torch.float32)
+
+
 def collate(items: Sequence[dict]) -> MultiModalBatch:
     """Stack per-patient dicts into a :class:`MultiModalBatch`.
 
-    Each item may hold ``tumor_image`` (4, D, H, W), ``points`` (n, 3), ``crossing``
+    Each item may hold ``tumor_image`` (4, D, H, W), ``points`` (n, 3), ``pose`` (4,), ``crossing``
     (2, c) local ``(point, tract)`` pairs, ``node_x`` (R, F), ``edge_index`` (2, T),
     ``edge_attr`` (T, F), ``label`` (), ``patient_id``. Missing modalities stay None.
     """
@@ -23,6 +29,8 @@ def collate(items: Sequence[dict]) -> MultiModalBatch:
     if "points" in items[0]:
         out.points = torch.cat([it["points"] for it in items])
         out.points_batch = torch.cat([torch.full((len(it["points"]),), b, dtype=torch.long) for b, it in enumerate(items)])
+        if "pose" in items[0]:
+            out.pose = torch.stack([it["pose"] for it in items])
     if "node_x" in items[0]:
         n_nodes = items[0]["node_x"].shape[0]
         n_tracts = items[0]["edge_index"].shape[1]

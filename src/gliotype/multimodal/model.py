@@ -36,6 +36,7 @@ class MultiModalBatch:
     tumor_image: torch.Tensor | None = None  # (B, 4, D, H, W)
     points: torch.Tensor | None = None  # (N, 3) normalised
     points_batch: torch.Tensor | None = None  # (N,)
+    pose: torch.Tensor | None = None  # (B, 4) each cloud's centroid (template mm) and largest radius (mm)
     crossing: torch.Tensor | None = None  # (2, C)
     node_x: torch.Tensor | None = None  # (B * R, F)
     edge_index: torch.Tensor | None = None  # (2, B * T), one direction per tract
@@ -71,9 +72,11 @@ class MultiModalNet(nn.Module):
     """
 
     def __init__(self, config: MultiModalConfig, crop_size=(120, 120, 120), node_features=16, edge_features=16,
-                 image_channels: int | None = None, point_radii: list[float] | None = None):
-        """``image_channels`` and ``point_radii`` follow the modalities config (a ring channel,
-        radii in mm); ``None`` takes ``image.in_channels`` and ``point_cloud.radii``."""
+                 image_channels: int | None = None, point_radii: list[float] | None = None,
+                 point_scale_mm: float = 100.0):
+        """``image_channels``, ``point_radii`` and ``point_scale_mm`` follow the modalities config (a
+        ring channel, radii in mm, the pose's divisor); ``None`` takes ``image.in_channels`` and
+        ``point_cloud.radii``."""
         super().__init__()
         self.config = config
         enc = set(config.encoders)
@@ -88,7 +91,7 @@ class MultiModalNet(nn.Module):
         p = c.point_cloud
         self.point_cloud = (
             PointCloudEncoder(3, p.channels, p.fc, point_radii or p.radii, p.fps_ratios, p.max_neighbors,
-                              p.edge_hidden)
+                              p.edge_hidden, pose_features=4 if p.pose else 0, pose_scale_mm=point_scale_mm)
             if "point_cloud" in enc
             else None
         )
@@ -125,7 +128,7 @@ class MultiModalNet(nn.Module):
             if self.g_image is not None:
                 latents["z_I"] = self.g_image(feats["u_I"])
         if self.point_cloud is not None:
-            pc = self.point_cloud(batch.points, batch.points_batch)
+            pc = self.point_cloud(batch.points, batch.points_batch, batch.pose)
             feats["u_P"] = pc.features
             if self.g_points is not None:
                 latents["z_P"] = self.g_points(pc.features)

@@ -25,7 +25,7 @@ from gliotype.layout import MultiModalDir, WorkDir
 from gliotype.modalities.build import load_case_modalities
 from gliotype.modalities.dataset import CachedDataset
 from gliotype.multimodal.augment import rotate_batch
-from gliotype.multimodal.data import collate
+from gliotype.multimodal.data import cloud_pose, collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
@@ -64,6 +64,7 @@ class MultiModalDataset(CachedDataset):
             item["tumor_image"] = torch.from_numpy(case["tumor_image"])
         if "point_cloud" in self.encoders:
             item["points"] = torch.from_numpy(case["points"])
+            item["pose"] = cloud_pose(case["centre"], case["scale"])
         if "brain_network" in self.encoders:
             data = load_brain_network(self.workdir, pid)
             item.update(node_x=data.x, edge_index=data.edge_index, edge_attr=data.edge_attr)
@@ -79,7 +80,8 @@ def build_model(config: GliotypeConfig) -> MultiModalNet:
     return MultiModalNet(config.multimodal, tuple(config.modalities.crop_size), config.ssl.node.latent,
                          config.ssl.edge.latent, image_channels=image_channels(config.modalities.image_ring_channel,
                                                                       config.modalities.image_label_channels),
-                         point_radii=encoder_radii(config.multimodal.point_cloud, config.modalities))
+                         point_radii=encoder_radii(config.multimodal.point_cloud, config.modalities),
+                         point_scale_mm=config.modalities.point_scale_mm)
 
 
 #: Bumped whenever the same config and patients would train another network, so that a

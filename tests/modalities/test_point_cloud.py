@@ -157,13 +157,14 @@ def _fps_reference(points, n):
 
 
 def test_farthest_point_sampling_matches_a_brute_force_loop():
-    """A small cloud far from the origin (so a centroid sign or axis slip changes the start)."""
+    """A small elongated cloud offset along its narrowest axis, so that measuring the start from
+    anything but the centroid (its negative, the mean of all coordinates) picks another point."""
     rng = np.random.default_rng(5)
-    pts = rng.normal(size=(40, 3)) * [3.0, 1.0, 2.0] + [50.0, -20.0, 7.0]
+    pts = rng.normal(size=(40, 3)) * [3.0, 1.0, 2.0] + [0.0, 50.0, 0.0]
     idx = farthest_point_sampling(pts, 12)
     assert idx.dtype == np.int64
     assert idx.tolist() == _fps_reference(pts, 12)
-    assert idx[0] != 0
+    assert idx[0] == 35  # the point farthest from the centroid (the loop above agrees)
     with pytest.raises(ValueError, match="cannot sample"):
         farthest_point_sampling(pts, 41)
 

@@ -321,6 +321,10 @@ def test_grey_matter_reference_thresholds():
     gm[-40:] = 0.95  # excluded or outside the brain
     ref = grey_matter_reference(brain, gm, exclude)
     np.testing.assert_array_equal(ref, np.arange(n) < GM_MIN_VOXELS)
+    # uint8 brain and label masks (as read from NIfTI): the same boolean mask, usable as an index
+    from_labels = grey_matter_reference(brain.astype(np.uint8), gm, exclude.astype(np.uint8) * 2)
+    assert from_labels.dtype == bool
+    np.testing.assert_array_equal(from_labels, ref)
     gm[0] = 0.7  # one short: fall back to >= 0.5
     gm[GM_MIN_VOXELS + 50] = 0.5
     ref = grey_matter_reference(brain, gm, exclude)

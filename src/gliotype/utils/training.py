@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from gliotype.config.schema import ScheduleConfig
+from gliotype.errors import GliotypeError
 from gliotype.utils.checkpoints import Checkpointer
 from gliotype.utils.logging import get_logger
 from gliotype.utils.weights import load_weights, save_weights

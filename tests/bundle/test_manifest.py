@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from bundle_helpers import fake_bundle
 
 from gliotype.bundle import ModelError, model_id, verify_manifest, write_manifest
 from gliotype.layout import ModelDir
@@ -19,18 +20,8 @@ def test_required_files_are_the_exported_names():
     )
 
 
-def _bundle(tmp_path):
-    model = ModelDir(tmp_path / "model")
-    for rel in model.required():
-        path = model.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(rel)
-    write_manifest(model, "abc")
-    return model
-
-
 def test_manifest_round_trip_and_every_failure_names_the_file(tmp_path):
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     manifest = verify_manifest(model.root)
     assert manifest["config_hash"] == "abc" and set(manifest["files"]) == set(model.required())
     assert len(model_id(model)) == 16
@@ -56,7 +47,7 @@ def test_manifest_round_trip_and_every_failure_names_the_file(tmp_path):
 def test_the_manifest_never_lists_the_signature_and_a_new_export_drops_an_old_one(tmp_path):
     """manifest.sig signs manifest.json, so it cannot be listed in it; rewriting the manifest (a new
     export into the same folder) removes the old signature: the folder is then plainly unsigned."""
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     model.signature.write_text("an old signature")
     write_manifest(model, "abc")
     assert not model.signature.exists()

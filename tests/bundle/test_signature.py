@@ -9,6 +9,7 @@ import json
 import stat
 
 import pytest
+from bundle_helpers import fake_bundle
 from typer.testing import CliRunner
 
 from gliotype.bundle import (
@@ -20,21 +21,9 @@ from gliotype.bundle import (
     stale_signature,
     verify_bundle,
     verify_manifest,
-    write_manifest,
 )
 from gliotype.cli import app
-from gliotype.layout import ModelDir
 from gliotype.utils.io import sha256_file
-
-
-def _bundle(tmp_path, name="model"):
-    model = ModelDir(tmp_path / name)
-    for rel in model.required():
-        path = model.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(rel)
-    write_manifest(model, "abc")
-    return model
 
 
 def _rehash(model, rel):
@@ -64,7 +53,7 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read_and_never_replaces_
 
 def test_sign_and_verify_round_trip(tmp_path, keys):
     author, _ = keys
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     signed = sign_bundle(model, author.private)
     assert signed.key_id == author.key_id and signed.files == len(model.required())
     assert model.signature.is_file()
@@ -75,7 +64,7 @@ def test_sign_and_verify_round_trip(tmp_path, keys):
 
 def test_a_weight_edited_and_rehashed_in_the_manifest_fails_verification(tmp_path, keys):
     author, _ = keys
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     sign_bundle(model, author.private)
     weights = model.population_graph.gnn
     weights.write_text("other weights")
@@ -88,7 +77,7 @@ def test_a_weight_edited_and_rehashed_in_the_manifest_fails_verification(tmp_pat
 
 def test_a_file_changed_or_removed_after_signing_is_named(tmp_path, keys):
     author, _ = keys
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     sign_bundle(model, author.private)
     model.multimodal.weights.write_text("changed")
     with pytest.raises(SignatureError, match="multimodal/model.safetensors changed after signing"):
@@ -100,7 +89,7 @@ def test_a_file_changed_or_removed_after_signing_is_named(tmp_path, keys):
 
 def test_unsigned_and_resigned_by_another_key_are_refused(tmp_path, keys):
     author, other = keys
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     with pytest.raises(SignatureError, match="is not signed"):
         verify_bundle(model, author.public)
     sign_bundle(model, author.private)
@@ -114,7 +103,7 @@ def test_unsigned_and_resigned_by_another_key_are_refused(tmp_path, keys):
 
 def test_a_damaged_signature_is_refused(tmp_path, keys):
     author, _ = keys
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     sign_bundle(model, author.private)
     record = json.loads(model.signature.read_text())
     sig = bytearray(base64.b64decode(record["signature"]))
@@ -130,7 +119,7 @@ def test_a_damaged_signature_is_refused(tmp_path, keys):
 
 def test_a_folder_that_differs_from_its_manifest_is_never_signed(tmp_path, keys):
     author, _ = keys
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     model.config.write_text("edited")
     with pytest.raises(ModelError, match="config.yaml does not match its sha256"):
         sign_bundle(model, author.private)
@@ -139,7 +128,7 @@ def test_a_folder_that_differs_from_its_manifest_is_never_signed(tmp_path, keys)
 
 def test_wrong_key_files_give_one_line_without_their_folder(tmp_path, keys):
     author, _ = keys
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     cases = [
         (lambda: sign_bundle(model, author.public), "is a public key"),
         (lambda: verify_bundle(model, author.private), "is a private key"),
@@ -156,7 +145,7 @@ def test_wrong_key_files_give_one_line_without_their_folder(tmp_path, keys):
 def test_model_commands(tmp_path):
     """keygen, sign, verify through the CLI: one line each, exit 2 on a refusal, no key or path printed."""
     runner = CliRunner()
-    model = _bundle(tmp_path)
+    model = fake_bundle(tmp_path)
     keys = tmp_path / "keys"
     res = runner.invoke(app, ["model", "keygen", "--out", str(keys)])
     assert res.exit_code == 0, res.output

@@ -3,9 +3,9 @@
 x_B = {v_N, v_E}: 90 nodes and (default) 2,309 edges with 16-d attributes each, v_N
 from the node autoencoder's encoder and v_E from the edge model's anatomical MRI branch
 alone, so patients without FA get one too. Per patient
-``patients/<id>/brain_network.safetensors`` (stamped with its cache key: the models' key and
-the patient's modalities record) and its record ``brain_network.json`` (the key, the file's
-size and sha256: an up-to-date, unchanged one is skipped); per cohort the status table ``brain_network_status.csv``
+``patients/<id>/brain_network.safetensors`` and its record ``brain_network.json`` (the cache
+key: the models' key and the patient's modalities record; the file's size and sha256: an
+up-to-date, unchanged one is skipped); per cohort the status table ``brain_network_status.csv``
 (``patient_id``, ``status`` done / skipped / failed, ``reason``).
 """
 
@@ -78,9 +78,7 @@ def encode_brain_networks(workdir: str | Path | WorkDir, patient_ids: list[str] 
                 tensors["node_tumor_fraction"] = to_tensor(s["node_tumor"].mean(1))
                 tensors["edge_tumor_fraction"] = to_tensor(s["tract_tumor"].mean(1))
             with atomic_path(path) as tmp:
-                # one metadata key: safetensors writes a metadata dict in a random order
-                # (safetensors issue 584), which would make two equal runs differ in bytes
-                save_file(tensors, str(tmp), metadata={"key": patient_key})
+                save_file(tensors, str(tmp))  # the key lives in the record, not in the file
             write_record(record, patient_key, [path.name])
             rows.append({"patient_id": pid, "status": "done", "reason": ""})
         except Exception as exc:  # one bad case never stops the cohort

@@ -22,9 +22,9 @@ GROUPS = {"cohort": cohort_app, "config": config_app, "ssl": ssl_app, "atlas": a
 
 @cohort_app.command("scan")
 def cohort_scan(
-    root: Path = typer.Argument(..., help="Folder holding one sub-folder per patient (or images)."),
+    root: Path = typer.Argument(..., help="Folder holding one sub-folder per patient (or images), or a BIDS dataset."),
     out: Path = typer.Option(..., "--out", help="Manifest CSV to write."),
-    layout: str = typer.Option("auto", "--layout", help="auto, brats2021, brats2023, ucsf-pdgm or csv."),
+    layout: str = typer.Option("auto", "--layout", help="auto, brats2021, brats2023, ucsf-pdgm, bids or csv."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of IDH labels (flexible columns)."),
 ) -> None:
     """Find every patient's T1, T1c, T2, FLAIR, mask (and FA) and write a manifest."""

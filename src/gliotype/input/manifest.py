@@ -36,6 +36,16 @@ SEQUENCES = ("t1", "t1c", "t2", "flair")
 IMAGE_COLUMNS = SEQUENCES + ("mask", "fa")
 REQUIRED_COLUMNS = ("patient_id",) + SEQUENCES + ("mask",)
 MANIFEST_COLUMNS = ("patient_id",) + IMAGE_COLUMNS + ("idh", "age", "site")
+#: Optional columns, written and read back only when a row fills them: a BIDS row's entity
+#: prefix (``sub-01_ses-02``) and its dataset folder (a path, relative like the images), see
+#: :mod:`gliotype.input.bids`. A manifest without them is read as before.
+OPTIONAL_COLUMNS = ("bids", "bids_root")
+PATH_COLUMNS = IMAGE_COLUMNS + ("bids_root",)
+
+
+def manifest_columns(df: pd.DataFrame) -> list[str]:
+    """:data:`MANIFEST_COLUMNS`, then the :data:`OPTIONAL_COLUMNS` some row of ``df`` fills."""
+    return list(MANIFEST_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in df and not all(is_blank(v) for v in df[c])]
 
 
 def is_blank(v) -> bool:
@@ -91,7 +101,7 @@ LAYOUTS: dict[str, Layout] = {
         "mask": ("_tumor_segmentation",), "fa": ("_DTI_eddy_FA",),
     }, case_sensitive=True),
 }
-LAYOUT_NAMES = ("auto", *LAYOUTS, "csv")
+LAYOUT_NAMES = ("auto", *LAYOUTS, "bids", "csv")
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -139,6 +149,10 @@ def detect_layout(root: str | Path) -> str:
     root = Path(root)
     if root.is_file() and root.suffix.lower() in (".csv", ".tsv"):
         return "csv"
+    from gliotype.input.bids import is_bids
+
+    if is_bids(root):
+        return "bids"
     files = _image_files(root)
     scores = {name: _complete(_match(files, lay)) for name, lay in LAYOUTS.items()}
     best = max(scores.values()) if scores else 0
@@ -147,6 +161,7 @@ def detect_layout(root: str | Path) -> str:
             f"no complete case found under {root.name or root}: expected per patient T1, T1c, T2, FLAIR and a mask "
             "named as in BraTS 2021 (<id>_t1.nii.gz, _t1ce, _t2, _flair, _seg), BraTS 2023 (<id>-t1n.nii.gz, "
             "-t1c, -t2w, -t2f, -seg) or UCSF-PDGM (<id>_T1.nii.gz, _T1c, _T2, _FLAIR, _tumor_segmentation); "
+            "a BIDS dataset needs its dataset_description.json (or --layout bids); "
             "for other names give a CSV with --layout csv")
     winners = [n for n, s in scores.items() if s == best]
     if len(winners) > 1:
@@ -241,7 +256,9 @@ def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | Non
     else:
         if not root.is_dir():
             raise GliotypeError(f"{root.name} is not a folder (give --layout csv for a CSV of files)")
-        df = scan_layout(root, layout)
+        from gliotype.input.bids import scan_bids
+
+        df = scan_bids(root) if layout == "bids" else scan_layout(root, layout)
     if labels is not None:
         lab = read_labels(labels)
         df, unmatched = attach_labels(df, lab)
@@ -249,7 +266,7 @@ def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | Non
         log.info("labels: %d of %d patients labelled", matched, len(df))
         if unmatched:
             log.warning("%d label rows match no patient (e.g. %s)", len(unmatched), ", ".join(unmatched[:3]))
-    return df[list(MANIFEST_COLUMNS)].reset_index(drop=True)
+    return df[manifest_columns(df)].reset_index(drop=True)
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
@@ -257,14 +274,14 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     base = path.resolve().parent
     out = df.copy()
-    for col in IMAGE_COLUMNS:
+    for col in PATH_COLUMNS:
         if col in out:
             out[col] = [_relative(v, base) for v in out[col]]
     for col in MANIFEST_COLUMNS:
         if col not in out:
             out[col] = np.nan
     out["idh"] = [_label_text(v) for v in out["idh"]]
-    write_csv_atomic(out[list(MANIFEST_COLUMNS)], path)
+    write_csv_atomic(out[manifest_columns(out)], path)
     return path
 
 
@@ -314,11 +331,13 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         if col not in df:
             df[col] = ""
         df[col] = [_resolve(v, base) for v in df[col]]
+    if "bids_root" in df:
+        df["bids_root"] = [_resolve(v, base) for v in df["bids_root"]]
     df["patient_id"] = df["patient_id"].astype(str).str.strip()
     df["idh"] = [parse_idh(v) for v in df["idh"]] if "idh" in df else np.nan
     df["age"] = pd.to_numeric(df["age"], errors="coerce") if "age" in df else np.nan
     df["site"] = df["site"].replace("", np.nan) if "site" in df else np.nan
-    return df[list(MANIFEST_COLUMNS)]
+    return df[manifest_columns(df)]
 
 
 def cohort_summary(df: pd.DataFrame) -> str:
@@ -338,5 +357,5 @@ def cohort_summary(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["IMAGE_COLUMNS", "cohort_summary", "LAYOUTS", "MANIFEST_COLUMNS", "SEQUENCES", "detect_layout", "has_fa", "is_blank",
+__all__ = ["IMAGE_COLUMNS", "cohort_summary", "LAYOUTS", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "SEQUENCES", "detect_layout", "has_fa", "is_blank",
            "patient_id_from_name", "read_csv_cohort", "read_manifest", "scan_cohort", "scan_layout", "write_manifest"]

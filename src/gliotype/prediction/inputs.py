@@ -1,7 +1,7 @@
 """The inputs of one prediction: the five files of a patient and the patient's ID.
 
 Owns finding them (:func:`inputs_from_case`: a case folder in any layout the cohort
-scanner knows; :func:`patient_id_from_files`: the ID in the T1c file name) and checking
+scanner knows, through its manifest row :func:`case_row`; :func:`patient_id_from_files`: the ID in the T1c file name) and checking
 them (:func:`check_inputs`: the cohort validator's checks, :func:`gliotype.input.check_case`;
 the ID rule, :func:`gliotype.input.check_patient_id`, is the cohort's too). Every
 problem is one line naming the patient, the file name and the problem.
@@ -34,8 +34,9 @@ def patient_id_from_files(inputs: Mapping[str, str | Path]) -> str:
     return pid if pid is not None else "patient"
 
 
-def inputs_from_case(case_dir: str | Path, patient_id: str | None = None) -> tuple[str, dict[str, Path]]:
-    """The files of the one patient in ``case_dir`` (any layout :func:`gliotype.input.scan_cohort` knows)."""
+def case_row(case_dir: str | Path, patient_id: str | None = None) -> dict:
+    """The manifest row of the one patient in ``case_dir`` (any layout :func:`gliotype.input.scan_cohort`
+    knows; a BIDS subject or session folder, or a BIDS dataset with ``patient_id``)."""
     case_dir = Path(case_dir)
     if not case_dir.is_dir():
         raise GliotypeError(f"--case {case_dir.name or case_dir}: not a folder")
@@ -48,12 +49,22 @@ def inputs_from_case(case_dir: str | Path, patient_id: str | None = None) -> tup
         row = df[df["patient_id"].astype(str) == str(patient_id)].iloc[0]
     else:
         row = df.iloc[0]
+    return row.to_dict()
+
+
+def row_inputs(row: Mapping) -> tuple[str, dict[str, Path]]:
+    """The patient ID and the five files of a manifest row; a missing one is a one-line CaseError."""
     pid = str(row["patient_id"])
-    inputs = {r: Path(str(row[r])) for r in ROLES if not is_blank(row[r])}
+    inputs = {r: Path(str(row[r])) for r in ROLES if not is_blank(row.get(r))}
     for r in ROLES:
         if r not in inputs:
             raise CaseError(pid, None, f"no {r} file found in the case folder")
     return pid, inputs
+
+
+def inputs_from_case(case_dir: str | Path, patient_id: str | None = None) -> tuple[str, dict[str, Path]]:
+    """The files of the one patient in ``case_dir`` (:func:`case_row`, :func:`row_inputs`)."""
+    return row_inputs(case_row(case_dir, patient_id))
 
 
 def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules = InputRules()) -> dict:
@@ -78,4 +89,5 @@ def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules =
     return {"info": report.info, "warnings": list(report.warnings)}
 
 
-__all__ = ["ROLES", "check_inputs", "check_patient_id", "inputs_from_case", "patient_id_from_files"]
+__all__ = ["ROLES", "case_row", "check_inputs", "check_patient_id", "inputs_from_case", "patient_id_from_files",
+           "row_inputs"]

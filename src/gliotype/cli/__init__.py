@@ -197,7 +197,8 @@ def predict(
     t2: Optional[Path] = typer.Option(None, "--t2", help="T2."),
     flair: Optional[Path] = typer.Option(None, "--flair", help="T2-FLAIR."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Tumor mask (BraTS labels)."),
-    case: Optional[Path] = typer.Option(None, "--case", help="Or one patient's folder in any known layout."),
+    case: Optional[Path] = typer.Option(None, "--case",
+                                        help="Or one patient's folder in any known layout, DICOM studies included."),
     patient_id: Optional[str] = typer.Option(None, "--patient-id", help="ID in the outputs (default: from the names)."),
     draws: int = typer.Option(100, "--draws", help="Re-predictions for the uncertainty interval (0: none)."),
     no_explain: bool = typer.Option(False, "--no-explain", help="Skip Grad-CAM, GNNExplainer and the figures."),
@@ -206,7 +207,9 @@ def predict(
         help="The author's public key (PEM): refuse a model folder not signed with it or changed since."),
 ) -> None:
     """Predict the IDH status of one patient: prediction.json, report.html, Figs. 7-8, Grad-CAM maps."""
-    from gliotype.prediction import inputs_from_case, load_model, predict_patient
+    from contextlib import nullcontext
+
+    from gliotype.prediction import case_folder_inputs, load_model, predict_patient
 
     files = {"t1": t1, "t1c": t1c, "t2": t2, "flair": flair, "mask": mask}
     missing = [f"--{k}" for k, v in files.items() if v is None]
@@ -215,9 +218,10 @@ def predict(
     if case is None and missing:
         _fail(f"missing {', '.join(missing)} (or give --case DIR)")
     trained = load_model(model, public_key=require_signature)  # a refused model stops before the patient's files
-    pid, inputs = inputs_from_case(case, patient_id) if case is not None else (patient_id, files)
-    pid = patient_id or pid
-    res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain)
+    # a DICOM case is converted into a temporary folder that lives as long as the prediction
+    found = case_folder_inputs(case, patient_id) if case is not None else nullcontext((patient_id, files))
+    with found as (pid, inputs):
+        res = predict_patient(trained, inputs, patient_id or pid, out, draws=draws, explain=not no_explain)
     (lo, hi), threshold = res.interval, res.record["threshold"]
     typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
                f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}\nreport: {out / 'report.html'}")

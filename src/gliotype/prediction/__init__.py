@@ -16,7 +16,7 @@ See ``docs/prediction.md``.
 
 from gliotype.prediction.explain import explain_case, explain_run
 from gliotype.prediction.model import ModelError, TrainedModel, load_model, verify_manifest
-from gliotype.prediction.inputs import check_inputs, inputs_from_case, patient_id_from_files
+from gliotype.prediction.inputs import case_folder_inputs, check_inputs, inputs_from_case, patient_id_from_files
 from gliotype.prediction.insertion import graph_predict
 from gliotype.prediction.predict import Prediction, predict_patient
 
@@ -24,6 +24,7 @@ __all__ = [
     "ModelError",
     "Prediction",
     "TrainedModel",
+    "case_folder_inputs",
     "check_inputs",
     "explain_case",
     "explain_run",

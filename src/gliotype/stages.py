@@ -111,12 +111,18 @@ class Prepared:
 
 
 def scan(root: str | Path, manifest: str | Path, layout: str = "auto",
-         labels: str | Path | None = None) -> pd.DataFrame:
+         labels: str | Path | None = None, dicom_overrides: str | Path | None = None) -> pd.DataFrame:
     """Find every patient's T1, T1c, T2, FLAIR, mask (and FA) under ``root`` (``layout``: auto
-    or a named one; ``labels``: a CSV of IDH labels) and write the manifest CSV ``manifest``."""
-    from gliotype.input import scan_cohort, write_manifest
+    or a named one; ``labels``: a CSV of IDH labels) and write the manifest CSV ``manifest``.
 
-    df = scan_cohort(root, layout=layout, labels=labels)
+    DICOM studies are converted into ``dicom_nifti/`` beside the manifest (reused by the next
+    scan while their files are unchanged); ``dicom_overrides``: a CSV of series roles that win
+    over the heuristic (:mod:`gliotype.input.dicom`)."""
+    from gliotype.input import scan_cohort, write_manifest
+    from gliotype.input.dicom.convert import CONVERT_FOLDER
+
+    df = scan_cohort(root, layout=layout, labels=labels, convert_dir=Path(manifest).resolve().parent / CONVERT_FOLDER,
+                     dicom_overrides=dicom_overrides)
     write_manifest(df, manifest)
     return df
 

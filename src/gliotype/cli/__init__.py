@@ -214,8 +214,8 @@ def predict(
     flair: Optional[Path] = typer.Option(None, "--flair", help="T2-FLAIR."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Tumor mask (BraTS labels)."),
     case: Optional[Path] = typer.Option(None, "--case", help="Or one patient's folder in any known layout "
-                                                             "(BIDS: a subject or session folder, or the dataset "
-                                                             "with --patient-id sub-01)."),
+                                                             "(DICOM studies; BIDS: a subject or session folder, or "
+                                                             "the dataset with --patient-id sub-01)."),
     patient_id: Optional[str] = typer.Option(None, "--patient-id", help="ID in the outputs (default: from the names)."),
     draws: int = typer.Option(100, "--draws", help="Re-predictions for the uncertainty interval (0: none)."),
     no_explain: bool = typer.Option(False, "--no-explain", help="Skip Grad-CAM, GNNExplainer and the figures."),
@@ -226,8 +226,10 @@ def predict(
     no_bids_derivatives: bool = NO_BIDS_DERIVATIVES,
 ) -> None:
     """Predict the IDH status of one patient: prediction.json, report.html, Figs. 7-8, Grad-CAM maps."""
+    from contextlib import nullcontext
+
     from gliotype.input.bids import bids_output
-    from gliotype.prediction import case_row, load_model, predict_patient, row_inputs
+    from gliotype.prediction import case_folder_row, load_model, predict_patient, row_inputs
 
     files = {"t1": t1, "t1c": t1c, "t2": t2, "flair": flair, "mask": mask}
     missing = [f"--{k}" for k, v in files.items() if v is None]
@@ -239,13 +241,14 @@ def predict(
     if case is None and bids_derivatives is not None:
         _fail("--bids-derivatives needs --case in a BIDS dataset")
     trained = load_model(model, public_key=require_signature)  # a refused model stops before the patient's files
-    row = case_row(case, patient_id) if case is not None else {}
-    pid, inputs = row_inputs(row) if case is not None else (patient_id, files)
-    pid = patient_id or pid
-    bids = bids_output(row, derivatives)
-    if bids is None and bids_derivatives is not None:
-        _fail(f"--bids-derivatives: --case {case.name} is not in a BIDS dataset")
-    res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids)
+    # a DICOM case is converted into a temporary folder that lives as long as the prediction
+    with case_folder_row(case, patient_id) if case is not None else nullcontext({}) as row:
+        pid, inputs = row_inputs(row) if case is not None else (patient_id, files)
+        pid = patient_id or pid
+        bids = bids_output(row, derivatives)
+        if bids is None and bids_derivatives is not None:
+            _fail(f"--bids-derivatives: --case {case.name} is not in a BIDS dataset")
+        res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids)
     (lo, hi), threshold = res.interval, res.record["threshold"]
     typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
                f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}\nreport: {out / 'report.html'}"

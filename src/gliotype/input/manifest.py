@@ -2,7 +2,8 @@
 mask and (optionally) FA, with IDH status, age and site.
 
 ``gliotype cohort scan`` finds the files of the usual public layouts (BraTS 2021,
-BraTS 2023 GLI, UCSF-PDGM) or reads a user CSV. Paths are stored relative to the
+BraTS 2023 GLI, UCSF-PDGM), reads a user CSV, or converts a folder of DICOM studies
+(layout ``dicom``: :mod:`gliotype.input.dicom`). Paths are stored relative to the
 manifest's folder when the data sit under it, so a cohort folder can move.
 """
 
@@ -101,7 +102,7 @@ LAYOUTS: dict[str, Layout] = {
         "mask": ("_tumor_segmentation",), "fa": ("_DTI_eddy_FA",),
     }, case_sensitive=True),
 }
-LAYOUT_NAMES = ("auto", *LAYOUTS, "bids", "csv")
+LAYOUT_NAMES = ("auto", *LAYOUTS, "bids", "csv", "dicom")
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -145,7 +146,8 @@ def _complete(found: dict[str, dict[str, list[Path]]]) -> int:
 
 
 def detect_layout(root: str | Path) -> str:
-    """The layout whose naming gives the most complete patients under ``root``."""
+    """The layout whose naming gives the most complete patients under ``root``; ``dicom`` when
+    none does and DICOM files (``DICM`` at byte 128) lie under it."""
     root = Path(root)
     if root.is_file() and root.suffix.lower() in (".csv", ".tsv"):
         return "csv"
@@ -157,12 +159,16 @@ def detect_layout(root: str | Path) -> str:
     scores = {name: _complete(_match(files, lay)) for name, lay in LAYOUTS.items()}
     best = max(scores.values()) if scores else 0
     if best == 0:
+        from gliotype.input.dicom.series import holds_dicom
+
+        if root.is_dir() and holds_dicom(root):
+            return "dicom"
         raise GliotypeError(
             f"no complete case found under {root.name or root}: expected per patient T1, T1c, T2, FLAIR and a mask "
             "named as in BraTS 2021 (<id>_t1.nii.gz, _t1ce, _t2, _flair, _seg), BraTS 2023 (<id>-t1n.nii.gz, "
-            "-t1c, -t2w, -t2f, -seg) or UCSF-PDGM (<id>_T1.nii.gz, _T1c, _T2, _FLAIR, _tumor_segmentation); "
-            "a BIDS dataset needs its dataset_description.json (or --layout bids); "
-            "for other names give a CSV with --layout csv")
+            "-t1c, -t2w, -t2f, -seg) or UCSF-PDGM (<id>_T1.nii.gz, _T1c, _T2, _FLAIR, _tumor_segmentation), "
+            "or DICOM studies (one folder per patient); a BIDS dataset needs its dataset_description.json "
+            "(or --layout bids); for other names give a CSV with --layout csv")
     winners = [n for n, s in scores.items() if s == best]
     if len(winners) > 1:
         raise GliotypeError(f"layout is ambiguous ({' and '.join(winners)} both fit); choose one with --layout")
@@ -239,8 +245,17 @@ def _resolve(value, base: Path) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | None = None) -> pd.DataFrame:
-    """The manifest of a cohort folder (or user CSV), with labels attached when given."""
+def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | None = None, *,
+                convert_dir: str | Path | None = None, dicom_overrides: str | Path | None = None,
+                single_patient: str | None = None) -> pd.DataFrame:
+    """The manifest of a cohort folder (or user CSV), with labels attached when given.
+
+    DICOM studies (layout ``dicom``, detected by ``auto`` when no NIfTI layout fits): the
+    chosen series are converted into ``convert_dir`` (``<convert_dir>/<patient_id>/<role>.nii.gz``);
+    ``dicom_overrides``: a CSV of roles that win over the heuristic; ``single_patient``: ``root``
+    is the folder of this one patient (else one folder per patient under ``root``). The table
+    of every series is logged (:func:`gliotype.input.dicom.scan_dicom` returns it too).
+    """
     root = Path(root)
     if layout not in LAYOUT_NAMES:
         raise GliotypeError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUT_NAMES)}")
@@ -249,10 +264,16 @@ def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | Non
     if layout == "auto":
         layout = detect_layout(root)
         log.info("layout: %s", layout)
+    if dicom_overrides is not None and layout != "dicom":
+        raise GliotypeError(f"DICOM overrides apply to DICOM studies only (the layout here is {layout})")
     if layout == "csv":
         if not root.is_file():
             raise GliotypeError("--layout csv needs the path of a CSV file, not a folder")
         df = read_csv_cohort(root)
+    elif layout == "dicom":
+        from gliotype.input.dicom import scan_dicom
+
+        df = scan_dicom(root, convert_dir, dicom_overrides, single_patient=single_patient).manifest
     else:
         if not root.is_dir():
             raise GliotypeError(f"{root.name} is not a folder (give --layout csv for a CSV of files)")
@@ -357,5 +378,6 @@ def cohort_summary(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["IMAGE_COLUMNS", "cohort_summary", "LAYOUTS", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS", "SEQUENCES", "detect_layout", "has_fa", "is_blank",
-           "patient_id_from_name", "read_csv_cohort", "read_manifest", "scan_cohort", "scan_layout", "write_manifest"]
+__all__ = ["IMAGE_COLUMNS", "cohort_summary", "LAYOUTS", "LAYOUT_NAMES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS",
+           "SEQUENCES", "detect_layout", "has_fa", "is_blank", "patient_id_from_name", "read_csv_cohort",
+           "read_manifest", "scan_cohort", "scan_layout", "write_manifest"]

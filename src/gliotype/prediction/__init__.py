@@ -16,7 +16,15 @@ See ``docs/prediction.md``.
 
 from gliotype.prediction.explain import explain_case, explain_run
 from gliotype.prediction.model import ModelError, TrainedModel, load_model, verify_manifest
-from gliotype.prediction.inputs import case_row, check_inputs, inputs_from_case, patient_id_from_files, row_inputs
+from gliotype.prediction.inputs import (
+    case_folder_inputs,
+    case_folder_row,
+    case_row,
+    check_inputs,
+    inputs_from_case,
+    patient_id_from_files,
+    row_inputs,
+)
 from gliotype.prediction.insertion import graph_predict
 from gliotype.prediction.predict import Prediction, predict_patient
 
@@ -24,6 +32,8 @@ __all__ = [
     "ModelError",
     "Prediction",
     "TrainedModel",
+    "case_folder_inputs",
+    "case_folder_row",
     "case_row",
     "check_inputs",
     "explain_case",

@@ -339,3 +339,14 @@ def test_the_threshold_of_inserted_edges_is_the_one_given():
     counts = {t: insert_nodes(g, rng.normal(size=(4, 5)), new, stored, t, list("abcd")).edge_index.shape[1]
               for t in (0.2, 0.5, 0.8)}
     assert counts[0.2] > counts[0.5] > counts[0.8] >= g.edge_index.shape[1]
+
+
+def test_validation_by_auc_needs_both_classes_among_the_validation_nodes():
+    """An AUC of one class is undefined (NaN): no epoch could be chosen, so it is refused up front."""
+    g = _graph(labelled=list(range(20)))
+    y = g.y.numpy()
+    one_class = np.flatnonzero(y[:20] == 0)[:3]
+    with pytest.raises(ValueError, match=_exactly("population_graph.val_metric=auc needs validation nodes of both "
+                                                  "classes")):
+        train_population_gnn(g, _cfg(val_metric="auc"), val_nodes=one_class)
+    train_population_gnn(g, _cfg(val_metric="bce", epochs=1), val_nodes=one_class)  # BCE is defined: fine

@@ -66,6 +66,8 @@ def train_population_gnn(
     val = torch.as_tensor(np.asarray(val_nodes, dtype=np.int64))
     if len(val) and not bool((graph.y[val] >= 0).all()):
         raise ValueError("validation nodes of the population graph must be labelled")
+    if len(val) and config.val_metric == "auc" and len(torch.unique(graph.y[val])) < 2:
+        raise ValueError("population_graph.val_metric=auc needs validation nodes of both classes")
     fit_nodes = labelled[~torch.isin(labelled, val)] if len(val) else labelled
     if len(torch.unique(graph.y[fit_nodes])) < 2:
         raise ValueError("the population graph needs fitted patients of both classes besides the validation ones")

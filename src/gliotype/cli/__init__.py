@@ -224,6 +224,10 @@ def predict(
         help="The author's public key (PEM): refuse a model folder not signed with it or changed since."),
     bids_derivatives: Optional[Path] = BIDS_DERIVATIVES,
     no_bids_derivatives: bool = NO_BIDS_DERIVATIVES,
+    segmenter: Optional[Path] = typer.Option(
+        None, "--segmenter", metavar="PATH",
+        help="A tumour-segmentation model folder (MONAI bundle or nnU-Net v2): segments a case given without a "
+             "mask; a given mask wins (docs/real-data.md, 'No tumour mask')."),
 ) -> None:
     """Predict the IDH status of one patient: prediction.json, report.html, Figs. 7-8, Grad-CAM maps."""
     from contextlib import nullcontext
@@ -232,8 +236,8 @@ def predict(
     from gliotype.prediction import case_folder_row, load_model, predict_patient, row_inputs
 
     files = {"t1": t1, "t1c": t1c, "t2": t2, "flair": flair, "mask": mask}
-    missing = [f"--{k}" for k, v in files.items() if v is None]
-    if case is not None and len(missing) < len(files):
+    missing = [f"--{k}" for k, v in files.items() if v is None and not (k == "mask" and segmenter is not None)]
+    if case is not None and any(v is not None for v in files.values()):
         _fail("give either --case or the five files --t1 --t1c --t2 --flair --mask, not both")
     if case is None and missing:
         _fail(f"missing {', '.join(missing)} (or give --case DIR)")
@@ -241,14 +245,21 @@ def predict(
     if case is None and bids_derivatives is not None:
         _fail("--bids-derivatives needs --case in a BIDS dataset")
     trained = load_model(model, public_key=require_signature)  # a refused model stops before the patient's files
+    seg = None
+    if segmenter is not None:
+        from gliotype.segmentation import load_segmenter
+
+        seg = load_segmenter(segmenter)  # a bad segmenter folder stops before the patient's files too
+    optional = ("mask",) if seg is not None else ()
     # a DICOM case is converted into a temporary folder that lives as long as the prediction
-    with case_folder_row(case, patient_id) if case is not None else nullcontext({}) as row:
-        pid, inputs = row_inputs(row) if case is not None else (patient_id, files)
+    with case_folder_row(case, patient_id, optional) if case is not None else nullcontext({}) as row:
+        pid, inputs = row_inputs(row, optional) if case is not None else (patient_id, files)
         pid = patient_id or pid
         bids = bids_output(row, derivatives)
         if bids is None and bids_derivatives is not None:
             _fail(f"--bids-derivatives: --case {case.name} is not in a BIDS dataset")
-        res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids)
+        res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids,
+                              segmenter=seg)
     (lo, hi), threshold = res.interval, res.record["threshold"]
     typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
                f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}\nreport: {out / 'report.html'}"

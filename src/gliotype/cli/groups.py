@@ -65,6 +65,28 @@ def cohort_validate(
         _fail("no usable case in the manifest")
 
 
+@cohort_app.command("segment")
+def cohort_segment(
+    manifest: Path = typer.Argument(..., help="Manifest CSV written by `gliotype cohort scan`."),
+    segmenter: Path = typer.Option(..., "--segmenter", metavar="PATH",
+                                   help="A tumour-segmentation model folder: MONAI bundle or nnU-Net v2."),
+    out: Path = typer.Option(..., "--out", help="Folder for the masks, their figures and the new manifest."),
+    preset: str = PRESET,
+    config: Optional[Path] = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """Segment the tumour of every case without a mask: OUT/<id>_seg_auto.nii.gz (+ .png to check it),
+    OUT/manifest.csv pointing to them, OUT/segmentation.csv (docs/real-data.md, 'No tumour mask')."""
+    from gliotype.input import InputRules
+    from gliotype.segmentation import load_segmenter, segment_cohort
+
+    cfg = _config(preset, config, set_)
+    res = segment_cohort(manifest, load_segmenter(segmenter), out, rules=InputRules.of(cfg), config=cfg.preprocess)
+    typer.echo(res.summary())
+    if not res.ok:
+        _fail("no case could be segmented")
+
+
 @ssl_app.command("train")
 def ssl_train(
     workdir: Path = typer.Argument(..., help="Work folder written by `gliotype preprocess`."),

@@ -38,18 +38,19 @@ def patient_id_from_files(inputs: Mapping[str, str | Path]) -> str:
     return pid if pid is not None else "patient"
 
 
-def case_row(case_dir: str | Path, patient_id: str | None = None, convert_dir: str | Path | None = None) -> dict:
+def case_row(case_dir: str | Path, patient_id: str | None = None, convert_dir: str | Path | None = None,
+             optional: tuple[str, ...] = ()) -> dict:
     """The manifest row of the one patient in ``case_dir`` (any layout :func:`gliotype.input.scan_cohort`
     knows; a BIDS subject or session folder, or a BIDS dataset with ``patient_id``).
 
     A folder of DICOM studies is the folder of one patient (its name the ID, unless
     ``patient_id``): its series are converted into ``convert_dir`` (:func:`case_folder_inputs` gives a
-    temporary one).
+    temporary one). The roles in ``optional`` (``mask`` when a segmenter is given) may be missing.
     """
     case_dir = Path(case_dir)
     if not case_dir.is_dir():
         raise GliotypeError(f"--case {case_dir.name or case_dir}: not a folder")
-    layout = detect_layout(case_dir)
+    layout = _layout(case_dir, optional)
     if layout == "dicom":
         if convert_dir is None:
             raise GliotypeError(f"--case {case_dir.name}: DICOM studies need a folder for their conversion")
@@ -68,36 +69,56 @@ def case_row(case_dir: str | Path, patient_id: str | None = None, convert_dir: s
     return row.to_dict()
 
 
-def row_inputs(row: Mapping) -> tuple[str, dict[str, Path]]:
-    """The patient ID and the five files of a manifest row; a missing one is a one-line CaseError."""
+def row_inputs(row: Mapping, optional: tuple[str, ...] = ()) -> tuple[str, dict[str, Path]]:
+    """The patient ID and the five files of a manifest row; a missing one (unless ``optional``) is a
+    one-line CaseError."""
     pid = str(row["patient_id"])
     inputs = {r: Path(str(row[r])) for r in ROLES if not is_blank(row.get(r))}
     for r in ROLES:
-        if r not in inputs:
+        if r not in inputs and r not in optional:
             raise CaseError(pid, None, f"no {r} file found in the case folder")
     return pid, inputs
 
 
-def inputs_from_case(case_dir: str | Path, patient_id: str | None = None,
-                     convert_dir: str | Path | None = None) -> tuple[str, dict[str, Path]]:
+def inputs_from_case(case_dir: str | Path, patient_id: str | None = None, convert_dir: str | Path | None = None,
+                     optional: tuple[str, ...] = ()) -> tuple[str, dict[str, Path]]:
     """The files of the one patient in ``case_dir`` (:func:`case_row`, :func:`row_inputs`)."""
-    return row_inputs(case_row(case_dir, patient_id, convert_dir))
+    return row_inputs(case_row(case_dir, patient_id, convert_dir, optional), optional)
 
 
 @contextmanager
-def case_folder_row(case_dir: str | Path, patient_id: str | None = None) -> Iterator[dict]:
+def case_folder_row(case_dir: str | Path, patient_id: str | None = None,
+                    optional: tuple[str, ...] = ()) -> Iterator[dict]:
     """:func:`case_row` for the length of a prediction: DICOM series are converted into a
     temporary folder, removed on leaving."""
     with tempfile.TemporaryDirectory(prefix="gliotype-predict-dicom-") as tmp:
-        yield case_row(case_dir, patient_id, convert_dir=tmp)
+        yield case_row(case_dir, patient_id, convert_dir=tmp, optional=optional)
 
 
 @contextmanager
-def case_folder_inputs(case_dir: str | Path,
-                       patient_id: str | None = None) -> Iterator[tuple[str, dict[str, Path]]]:
+def case_folder_inputs(case_dir: str | Path, patient_id: str | None = None,
+                       optional: tuple[str, ...] = ()) -> Iterator[tuple[str, dict[str, Path]]]:
     """:func:`inputs_from_case` for the length of a prediction (:func:`case_folder_row`)."""
-    with case_folder_row(case_dir, patient_id) as row:
-        yield row_inputs(row)
+    with case_folder_row(case_dir, patient_id, optional) as row:
+        yield row_inputs(row, optional)
+
+
+def _layout(case_dir: Path, optional: tuple[str, ...]) -> str:
+    """The case folder's layout (:func:`gliotype.input.detect_layout`); when no layout finds a complete
+    case, the first finding the roles that are not ``optional`` (a case without its mask, for a segmenter)."""
+    try:
+        return detect_layout(case_dir)
+    except GliotypeError:
+        if not optional:
+            raise
+        from gliotype.input.manifest import LAYOUTS, scan_layout
+
+        need = [r for r in ROLES if r not in optional]
+        for name in LAYOUTS:
+            rows = scan_layout(case_dir, name)[need].itertuples(index=False)
+            if any(all(not is_blank(v) for v in row) for row in rows):
+                return name
+        raise
 
 
 def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules = InputRules()) -> dict:

@@ -43,6 +43,7 @@ from gliotype import __version__
 from gliotype.input import InputRules
 from gliotype.input.bids.derivatives import BidsOutput, ensure_dataset, write_prediction
 from gliotype.prediction._util import jsonable
+from gliotype.prediction.automask import as_segmenter, mask_for_prediction
 from gliotype.prediction.inputs import ROLES, check_inputs, check_patient_id, patient_id_from_files
 from gliotype.prediction.insertion import DRAWS, NODE_FRACTION, graph_predict
 from gliotype.prediction.model import TrainedModel
@@ -80,6 +81,7 @@ def predict_patient(
     explain: bool = True,
     explainer_epochs: int | None = None,
     bids: BidsOutput | None = None,
+    segmenter=None,
 ) -> Prediction:
     """Predict one patient and write ``out_dir`` (``prediction.json``, ``report.html``, figures, maps).
 
@@ -94,6 +96,8 @@ def predict_patient(
         bids: where a patient of a BIDS dataset gets a copy of ``prediction.json`` as
             ``sub-XX[_ses-YY]_desc-idh_prediction.json`` (:func:`gliotype.input.bids.bids_output`
             of its manifest row); its derivative dataset is made before anything is computed.
+        segmenter: a :class:`~gliotype.segmentation.Segmenter` (or its folder) that segments the tumour
+            when ``inputs`` has no mask (:mod:`~gliotype.prediction.automask`); a given mask wins.
 
     Raises :class:`CaseError` (one line: patient, file name, problem) for a bad input and
     :class:`GliotypeError` for a bad output folder; nothing is written then.
@@ -107,11 +111,15 @@ def predict_patient(
     out = Path(out_dir)
     if bids is not None:
         ensure_dataset(bids.root)  # an unwritable derivatives folder stops before the work, not after
+    segmenter = as_segmenter(segmenter)
     with staging_folder(out) as staging:
+        segmentation = mask_for_prediction(inputs, pid, segmenter, staging, model.config)
         with tempfile.TemporaryDirectory(prefix="gliotype-predict-") as tmp:
             record = _predict(model, inputs, pid, Path(tmp), staging, draws=draws, node_fraction=node_fraction,
                               seed=seed, explain=explain,
                               epochs=EXPLAINER_EPOCHS if explainer_epochs is None else int(explainer_epochs))
+        if segmentation is not None:
+            record["segmentation"] = segmentation
         record["seconds"]["total"] = round(time.perf_counter() - t_start, 2)
         atomic_write(staging / "prediction.json",
                      json.dumps(jsonable({k: v for k, v in record.items() if not k.startswith("_")}), indent=2))

@@ -85,6 +85,23 @@ def input_checks(checked: dict, qc: dict, modalities: dict, graph: dict, model) 
     return rows
 
 
+def _segmentation(record: dict, figures: Path) -> str:
+    """The section of an automatic mask (``record["segmentation"]["source"] == "auto"``), else nothing."""
+    seg = record.get("segmentation") or {}
+    if seg.get("source") != "auto":
+        return ""
+    v = seg.get("volumes_ml", {})
+    warnings = "".join(f"<li class='bad'>{_e(w)}</li>" for w in seg.get("warnings", []))
+    return (f"<h2>Automatic segmentation: check it</h2>\n"
+            f"<p class='bad'>No tumour mask was given: the mask was made by the segmenter {_e(seg.get('segmenter'))} "
+            f"({_e(seg.get('kind'))}) and the whole prediction rests on it. Check it before reading the result.</p>\n"
+            f"{_img(figures, seg.get('figure', 'segmentation.png'), 'automatic segmentation: check it')}\n"
+            f"<p class='note'>Whole tumour {_fmt(v.get('whole_tumor'), 1)} ml: necrotic core "
+            f"{_fmt(v.get('necrotic_core'), 1)} ml (label 1), edema {_fmt(v.get('edema'), 1)} ml (label 2), enhancing "
+            f"{_fmt(v.get('enhancing'), 1)} ml (label 4, or 3). The mask: {_e(seg.get('file'))}.</p>\n"
+            + (f"<ul>{warnings}</ul>\n" if warnings else ""))
+
+
 def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
     """Write the report of one prediction ``record`` (the content of ``prediction.json``)."""
     path, figures = Path(path), Path(figures)
@@ -139,7 +156,7 @@ The interval re-predicts the patient {unc['draws']} times in random subsets of {
 patients ({unc['node_fraction'] * 100:.0f}%): it shows how much the prediction depends on the reference cohort, not
 a calibrated confidence interval (docs/prediction.md).</p>
 {isolated}
-<h2>Image and geometric encoders (Fig. 7)</h2>
+{_segmentation(record, figures)}<h2>Image and geometric encoders (Fig. 7)</h2>
 {_img(figures, 'figure7.png', 'Fig. 7')}
 <p class="note">{fig7_caption} Grad-CAM maps: gradcam.nii.gz (template grid) and gradcam_native.nii.gz (the
 patient's T1c grid, through the stored inverse registration).</p>

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -23,6 +21,7 @@ from segmenter_helpers import (
     blob_case,
     dice,
     nnunet_network,
+    nnunet_plans,
     train_tiny,
     write_case,
     write_nnunet_folder,
@@ -87,17 +86,25 @@ def test_without_nnunetv2_segmenting_says_how_to_install_it(tmp_path):
     assert "needs the nnunetv2 package" in text and "pip install --no-deps nnunetv2" in text and "\n" not in text
 
 
-@pytest.mark.skipif(not HAS_NNUNET, reason="nnunetv2 is not installed (docs/real-data.md: 'No tumour mask')")
-def test_a_trained_nnunet_folder_segments_a_case(tmp_path):
+@pytest.fixture(scope="module")
+def nnunet_weights():
+    """A tiny PlainConvUNet built by nnU-Net's code, trained once on easy cases given as nnU-Net's readers
+    give them (z, y, x; channels T1, T1ce, T2, Flair) to output dataset.json's regions WT, TC, ET."""
+    if not HAS_NNUNET:
+        pytest.skip("nnunetv2 is not installed (docs/real-data.md: 'No tumour mask')")
     rng = np.random.default_rng(0)
+    order = [("t1c", "t1", "t2", "flair").index(r) for r in NNUNET_CHANNELS]
     cases = []
     for _ in range(6):
         image, labels = blob_case(rng)
-        order = [("t1c", "t1", "t2", "flair").index(r) for r in NNUNET_CHANNELS]
-        cases.append((image[order].transpose(0, 3, 2, 1).copy(), labels.transpose(2, 1, 0).copy()))  # z, y, x
+        cases.append((image[order].transpose(0, 3, 2, 1).copy(), labels.transpose(2, 1, 0).copy()))
     with torch.random.fork_rng():
-        net = train_tiny(nnunet_network(0), cases, regions=("WT", "TC", "ET"), steps=60)  # dataset.json's order
-    folder = write_nnunet_folder(tmp_path / "nnUNetTrainer__nnUNetPlans__3d_fullres", net.state_dict())
+        net = train_tiny(nnunet_network(0), cases, regions=("WT", "TC", "ET"), steps=60)
+    return net.state_dict()
+
+
+def test_a_trained_nnunet_folder_segments_a_case(nnunet_weights, tmp_path):
+    folder = write_nnunet_folder(tmp_path / "nnUNetTrainer__nnUNetPlans__3d_fullres", nnunet_weights)
     image, truth = blob_case(np.random.default_rng(123))
     files = write_case(tmp_path / "cases", "P1", image)
     seg = load_segmenter(folder)
@@ -105,5 +112,20 @@ def test_a_trained_nnunet_folder_segments_a_case(tmp_path):
     labels = np.asarray(nib.load(res.path).dataobj)
     assert labels.shape == truth.shape and set(np.unique(labels)) <= {0, 1, 2, 4}
     assert dice(labels > 0, truth > 0) > 0.5, dice(labels > 0, truth > 0)
+    # nnU-Net's regions -> its labels 1, 2, 3 -> BraTS 2, 1, 4: the core is where the truth's core is
+    assert dice(np.isin(labels, [1, 4]), np.isin(truth, [1, 4])) > 0.3
     assert res.record()["kind"] == "nnunet"
-    shutil.rmtree(folder)
+
+
+def test_a_reorienting_reader_gets_the_ras_array_and_the_mask_comes_back(nnunet_weights, tmp_path):
+    """plans.json's NibabelIOWithReorient: a case stored in LPS voxel order is segmented as its RAS twin."""
+    folder = write_nnunet_folder(tmp_path / "m", nnunet_weights, plans=nnunet_plans("NibabelIOWithReorient"))
+    image, _ = blob_case(np.random.default_rng(123))
+    ras = write_case(tmp_path / "ras", "P1", image)
+    flip = nib.orientations.inv_ornt_aff([[0, -1], [1, -1], [2, 1]], image.shape[1:])
+    lps = write_case(tmp_path / "lps", "P1", image[:, ::-1, ::-1, :], affine=np.diag([2.0, 2.0, 2.0, 1.0]) @ flip)
+    seg = load_segmenter(folder)
+    a = segment_case(seg, ras, "P1", tmp_path / "a.nii.gz")
+    b = segment_case(seg, lps, "P1", tmp_path / "b.nii.gz")
+    assert nib.aff2axcodes(nib.load(b.path).affine) == ("L", "P", "S")
+    np.testing.assert_array_equal(np.asarray(nib.load(b.path).dataobj)[::-1, ::-1, :], nib.load(a.path).dataobj)

@@ -275,8 +275,8 @@ class NnUNetFolder(Segmenter):
         ornt = None
         if self.reader == "NibabelIOWithReorient":  # the reader brings the image to RAS first
             ornt = nib.orientations.io_orientation(affine)
-            image = np.stack([nib.orientations.apply_orientation(c, ornt) for c in image])
             affine = affine @ nib.orientations.inv_ornt_aff(ornt, image.shape[1:])
+            image = np.stack([nib.orientations.apply_orientation(c, ornt) for c in image])
         spacing = [float(s) for s in nib.affines.voxel_sizes(affine)]
         zyx = np.ascontiguousarray(image.transpose(0, 3, 2, 1))  # nnU-Net's axis order: z, y, x
         with torch.no_grad():

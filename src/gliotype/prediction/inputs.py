@@ -1,4 +1,5 @@
-"""The inputs of one prediction: the five files of a patient and the patient's ID.
+"""The inputs of one prediction: the five files of a patient and the patient's ID (a sequence
+may be missing when the model's ``input.missing_sequences``, or ``--allow-missing``, allows it).
 
 Owns finding them (:func:`inputs_from_case`: a case folder in any layout the cohort
 scanner knows; :func:`patient_id_from_files`: the ID in the T1c file name) and checking
@@ -20,6 +21,7 @@ from gliotype.input import (
     check_patient_id,
     is_blank,
     patient_id_from_name,
+    present_sequences,
     scan_cohort,
 )
 
@@ -50,22 +52,24 @@ def inputs_from_case(case_dir: str | Path, patient_id: str | None = None) -> tup
         row = df.iloc[0]
     pid = str(row["patient_id"])
     inputs = {r: Path(str(row[r])) for r in ROLES if not is_blank(row[r])}
-    for r in ROLES:
-        if r not in inputs:
-            raise CaseError(pid, None, f"no {r} file found in the case folder")
+    if "mask" not in inputs:  # a missing sequence: check_inputs applies the model's rule
+        raise CaseError(pid, None, "no mask file found in the case folder")
     return pid, inputs
 
 
 def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules = InputRules()) -> dict:
     """Validate the five input files as the cohort validator does, under ``rules`` (the model's:
-    ``InputRules.of(model.config)``); a problem is a one-line CaseError.
+    ``InputRules.of(model.config)``; a sequence may be missing when ``rules.missing_sequences``
+    allows it); a problem is a one-line CaseError.
 
-    Returns the validator's information (grid, spacing, labels, tumor voxels) and warnings.
+    Returns the validator's information (grid, spacing, labels, tumor voxels, missing sequences) and warnings.
     """
-    for role in ROLES:
-        if not inputs.get(role):
-            raise CaseError(pid, None, f"no {role} file given")
-    row = {"patient_id": pid, **{r: str(inputs[r]) for r in ROLES}, "fa": None, "idh": None}
+    present_sequences(inputs, pid, rules.missing_sequences, given="given",
+                      hint="; the model's setting, --allow-missing N overrides it")
+    if not inputs.get("mask"):
+        raise CaseError(pid, None, "no mask file given")
+    row = {"patient_id": pid, **{r: str(inputs[r]) if inputs.get(r) else None for r in ROLES}, "fa": None,
+           "idh": None}
     try:
         report = check_case(row, rules=rules)
     except CaseError:

@@ -127,8 +127,9 @@ def test_preprocess_is_one_call_to_stages_prepare(monkeypatch, tmp_path):
 
     seen = {}
 
-    def prepare(manifest, work, config, workers):
-        seen.update(manifest=manifest, work=work, skull=config.preprocess.skull_stripped, workers=workers)
+    def prepare(manifest, work, config, workers, bids_derivatives):
+        seen.update(manifest=manifest, work=work, skull=config.preprocess.skull_stripped, workers=workers,
+                    bids=bids_derivatives)
         pre = pd.DataFrame({"patient_id": ["P1", "P2"], "status": ["done", "failed"], "reason": ["", "no mask"]})
         built = pd.DataFrame({"patient_id": ["P1"], "status": ["failed"], "reason": ["tumour too small"]})
         return stages.Prepared(pre, built, stages.usable(built))
@@ -140,4 +141,8 @@ def test_preprocess_is_one_call_to_stages_prepare(monkeypatch, tmp_path):
     assert result.output.splitlines() == ["preprocessing: 1 done, 1 failed", "  patient P2: no mask",
                                           "modalities: 1 failed", "  patient P1: tumour too small",
                                           "error: no patient could be preprocessed"]
-    assert seen == {"manifest": tmp_path / "m.csv", "work": tmp_path / "w", "skull": "yes", "workers": 1}
+    assert seen == {"manifest": tmp_path / "m.csv", "work": tmp_path / "w", "skull": "yes", "workers": 1,
+                    "bids": True}  # BIDS rows: derivatives in <BIDS root>/derivatives/gliotype by default
+    for option, bids in (["--no-bids-derivatives"], False), (["--bids-derivatives", str(tmp_path / "d")], tmp_path / "d"):
+        runner.invoke(app, ["preprocess", str(tmp_path / "m.csv"), "--out", str(tmp_path / "w"), *option])
+        assert seen["bids"] == bids

@@ -111,12 +111,18 @@ class Prepared:
 
 
 def scan(root: str | Path, manifest: str | Path, layout: str = "auto",
-         labels: str | Path | None = None) -> pd.DataFrame:
+         labels: str | Path | None = None, dicom_overrides: str | Path | None = None) -> pd.DataFrame:
     """Find every patient's T1, T1c, T2, FLAIR, mask (and FA) under ``root`` (``layout``: auto
-    or a named one; ``labels``: a CSV of IDH labels) and write the manifest CSV ``manifest``."""
-    from gliotype.input import scan_cohort, write_manifest
+    or a named one; ``labels``: a CSV of IDH labels) and write the manifest CSV ``manifest``.
 
-    df = scan_cohort(root, layout=layout, labels=labels)
+    DICOM studies are converted into ``dicom_nifti/`` beside the manifest (reused by the next
+    scan while their files are unchanged); ``dicom_overrides``: a CSV of series roles that win
+    over the heuristic (:mod:`gliotype.input.dicom`)."""
+    from gliotype.input import scan_cohort, write_manifest
+    from gliotype.input.dicom.convert import CONVERT_FOLDER
+
+    df = scan_cohort(root, layout=layout, labels=labels, convert_dir=Path(manifest).resolve().parent / CONVERT_FOLDER,
+                     dicom_overrides=dicom_overrides)
     write_manifest(df, manifest)
     return df
 
@@ -165,11 +171,21 @@ def cohort(data: Path | None, manifest: Path | None, out, workers: int,
     return checked.usable
 
 
-def preprocess(rows: pd.DataFrame, work: str | Path | WorkDir, config: GliotypeConfig, workers: int = 1) -> pd.DataFrame:
-    """Registration, normalisation, template warp of every manifest row (cached per patient)."""
+def preprocess(rows: pd.DataFrame, work: str | Path | WorkDir, config: GliotypeConfig, workers: int = 1,
+               bids_derivatives: str | Path | bool = False) -> pd.DataFrame:
+    """Registration, normalisation, template warp of every manifest row (cached per patient).
+
+    ``bids_derivatives``: for the rows scanned from a BIDS dataset, also copy the preprocessed
+    volumes into a BIDS derivative dataset (:mod:`gliotype.input.bids.derivatives`): True into
+    ``<BIDS root>/derivatives/gliotype``, a folder into that folder, False (default) not at all.
+    """
+    from gliotype.input.bids.derivatives import plan_derivatives, write_planned
     from gliotype.preprocessing import preprocess_cohort
 
-    return preprocess_cohort(rows, work, config, workers=workers)
+    plan = plan_derivatives(rows, bids_derivatives)  # an unwritable folder stops before the work, not after
+    status = preprocess_cohort(rows, work, config, workers=workers)
+    write_planned(plan, work)
+    return status
 
 
 def modalities(work: str | Path | WorkDir, ids: Sequence[str], config: GliotypeConfig, workers: int = 1) -> pd.DataFrame:
@@ -180,10 +196,11 @@ def modalities(work: str | Path | WorkDir, ids: Sequence[str], config: GliotypeC
 
 
 def prepare(rows: pd.DataFrame | str | Path, work: str | Path | WorkDir, config: GliotypeConfig, workers: int = 1,
-            timer: StageTimer = _untimed) -> Prepared:
+            timer: StageTimer = _untimed, bids_derivatives: str | Path | bool = False) -> Prepared:
     """:func:`preprocess` then :func:`modalities` for the patients preprocessing could use.
 
-    ``rows``: manifest rows or the manifest CSV; ``timer``: see :data:`StageTimer`.
+    ``rows``: manifest rows or the manifest CSV; ``timer``: see :data:`StageTimer`;
+    ``bids_derivatives``: see :func:`preprocess`.
     """
     if not isinstance(rows, pd.DataFrame):
         from gliotype.input import read_manifest
@@ -193,7 +210,7 @@ def prepare(rows: pd.DataFrame | str | Path, work: str | Path | WorkDir, config:
 
     with folder_lock(WorkDir.of(work).lock, "work folder"):  # one command writes a work folder at a time
         with timer("preprocessing"):
-            pre = preprocess(rows, work, config, workers)
+            pre = preprocess(rows, work, config, workers, bids_derivatives)
         with timer("modalities"):
             built = modalities(work, usable(pre), config, workers)
     return Prepared(pre, built, usable(built))

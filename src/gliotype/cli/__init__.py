@@ -24,7 +24,19 @@ from typer.core import TyperGroup
 
 from gliotype import __version__
 from gliotype.cli.groups import GROUPS
-from gliotype.cli.options import CONFIG, EDGE_ATLAS, NODE_ATLAS, PRESET, SET, WORKERS, _config, _fail
+from gliotype.cli.options import (
+    BIDS_DERIVATIVES,
+    CONFIG,
+    EDGE_ATLAS,
+    NO_BIDS_DERIVATIVES,
+    NODE_ATLAS,
+    PRESET,
+    SET,
+    WORKERS,
+    _bids_derivatives,
+    _config,
+    _fail,
+)
 from gliotype.errors import ENVIRONMENT_EXIT, GliotypeError, environment_problem, one_line
 from gliotype.layout import RunDir
 from gliotype.utils.logging import setup_logging
@@ -120,15 +132,19 @@ def preprocess(
     skull_stripped: Optional[str] = typer.Option(None, "--skull-stripped", help="auto, yes or no."),
     node_atlas: Optional[Path] = NODE_ATLAS,
     edge_atlas: Optional[Path] = EDGE_ATLAS,
+    bids_derivatives: Optional[Path] = BIDS_DERIVATIVES,
+    no_bids_derivatives: bool = NO_BIDS_DERIVATIVES,
     preset: str = PRESET,
     config: Optional[Path] = CONFIG,
     set_: list[str] = SET,
 ) -> None:
-    """Register, normalise and build the three modalities of every patient (sections 3.2, 4.2)."""
+    """Register, normalise and build the three modalities of every patient (sections 3.2, 4.2);
+    patients scanned from BIDS also get their preprocessed images in a BIDS derivative dataset."""
     from gliotype import stages
 
+    derivatives = _bids_derivatives(bids_derivatives, no_bids_derivatives)
     cfg = _config(preset, config, set_, node_atlas, edge_atlas, skull_stripped)
-    prepared = stages.prepare(manifest, out, cfg, workers)
+    prepared = stages.prepare(manifest, out, cfg, workers, bids_derivatives=derivatives)
     typer.echo(prepared.summary())
     if not prepared.ids:
         _fail("no patient could be preprocessed")
@@ -197,7 +213,9 @@ def predict(
     t2: Optional[Path] = typer.Option(None, "--t2", help="T2."),
     flair: Optional[Path] = typer.Option(None, "--flair", help="T2-FLAIR."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Tumor mask (BraTS labels)."),
-    case: Optional[Path] = typer.Option(None, "--case", help="Or one patient's folder in any known layout."),
+    case: Optional[Path] = typer.Option(None, "--case", help="Or one patient's folder in any known layout "
+                                                             "(DICOM studies; BIDS: a subject or session folder, or "
+                                                             "the dataset with --patient-id sub-01)."),
     patient_id: Optional[str] = typer.Option(None, "--patient-id", help="ID in the outputs (default: from the names)."),
     draws: int = typer.Option(100, "--draws", help="Re-predictions for the uncertainty interval (0: none)."),
     no_explain: bool = typer.Option(False, "--no-explain", help="Skip Grad-CAM, GNNExplainer and the figures."),
@@ -207,9 +225,14 @@ def predict(
     require_signature: Optional[Path] = typer.Option(
         None, "--require-signature", metavar="PUBLIC_KEY",
         help="The author's public key (PEM): refuse a model folder not signed with it or changed since."),
+    bids_derivatives: Optional[Path] = BIDS_DERIVATIVES,
+    no_bids_derivatives: bool = NO_BIDS_DERIVATIVES,
 ) -> None:
     """Predict the IDH status of one patient: prediction.json, report.html, Figs. 7-8, Grad-CAM maps."""
-    from gliotype.prediction import inputs_from_case, load_model, predict_patient
+    from contextlib import nullcontext
+
+    from gliotype.input.bids import bids_output
+    from gliotype.prediction import case_folder_row, load_model, predict_patient, row_inputs
 
     files = {"t1": t1, "t1c": t1c, "t2": t2, "flair": flair, "mask": mask}
     missing = [f"--{k}" for k, v in files.items() if v is None]
@@ -218,15 +241,25 @@ def predict(
     if case is None and ("--mask" in missing or len(missing) >= 4):  # a missing sequence: the model's rule decides
         _fail(f"missing {', '.join(missing)} (or give --case DIR)")
     files = {k: v for k, v in files.items() if v is not None}
+    derivatives = _bids_derivatives(bids_derivatives, no_bids_derivatives)
+    if case is None and bids_derivatives is not None:
+        _fail("--bids-derivatives needs --case in a BIDS dataset")
     trained = load_model(model, public_key=require_signature)  # a refused model stops before the patient's files
-    pid, inputs = inputs_from_case(case, patient_id) if case is not None else (patient_id, files)
-    pid = patient_id or pid
-    res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, allow_missing=allow_missing)
+    # a DICOM case is converted into a temporary folder that lives as long as the prediction
+    with case_folder_row(case, patient_id) if case is not None else nullcontext({}) as row:
+        pid, inputs = row_inputs(row) if case is not None else (patient_id, files)
+        pid = patient_id or pid
+        bids = bids_output(row, derivatives)
+        if bids is None and bids_derivatives is not None:
+            _fail(f"--bids-derivatives: --case {case.name} is not in a BIDS dataset")
+        res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids,
+                              allow_missing=allow_missing)
     (lo, hi), threshold = res.interval, res.record["threshold"]
     without = res.record.get("missing_sequences") or []
     note = f"\npredicted without {', '.join(without)} (see the report)" if without else ""
     typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
-               f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}{note}\nreport: {out / 'report.html'}")
+               f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}{note}\nreport: {out / 'report.html'}"
+               + (f"\nBIDS derivative: {bids.prediction}" if bids is not None else ""))
 
 
 @app.command()

@@ -22,16 +22,24 @@ GROUPS = {"cohort": cohort_app, "config": config_app, "ssl": ssl_app, "atlas": a
 
 @cohort_app.command("scan")
 def cohort_scan(
-    root: Path = typer.Argument(..., help="Folder holding one sub-folder per patient (or images)."),
+    root: Path = typer.Argument(..., help="Folder holding one sub-folder per patient (images or DICOM studies), "
+                                         "or a BIDS dataset."),
     out: Path = typer.Option(..., "--out", help="Manifest CSV to write."),
-    layout: str = typer.Option("auto", "--layout", help="auto, brats2021, brats2023, ucsf-pdgm or csv."),
+    layout: str = typer.Option("auto", "--layout", help="auto, brats2021, brats2023, ucsf-pdgm, bids, csv or dicom."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of IDH labels (flexible columns)."),
+    dicom_overrides: Optional[Path] = typer.Option(
+        None, "--dicom-overrides",
+        help="DICOM studies: CSV of patient_id, series_number (or series_uid), role (t1, t1c, t2, flair, skip) "
+             "that wins over the heuristic."),
 ) -> None:
-    """Find every patient's T1, T1c, T2, FLAIR, mask (and FA) and write a manifest."""
+    """Find every patient's T1, T1c, T2, FLAIR, mask (and FA) and write a manifest.
+
+    DICOM studies (one folder per patient) are converted into dicom_nifti/ beside the manifest;
+    the role of every series and the reason are printed per patient."""
     from gliotype import stages
     from gliotype.input import cohort_summary
 
-    manifest = stages.scan(root, out, layout=layout, labels=labels)
+    manifest = stages.scan(root, out, layout=layout, labels=labels, dicom_overrides=dicom_overrides)
     typer.echo(f"{len(manifest)} patients found, manifest written to {out}\n{cohort_summary(manifest)}")
 
 

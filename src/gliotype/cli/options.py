@@ -12,6 +12,9 @@ PRESET = typer.Option("cpu", "--preset", help="paper, cpu or tiny.")
 CONFIG = typer.Option(None, "--config", help="A YAML file over the preset.")
 SET = typer.Option([], "--set", help="Override one value: key.path=value (repeatable).")
 WORKERS = typer.Option(2, "--workers", help="Parallel processes.")
+BIDS_DERIVATIVES = typer.Option(None, "--bids-derivatives", metavar="DIR",
+                                help="BIDS input: the derivative dataset to write (default <BIDS root>/derivatives/gliotype).")
+NO_BIDS_DERIVATIVES = typer.Option(False, "--no-bids-derivatives", help="BIDS input: write no derivative dataset.")
 NODE_ATLAS = typer.Option(None, "--node-atlas", help="Your region labels (NIfTI).")
 EDGE_ATLAS = typer.Option(None, "--edge-atlas", help="Your tracts: 4D NIfTI or folder.")
 
@@ -19,6 +22,13 @@ EDGE_ATLAS = typer.Option(None, "--edge-atlas", help="Your tracts: 4D NIfTI or f
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _bids_derivatives(folder: Optional[Path], off: bool):
+    """The ``bids_derivatives`` argument of the API: False (off), a folder, or True (the default folder)."""
+    if off and folder is not None:
+        _fail("give --bids-derivatives DIR or --no-bids-derivatives, not both")
+    return False if off else (folder if folder is not None else True)
 
 
 def _config(preset: str, config: Optional[Path], set_: list[str], node_atlas: Optional[Path] = None,
@@ -34,4 +44,5 @@ def _config(preset: str, config: Optional[Path], set_: list[str], node_atlas: Op
     return load_config(preset, config, [*set_, *extra])  # quoted: `yes` stays a word, not YAML's true
 
 
-__all__ = ["CONFIG", "EDGE_ATLAS", "NODE_ATLAS", "PRESET", "SET", "WORKERS", "_config", "_fail"]
+__all__ = ["BIDS_DERIVATIVES", "CONFIG", "EDGE_ATLAS", "NODE_ATLAS", "NO_BIDS_DERIVATIVES", "PRESET", "SET", "WORKERS",
+           "_bids_derivatives", "_config", "_fail"]

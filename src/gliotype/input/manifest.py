@@ -2,7 +2,8 @@
 mask and (optionally) FA, with IDH status, age and site.
 
 ``gliotype cohort scan`` finds the files of the usual public layouts (BraTS 2021,
-BraTS 2023 GLI, UCSF-PDGM) or reads a user CSV. Paths are stored relative to the
+BraTS 2023 GLI, UCSF-PDGM), reads a user CSV, or converts a folder of DICOM studies
+(layout ``dicom``: :mod:`gliotype.input.dicom`). Paths are stored relative to the
 manifest's folder when the data sit under it, so a cohort folder can move.
 """
 
@@ -36,6 +37,16 @@ SEQUENCES = ("t1", "t1c", "t2", "flair")
 IMAGE_COLUMNS = SEQUENCES + ("mask", "fa")
 REQUIRED_COLUMNS = ("patient_id",) + SEQUENCES + ("mask",)
 MANIFEST_COLUMNS = ("patient_id",) + IMAGE_COLUMNS + ("idh", "age", "site")
+#: Optional columns, written and read back only when a row fills them: a BIDS row's entity
+#: prefix (``sub-01_ses-02``) and its dataset folder (a path, relative like the images), see
+#: :mod:`gliotype.input.bids`. A manifest without them is read as before.
+OPTIONAL_COLUMNS = ("bids", "bids_root")
+PATH_COLUMNS = IMAGE_COLUMNS + ("bids_root",)
+
+
+def manifest_columns(df: pd.DataFrame) -> list[str]:
+    """:data:`MANIFEST_COLUMNS`, then the :data:`OPTIONAL_COLUMNS` some row of ``df`` fills."""
+    return list(MANIFEST_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in df and not all(is_blank(v) for v in df[c])]
 
 
 def is_blank(v) -> bool:
@@ -91,7 +102,7 @@ LAYOUTS: dict[str, Layout] = {
         "mask": ("_tumor_segmentation",), "fa": ("_DTI_eddy_FA",),
     }, case_sensitive=True),
 }
-LAYOUT_NAMES = ("auto", *LAYOUTS, "csv")
+LAYOUT_NAMES = ("auto", *LAYOUTS, "bids", "csv", "dicom")
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -135,19 +146,29 @@ def _complete(found: dict[str, dict[str, list[Path]]]) -> int:
 
 
 def detect_layout(root: str | Path) -> str:
-    """The layout whose naming gives the most complete patients under ``root``."""
+    """The layout whose naming gives the most complete patients under ``root``; ``dicom`` when
+    none does and DICOM files (``DICM`` at byte 128) lie under it."""
     root = Path(root)
     if root.is_file() and root.suffix.lower() in (".csv", ".tsv"):
         return "csv"
+    from gliotype.input.bids import is_bids
+
+    if is_bids(root):
+        return "bids"
     files = _image_files(root)
     scores = {name: _complete(_match(files, lay)) for name, lay in LAYOUTS.items()}
     best = max(scores.values()) if scores else 0
     if best == 0:
+        from gliotype.input.dicom.series import holds_dicom
+
+        if root.is_dir() and holds_dicom(root):
+            return "dicom"
         raise GliotypeError(
             f"no complete case found under {root.name or root}: expected per patient T1, T1c, T2, FLAIR and a mask "
             "named as in BraTS 2021 (<id>_t1.nii.gz, _t1ce, _t2, _flair, _seg), BraTS 2023 (<id>-t1n.nii.gz, "
-            "-t1c, -t2w, -t2f, -seg) or UCSF-PDGM (<id>_T1.nii.gz, _T1c, _T2, _FLAIR, _tumor_segmentation); "
-            "for other names give a CSV with --layout csv")
+            "-t1c, -t2w, -t2f, -seg) or UCSF-PDGM (<id>_T1.nii.gz, _T1c, _T2, _FLAIR, _tumor_segmentation), "
+            "or DICOM studies (one folder per patient); a BIDS dataset needs its dataset_description.json "
+            "(or --layout bids); for other names give a CSV with --layout csv")
     winners = [n for n, s in scores.items() if s == best]
     if len(winners) > 1:
         raise GliotypeError(f"layout is ambiguous ({' and '.join(winners)} both fit); choose one with --layout")
@@ -224,8 +245,17 @@ def _resolve(value, base: Path) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | None = None) -> pd.DataFrame:
-    """The manifest of a cohort folder (or user CSV), with labels attached when given."""
+def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | None = None, *,
+                convert_dir: str | Path | None = None, dicom_overrides: str | Path | None = None,
+                single_patient: str | None = None) -> pd.DataFrame:
+    """The manifest of a cohort folder (or user CSV), with labels attached when given.
+
+    DICOM studies (layout ``dicom``, detected by ``auto`` when no NIfTI layout fits): the
+    chosen series are converted into ``convert_dir`` (``<convert_dir>/<patient_id>/<role>.nii.gz``);
+    ``dicom_overrides``: a CSV of roles that win over the heuristic; ``single_patient``: ``root``
+    is the folder of this one patient (else one folder per patient under ``root``). The table
+    of every series is logged (:func:`gliotype.input.dicom.scan_dicom` returns it too).
+    """
     root = Path(root)
     if layout not in LAYOUT_NAMES:
         raise GliotypeError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUT_NAMES)}")
@@ -234,14 +264,22 @@ def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | Non
     if layout == "auto":
         layout = detect_layout(root)
         log.info("layout: %s", layout)
+    if dicom_overrides is not None and layout != "dicom":
+        raise GliotypeError(f"DICOM overrides apply to DICOM studies only (the layout here is {layout})")
     if layout == "csv":
         if not root.is_file():
             raise GliotypeError("--layout csv needs the path of a CSV file, not a folder")
         df = read_csv_cohort(root)
+    elif layout == "dicom":
+        from gliotype.input.dicom import scan_dicom
+
+        df = scan_dicom(root, convert_dir, dicom_overrides, single_patient=single_patient).manifest
     else:
         if not root.is_dir():
             raise GliotypeError(f"{root.name} is not a folder (give --layout csv for a CSV of files)")
-        df = scan_layout(root, layout)
+        from gliotype.input.bids import scan_bids
+
+        df = scan_bids(root) if layout == "bids" else scan_layout(root, layout)
     if labels is not None:
         lab = read_labels(labels)
         df, unmatched = attach_labels(df, lab)
@@ -249,7 +287,7 @@ def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | Non
         log.info("labels: %d of %d patients labelled", matched, len(df))
         if unmatched:
             log.warning("%d label rows match no patient (e.g. %s)", len(unmatched), ", ".join(unmatched[:3]))
-    return df[list(MANIFEST_COLUMNS)].reset_index(drop=True)
+    return df[manifest_columns(df)].reset_index(drop=True)
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
@@ -257,14 +295,14 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     base = path.resolve().parent
     out = df.copy()
-    for col in IMAGE_COLUMNS:
+    for col in PATH_COLUMNS:
         if col in out:
             out[col] = [_relative(v, base) for v in out[col]]
     for col in MANIFEST_COLUMNS:
         if col not in out:
             out[col] = np.nan
     out["idh"] = [_label_text(v) for v in out["idh"]]
-    write_csv_atomic(out[list(MANIFEST_COLUMNS)], path)
+    write_csv_atomic(out[manifest_columns(out)], path)
     return path
 
 
@@ -314,11 +352,13 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         if col not in df:
             df[col] = ""
         df[col] = [_resolve(v, base) for v in df[col]]
+    if "bids_root" in df:
+        df["bids_root"] = [_resolve(v, base) for v in df["bids_root"]]
     df["patient_id"] = df["patient_id"].astype(str).str.strip()
     df["idh"] = [parse_idh(v) for v in df["idh"]] if "idh" in df else np.nan
     df["age"] = pd.to_numeric(df["age"], errors="coerce") if "age" in df else np.nan
     df["site"] = df["site"].replace("", np.nan) if "site" in df else np.nan
-    return df[list(MANIFEST_COLUMNS)]
+    return df[manifest_columns(df)]
 
 
 def cohort_summary(df: pd.DataFrame) -> str:
@@ -338,5 +378,6 @@ def cohort_summary(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["IMAGE_COLUMNS", "cohort_summary", "LAYOUTS", "MANIFEST_COLUMNS", "SEQUENCES", "detect_layout", "has_fa", "is_blank",
-           "patient_id_from_name", "read_csv_cohort", "read_manifest", "scan_cohort", "scan_layout", "write_manifest"]
+__all__ = ["IMAGE_COLUMNS", "cohort_summary", "LAYOUTS", "LAYOUT_NAMES", "MANIFEST_COLUMNS", "OPTIONAL_COLUMNS",
+           "SEQUENCES", "detect_layout", "has_fa", "is_blank", "patient_id_from_name", "read_csv_cohort",
+           "read_manifest", "scan_cohort", "scan_layout", "write_manifest"]

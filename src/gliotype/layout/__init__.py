@@ -39,6 +39,7 @@ split, the trained networks, the exported model and the results::
 
     RUNDIR/
         config.yaml  manifest.csv (when scanned from --data)  validation.csv
+        dicom_nifti/<id>/<role>.nii.gz      --data of DICOM studies: the converted series (+ <role>.json)
         .gliotype.lock                      held by the one `gliotype run` writing the folder
         work/                               WorkDir (shared by the repeats)
         splits.csv                          patient_id, split, idh

@@ -17,7 +17,15 @@ See ``docs/prediction.md``.
 
 from gliotype.prediction.explain import explain_case, explain_run
 from gliotype.prediction.model import ModelError, TrainedModel, load_model, verify_manifest
-from gliotype.prediction.inputs import check_inputs, inputs_from_case, patient_id_from_files
+from gliotype.prediction.inputs import (
+    case_folder_inputs,
+    case_folder_row,
+    case_row,
+    check_inputs,
+    inputs_from_case,
+    patient_id_from_files,
+    row_inputs,
+)
 from gliotype.prediction.insertion import graph_predict
 from gliotype.prediction.predict import Prediction, predict_patient
 
@@ -25,6 +33,9 @@ __all__ = [
     "ModelError",
     "Prediction",
     "TrainedModel",
+    "case_folder_inputs",
+    "case_folder_row",
+    "case_row",
     "check_inputs",
     "explain_case",
     "explain_run",
@@ -33,5 +44,6 @@ __all__ = [
     "load_model",
     "patient_id_from_files",
     "predict_patient",
+    "row_inputs",
     "verify_manifest",
 ]

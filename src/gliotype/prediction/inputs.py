@@ -2,7 +2,8 @@
 may be missing when the model's ``input.missing_sequences``, or ``--allow-missing``, allows it).
 
 Owns finding them (:func:`inputs_from_case`: a case folder in any layout the cohort
-scanner knows; :func:`patient_id_from_files`: the ID in the T1c file name) and checking
+scanner knows, through its manifest row :func:`case_row`; DICOM studies included, converted for the
+prediction by :func:`case_folder_inputs`; :func:`patient_id_from_files`: the ID in the T1c file name) and checking
 them (:func:`check_inputs`: the cohort validator's checks, :func:`gliotype.input.check_case`;
 the ID rule, :func:`gliotype.input.check_patient_id`, is the cohort's too). Every
 problem is one line naming the patient, the file name and the problem.
@@ -10,7 +11,9 @@ problem is one line naming the patient, the file name and the problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from gliotype.errors import CaseError, GliotypeError, one_line
@@ -19,6 +22,7 @@ from gliotype.input import (
     InputRules,
     check_case,
     check_patient_id,
+    detect_layout,
     is_blank,
     patient_id_from_name,
     present_sequences,
@@ -36,12 +40,25 @@ def patient_id_from_files(inputs: Mapping[str, str | Path]) -> str:
     return pid if pid is not None else "patient"
 
 
-def inputs_from_case(case_dir: str | Path, patient_id: str | None = None) -> tuple[str, dict[str, Path]]:
-    """The files of the one patient in ``case_dir`` (any layout :func:`gliotype.input.scan_cohort` knows)."""
+def case_row(case_dir: str | Path, patient_id: str | None = None, convert_dir: str | Path | None = None) -> dict:
+    """The manifest row of the one patient in ``case_dir`` (any layout :func:`gliotype.input.scan_cohort`
+    knows; a BIDS subject or session folder, or a BIDS dataset with ``patient_id``).
+
+    A folder of DICOM studies is the folder of one patient (its name the ID, unless
+    ``patient_id``): its series are converted into ``convert_dir`` (:func:`case_folder_inputs` gives a
+    temporary one).
+    """
     case_dir = Path(case_dir)
     if not case_dir.is_dir():
         raise GliotypeError(f"--case {case_dir.name or case_dir}: not a folder")
-    df = scan_cohort(case_dir)
+    layout = detect_layout(case_dir)
+    if layout == "dicom":
+        if convert_dir is None:
+            raise GliotypeError(f"--case {case_dir.name}: DICOM studies need a folder for their conversion")
+        pid = check_patient_id(patient_id if patient_id is not None else case_dir.name)
+        df = scan_cohort(case_dir, "dicom", convert_dir=convert_dir, single_patient=pid)
+    else:
+        df = scan_cohort(case_dir, layout)
     ids = df["patient_id"].astype(str).tolist()
     if len(ids) > 1:
         if patient_id is None or str(patient_id) not in ids:
@@ -50,11 +67,39 @@ def inputs_from_case(case_dir: str | Path, patient_id: str | None = None) -> tup
         row = df[df["patient_id"].astype(str) == str(patient_id)].iloc[0]
     else:
         row = df.iloc[0]
+    return row.to_dict()
+
+
+def row_inputs(row: Mapping) -> tuple[str, dict[str, Path]]:
+    """The patient ID and the files of a manifest row (a blank sequence is left out: :func:`check_inputs`
+    applies the model's ``input.missing_sequences``); a missing mask is a one-line CaseError."""
     pid = str(row["patient_id"])
-    inputs = {r: Path(str(row[r])) for r in ROLES if not is_blank(row[r])}
+    inputs = {r: Path(str(row[r])) for r in ROLES if not is_blank(row.get(r))}
     if "mask" not in inputs:  # a missing sequence: check_inputs applies the model's rule
         raise CaseError(pid, None, "no mask file found in the case folder")
     return pid, inputs
+
+
+def inputs_from_case(case_dir: str | Path, patient_id: str | None = None,
+                     convert_dir: str | Path | None = None) -> tuple[str, dict[str, Path]]:
+    """The files of the one patient in ``case_dir`` (:func:`case_row`, :func:`row_inputs`)."""
+    return row_inputs(case_row(case_dir, patient_id, convert_dir))
+
+
+@contextmanager
+def case_folder_row(case_dir: str | Path, patient_id: str | None = None) -> Iterator[dict]:
+    """:func:`case_row` for the length of a prediction: DICOM series are converted into a
+    temporary folder, removed on leaving."""
+    with tempfile.TemporaryDirectory(prefix="gliotype-predict-dicom-") as tmp:
+        yield case_row(case_dir, patient_id, convert_dir=tmp)
+
+
+@contextmanager
+def case_folder_inputs(case_dir: str | Path,
+                       patient_id: str | None = None) -> Iterator[tuple[str, dict[str, Path]]]:
+    """:func:`inputs_from_case` for the length of a prediction (:func:`case_folder_row`)."""
+    with case_folder_row(case_dir, patient_id) as row:
+        yield row_inputs(row)
 
 
 def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules = InputRules()) -> dict:
@@ -82,4 +127,5 @@ def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules =
     return {"info": report.info, "warnings": list(report.warnings)}
 
 
-__all__ = ["ROLES", "check_inputs", "check_patient_id", "inputs_from_case", "patient_id_from_files"]
+__all__ = ["ROLES", "case_folder_inputs", "case_folder_row", "case_row", "check_inputs", "check_patient_id", "inputs_from_case",
+           "patient_id_from_files", "row_inputs"]

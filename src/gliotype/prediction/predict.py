@@ -43,6 +43,7 @@ import numpy as np
 
 from gliotype import __version__
 from gliotype.input import InputRules
+from gliotype.input.bids.derivatives import BidsOutput, ensure_dataset, write_prediction
 from gliotype.prediction._util import jsonable
 from gliotype.prediction.inputs import ROLES, check_inputs, check_patient_id, patient_id_from_files
 from gliotype.prediction.insertion import DRAWS, NODE_FRACTION, graph_predict
@@ -81,6 +82,7 @@ def predict_patient(
     explain: bool = True,
     explainer_epochs: int | None = None,
     allow_missing: int | None = None,
+    bids: BidsOutput | None = None,
 ) -> Prediction:
     """Predict one patient and write ``out_dir`` (``prediction.json``, ``report.html``, figures, maps).
 
@@ -94,6 +96,9 @@ def predict_patient(
         explain: compute Grad-CAM, the point maps and GNNExplainer (Figs. 7-8).
         explainer_epochs: GNNExplainer epochs (default 200).
         allow_missing: sequences the patient may lack, overriding the model's ``input.missing_sequences``.
+        bids: where a patient of a BIDS dataset gets a copy of ``prediction.json`` as
+            ``sub-XX[_ses-YY]_desc-idh_prediction.json`` (:func:`gliotype.input.bids.bids_output`
+            of its manifest row); its derivative dataset is made before anything is computed.
 
     Raises :class:`CaseError` (one line: patient, file name, problem) for a bad input and
     :class:`GliotypeError` for a bad output folder; nothing is written then.
@@ -105,6 +110,8 @@ def predict_patient(
     inputs = {r: Path(str(p)) for r, p in inputs.items() if p is not None and str(p) != "" and r in ROLES}
     pid = check_patient_id(patient_id if patient_id is not None else patient_id_from_files(inputs))
     out = Path(out_dir)
+    if bids is not None:
+        ensure_dataset(bids.root)  # an unwritable derivatives folder stops before the work, not after
     with staging_folder(out) as staging:
         with tempfile.TemporaryDirectory(prefix="gliotype-predict-") as tmp:
             record = _predict(model, inputs, pid, Path(tmp), staging, draws=draws, node_fraction=node_fraction,
@@ -117,6 +124,8 @@ def predict_patient(
         write_report(staging / "report.html", record, staging)
     log.info("patient %s: P(IDH mutant) = %.3f (%s), written to %s", pid, record["idh_mutant_probability"],
              record["decision"], out)
+    if bids is not None:
+        write_prediction(bids, out / "prediction.json")
     features = record.pop("_features")
     return Prediction(pid, record["idh_mutant_probability"], record["decision"],
                       tuple(record["uncertainty"]["interval_95"]), record, out, features)

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from gliotype.cli import app
-from gliotype.errors import CaseError
+from gliotype.errors import CaseError, GliotypeError
 from gliotype.prediction import ModelError, load_model, predict_patient
 
 SEQUENCES = ("t1", "t1c", "t2", "flair")
@@ -166,7 +166,7 @@ def test_multimodal_sequence_dropout_trains_on_the_variants_and_resumes_exactly(
     shutil.copytree(tiny_run / "run" / "work", work)  # the shared folder is read only
     ids, labels = _ids(tiny_run)
     config = load_config("tiny", overrides=["multimodal.epochs=4", "multimodal.sequence_dropout=0.5"])
-    with pytest.raises(KeyError, match="no brain network without"):
+    with pytest.raises(GliotypeError, match="no brain network without"):
         train_multimodal(work, tmp_path / "none", ids, labels, config)
     before = model_key(work, config, ids)
     encode_brain_networks(work, ids, variants=True)

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torch_geometric.utils import scatter
 
+from gliotype.errors import GliotypeError
+
 from gliotype.multimodal.model import MultiModalBatch
 
 CENTRED_TOL = 1e-4  # a cloud whose centroid is this close to the origin turns about the origin
@@ -111,7 +113,7 @@ class SequenceDropout(Dataset):
         if "node_x" in item:
             variants = item.get("variants") or {}
             if seq not in variants:
-                raise KeyError(f"patient {item.get('patient_id')}: no brain network without {seq} "
-                               "(encode the brain networks with variants: multimodal.sequence_dropout > 0)")
+                raise GliotypeError(f"patient {item.get('patient_id')}: no brain network without {seq} (encode the "
+                                    "brain networks with their variants: gliotype run with multimodal.sequence_dropout > 0)")
             out["node_x"], out["edge_attr"] = variants[seq]
         return out

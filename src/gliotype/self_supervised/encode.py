@@ -123,28 +123,26 @@ def load_brain_network(workdir: str | Path | WorkDir, patient_id: str):
     (2, T) 0-based region indices of each tract (one direction), ``edge_attr`` (T, 16)."""
     from torch_geometric.data import Data
 
+    t = _load_tensors(workdir, patient_id)
+    return Data(x=t["x"], edge_index=t["edge_index"], edge_attr=t["edge_attr"])
+
+
+def _load_tensors(workdir: str | Path | WorkDir, patient_id: str) -> dict[str, torch.Tensor]:
+    """Every tensor of a patient's ``brain_network.safetensors``; a missing or unreadable file is one line."""
     path = WorkDir.of(workdir).case(patient_id).brain_network
     try:
-        t = load_file(str(path))
+        return load_file(str(path))
     except FileNotFoundError:
         raise CaseError(patient_id, path, "no brain network: run `gliotype ssl encode` first") from None
     except Exception:
         raise CaseError(patient_id, path, "unreadable (truncated or not a safetensors file): run "
                         "`gliotype ssl encode` again") from None
-    return Data(x=t["x"], edge_index=t["edge_index"], edge_attr=t["edge_attr"])
 
 
 def load_brain_network_variants(workdir: str | Path | WorkDir, patient_id: str) -> dict[str, tuple]:
     """sequence -> ``(x, edge_attr)`` of x_B encoded without that sequence, for every stored variant
     (written by :func:`encode_brain_networks` with ``variants``; empty when there are none)."""
-    path = WorkDir.of(workdir).case(patient_id).brain_network
-    try:
-        t = load_file(str(path))
-    except FileNotFoundError:
-        raise CaseError(patient_id, path, "no brain network: run `gliotype ssl encode` first") from None
-    except Exception:
-        raise CaseError(patient_id, path, "unreadable (truncated or not a safetensors file): run "
-                        "`gliotype ssl encode` again") from None
+    t = _load_tensors(workdir, patient_id)
     prefix = "x_without_"
     return {k[len(prefix):]: (t[k], t[f"edge_attr_without_{k[len(prefix):]}"]) for k in sorted(t)
             if k.startswith(prefix)}

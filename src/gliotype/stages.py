@@ -219,11 +219,12 @@ def prepare(rows: pd.DataFrame | str | Path, work: str | Path | WorkDir, config:
 def self_supervised(work: str | Path | WorkDir, config: GliotypeConfig, train_ids: Sequence[str] | None,
                     ids: Sequence[str] | None = None) -> dict:
     """Train the node autoencoder and the edge model on ``train_ids`` (the FA patients), then
-    write x_B for ``ids`` (every patient when None). Returns the training report."""
+    write x_B for ``ids`` (every patient when None; with its variants without each sequence when
+    ``multimodal.sequence_dropout`` > 0). Returns the training report."""
     from gliotype.self_supervised import encode_brain_networks, train_self_supervised
 
     report = train_self_supervised(work, config, None if train_ids is None else list(train_ids))
-    encode_brain_networks(work, None if ids is None else list(ids))
+    encode_brain_networks(work, None if ids is None else list(ids), variants=config.multimodal.sequence_dropout > 0)
     return report
 
 

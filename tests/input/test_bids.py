@@ -36,7 +36,7 @@ from gliotype.input import (
 )
 from gliotype.input.bids import locate, parse_prefix
 from gliotype.input.bids.roles import Candidate, choose, is_fa, mask_rank, sequence_role
-from gliotype.prediction import case_row, inputs_from_case
+from gliotype.prediction import case_row, check_inputs, inputs_from_case
 
 BIDS_COLUMNS = [*MANIFEST_COLUMNS, "bids", "bids_root"]
 
@@ -75,7 +75,8 @@ def test_scan_finds_every_role_labels_and_warns(tmp_path, caplog):
     ]
     reports = validate_manifest(df)
     assert [r.status for r in reports] == ["ok", "rejected"]
-    assert reports[1].reason == "patient sub-02: no flair file in the manifest"
+    assert reports[1].reason == ("patient sub-02: no flair file in the manifest (input.missing_sequences allows 0 "
+                                 "missing sequences)")
 
 
 def test_labels_option_wins_over_participants(tmp_path):
@@ -143,8 +144,11 @@ def test_predict_case_in_a_bids_dataset(tmp_path):
     with pytest.raises(GliotypeError, match="3 patients found .*--patient-id"):
         inputs_from_case(root)
     dataset(tmp_path / "flat")
-    with pytest.raises(CaseError, match="patient sub-02: no flair file found in the case folder"):
-        inputs_from_case(tmp_path / "flat" / "sub-02")
+    # a case without FLAIR: the model's input.missing_sequences decides (issue 15, missing sequences)
+    pid, inputs = inputs_from_case(tmp_path / "flat" / "sub-02")
+    assert pid == "sub-02" and "flair" not in inputs and "mask" in inputs
+    with pytest.raises(CaseError, match="patient sub-02: no flair file given .input.missing_sequences allows 0"):
+        check_inputs(inputs, pid)
 
 
 # --------------------------------------------------------------------------- masks and other files

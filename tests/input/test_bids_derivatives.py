@@ -140,3 +140,17 @@ def test_cli_options_are_checked_before_any_work(tmp_path):
     result = runner.invoke(app, ["preprocess", str(tmp_path / "m.csv"), "--out", str(tmp_path / "w"),
                                  "--bids-derivatives", str(tmp_path / "d"), "--no-bids-derivatives"])
     assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_a_missing_sequence_is_no_derivative(tmp_path):
+    """A session without FLAIR (input.missing_sequences: 1) is preprocessed; its zero FLAIR volume of the
+    work folder is not published as a preprocessed FLAIR (issue 15, missing sequences)."""
+    root = tmp_path / "ds"
+    _template_case(root)
+    next((root / ANAT).glob("*_FLAIR.nii.gz")).unlink()
+    rows = read_manifest(write_manifest(scan_cohort(root, layout="bids"), tmp_path / "manifest.csv"))
+    config = load_config("tiny", overrides=["input.missing_sequences=1"])
+    status = stages.preprocess(rows, tmp_path / "work", config, bids_derivatives=True)
+    assert list(status["status"]) == ["done"], status.to_dict("records")
+    anat = root / "derivatives" / "gliotype" / ANAT
+    assert sorted(p.name for p in anat.iterdir()) == sorted(n for r, n in OUTPUTS.items() if r != "flair")

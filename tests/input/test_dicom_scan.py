@@ -127,7 +127,8 @@ def test_a_missing_flair_is_reported_and_rejected_by_validation_in_one_line(tmp_
     assert "patient P004: no flair series found" in caplog.text
     reports = validate_manifest(df)
     assert [r.status for r in reports] == ["rejected", "ok"], [r.reason for r in reports]
-    assert reports[0].reason == "patient P004: no flair file in the manifest"
+    assert reports[0].reason == ("patient P004: no flair file in the manifest (input.missing_sequences allows 0 "
+                                 "missing sequences)")
 
 
 def test_a_duplicate_t2_keeps_one_by_the_documented_rule(tmp_path):
@@ -212,7 +213,8 @@ def test_a_failed_conversion_is_one_line_and_never_stops_the_scan(tmp_path, capl
     assert df.loc[0, "t2"] == "" and df.loc[0, "flair"] != ""
     reports = validate_manifest(df)
     assert [r.status for r in reports] == ["rejected", "ok"]
-    assert reports[0].reason == "patient P008: no t2 file in the manifest"
+    assert reports[0].reason == ("patient P008: no t2 file in the manifest (input.missing_sequences allows 0 "
+                                 "missing sequences)")
 
 
 def test_conversions_are_reused_until_a_series_file_changes(tmp_path, caplog):

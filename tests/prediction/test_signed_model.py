@@ -69,8 +69,9 @@ def test_the_manifest_covers_every_file_a_prediction_reads(model):
     out of the audit's sight; they are required files too.)"""
     global _OPENED
     exported = {p.relative_to(model.root).as_posix() for p in model.root.rglob("*") if p.is_file()}
-    assert exported == set(model.required()) | {"manifest.json"}
-    assert set(json.loads(model.manifest.read_text())["files"]) == set(model.required())
+    listed = set(model.required()) | set(model.optional())  # optional: sequence_spread.json (issue 15)
+    assert exported == listed | {"manifest.json"}
+    assert set(json.loads(model.manifest.read_text())["files"]) == listed
     sys.addaudithook(_audit)
     _OPENED = []
     try:
@@ -81,7 +82,7 @@ def test_the_manifest_covers_every_file_a_prediction_reads(model):
     root = str(model.root.resolve())
     inside = {p[len(root) + 1:] for p in (str(Path(o).resolve()) for o in opened) if p.startswith(root + "/")}
     assert {"manifest.json", "config.yaml", "population_graph/nodes.npz"} <= inside  # the audit sees the opens
-    assert inside <= set(model.required()) | {"manifest.json", "manifest.sig"}
+    assert inside <= listed | {"manifest.json", "manifest.sig"}
 
 
 def test_a_signed_model_is_accepted_with_its_key(tiny_run, model, keys, tmp_path):

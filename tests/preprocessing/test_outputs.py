@@ -60,7 +60,8 @@ def test_written_volumes_read_back(tmp_path):
 
     _mark_done(case, has_fa=True)
     out = load_preprocessed(tmp_path, PID)
-    assert set(out) == {"sequences", "mask", "fa", "affine", "brain"}
+    assert set(out) == {"sequences", "mask", "fa", "affine", "brain", "missing_sequences"}
+    assert out["missing_sequences"] == ()  # a done.json without the field: all four
     assert out["sequences"].shape == (4, *SHAPE) and out["sequences"].dtype == np.float32
     np.testing.assert_array_equal(out["sequences"], seqs)  # in SEQUENCES order
     assert out["mask"].dtype == np.uint8 and out["brain"].dtype == bool and out["fa"].dtype == np.float32

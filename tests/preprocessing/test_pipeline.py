@@ -235,7 +235,8 @@ def test_config_change_redoes_a_case(cohort, tmp_path):
 def test_bad_rows_never_raise(tmp_path):
     assert preprocess_case({"patient_id": "../x"}, tmp_path, config()).status == "failed"
     r = preprocess_case({"patient_id": "P1", "t1": None}, tmp_path, config())
-    assert r.status == "failed" and r.reason == "no t1 file given in the manifest"
+    assert r.status == "failed" and r.reason == ("no t1, t1c, t2 or flair file in the manifest "
+                                                "(input.missing_sequences allows 0 missing sequences)")
     dup = pd.DataFrame([{"patient_id": "P1"}, {"patient_id": "P1"}])
     table = preprocess_cohort(dup, tmp_path, config())
     assert list(table["status"]) == ["failed", "failed"] and "duplicate" in table["reason"][1]

@@ -7,6 +7,8 @@ affine file whose determinant gives the linear scale. No registration is run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -67,7 +69,8 @@ def _warped(template: Template, moving_image: np.ndarray | None = None) -> Templ
 
 def _ctx(cfg: PreprocessConfig | None = None, template: Template | None = None):
     lines: list[str] = []
-    ctx = CaseContext(pid="P-7", inputs={}, cfg=cfg or PreprocessConfig(), template=template or _template(),
+    inputs = {role: Path(f"P-7_{role}.nii.gz") for role in ("t1", "t1c", "t2", "flair", "mask")}  # the four sequences
+    ctx = CaseContext(pid="P-7", inputs=inputs, cfg=cfg or PreprocessConfig(), template=template or _template(),
                       say=lines.append, qc={})
     return ctx, lines
 
@@ -108,6 +111,11 @@ def test_the_similarity_is_better_for_the_template_itself(tmp_path):
                                    _warped(template, noise))
     assert same < noisy
     assert t1_moving == pytest.approx(same)  # sequence 0 (t1) is the template T1, the noisy t1c is ignored
+    # a patient without t1c (input.missing_sequences) moved its reference sequence, t1: that one is measured
+    ctx = _ctx(template=template)[0]
+    del ctx.inputs["t1c"]
+    _, fallback = quality_control(ctx, reg, native, brain, _warped(template, np.zeros(SHAPE, np.float32)))
+    assert ctx.qc["moving"] == "t1" and fallback == pytest.approx(same)
 
 
 def test_metric_masking_flag_and_linear_scale_follow_the_settings(tmp_path):

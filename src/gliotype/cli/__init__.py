@@ -219,6 +219,9 @@ def predict(
     patient_id: Optional[str] = typer.Option(None, "--patient-id", help="ID in the outputs (default: from the names)."),
     draws: int = typer.Option(100, "--draws", help="Re-predictions for the uncertainty interval (0: none)."),
     no_explain: bool = typer.Option(False, "--no-explain", help="Skip Grad-CAM, GNNExplainer and the figures."),
+    allow_missing: Optional[int] = typer.Option(
+        None, "--allow-missing", min=0, max=3,
+        help="Sequences the patient may lack (default: the model's input.missing_sequences)."),
     require_signature: Optional[Path] = typer.Option(
         None, "--require-signature", metavar="PUBLIC_KEY",
         help="The author's public key (PEM): refuse a model folder not signed with it or changed since."),
@@ -239,8 +242,9 @@ def predict(
     missing = [f"--{k}" for k, v in files.items() if v is None and not (k == "mask" and segmenter is not None)]
     if case is not None and any(v is not None for v in files.values()):
         _fail("give either --case or the five files --t1 --t1c --t2 --flair --mask, not both")
-    if case is None and missing:
+    if case is None and ("--mask" in missing or len(missing) >= 4):  # a missing sequence: the model's rule decides
         _fail(f"missing {', '.join(missing)} (or give --case DIR)")
+    files = {k: v for k, v in files.items() if v is not None}
     derivatives = _bids_derivatives(bids_derivatives, no_bids_derivatives)
     if case is None and bids_derivatives is not None:
         _fail("--bids-derivatives needs --case in a BIDS dataset")
@@ -259,10 +263,12 @@ def predict(
         if bids is None and bids_derivatives is not None:
             _fail(f"--bids-derivatives: --case {case.name} is not in a BIDS dataset")
         res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids,
-                              segmenter=seg)
+                              segmenter=seg, allow_missing=allow_missing)
     (lo, hi), threshold = res.interval, res.record["threshold"]
+    without = res.record.get("missing_sequences") or []
+    note = f"\npredicted without {', '.join(without)} (see the report)" if without else ""
     typer.echo(f"patient {res.patient_id}: P(IDH mutant) = {res.probability:.3f} (95% subsampling interval "
-               f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}\nreport: {out / 'report.html'}"
+               f"{lo:.3f}-{hi:.3f}) -> {res.decision} at threshold {threshold:.3f}{note}\nreport: {out / 'report.html'}"
                + (f"\nBIDS derivative: {bids.prediction}" if bids is not None else ""))
 
 

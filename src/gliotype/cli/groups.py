@@ -50,15 +50,18 @@ def cohort_validate(
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the table as CSV."),
     max_voxels: Optional[int] = typer.Option(None, "--max-voxels", min=1,
                                              help="Voxels an image file may declare (input.max_voxels)."),
+    missing_sequences: Optional[int] = typer.Option(
+        None, "--missing-sequences", min=0, max=3,
+        help="Sequences (of t1, t1c, t2, flair) a case may lack (input.missing_sequences; default 0)."),
     preset: str = PRESET,
     config: Optional[Path] = CONFIG,
     set_: list[str] = SET,
 ) -> None:
-    """Check every case under the config's input rules (input.max_voxels, preprocess.nonfinite);
-    print one table; exit non-zero only when no case is usable."""
+    """Check every case under the config's input rules (input.max_voxels, input.missing_sequences,
+    preprocess.nonfinite); print one table; exit non-zero only when no case is usable."""
     from gliotype import stages
 
-    cfg = _config(preset, config, set_, max_voxels=max_voxels)
+    cfg = _config(preset, config, set_, max_voxels=max_voxels, missing_sequences=missing_sequences)
     checked = stages.validate(manifest, workers, report=report, config=cfg)
     typer.echo(checked.summary())
     if not checked.ok:

@@ -32,13 +32,15 @@ def _bids_derivatives(folder: Optional[Path], off: bool):
 
 
 def _config(preset: str, config: Optional[Path], set_: list[str], node_atlas: Optional[Path] = None,
-            edge_atlas: Optional[Path] = None, skull_stripped: Optional[str] = None, max_voxels: Optional[int] = None):
+            edge_atlas: Optional[Path] = None, skull_stripped: Optional[str] = None, max_voxels: Optional[int] = None,
+            missing_sequences: Optional[int] = None):
     """The resolved configuration: the preset, the YAML file, the --set values, then the options."""
     from gliotype.config import load_config
 
     opts = {"preprocess.skull_stripped": skull_stripped, "atlas.node_atlas": node_atlas, "atlas.edge_atlas": edge_atlas,
-            "input.max_voxels": max_voxels}
-    extra = [f"{k}={json.dumps(str(v.resolve() if isinstance(v, Path) else v))}" for k, v in opts.items() if v]
+            "input.max_voxels": max_voxels, "input.missing_sequences": missing_sequences}
+    extra = [f"{k}={json.dumps(str(v.resolve() if isinstance(v, Path) else v))}" for k, v in opts.items()
+             if v is not None and v != ""]
     return load_config(preset, config, [*set_, *extra])  # quoted: `yes` stays a word, not YAML's true
 
 

@@ -99,6 +99,10 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     # before it, non-finite voxels were set to 0; "reject" gives the same outputs for every
     # patient it accepts (a patient with such voxels now fails instead of being repaired)
     "preprocess.nonfinite": "reject",
+    # missing sequences (docs/design.md point 37): 0 = all four required, as before
+    "input.missing_sequences": 0,
+    "ssl.sequence_dropout": 0.0,
+    "multimodal.sequence_dropout": 0.0,
 }
 
 

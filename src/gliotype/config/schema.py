@@ -62,6 +62,9 @@ class InputConfig(_Section):
     # voxels an image file may declare (all dimensions): 512^3 = 134,217,728 (0.5 GB as float32);
     # a 1 mm whole-brain scan has 7-17 million, a 0.5 mm one about 80 million
     max_voxels: int = Field(512 ** 3, ge=1)
+    # sequences (of t1, t1c, t2, flair) a case may lack: 0 = all four required (the paper). A missing
+    # sequence is a zero volume on the template grid, imputed in x_B (docs/design.md point 37)
+    missing_sequences: int = Field(0, ge=0, le=3)
 
 
 class AtlasConfig(_Section):
@@ -146,6 +149,9 @@ class SelfSupervisedConfig(_Section):
     tumor: Literal["keep", "mask"] = "mask"
     node: NodeAutoencoderConfig = Field(default_factory=NodeAutoencoderConfig)
     edge: EdgeModelConfig = Field(default_factory=EdgeModelConfig)
+    # not in the paper: the probability that a training row of the node autoencoder (and an MRI row
+    # of the edge model) has one random sequence block imputed as missing (docs/design.md point 37)
+    sequence_dropout: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class ImageEncoderConfig(_Section):
@@ -237,6 +243,9 @@ class MultiModalConfig(ScheduleConfig):
     # ``cohort``: every other patient of the cohort (half B, test, self-supervision) joins the
     # training without its label; only L_multi sees it (docs/design.md point 35). The paper: ``none``
     unlabelled: Literal["none", "cohort"] = "none"
+    # not in the paper: the probability that a training item drops one random present sequence per
+    # epoch (its x_I channel zeroed, x_B encoded with it imputed; docs/design.md point 37)
+    sequence_dropout: float = Field(0.0, ge=0.0, le=1.0)
     optimizer: Literal["adam", "sgd"] = "sgd"
     batch_size: int = 20
 

@@ -4,7 +4,9 @@ Contents: ``config.yaml``; ``ssl/`` (node autoencoder, edge model, sizes); ``atl
 (the fixed voxel positions and tract pairs, the tract matrix of eq. 2, the region
 centroids for Fig. 8); ``multimodal/`` (weights, sizes); ``population_graph/`` (stored
 node features u_T, u_B of the graph patients, their labels and transductive
-probabilities, the standardisation statistics, the GNN weights, the threshold) and
+probabilities, the standardisation statistics, the GNN weights, the threshold),
+``sequence_spread.json`` (what removing each sequence does to the exported model's logit on
+its classifier-training patients: :mod:`gliotype.prediction.missing`) and
 ``manifest.json`` with the sha256 of every file (:mod:`gliotype.bundle`; the layout is
 :class:`gliotype.layout.ModelDir`). ``gliotype.prediction.load_model``
 reads it back (safetensors, ``np.load(allow_pickle=False)``, JSON and YAML only).
@@ -79,8 +81,37 @@ def export_model(
         "labelled_nodes": int(np.sum(labelled)),
     }
     atomic_write(pg.meta, json.dumps(meta, indent=2))
+    spread_ids = [p for p, known in zip(graph_ids, labelled) if known]
+    spread_key = _spread_key(model, work, spread_ids)  # None: the stored sequence_spread.json is this model's
     write_manifest(model, config_hash(config))
+    if spread_key is not None:  # measured on the exported model as load_model reads it, then listed too
+        from gliotype.prediction import load_model
+        from gliotype.prediction.missing import measure_sequence_spread, write_sequence_spread
+
+        spread = measure_sequence_spread(load_model(model.root), work, spread_ids)
+        write_sequence_spread(model.sequence_spread, {**spread, "key": spread_key})
+        write_manifest(model, config_hash(config))
     return model.root
+
+
+def _spread_key(model: ModelDir, work: WorkDir, patient_ids: list[str]) -> str | None:
+    """The key of ``sequence_spread.json`` (the sha256 of every other file of the model, the patients and
+    their data: modalities and brain-network records); None when the stored file has it, else the key
+    (and a stale file is removed)."""
+    import hashlib
+
+    from gliotype.multimodal.stage import data_key
+    from gliotype.utils.io import sha256_file
+
+    files = [sha256_file(model.root / rel) for rel in model.required()]
+    key = hashlib.sha256(json.dumps([files, patient_ids, data_key(work, patient_ids)]).encode()).hexdigest()[:20]
+    try:
+        if json.loads(model.sequence_spread.read_text()).get("key") == key:
+            return None
+    except (OSError, ValueError):
+        pass
+    model.sequence_spread.unlink(missing_ok=True)
+    return key
 
 
 def _transductive_probability(gnn) -> np.ndarray:

@@ -24,11 +24,14 @@ from gliotype.input.manifest import (
 from gliotype.input.rules import (
     KNOWN_LABELS,
     MAX_VOXELS,
+    REFERENCE_ORDER,
     InputRules,
     check_finite,
     check_patient_id,
     check_tumor_mask,
     nonfinite_note,
+    present_sequences,
+    reference_sequence,
 )
 from gliotype.input.validate import CaseReport, check_case, validate_case, validate_manifest, validation_table
 from gliotype.input.volumes import load_volume
@@ -41,6 +44,7 @@ __all__ = [
     "LAYOUTS",
     "MANIFEST_COLUMNS",
     "MAX_VOXELS",
+    "REFERENCE_ORDER",
     "SEQUENCES",
     "attach_labels",
     "check_case",
@@ -56,8 +60,10 @@ __all__ = [
     "nonfinite_note",
     "parse_idh",
     "patient_id_from_name",
+    "present_sequences",
     "read_labels",
     "read_manifest",
+    "reference_sequence",
     "scan_cohort",
     "validate_case",
     "validate_manifest",

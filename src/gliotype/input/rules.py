@@ -8,7 +8,11 @@ One function each, one message each, used by the cohort validator
 - :func:`check_finite`: NaN or infinite voxels of a sequence or FA reject the case, or
   are set to 0 when the user asks for it (``preprocess.nonfinite: zero``);
 - :func:`check_tumor_mask`: finite, integer, known labels (:data:`KNOWN_LABELS`), not
-  empty; returns the labels as uint8.
+  empty; returns the labels as uint8;
+- :func:`present_sequences`: which of the four sequences a case has (a blank manifest cell is
+  a missing sequence), at most ``input.missing_sequences`` missing; :func:`reference_sequence`:
+  the first present one of :data:`REFERENCE_ORDER`, the native grid of the case and the
+  registration's fallback moving image (docs/design.md point 37).
 
 :class:`InputRules` carries the user's settings of these rules (and the voxel limit of
 :func:`gliotype.input.load_volume`) from the config to every reader.
@@ -35,20 +39,55 @@ LABEL_TOLERANCE = 1e-3
 MAX_VOXELS: int = InputConfig.model_fields["max_voxels"].default
 #: What to do with NaN or infinite voxels by default (config ``preprocess.nonfinite``).
 NONFINITE: str = PreprocessConfig.model_fields["nonfinite"].default
+#: Sequences a case may lack by default (config ``input.missing_sequences``): none.
+MISSING_SEQUENCES: int = InputConfig.model_fields["missing_sequences"].default
+#: The native grid of a case is its first present sequence in this order (t1c, as the
+#: paper's co-registration, whenever it is there).
+REFERENCE_ORDER: tuple[str, ...] = ("t1c", "t1", "flair", "t2")
 
 
 @dataclass(frozen=True)
 class InputRules:
     """The user's settings of the input rules: the voxel limit of an image file
-    (``input.max_voxels``) and the non-finite rule (``preprocess.nonfinite``: reject | zero)."""
+    (``input.max_voxels``), the non-finite rule (``preprocess.nonfinite``: reject | zero) and
+    how many sequences a case may lack (``input.missing_sequences``)."""
 
     max_voxels: int = MAX_VOXELS
     nonfinite: str = NONFINITE
+    missing_sequences: int = MISSING_SEQUENCES
 
     @classmethod
     def of(cls, config) -> InputRules:
         """The rules of a :class:`~gliotype.config.schema.GliotypeConfig`."""
-        return cls(int(config.input.max_voxels), str(config.preprocess.nonfinite))
+        return cls(int(config.input.max_voxels), str(config.preprocess.nonfinite),
+                   int(config.input.missing_sequences))
+
+
+def present_sequences(row, patient_id: str | None, allowed: int = MISSING_SEQUENCES, given: str = "in the manifest",
+                      hint: str = "") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(present, missing)`` sequences of a case (each in :data:`SEQUENCES` order); ``row``: role ->
+    file, a blank value (or no entry) is a missing sequence.
+
+    More than ``allowed`` missing (``input.missing_sequences``) is a one-line :class:`CaseError`
+    naming the patient and the missing roles (``given``: where the files were expected; ``hint``:
+    appended to the rule, e.g. the option that overrides it).
+    """
+    from gliotype.input.manifest import SEQUENCES, is_blank  # manifest -> volumes -> rules
+
+    missing = tuple(s for s in SEQUENCES if is_blank(row.get(s)))
+    if len(missing) > allowed:
+        names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + f" or {missing[-1]}"
+        raise CaseError(patient_id, None, f"no {names} file {given} (input.missing_sequences allows "
+                                          f"{allowed} missing sequence{'' if allowed == 1 else 's'}{hint})")
+    return tuple(s for s in SEQUENCES if s not in missing), missing
+
+
+def reference_sequence(present) -> str:
+    """The first of :data:`REFERENCE_ORDER` in ``present``: the case's native grid (t1c when present)."""
+    for role in REFERENCE_ORDER:
+        if role in present:
+            return role
+    raise GliotypeError("a case needs at least one of t1, t1c, t2 and flair")
 
 
 def check_patient_id(patient_id) -> str:
@@ -117,5 +156,6 @@ def check_tumor_mask(mask, patient_id: str | None, path: str | Path | None) -> n
     return rounded.astype(np.uint8)
 
 
-__all__ = ["InputRules", "KNOWN_LABELS", "MAX_ID_LENGTH", "MAX_VOXELS", "check_finite", "check_patient_id",
-           "check_tumor_mask", "nonfinite_note"]
+__all__ = ["InputRules", "KNOWN_LABELS", "MAX_ID_LENGTH", "MAX_VOXELS", "MISSING_SEQUENCES", "REFERENCE_ORDER",
+           "check_finite", "check_patient_id", "check_tumor_mask", "nonfinite_note", "present_sequences",
+           "reference_sequence"]

@@ -1,10 +1,13 @@
 """Checking every case of a manifest before any processing (``gliotype cohort validate``).
 
 Each case is OK or rejected with one line naming the file and the problem: the ID is
-valid (:func:`~gliotype.input.rules.check_patient_id`) and unique, files exist and are
+valid (:func:`~gliotype.input.rules.check_patient_id`) and unique, every sequence is given
+(or at most ``input.missing_sequences`` are missing, each named in a warning:
+:func:`~gliotype.input.rules.present_sequences`), files exist and are
 readable 3D images within the voxel limit (:func:`~gliotype.input.load_volume`), values
-are finite (:func:`~gliotype.input.rules.check_finite`), the sequences and the mask share a grid or
-overlap enough to be resampled, the mask passes
+are finite (:func:`~gliotype.input.rules.check_finite`), the sequences and the mask share the grid
+of the reference sequence (t1c, or the first present of
+:data:`~gliotype.input.rules.REFERENCE_ORDER`) or overlap it enough to be resampled, the mask passes
 :func:`~gliotype.input.rules.check_tumor_mask` (finite, integer, known labels, not
 empty) and lies inside the image, the IDH value is valid. One bad case never stops the
 others. :func:`check_case` is the check of one case that raises (``gliotype predict``
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from gliotype.errors import CaseError, GliotypeError, one_line, stop_on_environment
-from gliotype.input.manifest import SEQUENCES, is_blank
+from gliotype.input.manifest import is_blank
 from gliotype.input.rules import (
     KNOWN_LABELS,
     InputRules,
@@ -31,6 +34,8 @@ from gliotype.input.rules import (
     check_patient_id,
     check_tumor_mask,
     nonfinite_note,
+    present_sequences,
+    reference_sequence,
 )
 from gliotype.input.volumes import load_volume
 from gliotype.utils.parallel import parallel_map
@@ -92,9 +97,10 @@ def validate_case(row: dict, rules: InputRules = InputRules()) -> CaseReport:
 def check_case(row: dict, report: CaseReport | None = None, rules: InputRules = InputRules()) -> CaseReport:
     """Check one manifest row (``patient_id``, the five files, optional ``fa`` and ``idh``) under ``rules``.
 
-    Returns the ``ok`` report (its ``info``: grid, spacing, labels, tumor voxels; its
-    ``warnings``: grids to resample, non-finite voxels to set to 0, a sform and qform that
-    disagree); a problem raises a one-line :class:`CaseError` naming the patient, the file name
+    Returns the ``ok`` report (its ``info``: grid, spacing, labels, tumor voxels, the missing
+    sequences and the reference sequence whose grid the others are compared to; its
+    ``warnings``: a missing sequence the rules allow (``input.missing_sequences``), grids to
+    resample, non-finite voxels to set to 0, a sform and qform that disagree); a problem raises a one-line :class:`CaseError` naming the patient, the file name
     and the problem. ``report``: filled in as the checks go (a rejected case keeps the warnings
     found before its problem).
     """
@@ -106,10 +112,11 @@ def check_case(row: dict, report: CaseReport | None = None, rules: InputRules = 
     idh = row.get("idh")
     if not is_blank(idh) and not (isinstance(idh, (int, float, np.integer, np.floating)) and float(idh) in (0, 1)):
         raise CaseError(pid, None, f"IDH value {idh!r} is not understood (use mutant/wildtype, 1/0 or leave empty)")
-    roles = list(SEQUENCES) + ["mask"] + ([] if is_blank(row.get("fa")) else ["fa"])
-    for role in SEQUENCES + ("mask",):
-        if is_blank(row.get(role)):
-            raise CaseError(pid, None, f"no {role} file in the manifest")
+    present, missing = present_sequences(row, pid, rules.missing_sequences)
+    if is_blank(row.get("mask")):
+        raise CaseError(pid, None, "no mask file in the manifest")
+    report.warnings += [missing_note(s) for s in missing]
+    roles = list(present) + ["mask"] + ([] if is_blank(row.get("fa")) else ["fa"])
     images = {}
     for role in roles:
         img = load_volume(row[role], pid, role, max_voxels=rules.max_voxels)
@@ -125,25 +132,33 @@ def check_case(row: dict, report: CaseReport | None = None, rules: InputRules = 
             images[role] = nib.Nifti1Image(data, img.affine)
         if not np.any(data) and role != "fa":
             raise CaseError(pid, row[role], f"{role} image is all zeros")
-    ref = images["t1c"]
+    reference = reference_sequence(present)
+    ref = images[reference]
     for role, img in images.items():
-        if role == "t1c" or same_grid(img, ref):
+        if role == reference or same_grid(img, ref):
             continue
         cover = _overlap(img, ref)
         if cover < MIN_OVERLAP:
-            raise CaseError(pid, row[role], f"{role} is on another grid than t1c and covers only "
+            raise CaseError(pid, row[role], f"{role} is on another grid than {reference} and covers only "
                                             f"{100 * cover:.0f}% of its field of view (affines disagree)")
-        report.warnings.append(f"{role} is on another grid than t1c (shape {img.shape}); it will be resampled")
+        report.warnings.append(f"{role} is on another grid than {reference} (shape {img.shape}); "
+                               "it will be resampled")
     values = set(np.unique(labels).tolist())
     tumor = labels > 0
     if same_grid(images["mask"], ref):
         inside = float(np.count_nonzero(np.asanyarray(ref.dataobj)[tumor] != 0)) / max(int(tumor.sum()), 1)
         if inside < MIN_MASK_INSIDE:
             raise CaseError(pid, row["mask"], f"mask lies outside the image: only {100 * inside:.0f}% of its "
-                                              "voxels are on non-zero t1c")
+                                              f"voxels are on non-zero {reference}")
     report.info = {"tumor_voxels": int(tumor.sum()), "labels": sorted(values - {0}), "shape": list(ref.shape),
-                   "spacing_mm": [round(float(s), 3) for s in ref.header.get_zooms()[:3]], "has_fa": "fa" in images}
+                   "spacing_mm": [round(float(s), 3) for s in ref.header.get_zooms()[:3]], "has_fa": "fa" in images,
+                   "missing_sequences": list(missing), "reference_sequence": reference}
     return report
+
+
+def missing_note(sequence: str) -> str:
+    """The warning for a sequence the case lacks and the rules allow (``input.missing_sequences``)."""
+    return f"missing {sequence}: the case goes on without it (input.missing_sequences)"
 
 
 def _without_patient(line: str, pid: str) -> str:
@@ -198,5 +213,5 @@ def validation_table(reports: list[CaseReport]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CaseReport", "KNOWN_LABELS", "check_case", "same_grid", "validate_case", "validate_manifest",
+__all__ = ["CaseReport", "KNOWN_LABELS", "check_case", "missing_note", "same_grid", "validate_case", "validate_manifest",
            "validation_table"]

@@ -81,6 +81,8 @@ class ModelDir(_Folder):
             atlas/             AtlasDir (the copied positions + regions.npz)
             multimodal/        MultiModalDir (weights, model.json)
             population_graph/  PopulationGraphDir
+            sequence_spread.json  what losing each sequence does to the prediction (optional:
+                               models exported before it have none; listed and hashed like the rest)
     """
 
     @property
@@ -112,6 +114,13 @@ class ModelDir(_Folder):
     def population_graph(self) -> PopulationGraphDir:
         return PopulationGraphDir(self.root / "population_graph")
 
+    @property
+    def sequence_spread(self) -> Path:
+        """``sequence_spread.json``: per sequence, the SD of the change of the model's logit when the
+        sequence is removed (measured at export on the classifier-training patients); it widens the
+        interval of a prediction made without that sequence. Not in :meth:`required`: optional."""
+        return self.root / "sequence_spread.json"
+
     def required(self) -> tuple[str, ...]:
         """The files a complete model folder holds (``manifest.json`` and ``manifest.sig`` aside), relative,
         ``/``-separated: every file :func:`gliotype.prediction.load_model` reads."""
@@ -119,3 +128,9 @@ class ModelDir(_Folder):
         paths = (self.config, *self.ssl.copied, *self.atlas.copied, *self.multimodal.copied, pg.nodes, pg.gnn,
                  pg.meta, pg.standardisation, self.atlas.regions)
         return tuple(p.relative_to(self.root).as_posix() for p in paths)
+
+    def optional(self) -> tuple[str, ...]:
+        """The files an export writes that a model folder may lack (an older export), relative: read
+        when ``manifest.json`` lists them (and then checked like the required ones), refused when
+        present but unlisted."""
+        return (self.sequence_spread.relative_to(self.root).as_posix(),)

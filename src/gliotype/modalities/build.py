@@ -11,8 +11,10 @@ Per patient, under ``WORKDIR/patients/<id>/modalities/`` (paths: :class:`gliotyp
 - ``atlas_samples.npz``: ``node`` (R, 4 n_node), ``tract`` (T, 4 n_edge) and, when the
   patient has FA, ``tract_fa`` (T, n_edge): the inputs of the self-supervised models
   (section 4.3), sequence-major (all t1 positions, then t1c, t2, flair).
-- ``modalities.json``: crop origin, truncated fraction, the regions used, the cache key and
-  the size and sha256 of the four files (a changed file is rebuilt); written last.
+- ``modalities.json``: crop origin, truncated fraction, the regions used, the sequences the
+  patient lacks (``missing_sequences``, from preprocessing's ``done.json``: their x_I channels and
+  atlas-sample blocks are zero; :func:`missing_sequences` reads it), the cache key and the size and
+  sha256 of the four files (a changed file is rebuilt); written last.
 
 Regions (``modalities.point_cloud_labels`` / ``image_labels``, default ``tumor_labels``):
 a region with fewer than ``preprocess.min_tumor_voxels`` voxels (e.g. an empty core) falls
@@ -172,6 +174,7 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
         "tracts_crossed": int(len(np.unique(crossing[1]))),
         "point_cloud_region": "whole" if cloud_fallback else _plain(cloud_labels),
         "image_region": "whole" if image_fallback else _plain(image_labels),
+        "missing_sequences": list(case["missing_sequences"]),
     }
     note = _fallback_note(fallbacks, minimum)
     if note:
@@ -179,6 +182,21 @@ def build_case_modalities(workdir: str | Path, patient_id: str, config: Gliotype
     write_record(meta_path, key, [p.name for p in (out.tumor_image, out.point_cloud, out.crossing, out.atlas_samples)],
                  **info, note=note)
     return ModalitiesResult(patient_id, "done", note, info=info)
+
+
+def missing_sequences(workdir: str | Path | WorkDir, patient_id: str) -> tuple[str, ...]:
+    """The sequences patient ``patient_id`` lacks (``input.missing_sequences``), in
+    :data:`gliotype.input.SEQUENCES` order, as its ``modalities.json`` records them (empty for a
+    complete patient and for a record written before they were recorded: every patient then had
+    all four). The one reader every later stage asks (brain networks, training, prediction)."""
+    from gliotype.input import SEQUENCES
+
+    path = WorkDir.of(workdir).case(str(patient_id)).modalities_meta
+    try:
+        names = json.loads(path.read_text()).get("missing_sequences", [])
+    except (OSError, ValueError):
+        return ()
+    return tuple(s for s in SEQUENCES if s in set(names))
 
 
 def load_case_modalities(
@@ -225,4 +243,4 @@ def build_modalities(
 
 
 __all__ = ["AtlasSampling", "LoadedAtlas", "ModalitiesResult", "atlas_sampling", "build_case_modalities",
-           "build_modalities", "load_case_modalities", "region_labels"]
+           "build_modalities", "load_case_modalities", "missing_sequences", "region_labels"]

@@ -3,7 +3,11 @@ the same angles". The brain network and the point-to-tract crossings (eq. 2, com
 from unrotated MNI coordinates) are left untouched (open point 16).
 
 A cloud turns about its own centroid, so ``mni`` points (modalities.point_coordinates)
-keep their location; a ``unit_ball`` cloud is centred, so that is the origin as before."""
+keep their location; a ``unit_ball`` cloud is centred, so that is the origin as before.
+
+Sequence dropout (``multimodal.sequence_dropout``, not in the paper; docs/design.md point 37):
+:class:`SequenceDropout` gives a training item, with that probability, as if one of its present
+sequences were missing: its x_I channel zeroed and x_B the stored variant encoded without it."""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from torch.utils.data import Dataset
 from torch_geometric.utils import scatter
+
+from gliotype.errors import GliotypeError
 
 from gliotype.multimodal.model import MultiModalBatch
 
@@ -68,3 +75,45 @@ def rotate_points(points: torch.Tensor, batch: torch.Tensor, rotations: torch.Te
     centre = torch.where(moved, centre[batch], torch.zeros_like(points))
     rotated = torch.einsum("nij,nj->ni", rotations[batch], points - centre)
     return torch.where(moved, rotated + centre, rotated)
+
+
+class SequenceDropout(Dataset):
+    """Items of ``dataset`` of which each, with ``probability``, drops one random present sequence.
+
+    ``dataset``'s items carry ``present`` (the patient's sequences, :data:`gliotype.input.SEQUENCES`
+    order) and, with the brain network, ``variants`` (sequence -> x_B ``(node_x, edge_attr)``
+    encoded without it, :func:`gliotype.self_supervised.load_brain_network_variants`). A dropped
+    item is a copy with ``tumor_image``'s channel of that sequence zeroed, ``node_x`` and
+    ``edge_attr`` of the variant and ``dropped`` naming the sequence; a patient with one sequence
+    keeps it. Two draws from ``generator`` per item whatever the outcome: reseeding it every epoch
+    (``fit``'s streams) with the loader's order replays the epoch's choices exactly.
+    """
+
+    def __init__(self, dataset, probability: float, generator: torch.Generator):
+        self.dataset, self.probability, self.generator = dataset, float(probability), generator
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        from gliotype.input import SEQUENCES
+
+        item = self.dataset[index]
+        drop = bool(torch.rand((), generator=self.generator) < self.probability)
+        pick = float(torch.rand((), generator=self.generator))
+        present = tuple(item.get("present", ()))
+        if not drop or len(present) < 2:
+            return item
+        seq = present[min(int(pick * len(present)), len(present) - 1)]
+        out = dict(item, dropped=seq)
+        if "tumor_image" in item:
+            image = item["tumor_image"].clone()
+            image[SEQUENCES.index(seq)] = 0.0
+            out["tumor_image"] = image
+        if "node_x" in item:
+            variants = item.get("variants") or {}
+            if seq not in variants:
+                raise GliotypeError(f"patient {item.get('patient_id')}: no brain network without {seq} (encode the "
+                                    "brain networks with their variants: gliotype run with multimodal.sequence_dropout > 0)")
+            out["node_x"], out["edge_attr"] = variants[seq]
+        return out

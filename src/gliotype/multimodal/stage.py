@@ -24,7 +24,7 @@ from gliotype.config.schema import MultiModalConfig
 from gliotype.layout import MultiModalDir, WorkDir
 from gliotype.modalities.build import load_case_modalities
 from gliotype.modalities.dataset import CachedDataset
-from gliotype.multimodal.augment import rotate_batch
+from gliotype.multimodal.augment import SequenceDropout, rotate_batch
 from gliotype.multimodal.data import cloud_pose, collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.utils.io import write_csv_atomic
@@ -45,13 +45,17 @@ def load_crossing(workdir: str | Path, patient_id: str) -> np.ndarray:
 
 class MultiModalDataset(CachedDataset):
     """Per-patient items for :func:`gliotype.multimodal.data.collate`, only the modalities in use
-    (kept in memory after the first epoch, see :class:`CachedDataset`)."""
+    (kept in memory after the first epoch, see :class:`CachedDataset`). With ``variants`` each item
+    also carries ``present`` (the patient's sequences) and ``variants`` (x_B without each of
+    them), what :class:`~gliotype.multimodal.augment.SequenceDropout` needs."""
 
-    def __init__(self, workdir, patient_ids: Sequence[str], labels: Mapping[str, float] | None, encoders: Sequence[str]):
+    def __init__(self, workdir, patient_ids: Sequence[str], labels: Mapping[str, float] | None, encoders: Sequence[str],
+                 variants: bool = False):
         super().__init__(patient_ids)
         self.workdir = Path(workdir)
         self.labels = {str(k): float(v) for k, v in (labels or {}).items() if v == v}
         self.encoders = set(encoders)
+        self.variants = variants
 
     def load(self, i: int) -> dict:
         from gliotype.self_supervised import load_brain_network
@@ -70,6 +74,15 @@ class MultiModalDataset(CachedDataset):
             item.update(node_x=data.x, edge_index=data.edge_index, edge_attr=data.edge_attr)
             if "point_cloud" in self.encoders:
                 item["crossing"] = torch.from_numpy(load_crossing(self.workdir, pid))
+        if self.variants:
+            from gliotype.input import SEQUENCES
+            from gliotype.modalities.build import missing_sequences
+            from gliotype.self_supervised.encode import load_brain_network_variants
+
+            missing = missing_sequences(self.workdir, pid)
+            item["present"] = tuple(s for s in SEQUENCES if s not in missing)
+            if "brain_network" in self.encoders:
+                item["variants"] = load_brain_network_variants(self.workdir, pid)
         return item
 
 
@@ -127,6 +140,9 @@ def train_multimodal(
 
     ``unlabelled_ids`` join the training without their labels (``multimodal.unlabelled:
     cohort``): they reach L_multi only, so they are ignored by a network without it.
+    ``multimodal.sequence_dropout`` p: each training item drops, with probability p per epoch,
+    one random present sequence (:class:`~gliotype.multimodal.augment.SequenceDropout`; the brain
+    networks must have been encoded with their variants).
     """
     out = MultiModalDir.of(out)
     mm = config.multimodal
@@ -144,10 +160,14 @@ def train_multimodal(
     generator = seed_everything(config.seed)
     model = build_model(config)
     known = {p: v for p, v in labels.items() if str(p) in labelled} if unlabelled else labels
-    dataset = MultiModalDataset(workdir, train_ids + unlabelled, known, mm.encoders)
+    dropout = mm.sequence_dropout
+    dataset = MultiModalDataset(workdir, train_ids + unlabelled, known, mm.encoders, variants=dropout > 0)
     batch_size = min(mm.batch_size, len(dataset))
-    loader = train_loader(dataset, batch_size, generator, collate_fn=collate)
     aug = torch.Generator()  # reseeded by fit() every epoch: a resumed epoch replays its rotations
+    drop = torch.Generator()  # and its dropped sequences
+    streams = [(aug, config.seed + 7)] + ([(drop, config.seed + 8)] if dropout > 0 else [])
+    loader = train_loader(SequenceDropout(dataset, dropout, drop) if dropout > 0 else dataset, batch_size, generator,
+                          collate_fn=collate)
 
     def batch_loss(batch):
         batch = rotate_batch(batch, mm.augment_rotation_deg, aug)
@@ -164,7 +184,7 @@ def train_multimodal(
             return float(np.mean(losses)) if losses else float("inf")
 
     fit(model, batch_loss, loader, mm, out.checkpoints, "multi-modal training", resume, seed=config.seed, key=key,
-        validate=validate, patience=patience, streams=[(aug, config.seed + 7)])
+        validate=validate, patience=patience, streams=streams)
     save_weights(model, out.weights)
     write_record(out.meta, key, [out.weights.name], encoders=list(mm.encoders))
     return model
@@ -191,8 +211,13 @@ def extract_features(
     model.eval()
     loader = DataLoader(MultiModalDataset(workdir, patient_ids, None, config.encoders), batch_size=batch_size,
                         collate_fn=collate)
+    return _feature_rows(model, loader)
+
+
+def _feature_rows(model: MultiModalNet, batches) -> pd.DataFrame:
+    """One row of features (``extract_features``' columns) per patient of every batch."""
     rows = []
-    for batch in loader:
+    for batch in batches:
         out = model(batch)
         parts = {"patient_id": batch.patient_id}
         for g in FEATURE_GROUPS:
@@ -203,6 +228,36 @@ def extract_features(
             parts["p_head"] = torch.sigmoid(out.logit).numpy()
         rows.append(pd.DataFrame(parts))
     return pd.concat(rows, ignore_index=True)
+
+
+@torch.no_grad()
+def features_without(workdir: str | Path, model: MultiModalNet, ssl, patient_ids: Sequence[str], sequence: str,
+                     config: MultiModalConfig, batch_size: int = 8) -> pd.DataFrame:
+    """:func:`extract_features` of ``patient_ids`` as if each lacked ``sequence`` after preprocessing
+    (``input.missing_sequences``): its x_I channel zeroed (the crop of the zero volume a missing
+    sequence is) and x_B encoded by ``ssl`` (:class:`~gliotype.self_supervised.SelfSupervisedModels`)
+    with it imputed, besides the patient's own missing sequences. A patient already without
+    ``sequence`` keeps its features. Used to measure what losing a sequence does to a model
+    (the export's sequence spread, ``benchmarks/missing_sequences.py``)."""
+    from gliotype.input import SEQUENCES
+    from gliotype.modalities.build import missing_sequences
+    from gliotype.self_supervised.encode import encode_patient, patient_inputs_for
+
+    model.eval()
+    dataset = MultiModalDataset(workdir, patient_ids, None, config.encoders)
+    items = []
+    for i, pid in enumerate(dataset.patient_ids):
+        item = dict(dataset.load(i))
+        missing = missing_sequences(workdir, pid)
+        if sequence not in missing:
+            if "tumor_image" in item:
+                item["tumor_image"] = item["tumor_image"].clone()
+                item["tumor_image"][SEQUENCES.index(sequence)] = 0.0
+            if "node_x" in item:
+                item["node_x"], item["edge_attr"] = encode_patient(ssl, patient_inputs_for(ssl, workdir, pid),
+                                                                   (*missing, sequence))
+        items.append(item)
+    return _feature_rows(model, (collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)))
 
 
 def feature_matrix(features: pd.DataFrame, group: str) -> np.ndarray:

@@ -9,7 +9,8 @@
 
 Modules: ``model`` loading a model folder, ``inputs`` a patient's files and ID,
 ``predict`` the pipeline, ``insertion`` the stored population graph, ``explain`` and
-``report`` the explanations and the report, ``publish`` the all-or-nothing output folder.
+``report`` the explanations and the report, ``publish`` the all-or-nothing output folder,
+``missing`` what a missing sequence does to a model (the export's sequence spread, the widened interval).
 
 See ``docs/prediction.md``.
 """

@@ -1,4 +1,5 @@
-"""The inputs of one prediction: the five files of a patient and the patient's ID.
+"""The inputs of one prediction: the five files of a patient and the patient's ID (a sequence
+may be missing when the model's ``input.missing_sequences``, or ``--allow-missing``, allows it).
 
 Owns finding them (:func:`inputs_from_case`: a case folder in any layout the cohort
 scanner knows, through its manifest row :func:`case_row`; DICOM studies included, converted for the
@@ -24,6 +25,7 @@ from gliotype.input import (
     detect_layout,
     is_blank,
     patient_id_from_name,
+    present_sequences,
     scan_cohort,
 )
 
@@ -70,13 +72,13 @@ def case_row(case_dir: str | Path, patient_id: str | None = None, convert_dir: s
 
 
 def row_inputs(row: Mapping, optional: tuple[str, ...] = ()) -> tuple[str, dict[str, Path]]:
-    """The patient ID and the five files of a manifest row; a missing one (unless ``optional``) is a
-    one-line CaseError."""
+    """The patient ID and the files of a manifest row: a blank sequence is left out (:func:`check_inputs`
+    applies the model's ``input.missing_sequences``); a missing mask is a one-line CaseError unless
+    ``optional`` holds ``"mask"`` (a segmenter makes it)."""
     pid = str(row["patient_id"])
     inputs = {r: Path(str(row[r])) for r in ROLES if not is_blank(row.get(r))}
-    for r in ROLES:
-        if r not in inputs and r not in optional:
-            raise CaseError(pid, None, f"no {r} file found in the case folder")
+    if "mask" not in inputs and "mask" not in optional:  # a missing sequence: check_inputs applies the model's rule
+        raise CaseError(pid, None, "no mask file found in the case folder")
     return pid, inputs
 
 
@@ -123,14 +125,17 @@ def _layout(case_dir: Path, optional: tuple[str, ...]) -> str:
 
 def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules = InputRules()) -> dict:
     """Validate the five input files as the cohort validator does, under ``rules`` (the model's:
-    ``InputRules.of(model.config)``); a problem is a one-line CaseError.
+    ``InputRules.of(model.config)``; a sequence may be missing when ``rules.missing_sequences``
+    allows it); a problem is a one-line CaseError.
 
-    Returns the validator's information (grid, spacing, labels, tumor voxels) and warnings.
+    Returns the validator's information (grid, spacing, labels, tumor voxels, missing sequences) and warnings.
     """
-    for role in ROLES:
-        if not inputs.get(role):
-            raise CaseError(pid, None, f"no {role} file given")
-    row = {"patient_id": pid, **{r: str(inputs[r]) for r in ROLES}, "fa": None, "idh": None}
+    present_sequences(inputs, pid, rules.missing_sequences, given="given",
+                      hint="; the model's setting, --allow-missing N overrides it")
+    if not inputs.get("mask"):
+        raise CaseError(pid, None, "no mask file given")
+    row = {"patient_id": pid, **{r: str(inputs[r]) if inputs.get(r) else None for r in ROLES}, "fa": None,
+           "idh": None}
     try:
         report = check_case(row, rules=rules)
     except CaseError:

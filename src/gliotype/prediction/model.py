@@ -69,6 +69,8 @@ class TrainedModel:
     atlas: LoadedAtlas  # the atlas positions and tract matrix of training (``atlas/``)
     self_supervised: SelfSupervisedModels  # the brain-network encoders (``ssl/``)
     signed_by: str | None = None  # the key id whose signature was checked when loading (None: not checked)
+    # sequence_spread.json: the logit SD of removing each sequence (None: a model exported before it)
+    sequence_spread: dict | None = None
 
     @property
     def threshold(self) -> float:
@@ -187,6 +189,7 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
             log.warning("the rebuilt population graph gives other probabilities than in training (max difference "
                         "%.2g): check the gliotype and torch versions", check)
 
+    spread = _sequence_spread(layout, manifest)
     reg = _load_npz(layout.atlas.regions)
     centroids, names = reg["centroids_mm"], [str(n) for n in reg.get("names", [])]
 
@@ -195,7 +198,24 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
                         edge_mean=edge_mean, edge_std=edge_std, stored_probability=stored_p,
                         labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
                         region_names=names, graph_check=check, atlas=atlas, self_supervised=ssl,
-                        signed_by=signed_by)
+                        signed_by=signed_by, sequence_spread=spread)
+
+
+def _sequence_spread(layout: ModelDir, manifest: dict) -> dict | None:
+    """``sequence_spread.json`` when the manifest lists it (its sha256 was checked), None when the
+    folder has none (exported before it existed); present but unlisted is a :class:`ModelError`."""
+    rel = layout.sequence_spread.relative_to(layout.root).as_posix()  # one of layout.optional()
+    if rel not in manifest["files"]:
+        if layout.sequence_spread.exists():
+            raise ModelError(f"model folder {layout.root.name}: {rel} is not listed in manifest.json "
+                             "(added after the export); re-export the model")
+        return None
+    try:
+        spread = json.loads(layout.sequence_spread.read_text())
+        return {**spread, "sd_logit": {str(k): float(v) for k, v in spread["sd_logit"].items()}}
+    except Exception as exc:
+        raise ModelError(f"model folder {layout.root.name}: {rel} is not readable "
+                         f"({type(exc).__name__})") from None
 
 
 __all__ = ["ModelError", "TrainedModel", "load_model", "verify_manifest"]

@@ -13,7 +13,9 @@ Steps (the same code as training, with the model's stored parts):
 6. z-score with the stored training statistics, insert the patient into the stored
    population graph with eq. 8 edges to the stored nodes (inductive, no retraining,
    :func:`gliotype.population_graph.insert_nodes`) and read the GNN's probability;
-7. an interval from re-predicting with random subsets of the stored nodes;
+7. an interval from re-predicting with random subsets of the stored nodes, widened for every
+   missing sequence by the spread the model measured at export (``sequence_spread.json``,
+   :mod:`~gliotype.prediction.missing`);
 8. the explanations (Figs. 7-8, Grad-CAM maps) and ``report.html``.
 
 Everything is written into a hidden folder beside ``out_dir`` and moved into place at the
@@ -80,6 +82,7 @@ def predict_patient(
     seed: int = 0,
     explain: bool = True,
     explainer_epochs: int | None = None,
+    allow_missing: int | None = None,
     bids: BidsOutput | None = None,
     segmenter=None,
 ) -> Prediction:
@@ -87,12 +90,14 @@ def predict_patient(
 
     Args:
         model: from :func:`gliotype.prediction.load_model`.
-        inputs: role -> file for ``t1``, ``t1c``, ``t2``, ``flair`` and ``mask`` (other roles ignored).
+        inputs: role -> file for ``t1``, ``t1c``, ``t2``, ``flair`` and ``mask`` (other roles ignored;
+            a sequence may be missing when the model's ``input.missing_sequences`` allows it).
         patient_id: the ID written in the outputs (default: from the T1c file name).
         out_dir: created (or an earlier prediction there replaced) only when everything succeeded.
         draws, node_fraction, seed: the subsampling interval (``draws=0``: none).
         explain: compute Grad-CAM, the point maps and GNNExplainer (Figs. 7-8).
         explainer_epochs: GNNExplainer epochs (default 200).
+        allow_missing: sequences the patient may lack, overriding the model's ``input.missing_sequences``.
         bids: where a patient of a BIDS dataset gets a copy of ``prediction.json`` as
             ``sub-XX[_ses-YY]_desc-idh_prediction.json`` (:func:`gliotype.input.bids.bids_output`
             of its manifest row); its derivative dataset is made before anything is computed.
@@ -117,7 +122,8 @@ def predict_patient(
         with tempfile.TemporaryDirectory(prefix="gliotype-predict-") as tmp:
             record = _predict(model, inputs, pid, Path(tmp), staging, draws=draws, node_fraction=node_fraction,
                               seed=seed, explain=explain,
-                              epochs=EXPLAINER_EPOCHS if explainer_epochs is None else int(explainer_epochs))
+                              epochs=EXPLAINER_EPOCHS if explainer_epochs is None else int(explainer_epochs),
+                              allow_missing=allow_missing)
         if segmentation is not None:
             record["segmentation"] = segmentation
         record["seconds"]["total"] = round(time.perf_counter() - t_start, 2)
@@ -134,23 +140,38 @@ def predict_patient(
 
 
 def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path, staging: Path, *, draws: int,
-             node_fraction: float, seed: int, explain: bool, epochs: int) -> dict:
+             node_fraction: float, seed: int, explain: bool, epochs: int, allow_missing: int | None = None) -> dict:
+    from gliotype.modalities.build import missing_sequences
     from gliotype.multimodal.stage import feature_matrix
+    from gliotype.prediction.missing import widen_draws
     from gliotype.prediction.report import input_checks
     from gliotype.stages import featurise_case
 
     config = model.config
+    if allow_missing is not None:  # the user's override of the model's rule (it changes no computation)
+        config = config.model_copy(deep=True)
+        config.input.missing_sequences = int(allow_missing)
     lap = Laps(ndigits=2)
 
     checked = check_inputs(inputs, pid, InputRules.of(config))
     lap("input_checks")
-    row = {"patient_id": pid, **{r: str(inputs[r]) for r in ROLES}, "fa": None}
+    row = {"patient_id": pid, **{r: str(inputs[r]) if r in inputs else None for r in ROLES}, "fa": None}
     case = featurise_case(row, work, config, model.multimodal, atlas=model.atlas, ssl=model.self_supervised, lap=lap)
     feats, qc = case.features, case.qc
+    missing = list(missing_sequences(work, pid))
     u_t, u_b = feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B")
     with torch_threads(1):
         graph = graph_predict(model, u_t, u_b, pid, draws=draws, node_fraction=node_fraction, seed=seed)
     lap("population_graph")
+    spread = model.sequence_spread
+    widened = missing and spread is not None and draws > 0
+    interval = graph["interval"]
+    if widened:
+        ps = widen_draws(graph["draws"], missing, spread, seed)
+        interval = tuple(float(v) for v in np.percentile(ps, [2.5, 97.5]))
+        agreement = float(np.mean((ps >= model.threshold) == (graph["probability"] >= model.threshold)))
+    else:
+        ps, agreement = graph["draws"], graph["decision_agreement"]
 
     interpretation: dict = {}
     if explain:
@@ -168,16 +189,20 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
         "idh_mutant_probability": round(p, 6),
         "decision": graph["decision"],
         "threshold": round(model.threshold, 6),
+        "missing_sequences": missing,
         "uncertainty": {
-            "interval_95": [round(graph["interval"][0], 6), round(graph["interval"][1], 6)],
+            "interval_95": [round(interval[0], 6), round(interval[1], 6)],
             "method": "graph-node subsampling: the patient re-inserted into random subsets of the stored "
-                      "population graph; 2.5 and 97.5 percentiles",
+                      "population graph; 2.5 and 97.5 percentiles" +
+                      ("; each draw's logit plus N(0, sd^2) per missing sequence, sd measured at export "
+                       "(sequence_spread.json)" if widened else ""),
             "draws": int(draws),
             "node_fraction": node_fraction,
             "nodes_per_draw": graph["subset_nodes"],
             "seed": seed,
-            "sd": round(float(np.std(graph["draws"])), 6),
-            "decision_agreement": round(graph["decision_agreement"], 4),
+            "sd": round(float(np.std(ps)), 6),
+            "decision_agreement": round(agreement, 4),
+            "missing_sequence_spread": _spread_record(missing, spread, draws, graph["interval"]),
         },
         "graph_neighbours": graph["neighbours"],
         "graph_neighbour_labels": graph["neighbour_labels"],
@@ -199,6 +224,19 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
         "seconds": lap.seconds,
         "_features": {"u_T": u_t, "u_B": u_b},
     }
+
+
+def _spread_record(missing: list[str], spread: dict | None, draws: int, interval: tuple[float, float]) -> dict:
+    """How the interval accounts for the missing sequences (``prediction.json``; the report reads it)."""
+    if not missing:
+        return {"included": False, "reason": "no missing sequence"}
+    if spread is None:
+        return {"included": False, "reason": "the model has no sequence_spread.json (exported before it was "
+                                             "measured): the interval does not include the missing-sequence spread"}
+    if draws <= 0:
+        return {"included": False, "reason": "no uncertainty draws (--draws 0)"}
+    return {"included": True, "sd_logit": {s: spread["sd_logit"].get(s, 0.0) for s in missing},
+            "interval_95_without": [round(interval[0], 6), round(interval[1], 6)]}
 
 
 __all__ = ["Prediction", "predict_patient"]

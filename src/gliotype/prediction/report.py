@@ -53,15 +53,23 @@ def input_checks(checked: dict, qc: dict, modalities: dict, graph: dict, model) 
     :class:`~gliotype.prediction.TrainedModel`.
     """
     info, cfg = checked["info"], model.config.preprocess
+    missing = info.get("missing_sequences", [])
+    given = [s for s in ("t1", "t1c", "t2", "flair") if s not in missing] + ["mask"]
+    ref = info.get("reference_sequence", "t1c")
     rows = [
-        {"check": "input files", "result": "t1, t1c, t2, flair and mask are readable 3D images with finite values",
-         "ok": True},
-        {"check": "t1c grid", "result": f"{' x '.join(map(str, info.get('shape', [])))} voxels of "
-                                        f"{' x '.join(f'{s:g}' for s in info.get('spacing_mm', []))} mm", "ok": True},
+        {"check": "input files", "result": f"{', '.join(given[:-1])} and mask are readable 3D images with finite "
+                                           "values", "ok": True},
+        {"check": f"{ref} grid", "result": f"{' x '.join(map(str, info.get('shape', [])))} voxels of "
+                                           f"{' x '.join(f'{s:g}' for s in info.get('spacing_mm', []))} mm", "ok": True},
         {"check": "mask labels", "result": ", ".join(map(str, info.get("labels", []))) +
          f" ({info.get('tumor_voxels', 0)} tumor voxels)", "ok": True},
     ]
-    rows += [{"check": "grid", "result": w, "ok": True} for w in checked["warnings"]]
+    if missing:
+        rows.append({"check": "missing sequences", "result": f"{', '.join(missing)}: predicted without "
+                     f"{'it' if len(missing) == 1 else 'them'} (zero volume; imputed in the brain network)",
+                     "ok": False})
+    rows += [{"check": "grid", "result": w, "ok": True} for w in checked["warnings"]
+             if not w.startswith("missing ")]
     ss = qc.get("skull_stripped", {})
     rows.append({"check": "skull stripping", "result": f"input skull-stripped: {'yes' if ss.get('detected') else 'no'}"
                  f"; brain mask {ss.get('brain_native_ml', 0):.0f} ml", "ok": True})
@@ -100,6 +108,31 @@ def _segmentation(record: dict, figures: Path) -> str:
             f"{_fmt(v.get('necrotic_core'), 1)} ml (label 1), edema {_fmt(v.get('edema'), 1)} ml (label 2), enhancing "
             f"{_fmt(v.get('enhancing'), 1)} ml (label 4, or 3). The mask: {_e(seg.get('file'))}.</p>\n"
             + (f"<ul>{warnings}</ul>\n" if warnings else ""))
+
+
+#: Plain names of the sequences for the report.
+SEQUENCE_NAMES = {"t1": "pre-contrast T1", "t1c": "post-contrast T1 (T1c)", "t2": "T2", "flair": "T2-FLAIR"}
+
+
+def missing_text(record: dict) -> str:
+    """The report's sentence on the missing sequences and on what the interval includes ('' when complete)."""
+    missing = record.get("missing_sequences") or []
+    if not missing:
+        return ""
+    names = [SEQUENCE_NAMES.get(s, s) for s in missing]
+    named = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    spread = record["uncertainty"].get("missing_sequence_spread", {})
+    if spread.get("included"):
+        lo, hi = spread["interval_95_without"]
+        sds = ", ".join(f"{SEQUENCE_NAMES.get(s, s)} {v:.2f}" for s, v in spread["sd_logit"].items())
+        how = (f"The interval is widened by the spread of this model's prediction when the sequence is removed, "
+               f"measured on its training patients (SD of the logit change: {sds}); without it the interval "
+               f"would be {lo:.3f} &ndash; {hi:.3f}.")
+    else:
+        how = f"The interval does not include the missing-sequence spread: {_e(spread.get('reason', ''))}."
+    return (f"<p class='bad'>Missing: {_e(named)}. The patient was predicted without "
+            f"{'it' if len(missing) == 1 else 'them'} (an empty volume in the tumour image, imputed in the brain "
+            f"network), so this prediction is less certain than one with all four sequences. {how}</p>")
 
 
 def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
@@ -151,6 +184,7 @@ def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
  <div><div class="note">95% subsampling interval</div><div class="decision">{lo:.3f} &ndash; {hi:.3f}</div>
   <div class="note">{unc['decision_agreement'] * 100:.0f}% of {unc['draws']} draws give the same decision</div></div>
 </div>
+{missing_text(record)}
 <p>Population graph: the patient was inserted as a new node with eq. 8 edges to {neighbours}; no retraining.
 The interval re-predicts the patient {unc['draws']} times in random subsets of {unc['nodes_per_draw']} stored
 patients ({unc['node_fraction'] * 100:.0f}%): it shows how much the prediction depends on the reference cohort, not
@@ -185,4 +219,4 @@ results/report.html for its test performance.</p>
     return path
 
 
-__all__ = ["input_checks", "write_report"]
+__all__ = ["input_checks", "missing_text", "write_report"]

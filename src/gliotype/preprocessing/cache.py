@@ -21,7 +21,7 @@ from gliotype.errors import CaseError, stop_on_environment
 from gliotype.layout import CaseDir
 from gliotype.preprocessing.ants_runtime import DEFAULT_ITK_THREADS
 from gliotype.preprocessing.images import write_text
-from gliotype.preprocessing.outputs import output_names
+from gliotype.preprocessing.outputs import SEQUENCES, output_names
 from gliotype.utils.io import sha256_file
 from gliotype.utils.records import record_text, reusable_record
 
@@ -75,15 +75,18 @@ def mark_stale(case: CaseDir) -> None:
 
 
 def write_done(case: CaseDir, pid: str, key: str, hashes: dict[str, str], config, has_fa: bool,
-               seconds: float) -> None:
+               seconds: float, missing_sequences=()) -> None:
     """``done.json``: the key, what it covers, the outputs (:func:`output_names`), the size and sha256
     of each but ``qc.json`` (a report whose timings change on every run: a patient preprocessed
-    again to the same images is the same data downstream), and the time taken."""
+    again to the same images is the same data downstream), the sequences the patient lacks
+    (written as zero volumes; in :data:`SEQUENCES` order) and the time taken."""
     outputs = output_names(case, has_fa)
     data = [f for f in outputs if f != case.preprocessed_name(case.qc)]  # qc.json: a report with timings
     write_text(case.done, record_text(key, data, case.preprocessed, patient_id=pid, version=PREPROCESS_VERSION,
                                       inputs=hashes, preprocess=config.preprocess.model_dump(mode="json"),
-                                      outputs=outputs, has_fa=has_fa, seconds=seconds))
+                                      outputs=outputs, has_fa=has_fa,
+                                      missing_sequences=[s for s in SEQUENCES if s in set(missing_sequences)],
+                                      seconds=seconds))
 
 
 __all__ = ["PREPROCESS_VERSION", "cache_key", "input_hashes", "is_up_to_date", "mark_stale", "write_done"]

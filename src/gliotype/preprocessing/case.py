@@ -3,7 +3,9 @@
 :func:`run_case` runs them in the order of the paper (details in ``docs/preprocessing.md``):
 
 1. :func:`read_inputs`: read and check the input files;
-2. :func:`coregister`: every sequence, FA and the mask onto the T1c grid;
+2. :func:`coregister`: every sequence, FA and the mask onto the T1c grid (the reference
+   sequence's: t1c, or the first present of :data:`gliotype.input.REFERENCE_ORDER` for a case
+   without it, ``input.missing_sequences``);
 3. :func:`brain_mask`: skull stripping;
 4. :func:`normalise`: optional denoising, then intensity normalisation inside the brain;
 5. :func:`register` to the template and :func:`apply_transforms` (then, for the grey-matter
@@ -15,6 +17,11 @@ Each step says what it did to the patient's log, fills its part of ``qc.json`` a
 raises a :class:`~gliotype.errors.CaseError` naming the patient, the file and the
 problem. The cache, the log file and failure handling are
 :func:`gliotype.preprocessing.cohort.preprocess_case`'s.
+
+A sequence the patient lacks (``input.missing_sequences``) is skipped by every step and
+written as an all-zero volume on the template grid, so every reader gets the same four
+files; ``qc.json`` and ``done.json`` name it (``missing_sequences``). The registration moves
+``preprocess.moving`` when present, else the reference sequence (docs/design.md point 37).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import nibabel as nib
 import numpy as np
 
 from gliotype.errors import CaseError, one_line, stop_on_environment
-from gliotype.input import InputRules, nonfinite_note
+from gliotype.input import InputRules, nonfinite_note, reference_sequence
 from gliotype.layout import CaseDir, TransformsDir
 from gliotype.preprocessing import brain as brainmod
 from gliotype.preprocessing import register as reg_mod
@@ -59,7 +66,7 @@ log = get_logger("preprocessing")
 class CaseContext:
     """What every step needs: the patient, its input files (by role), the ``preprocess``
     settings, the template, the log (``say``), the QC record the steps fill and the input
-    rules (voxel limit, non-finite rule)."""
+    rules (voxel limit, non-finite rule, missing sequences)."""
 
     pid: str
     inputs: dict[str, Path]
@@ -69,17 +76,37 @@ class CaseContext:
     qc: dict
     rules: InputRules = InputRules()
 
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The sequences the patient has, in :data:`SEQUENCES` order."""
+        return tuple(s for s in SEQUENCES if s in self.inputs)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The sequences the patient lacks (zero volumes on the template grid), in :data:`SEQUENCES` order."""
+        return tuple(s for s in SEQUENCES if s not in self.inputs)
+
+    @property
+    def reference(self) -> str:
+        """The sequence whose grid is the native grid: t1c when present."""
+        return reference_sequence(self.present)
+
+    @property
+    def moving(self) -> str:
+        """The sequence registered to the template: ``preprocess.moving`` when present, else the reference."""
+        return self.cfg.moving if self.cfg.moving in self.inputs else self.reference
+
 
 @dataclass
 class NativeCase:
-    """The patient on its native grid (the T1c grid), after co-registration."""
+    """The patient on its native grid (the T1c grid, or the reference sequence's), after co-registration."""
 
-    ref: nib.Nifti1Image  # t1c: the native grid
+    ref: nib.Nifti1Image  # t1c (the reference sequence): the native grid
     images: dict[str, nib.Nifti1Image]  # role -> image on the native grid
     coregistration: dict[str, str | None]  # role -> rigid transform file name, None when not registered
     mask: np.ndarray  # uint8 labels
     tumor: np.ndarray  # mask > 0
-    sequences: dict[str, np.ndarray]  # role -> float32 voxels, for SEQUENCES
+    sequences: dict[str, np.ndarray]  # role -> float32 voxels, for the present SEQUENCES
     voxel_mm3: float
     on_template: bool  # the native grid is the template grid (in any voxel order): nothing to register
     template_order: np.ndarray | None = None  # native voxel order -> the template's (None: the same)
@@ -111,7 +138,11 @@ def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: 
     lap = Laps(ndigits=3)
     ctx = CaseContext(pid, inputs, cfg, load_template(int(round(cfg.spacing_mm))), say, qc, InputRules.of(config))
     make_folder(case.transforms.root)
-    qc.update({"patient_id": pid, "version": PREPROCESS_VERSION})
+    qc.update({"patient_id": pid, "version": PREPROCESS_VERSION, "missing_sequences": list(ctx.missing),
+               "reference_sequence": ctx.reference})
+    if ctx.missing:
+        say(f"missing {', '.join(ctx.missing)}: written as zero volumes; native grid {ctx.reference}, "
+            f"moving image {ctx.moving} (input.missing_sequences)", logging.WARNING)
 
     images = read_inputs(ctx)
     lap("load")
@@ -154,43 +185,45 @@ def read_inputs(ctx: CaseContext) -> dict[str, nib.Nifti1Image]:
         ctx.say(line, logging.WARNING)
     if warnings:
         ctx.qc["warnings"] = warnings
-    ctx.say(f"loaded {', '.join(images)}; t1c grid {images['t1c'].shape} "
-            f"voxel {np.round(nib.affines.voxel_sizes(images['t1c'].affine), 3).tolist()} mm")
+    ref = ctx.reference
+    ctx.say(f"loaded {', '.join(images)}; {ref} grid {images[ref].shape} "
+            f"voxel {np.round(nib.affines.voxel_sizes(images[ref].affine), 3).tolist()} mm")
     return images
 
 
 def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: TransformsDir) -> NativeCase:
-    """2. Everything onto the T1c grid: a sequence or FA on another grid is rigidly co-registered
-    (``preprocess.coregister``; transform in ``tdir``), the mask resampled in world coordinates; an
-    image on the T1c grid's points in another voxel order (LPI against RAS) is reordered, exactly.
-    The case is ``on_template`` when the T1c grid holds the template grid's points, in any order."""
+    """2. Everything onto the T1c grid (the reference sequence's, :attr:`CaseContext.reference`): a
+    sequence or FA on another grid is rigidly co-registered (``preprocess.coregister``; transform in
+    ``tdir``), the mask resampled in world coordinates; an image on the T1c grid's points in another
+    voxel order (LPI against RAS) is reordered, exactly. The case is ``on_template`` when the T1c
+    grid holds the template grid's points, in any order."""
     from gliotype.preprocessing.register import resample_to, rigid_coregister
 
-    cfg = ctx.cfg
-    ref = images["t1c"]
-    out = {"t1c": ref}
+    cfg, name = ctx.cfg, ctx.reference
+    ref = images[name]
+    out = {name: ref}
     record: dict[str, str | None] = {}
-    for role in ("t1", "t2", "flair", "fa"):
-        if role not in images:
+    for role in ("t1c", "t1", "t2", "flair", "fa"):
+        if role not in images or role == name:
             continue
         img = _in_order_of(images[role], ref)
         aligned = img is not None
         img = img if aligned else images[role]
         if cfg.coregister == "always" or (cfg.coregister == "auto" and not aligned):
-            ctx.say(f"{role}: rigid co-registration to t1c")
+            ctx.say(f"{role}: rigid co-registration to {name}")
             path = tdir.coregistration(role)
             try:
                 out[role] = rigid_coregister(ref, img, cfg.spacing_mm, cfg.seed, path)
             except Exception as exc:
                 stop_on_environment(exc)
                 raise CaseError(ctx.pid, ctx.inputs[role],
-                                f"rigid co-registration of {role} to t1c failed ({one_line(exc)})")
+                                f"rigid co-registration of {role} to {name} failed ({one_line(exc)})")
             record[role] = path.name
         elif aligned:
             out[role] = img
             record[role] = None
         else:
-            ctx.say(f"{role}: resampled onto the t1c grid (coregister=never)")
+            ctx.say(f"{role}: resampled onto the {name} grid (coregister=never)")
             out[role] = resample_to(ref, img, "linear")
             record[role] = None
     mask = images["mask"]
@@ -198,17 +231,17 @@ def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: Trans
     if on_ref is not None:
         out["mask"] = on_ref
     else:
-        ctx.say("mask: resampled onto the t1c grid (world coordinates, generic label interpolation)")
+        ctx.say(f"mask: resampled onto the {name} grid (world coordinates, generic label interpolation)")
         res = resample_to(ref, nib.Nifti1Image(np.asarray(mask.dataobj, np.float32), mask.affine), "genericLabel")
         out["mask"] = nib.Nifti1Image(np.rint(np.asarray(res.dataobj)).astype(np.uint8), res.affine)
 
     labels = np.asarray(out["mask"].dataobj).astype(np.uint8)
     if not (labels > 0).any():
-        raise CaseError(ctx.pid, ctx.inputs["mask"], "mask is empty on the t1c grid")
+        raise CaseError(ctx.pid, ctx.inputs["mask"], f"mask is empty on the {name} grid")
     ctx.qc["coregistration"] = {k: ("rigid" if v else "none") for k, v in record.items()}
     order = voxel_order(ref, ctx.template.shape, ctx.template.affine)
     return NativeCase(ref, out, record, labels, labels > 0,
-                      {r: np.asarray(out[r].dataobj, dtype=np.float32) for r in SEQUENCES},
+                      {r: np.asarray(out[r].dataobj, dtype=np.float32) for r in ctx.present},
                       voxel_volume(ref.affine), order is not None,
                       None if order is None or is_identity_order(order) else order)
 
@@ -225,20 +258,21 @@ def _in_order_of(img: nib.Nifti1Image, ref: nib.Nifti1Image) -> nib.Nifti1Image 
 def brain_mask(ctx: CaseContext, native: NativeCase) -> np.ndarray:
     """3. Skull stripping: the brain on the T1c grid, the non-zero T1c of a skull-stripped input
     (``preprocess.skull_stripped``) or else the template's brain mask; checks its size and that
-    the tumour lies in it."""
-    cfg, t1c, vox = ctx.cfg, native.sequences["t1c"], native.voxel_mm3
+    the tumour lies in it. T1c: the reference sequence (:attr:`CaseContext.reference`)."""
+    cfg, ref, vox = ctx.cfg, ctx.reference, native.voxel_mm3
+    t1c = native.sequences[ref]
     stats = brainmod.skull_strip_stats(t1c, vox)
     stripped = {"yes": True, "no": False}.get(cfg.skull_stripped)
     if stripped is None:
         stripped = brainmod.is_skull_stripped(t1c, vox)
     if stripped:
         brain = brainmod.nonzero_brain_mask(t1c)
-        how = "non-zero t1c (skull-stripped input)"
+        how = f"non-zero {ref} (skull-stripped input)"
     elif native.on_template:
         brain = native.from_template_order(ctx.template.brain_mask > 0.5) & brainmod.head_mask(t1c)
         how = "template brain mask (input on the template grid, not skull-stripped)"
     else:
-        brain = reg_mod.template_brain_mask(native.ref, native.sequences[cfg.moving], ctx.template,
+        brain = reg_mod.template_brain_mask(native.ref, native.sequences[ctx.moving], ctx.template,
                                             cfg.registration, cfg.spacing_mm, cfg.reg_iterations, cfg.seed)
         how = "template brain mask warped back (input not skull-stripped)"
     brain_ml = float(brain.sum() * vox / 1000.0)
@@ -247,7 +281,7 @@ def brain_mask(ctx: CaseContext, native: NativeCase) -> np.ndarray:
     ctx.qc["skull_stripped"] = {"setting": cfg.skull_stripped, "detected": bool(stripped), **stats,
                                 "brain_mask": how, "brain_native_ml": round(brain_ml, 2)}
     if brain.sum() * vox < 100_000:  # 100 ml
-        raise CaseError(ctx.pid, ctx.inputs["t1c"],
+        raise CaseError(ctx.pid, ctx.inputs[ref],
                         f"brain mask is only {brain_ml:.0f} ml (expected about 1,000-2,000 ml)")
     tumor = native.tumor
     inside = float((tumor & brain).sum() / tumor.sum())
@@ -263,10 +297,11 @@ def normalise(ctx: CaseContext, native: NativeCase,
               brain: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """4. Each sequence inside the brain, denoised (``preprocess.denoise``) and normalised with the tumour
     left out (the grey-matter methods z-score here, :func:`normalise_on_grey_matter` after registration);
-    FA clipped to [0, 1] inside the brain. Returns (role -> sequence, FA or None)."""
+    FA clipped to [0, 1] inside the brain. Returns (role -> sequence, FA or None); a missing
+    sequence is skipped (it has no entry)."""
     cfg = ctx.cfg
     out = {}
-    for role in SEQUENCES:
+    for role in ctx.present:
         data = np.where(brain, native.sequences[role], 0.0).astype(np.float32)
         if cfg.denoise:
             data = _denoise(native.ref, data, brain)
@@ -292,7 +327,8 @@ def _denoise(ref: nib.Nifti1Image, data: np.ndarray, brain: np.ndarray) -> np.nd
 
 def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences: dict[str, np.ndarray]):
     """5. ``preprocess.moving`` onto the template T1 (``preprocess.registration``), the tumour left out of
-    the metric (``preprocess.mask_tumor``); the identity for an input already on the template grid."""
+    the metric (``preprocess.mask_tumor``); the identity for an input already on the template grid.
+    A patient without ``preprocess.moving`` moves its reference sequence (:attr:`CaseContext.moving`)."""
     cfg = ctx.cfg
     if native.on_template:
         reg = reg_mod.identity_registration()
@@ -304,27 +340,31 @@ def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences:
             reg.kind = f"identity (input on the template grid in {axes} voxel order: reordered)"
             ctx.say(f"input is on the template grid in {axes} voxel order: voxels reordered, registration skipped")
         return reg
-    moving = nib.Nifti1Image(sequences[cfg.moving], native.ref.affine)
+    moving = nib.Nifti1Image(sequences[ctx.moving], native.ref.affine)
     try:
         reg = reg_mod.register_to_template(moving, brain, native.tumor if cfg.mask_tumor else None, ctx.template,
                                            cfg.registration, cfg.spacing_mm, cfg.reg_iterations, cfg.seed)
     except Exception as exc:
         stop_on_environment(exc)
-        raise CaseError(ctx.pid, ctx.inputs[cfg.moving], f"registration to the template failed ({one_line(exc)})")
-    ctx.say(f"registration {cfg.moving} -> template: {reg.kind} in {reg.seconds:.1f}s")
+        raise CaseError(ctx.pid, ctx.inputs[ctx.moving], f"registration to the template failed ({one_line(exc)})")
+    ctx.say(f"registration {ctx.moving} -> template: {reg.kind} in {reg.seconds:.1f}s")
     return reg
 
 
 def apply_transforms(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray,
                      sequences: dict[str, np.ndarray], fa: np.ndarray | None) -> TemplateCase:
-    """5. The sequences, labels, brain mask and FA onto the template grid (zero outside the warped brain)."""
+    """5. The sequences, labels, brain mask and FA onto the template grid (zero outside the warped brain;
+    a missing sequence all zero)."""
+    zeros = np.zeros(ctx.template.shape, np.float32)
     if native.on_template:  # the same voxels in the template's order: exact, no interpolation
         order = native.to_template_order
-        return TemplateCase(np.stack([order(sequences[r]) for r in SEQUENCES]).astype(np.float32), order(native.mask),
+        return TemplateCase(np.stack([order(sequences[r]) if r in sequences else zeros
+                                      for r in SEQUENCES]).astype(np.float32), order(native.mask),
                             order(brain), None if fa is None else order(fa))
     template, ref = ctx.template, native.ref
     wbrain = reg_mod.apply_forward(reg, template, ref, brain.astype(np.float32), "linear") > 0.5
-    seqs = np.stack([reg_mod.apply_forward(reg, template, ref, sequences[r], "linear") for r in SEQUENCES])
+    seqs = np.stack([reg_mod.apply_forward(reg, template, ref, sequences[r], "linear") if r in sequences else zeros
+                     for r in SEQUENCES])
     seqs = np.where(wbrain[None], seqs, 0.0).astype(np.float32)
     wmask = np.rint(reg_mod.apply_forward(reg, template, ref, native.mask.astype(np.float32), "genericLabel"))
     wfa = None
@@ -334,11 +374,13 @@ def apply_transforms(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarra
 
 
 def normalise_on_grey_matter(ctx: CaseContext, warped: TemplateCase) -> np.ndarray:
-    """4, for ``histogram_gm`` / ``zscore_gm``: statistics on the template's grey matter, tumour left out."""
+    """4, for ``histogram_gm`` / ``zscore_gm``: statistics on the template's grey matter, tumour left out
+    (a missing sequence stays all zero)."""
     method, gm = ctx.cfg.normalization, ctx.template.gm
     try:
         return np.stack([normalize_on_template(warped.sequences[i], warped.brain, method, gm, warped.mask > 0)
-                         for i in range(len(SEQUENCES))]).astype(np.float32)
+                         if s in ctx.present else warped.sequences[i]
+                         for i, s in enumerate(SEQUENCES)]).astype(np.float32)
     except ValueError as exc:
         raise CaseError(ctx.pid, None, f"{method} normalisation: {exc}") from None
 

@@ -98,7 +98,7 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
     say = _CaseLog(pid)
     qc: dict = {}
     try:
-        inputs = case_inputs(row, pid)
+        inputs = case_inputs(row, pid, config.input.missing_sequences)
         hashes = input_hashes(inputs, pid)
         key = cache_key(hashes, config, itk_threads)
         if is_up_to_date(case, key):
@@ -115,7 +115,7 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
         write_text(case.qc, json.dumps(qc, indent=2))
         say(f"done in {seconds:.1f}s")
         say.write(case.preprocess_log)
-        write_done(case, pid, key, hashes, config, "fa" in inputs, seconds)  # last
+        write_done(case, pid, key, hashes, config, "fa" in inputs, seconds, qc["missing_sequences"])  # last
         return CaseResult(pid, "done", "", {"seconds": seconds, "qc": qc})
     except CaseError as exc:
         reason = f"{exc.file}: {exc.problem}" if exc.file else exc.problem

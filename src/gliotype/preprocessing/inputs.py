@@ -1,7 +1,8 @@
 """The inputs of one patient: its files by role (a manifest row), read and checked.
 
 Every problem is a :class:`~gliotype.errors.CaseError` naming the patient, the file
-and the problem: a role missing from the row, a file that cannot be read, is over the
+and the problem: a role missing from the row (a sequence may be missing when
+``input.missing_sequences`` allows it: :func:`gliotype.input.present_sequences`), a file that cannot be read, is over the
 voxel limit or whose affine ITK cannot represent, NaN or infinite values (unless
 ``preprocess.nonfinite: zero`` sets them to 0), a sequence that is all zeros, a mask that
 is empty, not integer or has labels outside :data:`gliotype.input.KNOWN_LABELS`. The rules
@@ -16,21 +17,23 @@ import nibabel as nib
 import numpy as np
 
 from gliotype.errors import CaseError
-from gliotype.input import InputRules, check_finite, check_tumor_mask, load_volume
+from gliotype.input import InputRules, check_finite, check_tumor_mask, load_volume, present_sequences
 from gliotype.input.manifest import is_blank
 from gliotype.preprocessing.images import check_affine
 from gliotype.preprocessing.outputs import SEQUENCES
 
 
-def case_inputs(row: dict, pid: str) -> dict[str, Path]:
-    """role -> input path (fa only when given); a missing required role is a CaseError."""
+def case_inputs(row: dict, pid: str, allowed_missing: int = 0) -> dict[str, Path]:
+    """role -> input path (fa only when given; a sequence only when given, at most
+    ``allowed_missing`` missing: ``input.missing_sequences``); a missing required role is a CaseError."""
+    present_sequences(row, pid, allowed_missing)  # at most allowed_missing sequences missing
     out: dict[str, Path] = {}
     for role in (*SEQUENCES, "mask", "fa"):
         value = row.get(role)
         if is_blank(value):
-            if role == "fa":
-                continue
-            raise CaseError(pid, None, f"no {role} file given in the manifest")
+            if role == "mask":
+                raise CaseError(pid, None, "no mask file given in the manifest")
+            continue  # fa, or a sequence the rule lets the case lack
         out[role] = Path(str(value))
     return out
 

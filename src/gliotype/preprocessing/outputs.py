@@ -2,7 +2,7 @@
 
 Per patient, under ``WORKDIR/patients/<id>/`` (paths: :class:`gliotype.layout.CaseDir`)::
 
-    preprocessed/t1.nii.gz t1c.nii.gz t2.nii.gz flair.nii.gz   float32, template grid
+    preprocessed/t1.nii.gz t1c.nii.gz t2.nii.gz flair.nii.gz   float32, template grid (all zero: missing)
     preprocessed/mask.nii.gz                                   uint8 BraTS labels
     preprocessed/fa.nii.gz                                     float32 (FA cases only)
     preprocessed/brain_mask.nii.gz                             uint8 0/1
@@ -55,9 +55,10 @@ def write_volumes(case: CaseDir, affine: np.ndarray, sequences: np.ndarray, mask
 def load_preprocessed(workdir, patient_id) -> dict:
     """The preprocessed patient on the template grid.
 
-    Returns ``sequences`` (4, X, Y, Z) float32 in the order t1, t1c, t2, flair; ``mask``
-    (X, Y, Z) uint8 BraTS labels; ``fa`` (X, Y, Z) float32 or None; ``affine`` (4, 4);
-    ``brain`` (X, Y, Z) bool. Raises :class:`CaseError` when the patient was not
+    Returns ``sequences`` (4, X, Y, Z) float32 in the order t1, t1c, t2, flair (a sequence the
+    patient lacks is all zero); ``mask`` (X, Y, Z) uint8 BraTS labels; ``fa`` (X, Y, Z) float32 or
+    None; ``affine`` (4, 4); ``brain`` (X, Y, Z) bool; ``missing_sequences`` (tuple, in
+    :data:`SEQUENCES` order; ``done.json``'s, empty for a folder written before it was recorded). Raises :class:`CaseError` when the patient was not
     (successfully) preprocessed.
     """
     pid = str(patient_id)
@@ -81,7 +82,7 @@ def load_preprocessed(workdir, patient_id) -> dict:
     brain, _ = read(case.brain_mask, np.uint8)
     fa = read(case.fa, np.float32)[0] if meta.get("has_fa") else None
     return {"sequences": np.stack(seqs).astype(np.float32), "mask": mask, "fa": fa, "affine": affine,
-            "brain": brain.astype(bool)}
+            "brain": brain.astype(bool), "missing_sequences": tuple(meta.get("missing_sequences", ()))}
 
 
 __all__ = ["SEQUENCES", "load_preprocessed", "output_names", "write_volumes"]

@@ -29,7 +29,7 @@ def quality_control(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray
     log; returns (brain Dice with the template brain mask, Mattes MI with the template T1)."""
     cfg, template = ctx.cfg, ctx.template
     dice = brainmod.dice(warped.brain, template.brain_mask > 0.5)
-    similarity = _similarity(template, warped.sequences[SEQUENCES.index(cfg.moving)])
+    similarity = _similarity(template, warped.sequences[SEQUENCES.index(ctx.moving)])
     linear_scale = reg.linear_scale()
     vox_t = voxel_volume(template.affine)
     tumor_native_mm3 = float(native.tumor.sum() * native.voxel_mm3)
@@ -39,7 +39,7 @@ def quality_control(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray
     brain_t_ml = float(warped.brain.sum() * vox_t / 1000.0)
     ctx.qc.update({
         "registration": reg.kind,
-        "moving": cfg.moving,
+        "moving": ctx.moving,
         "tumor_masked_in_metric": bool(cfg.mask_tumor and not native.on_template and cfg.registration == "SyN"),
         "brain_dice": round(dice, 4),
         "similarity_mattes_mi": None if not np.isfinite(similarity) else round(similarity, 4),

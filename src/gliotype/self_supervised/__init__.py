@@ -10,9 +10,9 @@ x_B (``brain_network.safetensors``, ``brain_network_status.csv``).
 """
 
 from gliotype.self_supervised.deviation import NormativeDeviation
-from gliotype.self_supervised.encode import encode_brain_networks, load_brain_network
+from gliotype.self_supervised.encode import encode_brain_networks, load_brain_network, load_brain_network_variants
 from gliotype.self_supervised.evidence import edge_evidence, node_evidence, workdir_evidence
-from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder
+from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder, impute_missing
 from gliotype.self_supervised.train import SelfSupervisedModels, load_self_supervised, train_self_supervised
 
 __all__ = [
@@ -22,7 +22,9 @@ __all__ = [
     "SelfSupervisedModels",
     "edge_evidence",
     "encode_brain_networks",
+    "impute_missing",
     "load_brain_network",
+    "load_brain_network_variants",
     "load_self_supervised",
     "node_evidence",
     "train_self_supervised",

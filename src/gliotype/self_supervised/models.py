@@ -15,6 +15,12 @@ With ``ssl.inputs = deviation`` each model also holds the normative statistics o
 inputs (:class:`~gliotype.self_supervised.deviation.NormativeDeviation`, buffers
 ``deviation.*`` / ``mri_deviation.*``, ``fa_deviation.*``): :meth:`prepare` turns a
 patient's raw atlas samples into the rows the networks take.
+
+A sequence the patient lacks (``input.missing_sequences``) has all-zero samples; its block of
+a prepared row (the columns of that channel, sequence-major) is replaced by the value that
+standardises to 0, the training mean of what the model sees there (:func:`impute_missing`,
+``missing=`` of :meth:`NodeAutoencoder.attributes` and :meth:`EdgeContrastiveModel.attributes`).
+``ssl.sequence_dropout`` trains both models with that imputation (:func:`sequence_dropout`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from torch import nn
 
 from gliotype.encoders.mlp import MLP
 from gliotype.self_supervised.deviation import NormativeDeviation
+from gliotype.self_supervised.inputs import MRI_CHANNELS
 
 
 class Standardize(nn.Module):
@@ -44,6 +51,51 @@ class Standardize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+def sequence_indices(missing: Sequence[str | int]) -> list[int]:
+    """Channel indices (:data:`gliotype.input.SEQUENCES` order) of sequence names or indices."""
+    from gliotype.input import SEQUENCES
+
+    return sorted({SEQUENCES.index(m) if isinstance(m, str) else int(m) for m in missing})
+
+
+def impute_missing(prepared: torch.Tensor, norm: Standardize, channels: int,
+                   missing_idx: Sequence[int]) -> torch.Tensor:
+    """``prepared`` rows ``(N, F)`` with the block of every channel of ``missing_idx`` set to ``norm``'s
+    mean of those columns, so it standardises to 0 (a copy; ``prepared`` is unchanged).
+
+    The rows are sequence-major: channel ``c`` is columns ``c * n : (c + 1) * n`` with
+    ``n = F // channels`` (deviation inputs may append one tumour-fraction column, never imputed).
+    """
+    missing_idx = sorted(set(int(c) for c in missing_idx))
+    if not missing_idx:
+        return prepared
+    n = prepared.shape[-1] // channels
+    out = prepared.clone()
+    for c in missing_idx:
+        if not 0 <= c < channels:
+            raise ValueError(f"channel {c} is not one of {channels}")
+        out[..., c * n:(c + 1) * n] = norm.mean[c * n:(c + 1) * n]
+    return out
+
+
+def sequence_dropout(rows: torch.Tensor, norm: Standardize, channels: int, probability: float,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Training rows with, per row and with ``probability``, one random channel block imputed by
+    :func:`impute_missing` (``ssl.sequence_dropout``). Two draws per row whatever the outcome, from
+    ``generator`` only, so an epoch replays its draws when ``generator`` is reseeded."""
+    if probability <= 0:
+        return rows
+    drop = torch.rand(len(rows), generator=generator) < probability
+    which = torch.randint(0, channels, (len(rows),), generator=generator)
+    n = rows.shape[-1] // channels
+    out = rows.clone()
+    for c in range(channels):
+        hit = drop & (which == c)
+        if hit.any():
+            out[hit, c * n:(c + 1) * n] = norm.mean[c * n:(c + 1) * n]
+    return out
 
 
 class NodeAutoencoder(nn.Module):
@@ -73,13 +125,19 @@ class NodeAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.norm(x))
 
-    def attributes(self, node: torch.Tensor, tumor: torch.Tensor | None = None) -> torch.Tensor:
-        """v_N of one patient's node samples: the standardised code, the node attribute of the brain network."""
-        return self.code_norm(self.encode(self.prepare(node, tumor)))
+    def attributes(self, node: torch.Tensor, tumor: torch.Tensor | None = None,
+                   missing: Sequence[str | int] = ()) -> torch.Tensor:
+        """v_N of one patient's node samples: the standardised code, the node attribute of the brain
+        network. ``missing``: sequences the patient lacks, imputed (:func:`impute_missing`)."""
+        rows = impute_missing(self.prepare(node, tumor), self.norm, MRI_CHANNELS, sequence_indices(missing))
+        return self.code_norm(self.encode(rows))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, corrupted: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reconstruction of the standardised ``x`` from ``corrupted`` (default ``x`` itself: a
+        denoising autoencoder under ``ssl.sequence_dropout``), and the standardised ``x``."""
         target = self.norm(x)
-        return self.decoder(self.encoder(target)), target
+        inputs = target if corrupted is None else self.norm(corrupted)
+        return self.decoder(self.encoder(inputs)), target
 
 
 class EdgeContrastiveModel(nn.Module):
@@ -126,9 +184,12 @@ class EdgeContrastiveModel(nn.Module):
         """The raw code of the anatomical MRI branch (prepared rows)."""
         return self.mri_encoder(self.mri_norm(x_mri))
 
-    def attributes(self, tract: torch.Tensor, tumor: torch.Tensor | None = None) -> torch.Tensor:
-        """v_E of one patient's tract samples: the standardised code from anatomical MRI alone."""
-        return self.code_norm(self.encode(self.prepare_mri(tract, tumor)))
+    def attributes(self, tract: torch.Tensor, tumor: torch.Tensor | None = None,
+                   missing: Sequence[str | int] = ()) -> torch.Tensor:
+        """v_E of one patient's tract samples: the standardised code from anatomical MRI alone.
+        ``missing``: sequences the patient lacks, imputed (:func:`impute_missing`)."""
+        rows = impute_missing(self.prepare_mri(tract, tumor), self.mri_norm, MRI_CHANNELS, sequence_indices(missing))
+        return self.code_norm(self.encode(rows))
 
     def forward(self, x_mri: torch.Tensor, x_fa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z_E = g(v_E), z_E' = g'(v_E') of prepared rows."""

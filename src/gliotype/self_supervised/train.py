@@ -46,7 +46,7 @@ from gliotype.self_supervised.inputs import (
     patient_inputs,
     tract_positions_or_none,
 )
-from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder
+from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder, sequence_dropout
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
 from gliotype.utils.records import reusable_record, write_record
@@ -92,13 +92,27 @@ def train_self_supervised(
     """Train both models on the FA patients among ``patient_ids`` (default: all built); returns the report.
 
     With ``ssl.inputs = deviation`` the normative statistics come from the training
-    patients only and are stored in the models' weight files.
+    patients only and are stored in the models' weight files. A patient without all four
+    sequences (``input.missing_sequences``) is left out: its zero blocks would enter the
+    normative and standardisation statistics (it is encoded like every patient). With
+    ``ssl.sequence_dropout`` p, each training row of the node autoencoder (input; the target
+    stays the complete row) and each MRI row of the edge model has, with probability p, one
+    random sequence block imputed (:func:`~gliotype.self_supervised.models.sequence_dropout`),
+    drawn per (seed, epoch).
     """
+    from gliotype.modalities.build import missing_sequences
+
     workdir = WorkDir.of(workdir)
     out = workdir.ssl
     ids = fa_patients(workdir, patient_ids if patient_ids is not None else available_patients(workdir))
+    incomplete = [p for p in ids if missing_sequences(workdir, p)]
+    if incomplete:
+        log.info("self-supervised training leaves out %d FA patient(s) without all four sequences: %s",
+                 len(incomplete), ", ".join(incomplete[:5]) + (" ..." if len(incomplete) > 5 else ""))
+        ids = [p for p in ids if p not in incomplete]
     if len(ids) < 2:
-        raise GliotypeError(f"self-supervised training needs at least 2 patients with FA maps, found {len(ids)}")
+        raise GliotypeError(f"self-supervised training needs at least 2 patients with FA maps"
+                            f"{' and all four sequences' if incomplete else ''}, found {len(ids)}")
     train_ids, val_ids = split_holdout(ids, config.ssl.val_fraction, config.seed)
     key = stage_key(config, train_ids, val_ids, modalities_key(workdir, train_ids + val_ids))
     if reusable_record(out.models, key, what="self-supervised models") is not None:
@@ -122,13 +136,17 @@ def train_self_supervised(
     node_model.norm.fit(x_node)
     node_loader = DataLoader(TensorDataset(x_node), batch_size=min(node_cfg.batch_size, len(x_node)), shuffle=True,
                              generator=generator)
+    dropout = config.ssl.sequence_dropout
+    node_drop = torch.Generator()  # reseeded by fit() every epoch (seed, epoch): a resumed epoch replays it
 
     def node_loss(batch):
-        recon, target = node_model(batch[0])
+        x = batch[0]
+        corrupted = sequence_dropout(x, node_model.norm, MRI_CHANNELS, dropout, node_drop) if dropout > 0 else None
+        recon, target = node_model(x, corrupted)
         return torch.nn.functional.mse_loss(recon, target)
 
     node_hist = fit(node_model, node_loss, node_loader, node_cfg, out.node_checkpoints, "node autoencoder", resume,
-                    seed=config.seed, key=key)
+                    seed=config.seed, key=key, streams=[(node_drop, config.seed + 11)] if dropout > 0 else ())
 
     # Edge model: eq. 1 between anatomical MRI and FA tract samples, SGD.
     generator = seed_everything(config.seed + 1)  # initialisation independent of the node run's length
@@ -150,12 +168,17 @@ def train_self_supervised(
     edge_model.fa_norm.fit(fa)
     loader = edge_loader(mri, fa, owner, tract, edge_cfg.batch_size, edge_cfg.batching, generator)
 
+    edge_drop = torch.Generator()
+
     def edge_loss(batch):
-        z, z_fa = edge_model(*batch)
+        x_mri, x_fa = batch
+        if dropout > 0:
+            x_mri = sequence_dropout(x_mri, edge_model.mri_norm, MRI_CHANNELS, dropout, edge_drop)
+        z, z_fa = edge_model(x_mri, x_fa)
         return cross_modal_contrastive(z, z_fa, edge_cfg.temperature, edge_cfg.loss).mean()
 
     edge_hist = fit(edge_model, edge_loss, loader, edge_cfg, out.edge_checkpoints, "edge model", resume,
-                    seed=config.seed, key=key)
+                    seed=config.seed, key=key, streams=[(edge_drop, config.seed + 12)] if dropout > 0 else ())
 
     # Evidence of learning on the held-out FA patients (training patients when none is held out).
     held = {p: patient_inputs(workdir, p, sampling, required=masked) for p in val_ids} if val_ids else train

@@ -146,8 +146,12 @@ def publish(source: Path, target: Path) -> bool:
 
 
 def _case_sources(case: CaseDir) -> dict[str, Path]:
-    return {"t1": case.sequence("t1"), "t1c": case.sequence("t1c"), "t2": case.sequence("t2"),
-            "flair": case.sequence("flair"), "mask": case.mask, "brain_mask": case.brain_mask}
+    """role -> preprocessed file; a sequence the patient lacks (``input.missing_sequences``: a zero
+    volume in the work folder, named in ``done.json``) is no derivative."""
+    missing = set(json.loads(case.done.read_text()).get("missing_sequences", [])) if case.done.exists() else set()
+    sources = {"t1": case.sequence("t1"), "t1c": case.sequence("t1c"), "t2": case.sequence("t2"),
+               "flair": case.sequence("flair"), "mask": case.mask, "brain_mask": case.brain_mask}
+    return {role: path for role, path in sources.items() if role not in missing}
 
 
 def write_preprocessed(out: BidsOutput, case: CaseDir, ceagent: str = DEFAULT_CEAGENT) -> int:

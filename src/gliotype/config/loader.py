@@ -99,6 +99,7 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     # before it, non-finite voxels were set to 0; "reject" gives the same outputs for every
     # patient it accepts (a patient with such voxels now fails instead of being repaired)
     "preprocess.nonfinite": "reject",
+    "population_graph.phenotype": "none",
 }
 
 

@@ -142,9 +142,10 @@ def extract_case(work: str | Path | WorkDir, patient_id: str, config: RadiomicsC
     from gliotype.errors import CaseError
     from gliotype.modalities.tumor_image import tumor_binary_mask, tumor_region
 
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     case = WorkDir.of(work).case(patient_id)
     current = case.mask
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # small crops: threads cost more than they save
     try:
         img = nib.load(str(current))
         mask = np.asarray(img.dataobj)
@@ -178,6 +179,8 @@ def extract_case(work: str | Path | WorkDir, patient_id: str, config: RadiomicsC
         else:  # no directory in the line: it may go into shared logs
             problem = f"{type(exc).__name__}: {one_line(exc).replace(str(case.root), '...')}"
         raise CaseError(patient_id, current, f"radiomics failed: {problem}") from None
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return out, note
 
 
@@ -216,7 +219,7 @@ def radiomics_features(work: str | Path | WorkDir, patient_ids: Sequence[str], c
                        min_voxels: int = 10, workers: int = 1) -> pd.DataFrame:
     """Features of ``patient_ids`` (rows, in that order; index ``patient_id``), cached per patient;
     a patient whose extraction failed is absent (one warning line each). Uncached patients
-    are extracted in ``workers`` processes (spawned: the caller may have run torch)."""
+    are extracted in ``workers`` processes."""
     work = WorkDir.of(work)
     ids = [str(p) for p in patient_ids]
     keys = {pid: radiomics_key(work, pid, config, min_voxels) for pid in ids}
@@ -224,8 +227,9 @@ def radiomics_features(work: str | Path | WorkDir, patient_ids: Sequence[str], c
     todo = [(str(work.root), pid, config, int(min_voxels), keys[pid]) for pid in ids if pid not in found]
     if todo:
         log.info("radiomics: extracting %d patient(s) (%d cached), %d worker(s)", len(todo), len(found), workers)
-        start = "fork" if int(workers) <= 1 else "spawn"
-        for pid, features, line in parallel_map(_extract_task, todo, workers, desc="radiomics", start=start,
+        # fork (no re-import): the workers run no torch and no OpenMP (pyradiomics' C code, SimpleITK
+        # on one thread, numpy), so a parent that trained networks cannot hang them
+        for pid, features, line in parallel_map(_extract_task, todo, workers, desc="radiomics", start="fork",
                                                 on_crash=_crashed):
             if features is None:
                 log.warning("%s; left out of the radiomics rows", line)

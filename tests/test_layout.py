@@ -70,6 +70,9 @@ CASE_PATHS = {
     "atlas_samples": "modalities/atlas_samples.npz",
     "modalities_meta": "modalities/modalities.json",
     "brain_network": "brain_network.safetensors",
+    "radiomics": "radiomics",
+    "radiomics_features": "radiomics/features.json",
+    "radiomics_record": "radiomics/radiomics.json",
     "audit_descriptors": "audit/descriptors.json",
     "inspect_png": "inspect.png",
 }

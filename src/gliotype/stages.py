@@ -16,6 +16,7 @@ stage after it, and an unchanged one is reused::
     features           3.5          features(...)               u_I, u_P, u_T, u_B per patient
     population graph   3.5, eq. 8   population_graph(...)       Table 2 rows and the chosen GNN
     baselines          4.3          baselines(...)              Table 3's 3D CNN rows
+    radiomics          (issue 16)   radiomics(...)              features of Table 3's radiomics rows
     evaluation         4.1          evaluate(...)               a table of AUC, ACC, SEN, SPE
 
 :func:`prepare` is preprocess + modalities (the per-patient half of a run);
@@ -248,16 +249,21 @@ def features(work: str | Path | WorkDir, folder: str | Path, ids: Sequence[str],
 
 
 def population_graph(feats: pd.DataFrame, y: np.ndarray, in_train: np.ndarray, ids: Sequence[str],
-                     config: GliotypeConfig, store=None):
+                     config: GliotypeConfig, store=None, cohort: pd.DataFrame | None = None):
     """Every Table 2 population graph with its GNN (eq. 8 edges, section 3.5) and the one
     chosen for Table 3; returns ``(rows, chosen)``. ``store(node, edge)``: each row's folder
-    (``RunDir(...).graph_row`` with the fold), where a trained row is cached under its key."""
+    (``RunDir(...).graph_row`` with the fold), where a trained row is cached under its key.
+    ``cohort``: the manifest rows, whose ``age`` and ``sex`` weight the edges with
+    ``population_graph.phenotype: age_sex``."""
     from gliotype.experiment.tables import chosen_population_graph, population_graph_models
     from gliotype.multimodal.stage import feature_matrix
+    from gliotype.population_graph.graph import phenotypes_of
 
     pg = config.population_graph
+    phenotypes = phenotypes_of(cohort, list(ids)) if pg.phenotype != "none" else None
     rows = population_graph_models(feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B"), y, in_train,
-                                   list(ids), pg, config.seed, workers=config.workers, store=store)
+                                   list(ids), pg, config.seed, workers=config.workers, store=store,
+                                   phenotypes=phenotypes)
     return rows, chosen_population_graph(rows, y[in_train], pg)
 
 
@@ -281,6 +287,15 @@ def baselines(work: str | Path | WorkDir, run, train_ids: Sequence[str], thresho
         models.append(Scored(CNN_ROWS[name], predict_cnn(model, work, list(threshold_ids)),
                              predict_cnn(model, work, list(test_ids)), key=name))
     return models
+
+
+def radiomics(work: str | Path | WorkDir, ids: Sequence[str], config: GliotypeConfig) -> pd.DataFrame:
+    """pyradiomics features of the preprocessed sequences of ``ids`` (``radiomics`` settings;
+    cached per patient under ``patients/<id>/radiomics/``): one row per patient, index
+    ``patient_id``; a patient whose extraction failed is left out with one warning line."""
+    from gliotype.evaluation.radiomics import radiomics_features
+
+    return radiomics_features(work, list(ids), config.radiomics, config.preprocess.min_tumor_voxels, config.workers)
 
 
 def evaluate(models: list, y_train: np.ndarray, y_test: np.ndarray, config: GliotypeConfig,
@@ -337,5 +352,5 @@ def featurise_case(row: Mapping, work: str | Path | WorkDir, config: GliotypeCon
 
 
 __all__ = ["CaseFeatures", "Prepared", "StageTimer", "USABLE", "Validation", "baselines", "cohort", "evaluate",
-           "featurise_case", "features", "modalities", "multimodal", "population_graph", "preprocess", "prepare", "scan",
-           "self_supervised", "usable", "validate"]
+           "featurise_case", "features", "modalities", "multimodal", "population_graph", "preprocess", "prepare",
+           "radiomics", "scan", "self_supervised", "usable", "validate"]

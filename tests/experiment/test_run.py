@@ -39,8 +39,11 @@ def test_every_table_with_the_paper_rows(tiny_run):
         assert set(TABLE_COLUMNS) <= set(t.columns)
         assert t["auc"].between(0, 1).all() and (t["auc_low"] <= t["auc_high"]).all()
     assert len(t2) == 5
-    assert list(t3["model"]) == ["ResNet(3D)", "DenseNet(3D)", "Multi-modal + MLP", "Multi-modal + SVM",
-                                 "Multi-modal + GNN"]
+    # the paper's rows and, beside them, the radiomics rows (on in tiny) and age alone (the synthetic
+    # labels carry ages); "Age + full model" needs out-of-fit GNN predictions (the cross-fitted run)
+    assert list(t3["model"]) == ["ResNet(3D)", "DenseNet(3D)", "Radiomics + LR", "Radiomics + SVM", "Age + LR",
+                                 "Multi-modal + MLP", "Multi-modal + SVM", "Multi-modal + GNN"]
+    assert t3["delong_p"].notna().sum() == len(t3) - 1
     assert list(t4["model"]) == list(ABLATIONS)
     for name in ("table3.md", "predictions.csv", "roc.png", "report.html", "summary.json"):
         assert (results / name).stat().st_size > 0
@@ -279,6 +282,12 @@ def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
     preds = pd.read_csv(out / "results" / "predictions.csv", dtype={"patient_id": str})
     gnn = preds[preds["model"] == "Multi-modal + GNN"]
     assert set(gnn["split"]) == {"A", "B", "test"}
+    # the rows of issue 16 train on both halves too; age stacks on the GNN's out-of-fold predictions
+    t3 = list(result["tables"]["table3"]["model"])
+    assert t3[:3] == ["Radiomics + LR", "Radiomics + SVM", "Age + LR"] and t3[-2:] == ["Multi-modal + GNN",
+                                                                                        "Age + full model"]
+    for row in ("Radiomics + SVM", "Age + full model"):
+        assert set(preds.loc[preds["model"] == row, "split"]) == {"A", "B", "test"}, row
     assert result["summary"]["protocol"] == "crossfit"
     # the ablations run in fold A only (Table 4 is that fold's, scored on half B's thresholds)
     assert sorted(p.name for p in (out / "models-B").iterdir()) == [row_slug(FULL_MODEL)]

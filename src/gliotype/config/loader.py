@@ -103,6 +103,7 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "input.missing_sequences": 0,
     "ssl.sequence_dropout": 0.0,
     "multimodal.sequence_dropout": 0.0,
+    "population_graph.phenotype": "none",
 }
 
 

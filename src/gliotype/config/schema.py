@@ -105,13 +105,18 @@ class ModalitiesConfig(_Section):
     @field_validator("tumor_labels", "point_cloud_labels", "image_labels", mode="before")
     @classmethod
     def _labels(cls, value):
-        if value is None or value in ("whole", "core"):
-            return value
-        items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-        if (isinstance(items, list) and items
-                and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255 for v in items)):
-            return sorted(set(items))
-        raise ValueError(f"expected 'whole', 'core' or a list of mask labels 1-255, got {value!r}")
+        return _tumor_labels(value)
+
+
+def _tumor_labels(value):
+    """A :data:`TumorLabels` value as given in YAML: 'whole', 'core', None or mask labels 1-255 (sorted)."""
+    if value is None or value in ("whole", "core"):
+        return value
+    items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if (isinstance(items, list) and items
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255 for v in items)):
+        return sorted(set(items))
+    raise ValueError(f"expected 'whole', 'core' or a list of mask labels 1-255, got {value!r}")
 
 
 class NodeAutoencoderConfig(ScheduleConfig):
@@ -274,6 +279,9 @@ class PopulationGraphConfig(ScheduleConfig):
     # out-of-fold predictions of the labelled patients (threshold_folds) have the best AUC
     choose: Literal["fixed", "out_of_fold"] = "fixed"
     standardise: bool = True  # z-score features (training-node statistics) before eq. 8 (open point 9)
+    # not in the paper (docs/design.md point 39): age_sex multiplies each eq. 8 weight r by
+    # 1 + [same sex] + [|age difference| < 2 years] (a term counts 0 where a value is unknown)
+    phenotype: Literal["none", "age_sex"] = "none"
 
     def model_post_init(self, context) -> None:  # noqa: D102 - one-line config error via pydantic
         if self.threshold_folds and self.val_fraction:
@@ -314,6 +322,38 @@ class FeatureClassifiersConfig(_Section):
     lr_cs: list[float] = Field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], min_length=1)
 
 
+RadiomicsClass = Literal["shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"]
+
+
+class RadiomicsConfig(_Section):
+    """Table 3's "Radiomics + LR / SVM" rows (issue 16; not in the paper, the standard of IDH
+    papers): pyradiomics features of each preprocessed sequence inside the tumour, cached per
+    patient, and classifiers fitted on the same training patients as the other feature
+    classifiers (docs/design.md point 38)."""
+
+    enabled: bool = False  # the paper's Table 3 has no radiomics row
+    features: list[RadiomicsClass] = Field(
+        default_factory=lambda: ["shape", "firstorder", "glcm", "glrlm", "glszm"], min_length=1)
+    filters: list[Literal["wavelet", "log"]] = Field(default_factory=list)  # besides the original image
+    log_sigma_mm: list[float] = Field(default_factory=lambda: [2.0, 4.0], min_length=1)  # with filters: [log]
+    # intensity units of the normalised volumes (histogram: brain p1 -> 10, p99 -> 90, so about
+    # 40 bins over the brain); a z-scored work folder (preprocess.normalization: zscore) wants ~0.1
+    bin_width: float = Field(2.0, gt=0)
+    labels: TumorLabels = "whole"  # the region: all labels > 0, the core (1, 3, 4) or a list
+    sequences: list[Literal["t1", "t1c", "t2", "flair"]] = Field(
+        default_factory=lambda: ["t1", "t1c", "t2", "flair"], min_length=1)
+    classifiers: list[Literal["lr", "svm"]] = Field(default_factory=lambda: ["lr", "svm"])
+    select_k: int = Field(20, ge=1)  # SelectKBest(f_classif) inside every training fold
+    cs: list[float] = Field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0], min_length=1)  # C by inner CV
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value):
+        if value is None:
+            raise ValueError("expected 'whole', 'core' or a list of mask labels 1-255, got None")
+        return _tumor_labels(value)
+
+
 class SplitConfig(_Section):
     """Section 4.1: SSL set (FA cases), 7:3 train/test, train halved into A and B."""
 
@@ -346,6 +386,7 @@ class GliotypeConfig(_Section):
     multimodal: MultiModalConfig = Field(default_factory=MultiModalConfig)
     population_graph: PopulationGraphConfig = Field(default_factory=PopulationGraphConfig)
     feature_classifiers: FeatureClassifiersConfig = Field(default_factory=FeatureClassifiersConfig)
+    radiomics: RadiomicsConfig = Field(default_factory=RadiomicsConfig)
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)

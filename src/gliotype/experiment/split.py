@@ -4,8 +4,9 @@ the modalities, for one split seed.
 splits (ssl, A, B, test) -> self-supervised brain networks (on ssl) -> per fold, the
 multi-modal encoders (+ the Table 4 ablations) on one half and the population graphs and
 feature classifiers on the other -> the 3D CNN baselines -> Tables 2-4, the ceilings, the
-predictions, the exported model, the report and the information audit. Every stage is a
-:mod:`gliotype.stages` function; rows are selected by key (:attr:`Scored.key`).
+predictions, the exported model, the report and the information audit. Table 3 also has
+the rows the field expects (radiomics, age: :mod:`gliotype.experiment.expected_rows`).
+Every stage is a :mod:`gliotype.stages` function; rows are selected by key (:attr:`Scored.key`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 
 from gliotype import __version__, stages
 from gliotype.config import GliotypeConfig
+from gliotype.experiment import expected_rows
 from gliotype.experiment.ablations import FULL_MODEL, table4_rows
 from gliotype.experiment.ceilings import bayes_ceiling, ceiling_ratios
 from gliotype.experiment.tables import GNN_ROW, TABLE3_ROWS, Scored, feature_models
@@ -59,7 +61,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
 
     halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
     folds = [_fold(run, enc, work, ids[enc], ids[clf], ids["test"], labels, config,
-                   ablations if enc == "A" else False, timer, others=ok) for enc, clf in halves]
+                   ablations if enc == "A" else False, timer, others=ok, cohort=cohort) for enc, clf in halves]
     train_ids = [p for _, clf in halves for p in ids[clf]]
     y_train = np.array([labels[p] for p in train_ids], dtype=float)
     y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
@@ -73,8 +75,11 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     with timer("baselines"):
         if baselines:
             t3_models += stages.baselines(work, run, ids["A"] + ids["B"], train_ids, ids["test"], labels, config)
+    with timer("radiomics and age rows"):  # issue 16: beside the paper's baselines, same training patients
+        t3_models += expected_rows.before_model(work, cohort, train_ids, ids["test"], labels, config)
     t3_models += _across_folds([f["classifiers"] for f in folds])
     t3_models.append(Scored(TABLE3_ROWS[GNN_ROW], gnn.p_train, gnn.p_test, p_threshold=gnn.p_threshold, key=GNN_ROW))
+    t3_models += expected_rows.age_with_model(cohort, train_ids, ids["test"], labels, gnn, config)
     t3 = stages.evaluate(t3_models, y_train, y_test, config, reference=GNN_ROW)
     t4_models = folds[0]["table4"]  # the ablations follow the paper's protocol (encoders on A) in both
     y_b = np.array([labels[p] for p in ids["B"]], dtype=float)
@@ -88,7 +93,10 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     tables = {"table2": t2, "table3": t3, "table4": t4}
     preds = _predictions(dict(zip(splits["patient_id"], splits["split"])), ids["test"], labels,
                          [(train_ids, t2_models + t3_models), (ids["B"], t4_models)])
-    if export:
+    if export and config.population_graph.phenotype != "none":
+        log.warning("no model exported: gliotype predict does not weight a new patient's edges by phenotype "
+                    "(population_graph.phenotype %s)", config.population_graph.phenotype)
+    elif export:
         from gliotype.experiment.export import export_model
 
         first = folds[0]
@@ -123,7 +131,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
 
 def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: list[str], test_ids: list[str],
           labels: dict, config: GliotypeConfig, ablations: bool | list[str], timer: Timer,
-          others: list[str] | None = None) -> dict:
+          others: list[str] | None = None, cohort: pd.DataFrame | None = None) -> dict:
     """Encoders (full model + Table 4 ablations) trained on ``enc_ids`` (half ``fold``, stored in
     ``run.models(fold)``; with ``multimodal.unlabelled: cohort`` also on the patients of
     ``others`` outside ``enc_ids``, without labels); population graphs and feature classifiers
@@ -148,7 +156,7 @@ def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: li
 
     with timer("population graphs"):
         t2, gnn = stages.population_graph(full, y, in_train, graph_ids, config,
-                                          store=functools.partial(run.graph_row, fold=fold))
+                                          store=functools.partial(run.graph_row, fold=fold), cohort=cohort)
     with timer("feature classifiers"):
         x = _tumor_and_brain(full)
         classifiers = feature_models(x[in_train], y_clf, x[~in_train], seed, fc)
@@ -195,7 +203,7 @@ def _predictions(split_of: dict, test_ids, labels, groups: list[tuple[list[str],
             raise ValueError(f"{m.name}: {len(m.p_train)} training predictions for {len(train_ids)} patients")
         for pids, p in ((train_ids, m.p_train), (test_ids, m.p_test)):
             rows += [{"patient_id": pid, "split": split_of[pid], "model": m.name, "probability": float(q),
-                      "label": int(labels[pid])} for pid, q in zip(pids, p)]
+                      "label": int(labels[pid])} for pid, q in zip(pids, p) if np.isfinite(q)]
     return pd.DataFrame(rows).drop_duplicates(["patient_id", "model"])
 
 

@@ -5,7 +5,10 @@ Every model is scored the same way: a threshold chosen on its training predictio
 test patients; the full model is compared with each other model by DeLong's test.
 A model may carry out-of-fit predictions of the training patients (``p_threshold``:
 the population GNN's validation nodes, the feature classifiers' out-of-fold
-predictions); the threshold is then chosen on those, never on fitted patients.
+predictions); the threshold is then chosen on those, never on fitted patients. A
+probability that is NaN leaves that patient out of the model's row (a radiomics
+extraction that failed, an unknown age): its threshold, its metrics and its DeLong test
+use the other patients.
 
 Every row has a stable key (:attr:`Scored.key`: ``gnn``, ``mlp``, ``resnet34``, a Table 1
 graph's ``uT:uB``, a Table 4 row's name) that selects it; its display name is printed only.
@@ -32,16 +35,24 @@ from gliotype.population_graph import (
     train_population_gnn,
     validation_nodes,
 )
+from gliotype.utils.logging import get_logger
 from gliotype.utils.parallel import parallel_map
+
+log = get_logger(__name__)
 
 TABLE_COLUMNS = ["model", "auc", "auc_low", "auc_high", "acc", "sen", "spe"]
 
-#: Table 3's rows, key -> display name: the 3D CNNs (``baselines.models``), the feature
-#: classifiers on the multi-modal features (``feature_classifiers.rows``) and the GNN.
+#: Table 3's rows, key -> display name: the 3D CNNs (``baselines.models``), the radiomics
+#: classifiers (``radiomics``) and age alone (issue 16, :mod:`gliotype.experiment.expected_rows`),
+#: the feature classifiers on the multi-modal features (``feature_classifiers.rows``), the GNN
+#: and age stacked on the GNN.
 CNN_ROWS = {"resnet34": "ResNet(3D)", "densenet121": "DenseNet(3D)"}
+RADIOMICS_ROWS = {"radiomics_lr": "Radiomics + LR", "radiomics_svm": "Radiomics + SVM"}
+AGE_ROW, AGE_MODEL_ROW = "age_lr", "age_gnn"
 FEATURE_ROWS = {"mlp": "Multi-modal + MLP", "svm": "Multi-modal + SVM", "lr": "Multi-modal + LR"}
 GNN_ROW = "gnn"
-TABLE3_ROWS = {**CNN_ROWS, **FEATURE_ROWS, GNN_ROW: "Multi-modal + GNN"}
+TABLE3_ROWS = {**CNN_ROWS, **RADIOMICS_ROWS, AGE_ROW: "Age + LR", **FEATURE_ROWS, GNN_ROW: "Multi-modal + GNN",
+               AGE_MODEL_ROW: "Age + full model"}
 
 
 def graph_row(node: str, edge: str) -> str:
@@ -74,8 +85,7 @@ def decision_threshold(model, y_train: np.ndarray, config: EvaluationConfig) -> 
     if config.threshold != "youden":
         return 0.5
     p = getattr(model, "p_threshold", None)
-    if p is None:
-        return youden_threshold(y_train, model.p_train)
+    p = np.asarray(model.p_train if p is None else p, dtype=float)
     used = np.isfinite(p)
     return youden_threshold(np.asarray(y_train)[used], np.asarray(p)[used])
 
@@ -83,8 +93,10 @@ def decision_threshold(model, y_train: np.ndarray, config: EvaluationConfig) -> 
 def score(model: Scored, y_train: np.ndarray, y_test: np.ndarray, config: EvaluationConfig, seed: int = 0) -> dict:
     """One table row: the model's name, AUC with its interval, ACC, SEN, SPE, the threshold."""
     threshold = decision_threshold(model, y_train, config)
-    m = binary_metrics(y_test, model.p_test, threshold)
-    low, high = bootstrap_auc_ci(y_test, model.p_test, config.bootstrap, seed)
+    used = np.isfinite(np.asarray(model.p_test, dtype=float))  # NaN: a patient left out of this row
+    y, p = np.asarray(y_test)[used], np.asarray(model.p_test, dtype=float)[used]
+    m = binary_metrics(y, p, threshold)
+    low, high = bootstrap_auc_ci(y, p, config.bootstrap, seed)
     return {"model": model.name, "auc": m["auc"], "auc_low": low, "auc_high": high, "acc": m["acc"],
             "sen": m["sen"], "spe": m["spe"], "threshold": threshold}
 
@@ -95,9 +107,16 @@ def table(models: list[Scored], y_train, y_test, config: EvaluationConfig, refer
     df = pd.DataFrame(rows)
     if reference is not None:
         ref = by_key(models, reference)
-        df["delong_p"] = [np.nan if m.key == reference else delong_test(y_test, ref.p_test, m.p_test)["p_value"]
+        df["delong_p"] = [np.nan if m.key == reference else _paired_delong(y_test, ref.p_test, m.p_test)
                           for m in models]
     return df
+
+
+def _paired_delong(y, p1, p2) -> float:
+    """DeLong's p-value on the patients both models scored."""
+    p1, p2 = np.asarray(p1, dtype=float), np.asarray(p2, dtype=float)
+    both = np.isfinite(p1) & np.isfinite(p2)
+    return delong_test(np.asarray(y)[both], p1[both], p2[both])["p_value"]
 
 
 def by_key(models: list[Scored], key: str) -> Scored:
@@ -108,6 +127,7 @@ def by_key(models: list[Scored], key: str) -> Scored:
 def population_graph_models(
     u_t: np.ndarray, u_b: np.ndarray, y: np.ndarray, train: np.ndarray, ids: list[str],
     config: PopulationGraphConfig, seed: int = 0, rows=TABLE1, workers: int = 1, store=None,
+    phenotypes: dict[str, np.ndarray] | None = None,
 ) -> list[Scored]:
     """Table 2: one GNN per row of Table 1 on the graph of B (labelled) + test (unlabelled) patients.
 
@@ -118,9 +138,14 @@ def population_graph_models(
     every row is seeded on its own, so the result does not depend on ``workers``.
     ``store(node, edge)`` (e.g. ``RunDir.graph_row`` of a fold) gives each row's folder: a
     row whose key is stored there is read back, not trained (:mod:`gliotype.population_graph.store`).
+    ``phenotypes`` (``age``, ``sex`` per node) weight the edges with ``config.phenotype: age_sex``.
     """
-    tasks = [(u_t, u_b, y, train, ids, config, seed, node, edge, None if store is None else store(node, edge))
-             for node, edge in rows]
+    known = [np.isfinite(v).any() for v in (phenotypes or {}).values()]
+    if config.phenotype != "none" and not any(known):
+        log.info("population_graph.phenotype %s: no patient of the graph has an age or a sex; the eq. 8 weights "
+                 "are used unchanged", config.phenotype)
+    tasks = [(u_t, u_b, y, train, ids, config, seed, node, edge, None if store is None else store(node, edge),
+              phenotypes) for node, edge in rows]
     # spawn: the parent has run OpenMP (the encoders); a forked child could hang in it
     return parallel_map(_table2_row, tasks, workers, desc="population graphs", start="spawn")
 
@@ -130,11 +155,11 @@ def _table2_row(task: tuple) -> Scored:
     (read back from ``folder`` when stored there with this row's key)."""
     from gliotype.population_graph.store import load_row, row_key, save_row
 
-    u_t, u_b, y, train, ids, config, seed, node, edge, folder = task
+    u_t, u_b, y, train, ids, config, seed, node, edge, folder, phenotypes = task
     labels = np.where(train, y, -1.0)
     graph = build_population_graph(u_t, u_b, labels, ids, node, edge, config.theta, config.standardise,
-                                   reference=np.flatnonzero(train))
-    key = row_key(u_t, u_b, y, train, ids, config, seed, node, edge)
+                                   reference=np.flatnonzero(train), phenotype=config.phenotype, phenotypes=phenotypes)
+    key = row_key(u_t, u_b, y, train, ids, config, seed, node, edge, phenotypes)
     row = None if folder is None else load_row(folder, key)
     if row is None:
         row = _train_row(graph, train, config, seed)

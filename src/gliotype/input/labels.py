@@ -2,7 +2,8 @@
 
 Cohorts name things differently: ``IDH``, ``idh_status``, ``IDH1/2``, ``IDH mutation``;
 ``mutant``, ``IDH-mut``, ``1``, ``positive``... :func:`read_labels` maps them onto
-``patient_id, idh, age, site`` with ``idh`` in {1 mutant, 0 wild-type, missing}.
+``patient_id, idh, age, site, sex`` with ``idh`` in {1 mutant, 0 wild-type, missing} and
+``sex`` in {``F``, ``M``, missing} (optional: the population graph's phenotype option).
 A value it cannot read is kept as text so that validation rejects that one case
 with its value, instead of guessing.
 """
@@ -24,6 +25,11 @@ ID_COLUMNS = ("patient_id", "patient", "subject_id", "subject", "case_id", "case
               "brats_id", "bratsid", "participant_id", "participant", "tcga_id", "sample", "name")
 AGE_COLUMNS = ("age", "age_at_diagnosis", "age_at_mri", "age_years", "patient_age", "ageatdiagnosis")
 SITE_COLUMNS = ("site", "center", "centre", "institution", "scanner_site", "tss", "source_site")
+SEX_COLUMNS = ("sex", "gender", "patient_sex", "sex_at_birth")
+#: the clinical columns a labels table may give, in manifest order
+CLINICAL = ("idh", "age", "site", "sex")
+FEMALE = {"f", "female", "woman", "w"}
+MALE = {"m", "male", "man"}  # numeric codes are left unread: 0 / 1 mean either sex in one cohort or another
 
 MUTANT = {"1", "1.0", "mutant", "mutated", "mut", "mutation", "idh-mutant", "idhmutant", "idh-mut", "idhmut",
           "idh mutant", "idh_mutant", "positive", "pos", "+", "yes", "y", "true", "idh1", "idh2",
@@ -97,8 +103,16 @@ def id_key(patient_id) -> str:
     return re.sub(r"\d+", lambda m: str(int(m.group(0))), text)
 
 
+def parse_sex(value) -> str | float:
+    """``F`` or ``M`` (F / female / woman / w, M / male / man), NaN when missing or unreadable."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    text = str(value).strip().lower()
+    return "F" if text in FEMALE else "M" if text in MALE else np.nan
+
+
 def clinical_columns(raw: pd.DataFrame) -> pd.DataFrame:
-    """``idh, age, site`` of a table of text columns, whatever their names (NaN when absent)."""
+    """``idh, age, site, sex`` of a table of text columns, whatever their names (NaN when absent)."""
     out = pd.DataFrame(index=raw.index)
     idh_col = find_idh_column(raw.columns)
     out["idh"] = pd.Series([parse_idh(v) for v in raw[idh_col]], index=raw.index, dtype=object) if idh_col else np.nan
@@ -106,11 +120,13 @@ def clinical_columns(raw: pd.DataFrame) -> pd.DataFrame:
     out["age"] = pd.to_numeric(raw[age_col], errors="coerce") if age_col else np.nan
     site_col = find_column(raw.columns, SITE_COLUMNS)
     out["site"] = raw[site_col].astype(str).str.strip().replace("", np.nan) if site_col else np.nan
+    sex_col = find_column(raw.columns, SEX_COLUMNS)
+    out["sex"] = pd.Series([parse_sex(v) for v in raw[sex_col]], index=raw.index, dtype=object) if sex_col else np.nan
     return out
 
 
 def read_labels(path: str | Path) -> pd.DataFrame:
-    """Read a labels CSV/TSV/XLSX into ``patient_id, idh, age, site`` (idh as parsed by :func:`parse_idh`)."""
+    """Read a labels CSV/TSV/XLSX into ``patient_id, idh, age, site, sex`` (idh as parsed by :func:`parse_idh`)."""
     path = Path(path)
     if not path.is_file():
         raise GliotypeError(f"labels file {path.name} not found")
@@ -138,7 +154,7 @@ def _same(a, b) -> bool:
 
 def _without_duplicates(labels: pd.DataFrame, name: str) -> pd.DataFrame:
     """The one rule for a patient listed more than once in a labels table: with the same
-    ``idh``, ``age`` and ``site`` a warning and one row kept; with different values an error
+    ``idh``, ``age``, ``site`` and ``sex`` a warning and one row kept; with different values an error
     naming the patient and both file lines (a wrong label must never train a model silently)."""
     keys = labels["patient_id"].map(id_key)
     keep = []
@@ -150,7 +166,7 @@ def _without_duplicates(labels: pd.DataFrame, name: str) -> pd.DataFrame:
             continue
         j = first[key]
         a, b = labels.loc[j], labels.loc[i]
-        differ = [c for c in ("idh", "age", "site") if not _same(a[c], b[c])]
+        differ = [c for c in CLINICAL if not _same(a[c], b[c])]
         line_a, line_b = j + 2, i + 2  # file lines: the header is line 1
         if differ:
             values = "; ".join(f"{c} {a[c]} on line {line_a}, {b[c]} on line {line_b}" for c in differ)
@@ -162,7 +178,7 @@ def _without_duplicates(labels: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def attach_labels(manifest: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Fill ``idh, age, site`` of ``manifest`` from ``labels`` (matched by :func:`id_key`).
+    """Fill ``idh, age, site, sex`` of ``manifest`` from ``labels`` (matched by :func:`id_key`).
 
     Returns the manifest and the label IDs that matched no patient.
     """
@@ -170,8 +186,8 @@ def attach_labels(manifest: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.Data
     for row in labels.to_dict(orient="records"):
         by_key.setdefault(id_key(row["patient_id"]), row)
     out = manifest.copy()
-    for col in ("idh", "age", "site"):
-        out[col] = out[col].astype(object) if col in out else np.nan
+    for col in CLINICAL:
+        out[col] = out[col].astype(object) if col in out else pd.Series(np.nan, index=out.index, dtype=object)
     used = set()
     for i, pid in enumerate(out["patient_id"]):
         key = id_key(pid)
@@ -184,7 +200,7 @@ def attach_labels(manifest: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.Data
         if row is None:
             continue
         used.add(key)
-        for col in ("idh", "age", "site"):
+        for col in CLINICAL:
             value = row.get(col)
             if not (isinstance(value, float) and np.isnan(value)):
                 out.at[i, col] = value
@@ -192,4 +208,4 @@ def attach_labels(manifest: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.Data
     return out, unmatched
 
 
-__all__ = ["attach_labels", "clinical_columns", "find_idh_column", "id_key", "parse_idh", "read_labels"]
+__all__ = ["attach_labels", "clinical_columns", "find_idh_column", "id_key", "parse_idh", "parse_sex", "read_labels"]

@@ -1,5 +1,5 @@
 """The cohort manifest: one row per patient, the files of the four sequences, the tumor
-mask and (optionally) FA, with IDH status, age and site.
+mask and (optionally) FA, with IDH status, age, site and (optionally) sex.
 
 ``gliotype cohort scan`` finds the files of the usual public layouts (BraTS 2021,
 BraTS 2023 GLI, UCSF-PDGM), reads a user CSV, or converts a folder of DICOM studies
@@ -24,6 +24,7 @@ from gliotype.input.labels import (
     clinical_columns,
     find_column,
     parse_idh,
+    parse_sex,
     read_labels,
 )
 from gliotype.input.volumes import image_suffix
@@ -36,7 +37,7 @@ log = get_logger(__name__)
 SEQUENCES = ("t1", "t1c", "t2", "flair")
 IMAGE_COLUMNS = SEQUENCES + ("mask", "fa")
 REQUIRED_COLUMNS = ("patient_id",) + SEQUENCES + ("mask",)
-MANIFEST_COLUMNS = ("patient_id",) + IMAGE_COLUMNS + ("idh", "age", "site")
+MANIFEST_COLUMNS = ("patient_id",) + IMAGE_COLUMNS + ("idh", "age", "site", "sex")
 #: Optional columns, written and read back only when a row fills them: a BIDS row's entity
 #: prefix (``sub-01_ses-02``) and its dataset folder (a path, relative like the images), see
 #: :mod:`gliotype.input.bids`. A manifest without them is read as before.
@@ -201,7 +202,7 @@ def scan_layout(root: str | Path, layout: str) -> pd.DataFrame:
             log.warning("patient %s: no %s file found", pid, ", ".join(missing))
         rows.append(row)
     df = pd.DataFrame(rows, columns=["patient_id", *IMAGE_COLUMNS])
-    for col in ("idh", "age", "site"):
+    for col in ("idh", "age", "site", "sex"):
         df[col] = np.nan
     return df
 
@@ -358,6 +359,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     df["idh"] = [parse_idh(v) for v in df["idh"]] if "idh" in df else np.nan
     df["age"] = pd.to_numeric(df["age"], errors="coerce") if "age" in df else np.nan
     df["site"] = df["site"].replace("", np.nan) if "site" in df else np.nan
+    df["sex"] = [parse_sex(v) for v in df["sex"]] if "sex" in df else np.nan  # optional (manifests before it lack it)
     return df[manifest_columns(df)]
 
 

@@ -28,6 +28,8 @@ of existing work folders, so a cached work folder keeps working::
                 tumor_image.nii.gz  point_cloud.npz  crossing.npz  atlas_samples.npz  modalities.json
             brain_network.safetensors       x_B
             brain_network.json              its record: cache key, size, sha256
+            radiomics/                      Table 3's radiomics rows (radiomics.enabled)
+                features.json  radiomics.json (its record, written last)
             audit/descriptors.json          cached tumour descriptors
             inspect.png                     ``gliotype inspect``
 

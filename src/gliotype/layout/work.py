@@ -140,6 +140,21 @@ class CaseDir(_Folder):
         return self.root / "brain_network.json"
 
     @property
+    def radiomics(self) -> Path:
+        """``radiomics/``: pyradiomics features of the preprocessed sequences (gliotype.evaluation.radiomics)."""
+        return self.root / "radiomics"
+
+    @property
+    def radiomics_features(self) -> Path:
+        """``features.json``: feature name -> value."""
+        return self.radiomics / "features.json"
+
+    @property
+    def radiomics_record(self) -> Path:
+        """``radiomics.json``: the features' cache key, size and sha256, written last."""
+        return self.radiomics / "radiomics.json"
+
+    @property
     def audit_descriptors(self) -> Path:
         """Cached hand-made descriptors (gliotype.audit.descriptors)."""
         return self.root / "audit" / "descriptors.json"

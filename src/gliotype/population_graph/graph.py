@@ -5,6 +5,17 @@ with weight r(u_i, u_j) when the correlation r >= theta (0.5), where u is u_T, u
 <u_T, u_B> (Table 1). r is the Pearson correlation over feature dimensions (open
 point 9). Edges are built in row blocks and kept sparse, so the graph scales to many
 thousands of patients.
+
+Phenotypes (``population_graph.phenotype: age_sex``, not in the paper; as in the
+population-graph GCN of Parisot et al. 2018): the edges stay those of eq. 8 and each weight
+is multiplied by a phenotypic factor,
+
+    w_ij = r_ij * (1 + [sex_i = sex_j] + [|age_i - age_j| < 2 years])
+
+where a bracket is 1 when true and 0 when false or when either value is unknown. Parisot's
+sum without the 1 would give 0 to a pair that shares neither, which a GAT still passes
+messages over, and which deletes most edges when the sex is unknown; with the 1, phenotypes
+re-weight the imaging graph and never cut it (:func:`phenotype_factor`).
 """
 
 from __future__ import annotations
@@ -73,6 +84,42 @@ def correlation_edges(
     return edge_index, np.concatenate(vals).astype(np.float32)
 
 
+#: ``|age_i - age_j|`` below this many years counts as a similar age (Parisot et al.: 2)
+AGE_YEARS = 2.0
+
+
+def phenotype_factor(edge_index: np.ndarray, age: np.ndarray | None = None, sex: np.ndarray | None = None,
+                     years: float = AGE_YEARS) -> np.ndarray:
+    """``1 + [sex_i = sex_j] + [|age_i - age_j| < years]`` of every edge (i, j) of ``edge_index``
+    (2, E); ``age`` in years and ``sex`` coded 0 / 1 per node, NaN (or None for all) where unknown:
+    an unknown value makes its bracket 0."""
+    i, j = np.asarray(edge_index, dtype=np.int64)
+    factor = np.ones(len(i), dtype=np.float64)
+    if age is not None:
+        age = np.asarray(age, dtype=np.float64)
+        factor += np.abs(age[i] - age[j]) < years  # NaN compares False
+    if sex is not None:
+        sex = np.asarray(sex, dtype=np.float64)
+        factor += (sex[i] == sex[j]) & np.isfinite(sex[i])
+    return factor
+
+
+def phenotypes_of(cohort, ids) -> dict[str, np.ndarray]:
+    """``{"age": years, "sex": 0 female / 1 male}`` of ``ids`` from manifest rows (``age``,
+    ``sex`` columns; NaN where unknown or absent)."""
+    import pandas as pd
+
+    n = len(ids)
+    if cohort is None:
+        return {"age": np.full(n, np.nan), "sex": np.full(n, np.nan)}
+    rows = cohort.assign(patient_id=cohort["patient_id"].astype(str)).set_index("patient_id")
+    rows = rows[~rows.index.duplicated()].reindex([str(p) for p in ids])
+    unknown = np.full(n, np.nan)
+    age = pd.to_numeric(rows["age"], errors="coerce").to_numpy(dtype=np.float64) if "age" in rows else unknown
+    sex = rows["sex"].map({"F": 0.0, "M": 1.0}).to_numpy(dtype=np.float64) if "sex" in rows else unknown
+    return {"age": age, "sex": sex}
+
+
 def column_stats(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation of ``train`` (a constant feature gets std 1)."""
     train = np.asarray(train, dtype=np.float64)
@@ -127,12 +174,15 @@ def build_population_graph(
     theta: float = 0.5,
     standardise: bool = True,
     reference: slice | np.ndarray | None = None,
+    phenotype: str = "none",
+    phenotypes: dict[str, np.ndarray] | None = None,
 ) -> PopulationGraph:
     """Build one row of Table 1.
 
     ``standardise`` z-scores the features (statistics of the ``reference`` rows, the
     labelled training nodes, so no test information leaks) before both the node
-    weights and the correlations.
+    weights and the correlations. ``phenotype: age_sex`` multiplies each weight r by
+    :func:`phenotype_factor` of ``phenotypes`` (``age``, ``sex`` per node; module docstring).
     """
     node = select_features(u_t, u_b, node_weight).astype(np.float64)
     edge = select_features(u_t, u_b, edge_weight).astype(np.float64)
@@ -141,6 +191,11 @@ def build_population_graph(
         node = standardise_columns(node[ref], node)[1]
         edge = standardise_columns(edge[ref], edge)[1]
     ei, w = correlation_edges(edge, theta)
+    if phenotype == "age_sex":
+        p = phenotypes or {}
+        w = (w * phenotype_factor(ei, p.get("age"), p.get("sex"))).astype(np.float32)
+    elif phenotype != "none":
+        raise ValueError(f"phenotype must be none or age_sex, got {phenotype!r}")
     return PopulationGraph(
         x=torch.as_tensor(node, dtype=torch.float32),
         edge_index=torch.as_tensor(ei),

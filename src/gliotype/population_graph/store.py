@@ -1,8 +1,9 @@
 """A trained Table 2 row on disk, keyed on everything it depends on (``GraphRowDir``).
 
 The key covers the features (u_T, u_B bytes), the labels and which patients are labelled,
-the patient order, the row (node, edge), every ``population_graph`` option, the seed and
-the gliotype version; ``row.json`` holds it with the size and sha256 of the weights and the
+the patient order, the row (node, edge), every ``population_graph`` option (``phenotype``
+only when on, with the ages and sexes it reads, so rows stored before it keep their key),
+the seed and the gliotype version; ``row.json`` holds it with the size and sha256 of the weights and the
 predictions, and is written last. A rerun with the same key and unchanged files
 reads the GNN's weights and its predictions back (the graph itself is rebuilt from the
 features: cheap and deterministic); any other key trains the row again.
@@ -41,14 +42,21 @@ class TrainedRow:
 
 
 def row_key(u_t: np.ndarray, u_b: np.ndarray, y: np.ndarray, train: np.ndarray, ids, config: PopulationGraphConfig,
-            seed: int, node: str, edge: str) -> str:
+            seed: int, node: str, edge: str, phenotypes: dict[str, np.ndarray] | None = None) -> str:
     """The cache key of one row (20 hex digits)."""
     h = hashlib.sha256()
-    for a in (u_t, u_b, y, train):
+    options = config.model_dump(mode="json")
+    arrays = [u_t, u_b, y, train]
+    if options.get("phenotype") == "none":
+        del options["phenotype"]  # the neutral value: the keys of rows stored before the option
+    else:
+        p = phenotypes or {}
+        arrays += [np.asarray(p.get(k, np.full(len(ids), np.nan)), dtype=np.float64) for k in ("age", "sex")]
+    for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
-    h.update(json.dumps([list(map(str, ids)), config.model_dump(mode="json"), int(seed), node, edge, __version__],
+    h.update(json.dumps([list(map(str, ids)), options, int(seed), node, edge, __version__],
                         sort_keys=True).encode())
     return h.hexdigest()[:20]
 

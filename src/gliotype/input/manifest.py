@@ -288,6 +288,9 @@ def scan_cohort(root: str | Path, layout: str = "auto", labels: str | Path | Non
         log.info("labels: %d of %d patients labelled", matched, len(df))
         if unmatched:
             log.warning("%d label rows match no patient (e.g. %s)", len(unmatched), ", ".join(unmatched[:3]))
+    for col in MANIFEST_COLUMNS:  # a scanner that does not know a clinical column (sex...) leaves it empty
+        if col not in df:
+            df[col] = np.nan
     return df[manifest_columns(df)].reset_index(drop=True)
 
 

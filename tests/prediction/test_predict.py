@@ -69,6 +69,7 @@ def test_predict_end_to_end_deterministic(tiny_run, tiny_model, tmp_path):
     a = predict_patient(model, inputs, None, tmp_path / "a", draws=20, explainer_epochs=60)
     b = predict_patient(model, inputs, pid, tmp_path / "b", draws=20, explainer_epochs=60)
     assert a.patient_id == pid  # read from the BraTS file names
+    assert b.patient_id == pid and b.probability == a.probability  # the same ID given: the same prediction
     assert abs(a.probability - float(p_stored[ids.index(pid)])) < END_TO_END_TOL
 
     for out in (tmp_path / "a", tmp_path / "b"):

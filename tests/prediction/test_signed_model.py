@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from pred_helpers import split_ids
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner

@@ -9,7 +9,6 @@ Tests only read these folders; the ones that modify a cohort copy it first.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 

@@ -112,8 +112,6 @@ def fit(
     and the best weights are restored. Returns one row per epoch: ``epoch, loss, lr,
     seconds`` (+ terms, ``val_loss``); also written to ``folder/history.csv``.
     """
-    import time
-
     import pandas as pd
 
     from gliotype.utils.io import write_csv_atomic

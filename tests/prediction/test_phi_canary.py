@@ -32,17 +32,10 @@ def _with_canary(src, dst) -> None:
 
 
 def _leaks(folder) -> list[str]:
-    """Files under ``folder`` whose bytes (decompressed when gzip) contain the canary."""
-    found = []
-    for p in sorted(folder.rglob("*")):
-        if not p.is_file():
-            continue
-        data = p.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        if CANARY.encode() in data or CANARY.lower().encode() in data.lower():
-            found.append(str(p.relative_to(folder)))
-    return found
+    """Files under ``folder`` whose bytes (decompressed when gzip) contain the canary (any case)."""
+    from dicom_helpers import leaks
+
+    return leaks(folder, (CANARY,))
 
 
 def test_a_header_and_path_canary_reaches_no_output(tiny_run, tiny_model, tmp_path):

@@ -7,16 +7,14 @@ preprocessing apply too.
 """
 
 from gliotype.input.labels import attach_labels, id_key, parse_idh, read_labels
+from gliotype.input.layouts import LAYOUTS, detect_layout, patient_id_from_name
 from gliotype.input.manifest import (
     IMAGE_COLUMNS,
-    LAYOUTS,
     MANIFEST_COLUMNS,
     SEQUENCES,
     cohort_summary,
-    detect_layout,
     has_fa,
     is_blank,
-    patient_id_from_name,
     read_manifest,
     scan_cohort,
     write_manifest,

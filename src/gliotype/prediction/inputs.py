@@ -113,7 +113,7 @@ def _layout(case_dir: Path, optional: tuple[str, ...]) -> str:
     except GliotypeError:
         if not optional:
             raise
-        from gliotype.input.manifest import LAYOUTS, scan_layout
+        from gliotype.input.layouts import LAYOUTS, scan_layout
 
         need = [r for r in ROLES if r not in optional]
         for name in LAYOUTS:

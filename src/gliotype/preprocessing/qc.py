@@ -20,7 +20,7 @@ from gliotype.preprocessing.images import to_ants, voxel_volume
 from gliotype.preprocessing.outputs import SEQUENCES
 
 if TYPE_CHECKING:
-    from gliotype.preprocessing.case import CaseContext, NativeCase, TemplateCase
+    from gliotype.preprocessing.case_data import CaseContext, NativeCase, TemplateCase
 
 
 def quality_control(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray,

@@ -120,9 +120,9 @@ def scan(root: str | Path, manifest: str | Path, layout: str = "auto",
     scan while their files are unchanged); ``dicom_overrides``: a CSV of series roles that win
     over the heuristic (:mod:`gliotype.input.dicom`)."""
     from gliotype.input import scan_cohort, write_manifest
-    from gliotype.input.dicom.convert import CONVERT_FOLDER
+    from gliotype.layout import DICOM_NIFTI
 
-    df = scan_cohort(root, layout=layout, labels=labels, convert_dir=Path(manifest).resolve().parent / CONVERT_FOLDER,
+    df = scan_cohort(root, layout=layout, labels=labels, convert_dir=Path(manifest).resolve().parent / DICOM_NIFTI,
                      dicom_overrides=dicom_overrides)
     write_manifest(df, manifest)
     return df

@@ -69,5 +69,9 @@ from gliotype.layout.model import ModelDir, MultiModalDir, PopulationGraphDir
 from gliotype.layout.run import ExplainDir, GraphRowDir, ResultsDir, RunDir, row_slug
 from gliotype.layout.work import AtlasDir, CaseDir, SslDir, TransformsDir, WorkDir
 
-__all__ = ["AtlasDir", "CaseDir", "ExplainDir", "GraphRowDir", "ModelDir", "MultiModalDir", "PopulationGraphDir",
-           "ResultsDir", "RunDir", "SslDir", "TransformsDir", "WorkDir", "row_slug"]
+#: The folder of DICOM conversions, beside the manifest (``gliotype cohort scan``; the run folder
+#: with ``gliotype run --data``): ``dicom_nifti/<id>/<role>.nii.gz``.
+DICOM_NIFTI = "dicom_nifti"
+
+__all__ = ["AtlasDir", "CaseDir", "DICOM_NIFTI", "ExplainDir", "GraphRowDir", "ModelDir", "MultiModalDir",
+           "PopulationGraphDir", "ResultsDir", "RunDir", "SslDir", "TransformsDir", "WorkDir", "row_slug"]

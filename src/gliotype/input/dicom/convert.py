@@ -36,8 +36,6 @@ from gliotype.errors import GliotypeError
 from gliotype.input.dicom.series import Series
 from gliotype.utils.io import atomic_write, make_folder
 
-#: The folder of the conversions, beside the manifest (``gliotype cohort scan``, ``gliotype run --data``).
-CONVERT_FOLDER = "dicom_nifti"
 #: Bump when the conversion's flags or clean-up change: every cached conversion is redone.
 CONVERT_VERSION = 1
 #: Longest dcm2niix run (s) for one series before it counts as failed.
@@ -224,5 +222,5 @@ def copy_nifti(source: str | Path, target: str | Path, base: str | Path) -> bool
     return False
 
 
-__all__ = ["CONVERT_FOLDER", "CONVERT_VERSION", "ConversionError", "TEXT_FIELDS", "clean_header", "convert_series",
+__all__ = ["CONVERT_VERSION", "ConversionError", "TEXT_FIELDS", "clean_header", "convert_series",
            "copy_nifti", "dcm2niix_binary", "files_key", "run_dcm2niix", "series_key"]

@@ -34,7 +34,6 @@ its metadata and outputs TC, WT, ET: it needs no ``gliotype_segmenter.json``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +112,8 @@ class MonaiBundle(Segmenter):
         self.label = folder.resolve().name
         configs = folder / "configs"
         meta_path = configs / METADATA_NAME
-        meta = self._read_json(meta_path) if meta_path.is_file() else {}
+        meta = (self._read_json(meta_path, f"configs/{meta_path.name}", object_only=False)
+                if meta_path.is_file() else {})
         self.config_file = _first(configs, CONFIG_NAMES)
         self.parser = self._parser(meta_path if meta_path.is_file() else None)
         values = {**spec_from_metadata(meta), **(read_spec(folder) or {})}
@@ -128,16 +128,6 @@ class MonaiBundle(Segmenter):
         self.roi_size, self.overlap, self.sw_batch_size, self.mode = self._window()
 
     # ------------------------------------------------------------------ reading the folder
-
-    def _fail(self, problem: str) -> SegmenterError:
-        return SegmenterError(f"segmenter {self.label}: {problem}")
-
-    def _read_json(self, path: Path) -> dict:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise self._fail(f"configs/{path.name} is not readable JSON ({type(exc).__name__})") from None
-        return data if isinstance(data, dict) else {}
 
     def _parser(self, meta_path: Path | None):
         from monai.bundle import ConfigParser

@@ -37,7 +37,6 @@ compiled packages); without it, segmenting stops with one line saying how to ins
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -143,8 +142,8 @@ class NnUNetFolder(Segmenter):
     def __init__(self, folder: str | Path, folds: tuple[str, ...] | None = None):
         folder = Path(folder)
         self.label = folder.resolve().name
-        self.dataset = self._json(folder / "dataset.json")
-        self.plans = self._json(folder / "plans.json")
+        self.dataset = self._read_json(folder / "dataset.json", "dataset.json")
+        self.plans = self._read_json(folder / "plans.json", "plans.json")
         paths = _checkpoints(folder)
         if folds is not None:
             paths = [p for p in paths if p.parent.name.removeprefix("fold_") in {str(f) for f in folds}]
@@ -182,18 +181,6 @@ class NnUNetFolder(Segmenter):
             raise self._fail("an nnU-Net folder gives a label map: gliotype_segmenter.json's output must be 'labels'")
         super().__init__(folder, make_spec(values, f"segmenter {self.label}"))
         self._predictor = None
-
-    def _fail(self, problem: str) -> SegmenterError:
-        return SegmenterError(f"segmenter {self.label}: {problem}")
-
-    def _json(self, path: Path) -> dict:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise self._fail(f"{path.name} is not readable JSON ({type(exc).__name__})") from None
-        if not isinstance(data, dict):
-            raise self._fail(f"{path.name} is not a JSON object")
-        return data
 
     def _derived(self) -> dict:
         out: dict = {}

@@ -18,6 +18,8 @@ problem of the folder is one line naming the folder (its name only) and the prob
 
 from __future__ import annotations
 
+import json
+
 import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -42,6 +44,25 @@ class Segmenter(ABC):
     def __init__(self, folder: Path, spec: SegmenterSpec):
         self.folder = Path(folder)
         self.spec = spec
+
+    # subclasses set ``self.label`` (the folder's name) first: their errors name it while reading the folder
+
+    def _fail(self, problem: str) -> SegmenterError:
+        """One line naming the segmenter (its folder's name only) and the problem."""
+        return SegmenterError(f"segmenter {self.label}: {problem}")
+
+    def _read_json(self, path: Path, shown: str, object_only: bool = True) -> dict:
+        """A JSON file of the model folder as a dict; unreadable is a one-line error naming ``shown``, and so
+        is a value that is not an object (``object_only``; else it reads as ``{}``)."""
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise self._fail(f"{shown} is not readable JSON ({type(exc).__name__})") from None
+        if isinstance(data, dict):
+            return data
+        if object_only:
+            raise self._fail(f"{shown} is not a JSON object")
+        return {}
 
     @property
     def name(self) -> str:

@@ -134,7 +134,8 @@ def test_paper_reading_overlay_restores_every_option_the_cpu_preset_changes():
 NON_NEUTRAL = {"modalities.image_label_channels": "true", "multimodal.image.pool": "avg",
                "multimodal.unlabelled": "cohort", "preprocess.nonfinite": "zero", "input.missing_sequences": "1",
                "ssl.sequence_dropout": "0.5", "multimodal.sequence_dropout": "0.5",
-               "population_graph.phenotype": "age_sex"}
+               "population_graph.phenotype": "age_sex",
+               "population_graph.threshold_transfer": "rank"}
 
 
 def test_options_at_their_neutral_value_leave_every_cache_key_unchanged():

@@ -150,3 +150,31 @@ def test_youden_threshold_is_at_most_one():
     p = np.array([0.1, 0.2, 0.3, 0.4])  # perfectly wrong: the best J is the trivial cut above all scores
     t = youden_threshold(y, p)
     assert t == 1.0
+
+
+def test_transfer_threshold_calls_the_same_fraction_of_the_same_patients_mutant():
+    from gliotype.evaluation import transfer_threshold
+
+    rng = np.random.default_rng(0)
+    source = rng.uniform(0.2, 0.4, 40)  # fold GNNs: a compressed scale
+    target = 1 / (1 + np.exp(-12 * (source - 0.3) + rng.normal(0, 0.01, 40)))  # the reported GNN: stretched
+    for threshold in (0.25, 0.3, 0.37):
+        moved = transfer_threshold(threshold, source, target)
+        assert np.mean(target >= moved) == pytest.approx(np.mean(source >= threshold), abs=1 / 40)
+    # the value would not carry over: 0.37 calls few mutant on the compressed scale, most on the stretched one
+    assert np.mean(target >= 0.37) > np.mean(source >= 0.37) + 0.3
+    # a linear interpolation between order statistics, by hand
+    assert transfer_threshold(0.5, np.array([0.1, 0.6, 0.2, 0.7]), np.array([1.0, 4.0, 2.0, 3.0])) == 2.5
+
+
+def test_transfer_threshold_at_the_ends_and_on_bad_input():
+    from gliotype.evaluation import transfer_threshold
+
+    target = np.array([0.2, 0.5, 0.9])
+    assert transfer_threshold(0.0, np.array([0.1, 0.3, 0.4]), target) == 0.2  # everybody mutant: at the smallest
+    above = transfer_threshold(0.99, np.array([0.1, 0.3, 0.4]), target)  # nobody: just above the largest
+    assert above > 0.9 and not (target >= above).any()
+    with pytest.raises(ValueError, match="same patients"):
+        transfer_threshold(0.5, np.array([0.1, 0.2]), np.array([0.1]))
+    with pytest.raises(ValueError, match="same patients"):
+        transfer_threshold(0.5, np.array([]), np.array([]))

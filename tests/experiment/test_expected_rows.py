@@ -87,6 +87,13 @@ def test_age_with_the_full_model_stacks_on_its_out_of_fit_predictions(cohort, ca
     df = table([gnn, row], y[:55], y[55:], config.evaluation, reference=GNN_ROW)
     assert np.isfinite(df["delong_p"].iloc[1])
 
+    # with the fold GNNs' test probabilities, the logistic reads those (the scale it was fitted on)
+    reference = np.clip(p_test * 0.5 + 0.2, 0.01, 0.99)
+    gnn.p_test_reference = reference
+    (stacked,) = age_with_model(rows, train, test, labels, gnn, config)
+    np.testing.assert_allclose(stacked.p_test,
+                               ref.predict_proba(np.column_stack([age[55:], logit(reference)]))[:, 1], rtol=1e-10)
+
     without = Scored("Multi-modal + GNN", gnn.p_train, p_test, key=GNN_ROW)  # no out-of-fit predictions
     with caplog.at_level(logging.INFO, logger="gliotype"):
         assert age_with_model(rows, train, test, labels, without, config) == []

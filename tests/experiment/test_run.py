@@ -256,7 +256,9 @@ def test_cross_fitting_averages_test_and_joins_training_predictions():
     np.testing.assert_allclose(m.p_test, [0.5, 0.5])
     np.testing.assert_allclose(m.p_train, [0.1, 0.2, 0.5, 0.6, 0.7])
     np.testing.assert_allclose(m.p_threshold, [np.nan, 0.3, 0.5, 0.6, 0.7])
-    assert _across_folds([a]) is a
+    assert _across_folds([a]) is a and m.p_test_reference is None
+    a[0].p_test_reference, b[0].p_test_reference = np.array([0.2, 0.4]), np.array([0.4, 0.0])
+    np.testing.assert_allclose(_across_folds([a, b])[0].p_test_reference, [0.3, 0.2])
 
 
 def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):

@@ -82,6 +82,25 @@ def test_threshold_is_chosen_on_out_of_fit_predictions_only():
     assert table([Scored("m", p_train, p_train, p_threshold=p_val)], y, y, half)["threshold"].item() == 0.5
 
 
+def test_a_threshold_with_a_test_reference_is_carried_over_by_rank():
+    """Youden's J on the out-of-fold predictions (0.4), then the same fraction of the test patients
+    called mutant on the reported model's scale: the reference (fold GNNs) puts 2 of 4 at or above
+    0.4, so the reported model's threshold is its median; by value (no reference) it stays 0.4."""
+    from gliotype.evaluation import youden_threshold
+
+    y = np.array([0, 0, 1, 1, 0, 1], dtype=float)
+    p_oof = np.array([0.2, 0.3, 0.4, 0.5, 0.35, 0.45])
+    p_test = np.array([0.9, 0.6, 0.99, 0.7])  # the reported GNN: confident, everybody above 0.4
+    reference = np.array([0.45, 0.1, 0.5, 0.2])
+    cfg = load_config("tiny").evaluation
+    assert youden_threshold(y, p_oof) == 0.4
+    by_value = table([Scored("m", p_oof, p_test, p_threshold=p_oof)], y, y[:4], cfg)
+    by_rank = table([Scored("m", p_oof, p_test, p_threshold=p_oof, p_test_reference=reference)], y, y[:4], cfg)
+    assert by_value["threshold"].item() == 0.4 and by_value["sen"].item() == 1 and by_value["spe"].item() == 0
+    assert by_rank["threshold"].item() == pytest.approx(0.8)  # between 0.7 and 0.9
+    assert by_rank["auc"].item() == by_value["auc"].item()  # the probabilities are the same
+
+
 def test_table2_thresholds_come_from_the_validation_nodes(cohort):
     from gliotype.evaluation import youden_threshold
 
@@ -176,6 +195,8 @@ def test_chosen_population_graph_fixed_or_best_out_of_fold_row():
     assert chosen_population_graph(models, y, oof).name == "uT, r(uB)"
     with pytest.raises(GliotypeError, match="choose: out_of_fold needs threshold_folds"):
         load_config("tiny", overrides=["population_graph.choose=out_of_fold"])
+    with pytest.raises(GliotypeError, match="threshold_transfer: rank needs threshold_folds"):
+        load_config("tiny", overrides=["population_graph.threshold_transfer=rank"])
 
 
 def test_table2_in_two_processes_equals_one(cohort):

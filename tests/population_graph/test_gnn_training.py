@@ -243,6 +243,25 @@ def test_out_of_fold_predictions_match_the_reference_folds():
     assert np.isfinite(oof[:24]).all() and np.isnan(oof[24:]).all()
 
 
+def test_out_of_fold_predictions_of_the_unlabelled_nodes_are_the_fold_gnns_mean():
+    g = _graph(n=30, labelled=list(range(24)))
+    cfg = _cfg(epochs=2)
+    default = out_of_fold_predictions(g, cfg, folds=3, seed=2)
+    both = out_of_fold_predictions(g, cfg, folds=3, seed=2, unlabelled=True)
+    np.testing.assert_array_equal(both[:24], default[:24])  # the labelled nodes: unchanged
+    labelled = np.arange(24)
+    y = g.y.numpy()[labelled].astype(int)
+    folds = []
+    for _, held in StratifiedKFold(3, shuffle=True, random_state=2).split(labelled, y):
+        hidden = g.y.clone()
+        hidden[labelled[held]] = -1.0
+        part = PopulationGraph(g.x, g.edge_index, g.edge_weight, hidden, g.patient_id)
+        model, _ = train_population_gnn(part, cfg, 2)
+        folds.append(predict_proba(model, part)[24:])
+    np.testing.assert_allclose(both[24:], np.mean(folds, axis=0), rtol=1e-6)
+    assert np.ptp(np.array(folds), axis=0).max() > 0  # the folds differ: a single fold's would fail
+
+
 def test_each_fold_graph_is_the_graph_with_the_folds_labels_hidden(monkeypatch):
     g = _graph(n=30, labelled=list(range(24)))
     calls = []

@@ -79,3 +79,24 @@ def test_a_row_stored_under_another_key_is_not_used(tmp_path, features):
     population_graph_models(u_t, u_b, y, train, ids, changed, seed=0, rows=rows, store=run.graph_row)
     assert load_row(folder, row_key(u_t, u_b, y, train, ids, changed, 0, "uT_uB", "uB")) is not None
     assert load_row(folder, row_key(u_t, u_b, y, train, ids, config, 0, "uT_uB", "uB")) is None
+
+
+def test_a_rank_transfer_row_stores_the_fold_gnns_test_predictions(tmp_path, features):
+    """``threshold_transfer: rank`` keeps the fold GNNs' mean P(mutant) of the unlabelled nodes with the
+    row (read back, not retrained), under a key of its own; ``value`` keeps none."""
+    u_t, u_b, y, train, ids = features
+    value = load_config("tiny", overrides=["population_graph.epochs=4",
+                                           "population_graph.threshold_folds=2"]).population_graph
+    rank = value.model_copy(update={"threshold_transfer": "rank"})
+    run = RunDir(tmp_path / "run")
+    rows = [("uT_uB", "uB")]
+    first = population_graph_models(u_t, u_b, y, train, ids, rank, seed=1, rows=rows, store=run.graph_row)[0]
+    assert first.p_test_reference.shape == first.p_test.shape and np.isfinite(first.p_test_reference).all()
+    assert not np.allclose(first.p_test_reference, first.p_test)  # two models' scales
+    again = population_graph_models(u_t, u_b, y, train, ids, rank, seed=1, rows=rows, store=run.graph_row)[0]
+    np.testing.assert_array_equal(again.p_test_reference, first.p_test_reference)
+    np.testing.assert_array_equal(again.p_threshold, first.p_threshold)
+    assert row_key(u_t, u_b, y, train, ids, value, 1, *rows[0]) != row_key(u_t, u_b, y, train, ids, rank, 1, *rows[0])
+    plain = population_graph_models(u_t, u_b, y, train, ids, value, seed=1, rows=rows, store=run.graph_row)[0]
+    assert plain.p_test_reference is None
+    np.testing.assert_array_equal(plain.p_threshold, first.p_threshold)  # the same fold GNNs

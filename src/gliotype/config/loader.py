@@ -104,6 +104,7 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "ssl.sequence_dropout": 0.0,
     "multimodal.sequence_dropout": 0.0,
     "population_graph.phenotype": "none",
+    "population_graph.threshold_transfer": "value",
 }
 
 

@@ -274,6 +274,10 @@ class PopulationGraphConfig(ScheduleConfig):
     # k > 0: the threshold on out-of-fold predictions of k extra GNNs (labelled nodes of one fold hidden);
     # the reported GNN still trains on every labelled node. Exclusive with val_fraction
     threshold_folds: int = Field(0, ge=0)
+    # not in the paper (design.md point 40): how the threshold chosen on the out-of-fold predictions
+    # reaches the reported GNN. ``value``: the same probability; ``rank``: the same quantile of the
+    # unlabelled (test) nodes, as the fold GNNs and the reported GNN predict them (no label is read)
+    threshold_transfer: Literal["value", "rank"] = "value"
     # which Table 1 row is "Multi-modal + GNN" (Table 3) and the exported model: ``fixed``, the
     # (node_weight, edge_weight) above (the paper's choice); ``out_of_fold``, the row whose
     # out-of-fold predictions of the labelled patients (threshold_folds) have the best AUC
@@ -288,6 +292,8 @@ class PopulationGraphConfig(ScheduleConfig):
             raise ValueError("threshold_folds and val_fraction are two ways to choose the threshold: set one")
         if self.threshold_folds == 1:
             raise ValueError("threshold_folds must be 0 (off) or at least 2")
+        if self.threshold_transfer == "rank" and not self.threshold_folds:
+            raise ValueError("threshold_transfer: rank needs threshold_folds >= 2 (the predictions it carries over)")
         if self.choose == "out_of_fold" and not self.threshold_folds:
             raise ValueError("choose: out_of_fold needs threshold_folds >= 2 (the predictions it compares)")
 

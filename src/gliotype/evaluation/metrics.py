@@ -19,6 +19,20 @@ def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(min(thr[best], 1.0))
 
 
+def transfer_threshold(threshold: float, source: np.ndarray, target: np.ndarray) -> float:
+    """Carry ``threshold`` from one model's probabilities to another's by rank: the value that
+    calls the same fraction of the same patients mutant, with ``source`` and ``target`` the two
+    models' probabilities of those patients (unlabelled ones: no label is read). The fraction
+    of ``source`` below ``threshold`` is taken as a quantile of ``target``."""
+    source, target = np.asarray(source, dtype=float), np.asarray(target, dtype=float)
+    if len(source) == 0 or len(source) != len(target):
+        raise ValueError(f"transfer_threshold needs the same patients in both models ({len(source)} vs {len(target)})")
+    below = float(np.mean(source < threshold))
+    if below >= 1.0:  # nobody is called mutant: above the largest
+        return float(np.nextafter(target.max(), np.inf))
+    return float(np.quantile(target, below))
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     """AUC, ACC, SEN (mutant recall), SPE (wild-type recall) at ``threshold``."""
     y = np.asarray(y).astype(int)

@@ -154,7 +154,9 @@ def age_model(cohort: pd.DataFrame | None, train_ids: Sequence[str], test_ids: S
 def age_with_model(cohort: pd.DataFrame | None, train_ids: Sequence[str], test_ids: Sequence[str],
                    labels: Mapping[str, float], gnn: Scored, config: GliotypeConfig) -> list[Scored]:
     """``Age + full model``: [age, logit p] with the full model's out-of-fit predictions of the
-    training patients (``gnn.p_threshold``) and its test probabilities; none without them."""
+    training patients (``gnn.p_threshold``) and its test probabilities (from the same out-of-fit
+    models, ``gnn.p_test_reference``, when it has them: the scale the logistic was fitted on);
+    none without them."""
     if gnn.p_threshold is None:
         log.info("%s skipped: the full model has no out-of-fit predictions of its training patients "
                  "(population_graph.threshold_folds or val_fraction)", TABLE3_ROWS[AGE_MODEL_ROW])
@@ -166,7 +168,8 @@ def age_with_model(cohort: pd.DataFrame | None, train_ids: Sequence[str], test_i
 
     y = np.array([labels[str(p)] for p in train_ids], dtype=float)
     x_train = np.column_stack([ages(cohort, train_ids), logit(gnn.p_threshold)])
-    x_test = np.column_stack([ages(cohort, test_ids), logit(gnn.p_test)])
+    p_test = gnn.p_test if gnn.p_test_reference is None else gnn.p_test_reference
+    x_test = np.column_stack([ages(cohort, test_ids), logit(p_test)])
     row = logistic_row(AGE_MODEL_ROW, x_train, y, x_test, config.feature_classifiers, config.seed)
     return [] if row is None else [row]
 

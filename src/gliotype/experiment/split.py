@@ -78,7 +78,8 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     with timer("radiomics and age rows"):  # issue 16: beside the paper's baselines, same training patients
         t3_models += expected_rows.before_model(work, cohort, train_ids, ids["test"], labels, config)
     t3_models += _across_folds([f["classifiers"] for f in folds])
-    t3_models.append(Scored(TABLE3_ROWS[GNN_ROW], gnn.p_train, gnn.p_test, p_threshold=gnn.p_threshold, key=GNN_ROW))
+    t3_models.append(Scored(TABLE3_ROWS[GNN_ROW], gnn.p_train, gnn.p_test, p_threshold=gnn.p_threshold, key=GNN_ROW,
+                            p_test_reference=gnn.p_test_reference))
     t3_models += expected_rows.age_with_model(cohort, train_ids, ids["test"], labels, gnn, config)
     t3 = stages.evaluate(t3_models, y_train, y_test, config, reference=GNN_ROW)
     t4_models = folds[0]["table4"]  # the ablations follow the paper's protocol (encoders on A) in both
@@ -182,15 +183,17 @@ def _tumor_and_brain(feats: pd.DataFrame) -> np.ndarray:
 
 def _across_folds(folds: list[list[Scored]]) -> list[Scored]:
     """One model per row from the folds of the cross-fitting: training predictions (and
-    out-of-fit threshold predictions) concatenated in fold order, test probabilities averaged."""
+    out-of-fit threshold predictions) concatenated in fold order, test probabilities (and their
+    references on the threshold predictions' scale) averaged."""
     if len(folds) == 1:
         return folds[0]
     out = []
     for same in zip(*folds):
         thresholds = [m.p_train if m.p_threshold is None else m.p_threshold for m in same]
+        references = None if same[0].p_test_reference is None else np.mean([m.p_test_reference for m in same], axis=0)
         out.append(Scored(same[0].name, np.concatenate([m.p_train for m in same]),
                           np.mean([m.p_test for m in same], axis=0), same[0].artifacts,
-                          np.concatenate(thresholds), same[0].key))
+                          np.concatenate(thresholds), same[0].key, references))
     return out
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
 from gliotype.config.schema import EvaluationConfig, FeatureClassifiersConfig, PopulationGraphConfig
-from gliotype.evaluation import binary_metrics, bootstrap_auc_ci, delong_test, youden_threshold
+from gliotype.evaluation import binary_metrics, bootstrap_auc_ci, delong_test, transfer_threshold, youden_threshold
 from gliotype.evaluation.baselines import feature_classifier, out_of_fold_proba, outer_folds, selected
 from gliotype.population_graph import (
     TABLE1,
@@ -67,6 +67,9 @@ class Scored:
     ``name`` is printed (tables, report, predictions); ``key`` selects the row (default: the
     name). ``p_threshold``: out-of-fit predictions of the training patients, NaN where a
     patient was fitted; when given, the threshold is chosen on its finite entries only.
+    ``p_test_reference``: the test patients' probabilities from the models that gave
+    ``p_threshold``; when given, the threshold is carried over to ``p_test`` by rank
+    (:func:`~gliotype.evaluation.metrics.transfer_threshold`), not by value.
     """
 
     name: str
@@ -75,19 +78,25 @@ class Scored:
     artifacts: dict = field(default_factory=dict)  # e.g. the trained GNN and its graph
     p_threshold: np.ndarray | None = None
     key: str = ""
+    p_test_reference: np.ndarray | None = None
 
     def __post_init__(self):
         self.key = self.key or self.name
 
 
 def decision_threshold(model, y_train: np.ndarray, config: EvaluationConfig) -> float:
-    """Youden's J on the model's out-of-fit training predictions if it has them, else on all (or 0.5)."""
+    """Youden's J on the model's out-of-fit training predictions if it has them, else on all (or 0.5);
+    carried over to the model's test probabilities by rank when it has ``p_test_reference``."""
     if config.threshold != "youden":
         return 0.5
     p = getattr(model, "p_threshold", None)
     p = np.asarray(model.p_train if p is None else p, dtype=float)
     used = np.isfinite(p)
-    return youden_threshold(np.asarray(y_train)[used], np.asarray(p)[used])
+    threshold = youden_threshold(np.asarray(y_train)[used], np.asarray(p)[used])
+    reference = getattr(model, "p_test_reference", None)
+    if reference is None:
+        return threshold
+    return transfer_threshold(threshold, reference, model.p_test)
 
 
 def score(model: Scored, y_train: np.ndarray, y_test: np.ndarray, config: EvaluationConfig, seed: int = 0) -> dict:
@@ -168,7 +177,7 @@ def _table2_row(task: tuple) -> Scored:
     p = row.probability
     return Scored(TABLE1_NAMES[(node, edge)], p[train], p[~train],
                   {"model": row.model, "graph": graph, "node": node, "edge": edge, "history": row.history,
-                   "validation_nodes": row.validation_nodes}, row.p_threshold, graph_row(node, edge))
+                   "validation_nodes": row.validation_nodes}, row.p_threshold, graph_row(node, edge), row.p_reference)
 
 
 def _train_row(graph, train: np.ndarray, config: PopulationGraphConfig, seed: int):
@@ -180,14 +189,17 @@ def _train_row(graph, train: np.ndarray, config: PopulationGraphConfig, seed: in
     with torch_threads(1):  # ~100-node graphs: the thread hand-over costs more than it saves
         model, history = train_population_gnn(graph, config, seed, val_nodes=val)
         p = predict_proba(model, graph)
-        p_threshold = None
+        p_threshold = p_reference = None
         if len(val):
             p_threshold = np.full(graph.num_nodes, np.nan)
             p_threshold[val] = p[val]
             p_threshold = p_threshold[train]
         elif config.threshold_folds:
-            p_threshold = out_of_fold_predictions(graph, config, config.threshold_folds, seed)[train]
-    return TrainedRow(model, p, p_threshold, np.asarray(val, dtype=np.int64), history)
+            rank = config.threshold_transfer == "rank"
+            oof = out_of_fold_predictions(graph, config, config.threshold_folds, seed, unlabelled=rank)
+            p_threshold = oof[train]
+            p_reference = oof[~train] if rank else None
+    return TrainedRow(model, p, p_threshold, np.asarray(val, dtype=np.int64), history, p_reference)
 
 
 def chosen_population_graph(models: list[Scored], y_train: np.ndarray, config: PopulationGraphConfig) -> Scored:

@@ -1,8 +1,9 @@
 """A trained Table 2 row on disk, keyed on everything it depends on (``GraphRowDir``).
 
 The key covers the features (u_T, u_B bytes), the labels and which patients are labelled,
-the patient order, the row (node, edge), every ``population_graph`` option (``phenotype``
-only when on, with the ages and sexes it reads, so rows stored before it keep their key),
+the patient order, the row (node, edge), every ``population_graph`` option (those added later,
+:data:`~gliotype.config.loader.NEUTRAL_OPTIONS`, only when not neutral, so rows stored before them
+keep their key; ``phenotype`` with the ages and sexes it reads),
 the seed and the gliotype version; ``row.json`` holds it with the size and sha256 of the weights and the
 predictions, and is written last. A rerun with the same key and unchanged files
 reads the GNN's weights and its predictions back (the graph itself is rebuilt from the
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gliotype import __version__
+from gliotype.config.loader import hashed_values
 from gliotype.config.schema import PopulationGraphConfig
 from gliotype.layout import GraphRowDir
 from gliotype.population_graph.gnn import PopulationGNN
@@ -32,24 +34,25 @@ log = get_logger(__name__)
 @dataclass
 class TrainedRow:
     """What training a Table 2 row gives: the GNN, P(mutant) of every node, the threshold
-    predictions of the labelled nodes (or None), the validation nodes and the history."""
+    predictions of the labelled nodes (or None), the validation nodes and the history;
+    ``p_reference``: the fold GNNs' mean P(mutant) of the unlabelled nodes (``threshold_transfer:
+    rank``), else None."""
 
     model: PopulationGNN
     probability: np.ndarray  # (N,)
     p_threshold: np.ndarray | None  # (labelled,) NaN where fitted
     validation_nodes: np.ndarray  # (V,) int64
     history: list[dict]
+    p_reference: np.ndarray | None = None  # (unlabelled,)
 
 
 def row_key(u_t: np.ndarray, u_b: np.ndarray, y: np.ndarray, train: np.ndarray, ids, config: PopulationGraphConfig,
             seed: int, node: str, edge: str, phenotypes: dict[str, np.ndarray] | None = None) -> str:
     """The cache key of one row (20 hex digits)."""
     h = hashlib.sha256()
-    options = config.model_dump(mode="json")
+    options = hashed_values({"population_graph": config.model_dump(mode="json")})["population_graph"]
     arrays = [u_t, u_b, y, train]
-    if options.get("phenotype") == "none":
-        del options["phenotype"]  # the neutral value: the keys of rows stored before the option
-    else:
+    if "phenotype" in options:
         p = phenotypes or {}
         arrays += [np.asarray(p.get(k, np.full(len(ids), np.nan)), dtype=np.float64) for k in ("age", "sex")]
     for a in arrays:
@@ -68,7 +71,8 @@ def save_row(folder: GraphRowDir, key: str, row: TrainedRow) -> None:
     with atomic_path(folder.predictions) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, probability=row.probability, validation_nodes=row.validation_nodes,
-                     **({} if row.p_threshold is None else {"p_threshold": row.p_threshold}))
+                     **{k: v for k, v in (("p_threshold", row.p_threshold), ("p_reference", row.p_reference))
+                        if v is not None})
     write_record(folder.meta, key, [folder.weights.name, folder.predictions.name], **row.model.sizes(),
                  history=row.history)
 
@@ -84,9 +88,9 @@ def load_row(folder: GraphRowDir, key: str) -> TrainedRow | None:
         log.warning("%s; training this graph row again", exc)
         return None
     with np.load(folder.predictions, allow_pickle=False) as z:
-        p_threshold = z["p_threshold"] if "p_threshold" in z.files else None
-        return TrainedRow(model, z["probability"], p_threshold, z["validation_nodes"].astype(np.int64),
-                          meta["history"])
+        optional = {k: z[k] if k in z.files else None for k in ("p_threshold", "p_reference")}
+        return TrainedRow(model, z["probability"], optional["p_threshold"], z["validation_nodes"].astype(np.int64),
+                          meta["history"], optional["p_reference"])
 
 
 __all__ = ["TrainedRow", "load_row", "row_key", "save_row"]

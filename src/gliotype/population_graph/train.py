@@ -111,13 +111,16 @@ def train_population_gnn(
 
 
 def out_of_fold_predictions(graph: PopulationGraph, config: PopulationGraphConfig, folds: int,
-                            seed: int = 0) -> np.ndarray:
+                            seed: int = 0, unlabelled: bool = False) -> np.ndarray:
     """P(IDH mutant) of each labelled node from a GNN trained with its fold's labels hidden (NaN elsewhere).
 
     Seeded stratified ``folds``-fold split of the labelled nodes; each fold's GNN is the
     same configuration trained on the other folds (the fold's nodes stay in the graph,
     unlabelled, as test nodes do), so these predictions are out-of-fit: the threshold
     can be chosen on them while the reported model is trained on every labelled node.
+    With ``unlabelled`` the nodes without a label (the test patients) get the mean of the
+    fold GNNs' predictions instead of NaN: the same patients on the scale of the threshold
+    predictions (``population_graph.threshold_transfer: rank``, design.md point 40).
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -127,6 +130,8 @@ def out_of_fold_predictions(graph: PopulationGraph, config: PopulationGraphConfi
         raise ValueError(f"population_graph.threshold_folds={folds} needs at least {folds} labelled patients of each "
                          "class")
     out = np.full(graph.num_nodes, np.nan)
+    others = np.flatnonzero(graph.y.numpy() < 0)
+    fold_mean = np.zeros(len(others))
     split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(labelled, y)
     for _, held in split:
         nodes = labelled[held]
@@ -134,7 +139,11 @@ def out_of_fold_predictions(graph: PopulationGraph, config: PopulationGraphConfi
         hidden[nodes] = -1.0
         part = PopulationGraph(graph.x, graph.edge_index, graph.edge_weight, hidden, graph.patient_id)
         model, _ = train_population_gnn(part, config, seed, val_nodes=np.zeros(0, dtype=np.int64))
-        out[nodes] = predict_proba(model, part)[nodes]
+        p = predict_proba(model, part)
+        out[nodes] = p[nodes]
+        fold_mean += p[others] / folds
+    if unlabelled:
+        out[others] = fold_mean
     return out
 
 

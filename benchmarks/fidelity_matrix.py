@@ -35,7 +35,7 @@ EXPECTED = {"image": "fI + MLP", "shape": "fP + MLP", "location": "fP + MLP", "n
 
 
 def _gliotype() -> list[str]:
-    return [sys.executable, "-m", "gliotype.cli"]
+    return [sys.executable, "-m", "gliotype"]
 
 
 def _rows(run: Path, signal: str) -> list[dict]:

@@ -30,7 +30,7 @@ from gliotype.utils.io import write_csv_atomic
 
 
 def _gliotype() -> list[str]:
-    return [sys.executable, "-m", "gliotype.cli"]
+    return [sys.executable, "-m", "gliotype"]
 
 
 def _split_rows(run: Path | RunDir, size: int, cohort_seed: int) -> list[dict]:

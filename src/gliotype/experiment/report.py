@@ -113,7 +113,9 @@ RELIABILITY_CAPTION = (
     "the model says more mutant than the patients are (overestimates the mutant probability); <b>above</b>: "
     "it says less (underestimates). Points far from 0.5 on both sides of the diagonal mean overconfidence. "
     "A bin of a few patients is noise: judge the points with large n. ECE: the distance of the points from "
-    "the diagonal, averaged over patients; Brier: the mean squared difference between probability and label "
+    "the diagonal, averaged over patients; even a perfectly calibrated model has an ECE far from 0 on few "
+    "patients (about 0.18 on 30 test patients, 0.13 on 60, 0.07 on 200 with 10 bins), so compare the models "
+    "with each other, not with 0. Brier: the mean squared difference between probability and label "
     "(0 perfect, 0.25 for always saying 50 %).")
 
 CONFORMAL_CAPTION = (

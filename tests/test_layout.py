@@ -94,6 +94,7 @@ RUN_PATHS = {
 RESULTS_PATHS = {
     "predictions": "predictions.csv",
     "roc": "roc.png",
+    "reliability": "reliability.png",
     "report": "report.html",
     "summary": "summary.json",
     "audit": "audit.csv",

@@ -50,6 +50,16 @@ def test_every_table_with_the_paper_rows(tiny_run):
     preds = pd.read_csv(results / "predictions.csv")
     assert set(preds.columns) == {"patient_id", "split", "model", "probability", "label"}
     assert set(preds["split"]) == {"B", "test"}
+    # issue 16: every row's Brier and ECE; no row of tiny has out-of-fit predictions, so no sets
+    for t in (t2, t3, t4):
+        assert t[["brier", "ece"]].notna().all().all() and t[["coverage", "set_size", "both"]].isna().all().all()
+    report = (results / "report.html").read_text()
+    assert "alt='reliability diagrams'" in report and "no coverage is reported" in report
+    assert (results / "reliability.png").stat().st_size > 1000
+    calibration = json.loads((results / "summary.json").read_text())["calibration"]
+    gnn = t3.set_index("model").loc["Multi-modal + GNN"]
+    assert calibration["model"] == "Multi-modal + GNN" and calibration["conformal_coverage"] is None
+    assert (calibration["brier"], calibration["ece"]) == (gnn["brier"], gnn["ece"])
 
 
 def test_the_synthetic_truth_gives_the_bayes_ceiling(tiny_run):
@@ -119,7 +129,7 @@ def test_the_run_folder_is_where_the_layout_says(tiny_run):
     baselines = set(config.baselines.models)
     r = run.results
     split_results = {p.name for p in (*(r.table(t, ext) for t in ResultsDir.TABLES for ext in ("csv", "md")),
-                                      r.predictions, r.roc, r.report, r.summary, *r.audit_files)}
+                                      r.predictions, r.roc, r.reliability, r.report, r.summary, *r.audit_files)}
     for folder in (run, rep):
         rows = {folder.model_row(n).root.name for n in ABLATIONS}
         assert names(folder.models()) == rows | {folder.baseline(b).name for b in baselines}
@@ -291,6 +301,12 @@ def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):
     for row in ("Radiomics + SVM", "Age + full model"):
         assert set(preds.loc[preds["model"] == row, "split"]) == {"A", "B", "test"}, row
     assert result["summary"]["protocol"] == "crossfit"
+    # out-of-fold GNN predictions of both halves calibrate the GNN's prediction sets (issue 16)
+    gnn_row = result["tables"]["table3"].set_index("model").loc["Multi-modal + GNN"]
+    calibration = json.loads((out / "results" / "summary.json").read_text())["calibration"]
+    assert 0 <= calibration["conformal_coverage"] == gnn_row["coverage"] <= 1 and 1 <= gnn_row["set_size"] <= 2
+    report = (out / "results" / "report.html").read_text().split("Conformal prediction sets")[1]
+    assert f"<td>Multi-modal + GNN</td>\n      <td>0.900</td>\n      <td>{gnn_row['coverage']:.3f}</td>" in report
     # the ablations run in fold A only (Table 4 is that fold's, scored on half B's thresholds)
     assert sorted(p.name for p in (out / "models-B").iterdir()) == [row_slug(FULL_MODEL)]
     assert list(result["tables"]["table4"]["model"]) == list(ABLATIONS)

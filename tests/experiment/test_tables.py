@@ -45,7 +45,8 @@ def test_table_with_reference_and_report(cohort, tmp_path):
     u_t, u_b, y, train = cohort
     x = np.concatenate([u_t, u_b], axis=1)
     models = feature_models(x[train], y[train], x[~train])
-    models.append(Scored(TABLE3_ROWS[GNN_ROW], models[0].p_train, models[0].p_test, key=GNN_ROW))
+    p_oof = np.where(np.arange(train.sum()) % 3 == 0, np.nan, np.clip(models[0].p_train + 0.2, 0, 1))
+    models.append(Scored(TABLE3_ROWS[GNN_ROW], models[0].p_train, models[0].p_test, key=GNN_ROW, p_threshold=p_oof))
     cfg = load_config("tiny")
     df = table(models, y[train], y[~train], cfg.evaluation, reference=GNN_ROW)  # rows are selected by key
     assert np.isnan(df.loc[df["model"] == "Multi-modal + GNN", "delong_p"]).all()
@@ -64,6 +65,36 @@ def test_table_with_reference_and_report(cohort, tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 1000
     assert list(pd.read_csv(tmp_path / "table3.csv").columns[:7]) == ["model", "auc", "auc_low", "auc_high", "acc",
                                                                      "sen", "spe"]
+    # issue 16: calibration and conformal columns, the reliability diagrams and the prediction sets
+    csv = pd.read_csv(tmp_path / "table3.csv").set_index("model")
+    assert {"threshold", "brier", "ece", "coverage", "set_size", "both"} <= set(csv.columns)
+    assert csv["ece"].notna().all() and csv["coverage"].notna().tolist() == [False, False, True]
+    assert "| Brier | ECE |" in (tmp_path / "table3.md").read_text()
+    assert (tmp_path / "reliability.png").stat().st_size > 1000
+    assert "alt='reliability diagrams' style='width:100%' src='data:image/png;base64," in page
+    assert page.count("data:image/png;base64,") == 2 and "below</b> the diagonal" in page
+    assert "Conformal prediction sets of the Table 3 models (nominal coverage 90%)" in page
+    gnn = df.set_index("model").loc["Multi-modal + GNN"]
+    assert f"<td>{gnn['coverage']:.3f}</td>" in page and f"<td>{gnn['set_size']:.3f}</td>" in page
+    assert "<td>Multi-modal + SVM</td>" in page.split("Conformal prediction sets")[0]
+    assert "<td>Multi-modal + SVM</td>" not in page.split("Conformal prediction sets")[1]  # no sets: not listed
+    assert "reliability" not in one_row and "Conformal" not in one_row  # no Table 3: no such section
+    fitted_only = df.assign(coverage=np.nan)
+    none = write_report(tmp_path / "none", {"table3": fitted_only}, preds, {}, cfg, {m.key: m for m in models},
+                        y[~train]).read_text()
+    assert "no prediction sets were made and no coverage is reported" in none
+
+
+def test_the_reliability_diagrams_are_of_the_table3_rows_in_table_order():
+    from gliotype.experiment.report import table3_models
+
+    y = np.array([0, 1, 0, 1.0])
+    gnn, svm = (Scored(TABLE3_ROWS[k], y, y, key=k) for k in (GNN_ROW, "svm"))
+    table2_row = Scored("uT, r(uB)", y, y, key=graph_row("uT", "uB"))
+    t3 = pd.DataFrame({"model": ["Multi-modal + GNN", "Multi-modal + SVM"]})
+    picked = table3_models({"table3": t3}, {"svm": svm, GNN_ROW: gnn, table2_row.key: table2_row})
+    assert picked == [gnn, svm]
+    assert table3_models({"table2": t3}, {"svm": svm}) == []
 
 
 def test_threshold_is_chosen_on_out_of_fit_predictions_only():
@@ -209,3 +240,58 @@ def test_table2_in_two_processes_equals_one(cohort):
     for a, b in zip(one, two):
         assert a.p_test.tobytes() == b.p_test.tobytes() and a.p_threshold.tobytes() == b.p_threshold.tobytes()
         assert (a.artifacts["node"], a.artifacts["edge"]) == (b.artifacts["node"], b.artifacts["edge"])
+
+
+def test_rows_have_brier_ece_and_conformal_columns_after_the_paper_columns():
+    """Brier and ECE of the reported test probabilities (NaN patients left out); conformal sets
+    calibrated on the finite out-of-fit predictions only, filled with the test reference when given;
+    NaN for a model without out-of-fit predictions or whose threshold predictions are its fitted ones."""
+    from gliotype.evaluation.calibration import brier_score, expected_calibration_error
+    from gliotype.evaluation.conformal import fit_conformal, set_summary
+    from gliotype.experiment.tables import CALIBRATION_COLUMNS, CONFORMAL_COLUMNS, TABLE_COLUMNS
+
+    rng = np.random.default_rng(7)
+    y_train, y_test = (rng.random(40) < 0.4).astype(float), np.r_[0.0, 1.0, (rng.random(30) < 0.4)]
+
+    def probabilities(y, spread):
+        return 1 / (1 + np.exp(-(1.5 * (2 * y - 1) + rng.normal(0, spread, len(y)))))
+
+    p_train, p_test = probabilities(y_train, 0.5), probabilities(y_test, 1.0)
+    p_test[5] = np.nan  # a patient this model did not score
+    p_oof = np.where(np.arange(40) % 4 == 0, np.nan, probabilities(y_train, 1.5))  # a quarter fitted
+    reference = probabilities(y_test, 2.5)
+    cfg = load_config("tiny", overrides=["evaluation.calibration_bins=5", "evaluation.conformal_alpha=0.2"]).evaluation
+    models = [Scored("plain", p_train, p_test), Scored("fitted", p_train, p_test, p_threshold=p_train.copy()),
+              Scored("oof", p_train, p_test, p_threshold=p_oof),
+              Scored("oof_ref", p_train, p_test, p_threshold=p_oof, p_test_reference=reference)]
+    df = table(models, y_train, y_test, cfg).set_index("model")
+    assert list(df.reset_index().columns) == [*TABLE_COLUMNS, "threshold", *CALIBRATION_COLUMNS, *CONFORMAL_COLUMNS]
+    scored = np.isfinite(p_test)
+    for name in df.index:
+        assert df.loc[name, "brier"] == brier_score(y_test[scored], p_test[scored])
+        assert df.loc[name, "ece"] == expected_calibration_error(y_test[scored], p_test[scored], 5)
+    assert df.loc[["plain", "fitted"], CONFORMAL_COLUMNS].isna().all().all()
+    known = np.isfinite(p_oof)
+    cp = fit_conformal(y_train[known], p_oof[known], 0.2)
+    by_test = set_summary(cp.sets(p_test[scored]), y_test[scored])
+    by_reference = set_summary(cp.sets(reference), y_test)
+    assert by_test != by_reference  # so the next two lines tell which probabilities went into the sets
+    assert df.loc["oof", CONFORMAL_COLUMNS].to_dict() == {k: by_test[k] for k in CONFORMAL_COLUMNS}
+    assert df.loc["oof_ref", CONFORMAL_COLUMNS].to_dict() == {k: by_reference[k] for k in CONFORMAL_COLUMNS}
+    with_fitted = set_summary(fit_conformal(y_train, np.where(known, p_oof, p_train), 0.2).sets(reference), y_test)
+    assert with_fitted != by_reference  # the fitted quarter would change the sets: it is left out
+    mondrian = cfg.model_copy(update={"conformal_class_conditional": True})
+    cp_class = fit_conformal(y_train[known], p_oof[known], 0.2, class_conditional=True)
+    assert table(models[3:], y_train, y_test, mondrian)["coverage"].item() == \
+        set_summary(cp_class.sets(reference), y_test)["coverage"]
+    assert cp_class.thresholds != cp.thresholds
+
+
+def test_evaluation_options_are_checked():
+    from gliotype.errors import GliotypeError
+
+    for bad in ("evaluation.conformal_alpha=0", "evaluation.conformal_alpha=1", "evaluation.calibration_bins=0"):
+        with pytest.raises(GliotypeError, match="evaluation"):
+            load_config("tiny", overrides=[bad])
+    cfg = load_config("paper").evaluation
+    assert (cfg.conformal_alpha, cfg.conformal_class_conditional, cfg.calibration_bins) == (0.1, False, 10)

@@ -372,10 +372,16 @@ class SplitConfig(_Section):
 
 
 class EvaluationConfig(_Section):
-    """Section 5: AUC/ACC/SEN/SPE; threshold chosen on training data (open point 12)."""
+    """Section 5: AUC/ACC/SEN/SPE; threshold chosen on training data (open point 12). Beside
+    them (issue 16, design points 41-42): Brier score and ECE in ``calibration_bins``
+    equal-width bins, and split-conformal prediction sets at error rate ``conformal_alpha``
+    (one threshold per class with ``conformal_class_conditional``)."""
 
     threshold: Literal["youden", "0.5"] = "youden"
     bootstrap: int = 1000
+    calibration_bins: int = Field(10, ge=1)
+    conformal_alpha: float = Field(0.1, gt=0, lt=1)
+    conformal_class_conditional: bool = False
 
 
 class GliotypeConfig(_Section):

@@ -1,10 +1,12 @@
-"""Results of a run: the tables (CSV and Markdown), predictions, ROC curves (Fig. 6) and
-an HTML report. Only patient IDs leave the run: no file paths, no image headers."""
+"""Results of a run: the tables (CSV and Markdown), predictions, ROC curves (Fig. 6), the
+reliability diagrams and conformal prediction sets of Table 3 (issue 16) and an HTML report.
+Only patient IDs leave the run: no file paths, no image headers."""
 
 from __future__ import annotations
 
 import base64
 import html
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,15 @@ from sklearn.metrics import roc_curve
 
 from gliotype.config import GliotypeConfig
 from gliotype.experiment.ablations import FULL_MODEL
-from gliotype.experiment.tables import GNN_ROW, TABLE_COLUMNS, to_markdown
+from gliotype.evaluation.calibration import brier_score, expected_calibration_error, reliability_curve
+from gliotype.experiment.tables import (
+    CALIBRATION_COLUMNS,
+    CONFORMAL_COLUMNS,
+    GNN_ROW,
+    TABLE3_ROWS,
+    TABLE_COLUMNS,
+    to_markdown,
+)
 from gliotype.layout import ResultsDir
 from gliotype.utils.io import atomic_path, atomic_write, write_csv_atomic
 from gliotype.utils.plotting import pyplot
@@ -50,8 +60,102 @@ def plot_roc(models: dict, y_test: np.ndarray, path: Path) -> Path:
     return path
 
 
+def table3_models(tables: dict[str, pd.DataFrame], models: dict) -> list:
+    """The scored models of Table 3's rows (``models``: key -> ``Scored``), in the table's order."""
+    if "table3" not in tables:
+        return []
+    names = list(tables["table3"]["model"])
+    found = [models[k] for k in TABLE3_ROWS if k in models and models[k].name in names]
+    return sorted(found, key=lambda m: names.index(m.name))
+
+
+def plot_reliability(models: list, y_test: np.ndarray, bins: int, path: Path) -> Path:
+    """One reliability diagram per model (its test probabilities in ``bins`` equal-width bins):
+    mean predicted probability against the observed fraction of mutants, the number of patients
+    written beside each bin's point, the diagonal of perfect calibration dotted."""
+    plt = pyplot()
+    cols = max(1, min(len(models), 4))
+    rows = max(1, math.ceil(len(models) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 4.3 * rows), squeeze=False)
+    y_test = np.asarray(y_test, dtype=float)
+    for ax, model in zip(axes.flat, models):
+        p = np.asarray(model.p_test, dtype=float)
+        used = np.isfinite(p)
+        curve = reliability_curve(y_test[used], p[used], bins)
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.plot(curve.predicted, curve.observed, "-o", color="tab:blue", markersize=4)
+        for x, o, n in zip(curve.predicted, curve.observed, curve.count):
+            ax.annotate(f"n={n}", (x, o), textcoords="offset points", xytext=(4, -10), fontsize=7, color="tab:blue")
+        ece = expected_calibration_error(y_test[used], p[used], bins)
+        ax.set(title=f"{model.name}\nECE {ece:.3f}, Brier {brier_score(y_test[used], p[used]):.3f}",
+               xlabel="mean predicted probability of mutant", ylabel="observed fraction mutant",
+               xlim=(-0.02, 1.02), ylim=(-0.05, 1.05))
+        ax.title.set_fontsize(9)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+def _png(path: Path, alt: str) -> str:
+    return (f"<img alt='{html.escape(alt)}' style='width:100%' "
+            f"src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>")
+
+
+RELIABILITY_CAPTION = (
+    "How to read it: each point is one bin of test patients grouped by the model's probability of IDH "
+    "mutant ({bins} equal-width bins on [0, 1]; n = the number of patients in the bin). Across: the mean "
+    "probability the model gave them; up: the fraction of them who are mutant. On the dotted diagonal the "
+    "model is calibrated: of the patients it calls 70 % mutant, 70 % are. A point <b>below</b> the diagonal: "
+    "the model says more mutant than the patients are (overestimates the mutant probability); <b>above</b>: "
+    "it says less (underestimates). Points far from 0.5 on both sides of the diagonal mean overconfidence. "
+    "A bin of a few patients is noise: judge the points with large n. ECE: the distance of the points from "
+    "the diagonal, averaged over patients; even a perfectly calibrated model has an ECE far from 0 on few "
+    "patients (about 0.18 on 30 test patients, 0.13 on 60, 0.07 on 200 with 10 bins), so compare the models "
+    "with each other, not with 0. Brier: the mean squared difference between probability and label "
+    "(0 perfect, 0.25 for always saying 50 %).")
+
+CONFORMAL_CAPTION = (
+    "A prediction set is the list of IDH classes the model cannot rule out at error rate alpha = {alpha:g}: "
+    "{{mutant}}, {{wild-type}}, or both (the model cannot tell for this patient; rarely none, when neither class "
+    "is plausible enough). Split-conformal sets are calibrated on the model's out-of-fit predictions of the "
+    "training patients (patients it did not fit), so that over patients like them a set holds the true class "
+    "at least {nominal:.0%} of the time whatever the model: a weaker model gives more sets with both classes, "
+    "not a lower coverage. <i>coverage</i>: the fraction of test patients whose set holds their true class "
+    "(near the nominal {nominal:.0%}; on a few dozen test patients it varies by several points); "
+    "<i>set_size</i>: the mean number of classes in a set; <i>both</i>: the fraction of test patients left "
+    "undecided.{mondrian} Rows without out-of-fit training predictions have no sets: calibrating on fitted "
+    "predictions would void the guarantee.")
+
+NO_CONFORMAL = ("No Table 3 model of this run has out-of-fit training predictions (they come with "
+                "population_graph.threshold_folds or val_fraction, feature_classifiers.threshold: out_of_fold), "
+                "so no prediction sets were made and no coverage is reported.")
+
+
+def conformal_html(df: pd.DataFrame, config: GliotypeConfig) -> str:
+    """Table 3's conformal columns (rows with prediction sets) beside the nominal coverage, with the caption."""
+    ev = config.evaluation
+    nominal = 1 - ev.conformal_alpha
+    mondrian = (" Sets use one threshold per class (class-conditional), so the coverage holds among mutants "
+                "and among wild-types alone." if ev.conformal_class_conditional else "")
+    parts = [f"<h2>Conformal prediction sets of the Table 3 models (nominal coverage {nominal:.0%})</h2>"]
+    rows = df[df["coverage"].notna()] if "coverage" in df else df.iloc[:0]
+    if len(rows):
+        show = rows[["model", *CONFORMAL_COLUMNS]].copy()
+        show.insert(1, "nominal", nominal)
+        parts.append(show.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="table"))
+    else:
+        parts.append(f"<p>{NO_CONFORMAL}</p>")
+    parts.append("<p>" + CONFORMAL_CAPTION.format(alpha=ev.conformal_alpha, nominal=nominal, mondrian=mondrian)
+                 + "</p>")
+    return "\n".join(parts)
+
+
 def _table_html(df: pd.DataFrame) -> str:
-    show = df[[c for c in [*TABLE_COLUMNS, "delong_p"] if c in df]].copy()
+    show = df[[c for c in [*TABLE_COLUMNS, "delong_p", *CALIBRATION_COLUMNS] if c in df]].copy()
     return show.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0, classes="table")
 
 
@@ -69,17 +173,20 @@ def write_report(
     models: dict,
     y_test: np.ndarray,
 ) -> Path:
-    """Write ``table{2,3,4}.csv/.md``, ``predictions.csv``, ``roc.png`` and ``report.html`` into
-    the results folder ``results`` (:class:`~gliotype.layout.ResultsDir`; ``models``: every
-    scored model by key, for Fig. 6); returns the report's path."""
+    """Write ``table{2,3,4}.csv/.md``, ``predictions.csv``, ``roc.png``, ``reliability.png`` (with a
+    Table 3) and ``report.html`` into the results folder ``results``
+    (:class:`~gliotype.layout.ResultsDir`; ``models``: every scored model by key, for Fig. 6 and
+    the reliability diagrams); returns the report's path."""
     results = ResultsDir.of(results)
     results.root.mkdir(parents=True, exist_ok=True)
+    columns = [*TABLE_COLUMNS, "delong_p", "threshold", *CALIBRATION_COLUMNS, *CONFORMAL_COLUMNS]
     for name, df in tables.items():
-        write_csv_atomic(df[[c for c in [*TABLE_COLUMNS, "delong_p", "threshold"] if c in df]], results.table(name))
+        write_csv_atomic(df[[c for c in columns if c in df]], results.table(name))
         atomic_write(results.table(name, "md"), to_markdown(df) + "\n")
     write_csv_atomic(predictions, results.predictions)
     roc = plot_roc(models, y_test, results.roc)
-    png = base64.b64encode(roc.read_bytes()).decode()
+    calibrated = table3_models(tables, models)
+    bins = config.evaluation.calibration_bins
     titles = {"table2": "Table 2. Population graphs (node weights, edge weights)",
               "table3": "Table 3. Comparison with baselines", "table4": "Table 4. Ablation experiments"}
     bayes = summary.get("bayes_auc_test")
@@ -103,9 +210,13 @@ def write_report(
         parts += [f"<h2>{titles[name]}</h2>", _table_html(df)]
         if name == "table4" and len(df) <= 1:
             parts.append(f"<p>{ABLATIONS_SKIPPED}</p>")
-    parts += ["<h2>Fig. 6. ROC curves on the test patients</h2>",
-              f"<img alt='ROC curves' style='width:100%' src='data:image/png;base64,{png}'>",
-              "<h2>Timing (seconds)</h2><pre>" + html.escape(yaml.safe_dump(summary.get("seconds", {}))) + "</pre>",
+    parts += ["<h2>Fig. 6. ROC curves on the test patients</h2>", _png(roc, "ROC curves")]
+    if calibrated:
+        reliability = plot_reliability(calibrated, y_test, bins, results.reliability)
+        parts += ["<h2>Reliability diagrams of the Table 3 models (test patients)</h2>",
+                  _png(reliability, "reliability diagrams"), "<p>" + RELIABILITY_CAPTION.format(bins=bins) + "</p>",
+                  conformal_html(tables["table3"], config)]
+    parts += ["<h2>Timing (seconds)</h2><pre>" + html.escape(yaml.safe_dump(summary.get("seconds", {}))) + "</pre>",
               "<h2>Self-supervised brain network</h2><pre>"
               + html.escape(yaml.safe_dump({k: v for k, v in summary.get("ssl", {}).items()
                                             if not k.endswith("patients")})) + "</pre>",

@@ -105,7 +105,8 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
                      first["in_train"], first["y"], first["gnn"])
     from gliotype.experiment.report import write_report
 
-    gnn_auc = float(t3["auc"].iloc[[m.key for m in t3_models].index(GNN_ROW)])
+    gnn_row = t3.iloc[[m.key for m in t3_models].index(GNN_ROW)]
+    gnn_auc = float(gnn_row["auc"])
     summary = {
         "gliotype_version": __version__,
         "split_seed": config.split.seed,
@@ -118,6 +119,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
         "seconds": dict(timer.seconds),
         "chosen_population_graph": chosen,
         "population_graph_out_of_fold_auc": [f["gnn"].artifacts.get("out_of_fold_auc") for f in folds],
+        "calibration": gnn_calibration(gnn_row, config),
     }
     write_report(results, tables, preds, summary, config, {m.key: m for m in t2_models + t3_models + t4_models},
                  y_test)
@@ -128,6 +130,21 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
 
             audit_run(run, truth=truth, workers=config.workers, report=True)
     return {"tables": tables, "summary": summary}
+
+
+def gnn_calibration(row: pd.Series, config: GliotypeConfig) -> dict:
+    """The summary's calibration of Table 3's GNN row: Brier, ECE, and its conformal sets' coverage,
+    mean size and fraction with both classes at the nominal coverage (None: no out-of-fit predictions
+    to calibrate the sets on), so draws over several seeds can be pooled."""
+    def value(key):
+        v = float(row[key])
+        return None if np.isnan(v) else v
+
+    return {"model": row["model"], "brier": value("brier"), "ece": value("ece"),
+            "nominal_coverage": 1 - config.evaluation.conformal_alpha,
+            "class_conditional": config.evaluation.conformal_class_conditional,
+            "conformal_coverage": value("coverage"), "conformal_set_size": value("set_size"),
+            "conformal_both": value("both")}
 
 
 def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: list[str], test_ids: list[str],

@@ -3,6 +3,10 @@
 Every model is scored the same way: a threshold chosen on its training predictions
 (Youden's J, or 0.5), then AUC with a 95% bootstrap interval, ACC, SEN and SPE on the
 test patients; the full model is compared with each other model by DeLong's test.
+Beside them (issue 16): the Brier score and the expected calibration error of the test
+probabilities, and, for a model with out-of-fit training predictions, the split-conformal
+prediction sets of the test patients (coverage, mean size, fraction with both classes;
+:mod:`gliotype.evaluation.conformal`), calibrated on those predictions only.
 A model may carry out-of-fit predictions of the training patients (``p_threshold``:
 the population GNN's validation nodes, the feature classifiers' out-of-fold
 predictions); the threshold is then chosen on those, never on fitted patients. A
@@ -26,6 +30,8 @@ from sklearn.exceptions import ConvergenceWarning
 from gliotype.config.schema import EvaluationConfig, FeatureClassifiersConfig, PopulationGraphConfig
 from gliotype.evaluation import binary_metrics, bootstrap_auc_ci, delong_test, transfer_threshold, youden_threshold
 from gliotype.evaluation.baselines import feature_classifier, out_of_fold_proba, outer_folds, selected
+from gliotype.evaluation.calibration import brier_score, expected_calibration_error
+from gliotype.evaluation.conformal import fit_conformal, set_summary
 from gliotype.population_graph import (
     TABLE1,
     TABLE1_NAMES,
@@ -41,6 +47,10 @@ from gliotype.utils.parallel import parallel_map
 log = get_logger(__name__)
 
 TABLE_COLUMNS = ["model", "auc", "auc_low", "auc_high", "acc", "sen", "spe"]
+#: after the threshold: calibration of the test probabilities, then the conformal sets (NaN for a
+#: model without out-of-fit training predictions)
+CALIBRATION_COLUMNS = ["brier", "ece"]
+CONFORMAL_COLUMNS = ["coverage", "set_size", "both"]
 
 #: Table 3's rows, key -> display name: the 3D CNNs (``baselines.models``), the radiomics
 #: classifiers (``radiomics``) and age alone (issue 16, :mod:`gliotype.experiment.expected_rows`),
@@ -100,14 +110,51 @@ def decision_threshold(model, y_train: np.ndarray, config: EvaluationConfig) -> 
 
 
 def score(model: Scored, y_train: np.ndarray, y_test: np.ndarray, config: EvaluationConfig, seed: int = 0) -> dict:
-    """One table row: the model's name, AUC with its interval, ACC, SEN, SPE, the threshold."""
+    """One table row: the model's name, AUC with its interval, ACC, SEN, SPE, the threshold, the
+    Brier score and ECE of its test probabilities, and its conformal sets' coverage, mean size and
+    fraction with both classes (:func:`conformal_columns`)."""
     threshold = decision_threshold(model, y_train, config)
     used = np.isfinite(np.asarray(model.p_test, dtype=float))  # NaN: a patient left out of this row
     y, p = np.asarray(y_test)[used], np.asarray(model.p_test, dtype=float)[used]
     m = binary_metrics(y, p, threshold)
     low, high = bootstrap_auc_ci(y, p, config.bootstrap, seed)
     return {"model": model.name, "auc": m["auc"], "auc_low": low, "auc_high": high, "acc": m["acc"],
-            "sen": m["sen"], "spe": m["spe"], "threshold": threshold}
+            "sen": m["sen"], "spe": m["spe"], "threshold": threshold, "brier": brier_score(y, p),
+            "ece": expected_calibration_error(y, p, config.calibration_bins),
+            **conformal_columns(model, y_train, y_test, config)}
+
+
+def out_of_fit(model) -> np.ndarray | None:
+    """The model's out-of-fit training predictions (NaN where fitted), or None: it has none, or
+    its ``p_threshold`` is its fitted ``p_train`` itself (a row whose threshold is chosen on
+    fitted predictions, joined across folds as they are)."""
+    p = getattr(model, "p_threshold", None)
+    if p is None:
+        return None
+    p = np.asarray(p, dtype=float)
+    if np.array_equal(p, np.asarray(model.p_train, dtype=float), equal_nan=True) or not np.isfinite(p).any():
+        return None
+    return p
+
+
+def conformal_columns(model, y_train: np.ndarray, y_test: np.ndarray, config: EvaluationConfig) -> dict:
+    """Coverage, mean size and fraction with both classes of the model's split-conformal sets
+    (error rate ``config.conformal_alpha``) on the test patients. Calibrated on the finite
+    entries of its out-of-fit training predictions (:func:`out_of_fit`) with their labels; the
+    test probabilities put in the sets are ``p_test_reference`` when given (the same out-of-fit
+    models, so the same scale as the calibration scores), else ``p_test``. NaN without
+    out-of-fit predictions: fitted predictions are overconfident and would void the guarantee."""
+    p_cal = out_of_fit(model)
+    if p_cal is None:
+        return dict.fromkeys(CONFORMAL_COLUMNS, float("nan"))
+    used = np.isfinite(p_cal)
+    predictor = fit_conformal(np.asarray(y_train, dtype=float)[used], p_cal[used], config.conformal_alpha,
+                              config.conformal_class_conditional)
+    reference = getattr(model, "p_test_reference", None)
+    p = np.asarray(model.p_test if reference is None else reference, dtype=float)
+    tested = np.isfinite(p)
+    summary = set_summary(predictor.sets(p[tested]), np.asarray(y_test)[tested])
+    return {key: summary[key] for key in CONFORMAL_COLUMNS}
 
 
 def table(models: list[Scored], y_train, y_test, config: EvaluationConfig, reference: str | None = None, seed=0):
@@ -247,13 +294,17 @@ def feature_models(x_train, y_train, x_test, seed: int = 0, config: FeatureClass
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    """A table as Markdown with three decimals (AUC with its 95% interval)."""
-    lines = ["| model | AUC (95% CI) | ACC | SEN | SPE |" + (" DeLong p |" if "delong_p" in df else ""),
-             "|---|---|---|---|---|" + ("---|" if "delong_p" in df else "")]
+    """A table as Markdown with three decimals (AUC with its 95% interval; Brier and ECE when scored)."""
+    calibrated = all(c in df for c in CALIBRATION_COLUMNS)
+    lines = ["| model | AUC (95% CI) | ACC | SEN | SPE |" + (" DeLong p |" if "delong_p" in df else "")
+             + (" Brier | ECE |" if calibrated else ""),
+             "|---|---|---|---|---|" + ("---|" if "delong_p" in df else "") + ("---|---|" if calibrated else "")]
     for r in df.itertuples():
         cells = [r.model, f"{r.auc:.3f} ({r.auc_low:.3f}-{r.auc_high:.3f})", f"{r.acc:.3f}", f"{r.sen:.3f}",
                  f"{r.spe:.3f}"]
         if "delong_p" in df:
             cells.append("" if np.isnan(r.delong_p) else f"{r.delong_p:.3g}")
+        if calibrated:
+            cells += [f"{r.brier:.3f}", f"{r.ece:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -64,6 +64,11 @@ class ResultsDir(_Folder):
         return self.root / "roc.png"
 
     @property
+    def reliability(self) -> Path:
+        """The reliability diagrams of the Table 3 models (issue 16)."""
+        return self.root / "reliability.png"
+
+    @property
     def report(self) -> Path:
         return self.root / "report.html"
 

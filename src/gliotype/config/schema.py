@@ -384,6 +384,23 @@ class EvaluationConfig(_Section):
     conformal_class_conditional: bool = False
 
 
+class PredictionConfig(_Section):
+    """``gliotype predict``: how a new patient is read against the model's training cohort."""
+
+    # not in the paper (docs/design.md point 43): the training band of the applicability checks. A
+    # new patient whose measure lies outside these percentiles of the classifier-training patients'
+    # is flagged (never refused); [0, 100]: only outside every training patient. Measured at export
+    applicability_percentiles: tuple[float, float] = (1.0, 99.0)
+
+    @field_validator("applicability_percentiles")
+    @classmethod
+    def _band(cls, value: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = value
+        if not 0.0 <= lo < hi <= 100.0:
+            raise ValueError("applicability_percentiles must be [low, high] with 0 <= low < high <= 100")
+        return value
+
+
 class GliotypeConfig(_Section):
     """The resolved configuration of one run."""
 
@@ -402,3 +419,4 @@ class GliotypeConfig(_Section):
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    prediction: PredictionConfig = Field(default_factory=PredictionConfig)

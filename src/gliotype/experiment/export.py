@@ -6,7 +6,8 @@ centroids for Fig. 8); ``multimodal/`` (weights, sizes); ``population_graph/`` (
 node features u_T, u_B of the graph patients, their labels and transductive
 probabilities, the standardisation statistics, the GNN weights, the threshold),
 ``sequence_spread.json`` (what removing each sequence does to the exported model's logit on
-its classifier-training patients: :mod:`gliotype.prediction.missing`) and
+its classifier-training patients: :mod:`gliotype.prediction.missing`), ``applicability.json``
+(their training ranges a new patient is checked against: :mod:`gliotype.prediction.applicability`) and
 ``manifest.json`` with the sha256 of every file (:mod:`gliotype.bundle`; the layout is
 :class:`gliotype.layout.ModelDir`). ``gliotype.prediction.load_model``
 reads it back (safetensors, ``np.load(allow_pickle=False)``, JSON and YAML only).
@@ -82,6 +83,8 @@ def export_model(
     }
     atomic_write(pg.meta, json.dumps(meta, indent=2))
     spread_ids = [p for p, known in zip(graph_ids, labelled) if known]
+    train = np.asarray(labelled, dtype=bool)
+    _save_applicability(model, work, spread_ids, u_t[train], u_b[train], config)
     spread_key = _spread_key(model, work, spread_ids)  # None: the stored sequence_spread.json is this model's
     write_manifest(model, config_hash(config))
     if spread_key is not None:  # measured on the exported model as load_model reads it, then listed too
@@ -112,6 +115,16 @@ def _spread_key(model: ModelDir, work: WorkDir, patient_ids: list[str]) -> str |
         pass
     model.sequence_spread.unlink(missing_ok=True)
     return key
+
+
+def _save_applicability(model: ModelDir, work: WorkDir, patient_ids: list[str], u_t, u_b,
+                        config: GliotypeConfig) -> None:
+    """``applicability.json``: the training ranges a new patient is checked against (the classifier-training
+    patients' records in the work folder; :mod:`gliotype.prediction.applicability`)."""
+    from gliotype.prediction.applicability import measure_reference, write_reference
+
+    write_reference(model.applicability, measure_reference(work, patient_ids, u_t, u_b,
+                                                           config.prediction.applicability_percentiles))
 
 
 def _transductive_probability(gnn) -> np.ndarray:

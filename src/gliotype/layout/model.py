@@ -83,6 +83,8 @@ class ModelDir(_Folder):
             population_graph/  PopulationGraphDir
             sequence_spread.json  what losing each sequence does to the prediction (optional:
                                models exported before it have none; listed and hashed like the rest)
+            applicability.json    the training ranges a new patient is checked against (optional,
+                               like sequence_spread.json)
     """
 
     @property
@@ -121,6 +123,13 @@ class ModelDir(_Folder):
         interval of a prediction made without that sequence. Not in :meth:`required`: optional."""
         return self.root / "sequence_spread.json"
 
+    @property
+    def applicability(self) -> Path:
+        """``applicability.json``: the training ranges of the applicability checks (registration, tumour
+        volume and intensities, distance in feature space; measured at export on the classifier-training
+        patients, :mod:`gliotype.prediction.applicability`). Not in :meth:`required`: optional."""
+        return self.root / "applicability.json"
+
     def required(self) -> tuple[str, ...]:
         """The files a complete model folder holds (``manifest.json`` and ``manifest.sig`` aside), relative,
         ``/``-separated: every file :func:`gliotype.prediction.load_model` reads."""
@@ -133,4 +142,4 @@ class ModelDir(_Folder):
         """The files an export writes that a model folder may lack (an older export), relative: read
         when ``manifest.json`` lists them (and then checked like the required ones), refused when
         present but unlisted."""
-        return (self.sequence_spread.relative_to(self.root).as_posix(),)
+        return tuple(p.relative_to(self.root).as_posix() for p in (self.sequence_spread, self.applicability))

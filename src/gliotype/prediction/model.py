@@ -31,6 +31,7 @@ from gliotype.utils.logging import get_logger
 
 if TYPE_CHECKING:
     from gliotype.modalities.atlas import LoadedAtlas
+    from gliotype.prediction.applicability import Reference
     from gliotype.self_supervised import SelfSupervisedModels
 
 log = get_logger(__name__)
@@ -71,6 +72,8 @@ class TrainedModel:
     signed_by: str | None = None  # the key id whose signature was checked when loading (None: not checked)
     # sequence_spread.json: the logit SD of removing each sequence (None: a model exported before it)
     sequence_spread: dict | None = None
+    # applicability.json with the training embeddings (None: a model exported before it)
+    applicability: Reference | None = None
 
     @property
     def threshold(self) -> float:
@@ -190,6 +193,7 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
                         "%.2g): check the gliotype and torch versions", check)
 
     spread = _sequence_spread(layout, manifest)
+    applicability = _applicability(layout, manifest, u_t, u_b, nodes.get("labelled", nodes["labels"] >= 0))
     reg = _load_npz(layout.atlas.regions)
     centroids, names = reg["centroids_mm"], [str(n) for n in reg.get("names", [])]
 
@@ -198,24 +202,38 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
                         edge_mean=edge_mean, edge_std=edge_std, stored_probability=stored_p,
                         labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
                         region_names=names, graph_check=check, atlas=atlas, self_supervised=ssl,
-                        signed_by=signed_by, sequence_spread=spread)
+                        signed_by=signed_by, sequence_spread=spread, applicability=applicability)
 
 
-def _sequence_spread(layout: ModelDir, manifest: dict) -> dict | None:
-    """``sequence_spread.json`` when the manifest lists it (its sha256 was checked), None when the
-    folder has none (exported before it existed); present but unlisted is a :class:`ModelError`."""
-    rel = layout.sequence_spread.relative_to(layout.root).as_posix()  # one of layout.optional()
+def _optional_json(layout: ModelDir, path: Path, manifest: dict, read):
+    """``read(parsed JSON)`` of one of ``layout.optional()`` when the manifest lists it (its sha256 was
+    checked), None when the folder has none (exported before it existed); present but unlisted, or
+    unreadable, is a :class:`ModelError`."""
+    rel = path.relative_to(layout.root).as_posix()
     if rel not in manifest["files"]:
-        if layout.sequence_spread.exists():
+        if path.exists():
             raise ModelError(f"model folder {layout.root.name}: {rel} is not listed in manifest.json "
                              "(added after the export); re-export the model")
         return None
     try:
-        spread = json.loads(layout.sequence_spread.read_text())
-        return {**spread, "sd_logit": {str(k): float(v) for k, v in spread["sd_logit"].items()}}
+        return read(json.loads(path.read_text()))
     except Exception as exc:
         raise ModelError(f"model folder {layout.root.name}: {rel} is not readable "
                          f"({type(exc).__name__})") from None
+
+
+def _sequence_spread(layout: ModelDir, manifest: dict) -> dict | None:
+    """``sequence_spread.json`` (:func:`_optional_json`)."""
+    return _optional_json(layout, layout.sequence_spread, manifest,
+                          lambda spread: {**spread, "sd_logit": {str(k): float(v)
+                                                                 for k, v in spread["sd_logit"].items()}})
+
+
+def _applicability(layout: ModelDir, manifest: dict, u_t, u_b, labelled) -> Reference | None:
+    """``applicability.json`` (:func:`_optional_json`) with the stored training embeddings."""
+    from gliotype.prediction.applicability import load_reference
+
+    return _optional_json(layout, layout.applicability, manifest, lambda data: load_reference(data, u_t, u_b, labelled))
 
 
 __all__ = ["ModelError", "TrainedModel", "load_model", "verify_manifest"]

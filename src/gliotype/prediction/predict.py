@@ -16,6 +16,9 @@ Steps (the same code as training, with the model's stored parts):
 7. an interval from re-predicting with random subsets of the stored nodes, widened for every
    missing sequence by the spread the model measured at export (``sequence_spread.json``,
    :mod:`~gliotype.prediction.missing`);
+   the applicability flags: the patient's registration, tumour and features against the
+   model's training ranges (``applicability.json``, :mod:`~gliotype.prediction.applicability`;
+   an unusual patient is flagged, never refused);
 8. the explanations (Figs. 7-8, Grad-CAM maps) and ``report.html``.
 
 Everything is written into a hidden folder beside ``out_dir`` and moved into place at the
@@ -141,8 +144,10 @@ def predict_patient(
 
 def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path, staging: Path, *, draws: int,
              node_fraction: float, seed: int, explain: bool, epochs: int, allow_missing: int | None = None) -> dict:
+    from gliotype.layout import WorkDir
     from gliotype.modalities.build import missing_sequences
     from gliotype.multimodal.stage import feature_matrix
+    from gliotype.prediction.applicability import flag_case
     from gliotype.prediction.missing import widen_draws
     from gliotype.prediction.report import input_checks
     from gliotype.stages import featurise_case
@@ -160,6 +165,7 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
     feats, qc = case.features, case.qc
     missing = list(missing_sequences(work, pid))
     u_t, u_b = feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B")
+    applicability = flag_case(model.applicability, WorkDir.of(work).case(pid), u_t, u_b)  # flagged, never refused
     with torch_threads(1):
         graph = graph_predict(model, u_t, u_b, pid, draws=draws, node_fraction=node_fraction, seed=seed)
     lap("population_graph")
@@ -204,6 +210,7 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
             "decision_agreement": round(agreement, 4),
             "missing_sequence_spread": _spread_record(missing, spread, draws, graph["interval"]),
         },
+        "applicability": applicability,
         "graph_neighbours": graph["neighbours"],
         "graph_neighbour_labels": graph["neighbour_labels"],
         "graph_nodes": model.graph.num_nodes,

@@ -1,4 +1,4 @@
-"""The report of one prediction: its input-check rows and ``report.html``.
+"""The report of one prediction: its input-check rows, its applicability flags and ``report.html``.
 
 :func:`input_checks` gives the rows of checks shown in ``prediction.json`` and the
 report (roles and numbers, never file names); :func:`write_report` writes
@@ -25,6 +25,8 @@ table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;paddin
 vertical-align:top}
 th{background:#f0f0f0} .bad{color:#b00020;font-weight:600} .ok{color:#2e7d32}
 img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:.92em}
+.applicability{border:2px solid #e65100;background:#fff3e0;border-radius:6px;padding:.6em 1.2em;margin:1em 0}
+.applicability h3{margin:.2em 0 .4em;color:#b23c00;font-size:1.1em}
 """
 
 
@@ -135,6 +137,36 @@ def missing_text(record: dict) -> str:
             f"network), so this prediction is less certain than one with all four sequences. {how}</p>")
 
 
+def applicability_text(record: dict) -> str:
+    """The report's applicability flags (``record["applicability"]``, next to the prediction): a box with
+    one line per check outside the training range, else one short line."""
+    from gliotype.prediction.applicability import ordinal
+
+    app = record.get("applicability")
+    if not app:
+        return ""
+    if app["in_domain"] is None:
+        return f"<p class='note'>Applicability: {_e(app['summary'])}.</p>"
+    n = app.get("training_patients")
+    if app["in_domain"]:
+        return (f"<p class='note ok'>Applicability: {_e(app['summary'])} (registration, tumour and features "
+                f"against the model's {n} training patients).</p>")
+    lo, hi = app["percentiles"]
+    share = app.get("training_outside_share")
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in app["reasons"])
+    return (f"<div class='applicability'><h3>This patient is unlike the training cohort: {_e(app['summary'])}</h3>"
+            f"<ul>{reasons}</ul><p class='note'>The checks compare this patient with the model's {n} "
+            f"classifier-training patients: registration to the template, tumour volume, the tumour's median on "
+            f"each standardised sequence, and the distance to the nearest training patient in the model's feature "
+            f"space. The training range runs from their {ordinal(lo)} to their {ordinal(hi)} percentile (from their "
+            f"minimum to their maximum in a small cohort)"
+            + (f"; {share * 100:.0f}% of the training patients are themselves outside it on at least one check"
+               if share is not None else "") +
+            ". The patient was predicted, not refused, but the model has seen no such case: the prediction of a "
+            "patient outside the training range is less reliable than its interval says (docs/prediction.md).</p>"
+            "</div>")
+
+
 def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
     """Write the report of one prediction ``record`` (the content of ``prediction.json``)."""
     path, figures = Path(path), Path(figures)
@@ -184,6 +216,7 @@ def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
  <div><div class="note">95% subsampling interval</div><div class="decision">{lo:.3f} &ndash; {hi:.3f}</div>
   <div class="note">{unc['decision_agreement'] * 100:.0f}% of {unc['draws']} draws give the same decision</div></div>
 </div>
+{applicability_text(record)}
 {missing_text(record)}
 <p>Population graph: the patient was inserted as a new node with eq. 8 edges to {neighbours}; no retraining.
 The interval re-predicts the patient {unc['draws']} times in random subsets of {unc['nodes_per_draw']} stored
@@ -219,4 +252,4 @@ results/report.html for its test performance.</p>
     return path
 
 
-__all__ = ["input_checks", "missing_text", "write_report"]
+__all__ = ["applicability_text", "input_checks", "missing_text", "write_report"]

@@ -267,6 +267,8 @@ def test_cross_fitting_averages_test_and_joins_training_predictions():
     np.testing.assert_allclose(m.p_train, [0.1, 0.2, 0.5, 0.6, 0.7])
     np.testing.assert_allclose(m.p_threshold, [np.nan, 0.3, 0.5, 0.6, 0.7])
     assert _across_folds([a]) is a and m.p_test_reference is None
+    c = [Scored("m", np.array([0.5, 0.6, 0.7]), np.array([0.6, 0.2]), key="k")]
+    assert _across_folds([b, c])[0].p_threshold is None  # no fold has out-of-fit predictions: none, not fitted ones
     a[0].p_test_reference, b[0].p_test_reference = np.array([0.2, 0.4]), np.array([0.4, 0.0])
     np.testing.assert_allclose(_across_folds([a, b])[0].p_test_reference, [0.3, 0.2])
 

@@ -261,7 +261,7 @@ def test_rows_have_brier_ece_and_conformal_columns_after_the_paper_columns():
     p_oof = np.where(np.arange(40) % 4 == 0, np.nan, probabilities(y_train, 1.5))  # a quarter fitted
     reference = probabilities(y_test, 2.5)
     cfg = load_config("tiny", overrides=["evaluation.calibration_bins=5", "evaluation.conformal_alpha=0.2"]).evaluation
-    models = [Scored("plain", p_train, p_test), Scored("fitted", p_train, p_test, p_threshold=p_train.copy()),
+    models = [Scored("plain", p_train, p_test),  # threshold on its fitted predictions: no sets
               Scored("oof", p_train, p_test, p_threshold=p_oof),
               Scored("oof_ref", p_train, p_test, p_threshold=p_oof, p_test_reference=reference)]
     df = table(models, y_train, y_test, cfg).set_index("model")
@@ -270,7 +270,7 @@ def test_rows_have_brier_ece_and_conformal_columns_after_the_paper_columns():
     for name in df.index:
         assert df.loc[name, "brier"] == brier_score(y_test[scored], p_test[scored])
         assert df.loc[name, "ece"] == expected_calibration_error(y_test[scored], p_test[scored], 5)
-    assert df.loc[["plain", "fitted"], CONFORMAL_COLUMNS].isna().all().all()
+    assert df.loc[["plain"], CONFORMAL_COLUMNS].isna().all().all()
     known = np.isfinite(p_oof)
     cp = fit_conformal(y_train[known], p_oof[known], 0.2)
     by_test = set_summary(cp.sets(p_test[scored]), y_test[scored])
@@ -282,7 +282,7 @@ def test_rows_have_brier_ece_and_conformal_columns_after_the_paper_columns():
     assert with_fitted != by_reference  # the fitted quarter would change the sets: it is left out
     mondrian = cfg.model_copy(update={"conformal_class_conditional": True})
     cp_class = fit_conformal(y_train[known], p_oof[known], 0.2, class_conditional=True)
-    assert table(models[3:], y_train, y_test, mondrian)["coverage"].item() == \
+    assert table(models[2:], y_train, y_test, mondrian)["coverage"].item() == \
         set_summary(cp_class.sets(reference), y_test)["coverage"]
     assert cp_class.thresholds != cp.thresholds
 

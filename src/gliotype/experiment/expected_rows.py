@@ -89,7 +89,7 @@ def radiomics_models(features: pd.DataFrame, train_ids: Sequence[str], test_ids:
                      "selected": selected_columns(model, list(features.columns))}
         out.append(Scored(RADIOMICS_ROWS[key], _spread(p_fit, tr, len(train_ids)),
                           _spread(model.predict_proba(x_te)[:, 1], te, len(test_ids)), artifacts,
-                          _spread(p_fit if p_oof is None else p_oof, tr, len(train_ids)), key))
+                          None if p_oof is None else _spread(p_oof, tr, len(train_ids)), key))
     return out
 
 
@@ -126,12 +126,13 @@ def logistic_row(key: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.
         return None
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(x_train[tr], y)
     p_fit = model.predict_proba(x_train[tr])[:, 1]
-    p_thr = p_fit
+    p_thr = None  # the threshold on the fitted predictions
     if fc.threshold == "out_of_fold":
         p_thr = out_of_fold_proba(clone(model), x_train[tr], y, nested_folds(y, [fc.inner_folds])[0], seed)
     return Scored(TABLE3_ROWS[key], _spread(p_fit, tr, len(x_train)),
                   _spread(model.predict_proba(x_test[te])[:, 1], te, len(x_test)),
-                  {"model": model, "patients": (len(tr), len(te))}, _spread(p_thr, tr, len(x_train)), key)
+                  {"model": model, "patients": (len(tr), len(te))},
+                  None if p_thr is None else _spread(p_thr, tr, len(x_train)), key)
 
 
 def ages(cohort: pd.DataFrame | None, ids: Sequence[str]) -> np.ndarray:

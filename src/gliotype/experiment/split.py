@@ -206,11 +206,13 @@ def _across_folds(folds: list[list[Scored]]) -> list[Scored]:
         return folds[0]
     out = []
     for same in zip(*folds):
-        thresholds = [m.p_train if m.p_threshold is None else m.p_threshold for m in same]
+        # a fold without out-of-fit predictions gives its fitted ones to the threshold; none: None
+        thresholds = None if all(m.p_threshold is None for m in same) else np.concatenate(
+            [m.p_train if m.p_threshold is None else m.p_threshold for m in same])
         references = None if same[0].p_test_reference is None else np.mean([m.p_test_reference for m in same], axis=0)
         out.append(Scored(same[0].name, np.concatenate([m.p_train for m in same]),
                           np.mean([m.p_test for m in same], axis=0), same[0].artifacts,
-                          np.concatenate(thresholds), same[0].key, references))
+                          thresholds, same[0].key, references))
     return out
 
 

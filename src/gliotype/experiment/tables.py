@@ -125,16 +125,12 @@ def score(model: Scored, y_train: np.ndarray, y_test: np.ndarray, config: Evalua
 
 
 def out_of_fit(model) -> np.ndarray | None:
-    """The model's out-of-fit training predictions (NaN where fitted), or None: it has none, or
-    its ``p_threshold`` is its fitted ``p_train`` itself (a row whose threshold is chosen on
-    fitted predictions, joined across folds as they are)."""
+    """The model's out-of-fit training predictions (NaN where fitted), or None when it has none."""
     p = getattr(model, "p_threshold", None)
     if p is None:
         return None
     p = np.asarray(p, dtype=float)
-    if np.array_equal(p, np.asarray(model.p_train, dtype=float), equal_nan=True) or not np.isfinite(p).any():
-        return None
-    return p
+    return p if np.isfinite(p).any() else None
 
 
 def conformal_columns(model, y_train: np.ndarray, y_test: np.ndarray, config: EvaluationConfig) -> dict:

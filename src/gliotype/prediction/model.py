@@ -142,6 +142,7 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
         manifest = verify_manifest(layout)
         if (problem := stale_signature(layout)) is not None:
             log.warning(problem)
+    _refuse_unlisted(layout, manifest)
     try:
         raw = yaml.safe_load(layout.config.read_text())
         config = GliotypeConfig.model_validate(raw)
@@ -199,6 +200,15 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
                         labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
                         region_names=names, graph_check=check, atlas=atlas, self_supervised=ssl,
                         signed_by=signed_by, sequence_spread=spread)
+
+
+def _refuse_unlisted(layout: ModelDir, manifest: dict) -> None:
+    """An optional file (``sequence_spread.json``, ``MODEL_CARD.md``) present but not listed in the manifest was
+    added after the export: a :class:`ModelError` (a listed one had its sha256 checked)."""
+    for rel in layout.optional():
+        if rel not in manifest["files"] and (layout.root / rel).exists():
+            raise ModelError(f"model folder {layout.root.name}: {rel} is not listed in manifest.json "
+                             "(added after the export); re-export the model")
 
 
 def _sequence_spread(layout: ModelDir, manifest: dict) -> dict | None:

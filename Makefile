@@ -9,7 +9,7 @@ DEMO   ?= demo
 DEMO_PATIENTS ?= 200
 DEMO_SEED ?= 0
 
-.PHONY: demo ablations test install clean-demo bench mutation
+.PHONY: demo ablations test install clean-demo bench mutation check-reports
 
 install: $(STAMP)
 
@@ -43,6 +43,19 @@ bench: $(STAMP)
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -q mutmut==3.8.1
 	$(BIN)/python tools/mutation.py --out mutation.md
+
+# The two HTML reports as a person sees them: the demo run's report.html and the report of a
+# `gliotype predict` of one demo patient (into $(DEMO)/predict-check), rendered by headless Chromium
+# at 1366x768 and 1280x800 into full-page PNGs ($(DEMO)/report-check). Fails, one line per problem,
+# on a JavaScript error, an image that did not load, a network request, a page wider than the
+# screen or a figure without a caption. Needs chromium (apt-get install chromium chromium-driver);
+# runs `make demo` first when there is no demo run. Not part of `make test`.
+check-reports: $(STAMP)
+	test -f $(DEMO)/run/results/report.html || $(MAKE) demo
+	$(BIN)/gliotype predict --model $(DEMO)/run/model --case "$$(ls -d $(DEMO)/cohort/*/ | head -n 1)" \
+		--out $(DEMO)/predict-check
+	$(BIN)/python tools/check_reports.py --out $(DEMO)/report-check \
+		$(DEMO)/run/results/report.html $(DEMO)/predict-check/report.html
 
 clean-demo:
 	rm -rf $(DEMO)

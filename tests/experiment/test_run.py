@@ -5,12 +5,14 @@ Multi-modal + GNN probabilities that are the exported GNN's, not noise."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from report_check import assert_reports_pass, needs_chromium
 
 from gliotype.config import load_config
 from gliotype.experiment import run_experiment
@@ -165,6 +167,14 @@ def test_splits_are_disjoint_and_repeats_differ(tiny_run):
     assert "Repeated splits" in (root / "run" / "results" / "report.html").read_text()
 
 
+@needs_chromium
+def test_the_run_report_passes_the_browser_check(tiny_run, tmp_path):
+    """report.html as a person sees it (`make check-reports`): no script error, no network request, every
+    image loaded and captioned, nothing wider than a 1366 or 1280 px laptop screen."""
+    root, _, _ = tiny_run
+    assert_reports_pass([root / "run" / "results" / "report.html"], tmp_path / "png")
+
+
 def test_shared_outputs_name_no_input_path(tiny_run):
     root, _, _ = tiny_run
     results = root / "run" / "results"
@@ -182,12 +192,72 @@ def test_model_folder_is_hashed_and_loads_without_pickle(tiny_run):
     assert not list(model.rglob("*.pt")) and not list(model.rglob("*.pkl"))
 
 
+def test_the_model_card_describes_the_exported_model(tiny_run, tmp_path):
+    """MODEL_CARD.md (issue 16): the synthetic warning first, every section, the cohort's counts per split
+    role, the run's Table 3 and ceilings, the versions; no patient ID, no path; listed in the manifest, so
+    load_model loads the folder and refuses it once the card is edited."""
+    from gliotype.bundle import ModelError
+    from gliotype.config import config_hash
+    from gliotype.experiment.model_card import SYNTHETIC_WARNING
+    from gliotype.layout import RunDir
+    from gliotype.prediction import load_model
+
+    root, config, result = tiny_run
+    run = RunDir(root / "run")
+    text = run.model.card.read_text()
+    assert text.splitlines()[0] == f"**WARNING: {SYNTHETIC_WARNING}.**"
+    for section in ("## Intended use", "## Limits", "## Training cohort", "## Test performance", "## Ceilings",
+                    "## Software"):
+        assert section in text, section
+    assert "Research use only" in text and "Single-split model" in text and "transductive" in text
+    assert "Missing sequences" in text and f"Preset `{config.preset}`" in text and config_hash(config) in text
+    splits = pd.read_csv(run.splits, dtype={"patient_id": str})
+    for role, rows in splits.groupby("split"):
+        line = next(x for x in text.splitlines() if x.startswith(f"| {role}: "))
+        cells = [c.strip() for c in line.split("|")[2:6]]
+        assert cells == [str(len(rows)), str(int((rows["idh"] == 1).sum())), str(int((rows["idh"] == 0).sum())),
+                         str(int(rows["idh"].isna().sum()))], line
+    assert "Acquisition sites: 3." in text  # the synthetic cohort's, with their patients
+    for site, n in pd.read_csv(root / "cohort" / "labels.csv")["site"].value_counts().items():
+        assert f"| {site} | {n} |" in text
+    t3 = result["tables"]["table3"].set_index("model")
+    for model in t3.index:
+        r = t3.loc[model]
+        assert f"| {model} | {r.auc:.3f} ({r.auc_low:.3f}-{r.auc_high:.3f}) | {r.acc:.3f} | {r.sen:.3f} | " \
+               f"{r.spe:.3f} |" in text, model
+    summary = result["summary"]
+    assert f"| {summary['bayes_auc_test']:.3f} | {summary['ceiling_ratio']['bayes']:.2f} |" in text
+    assert f"| {summary['observable_auc_test']:.3f} | {summary['ceiling_ratio']['observable']:.2f} |" in text
+    import torch
+    import torch_geometric
+
+    assert f"| torch | {torch.__version__} |" in text and f"| torch_geometric | {torch_geometric.__version__} |" in text
+    assert not set(splits["patient_id"]) & set(re.findall(r"[A-Za-z0-9_-]+", text))  # no patient ID
+    assert str(root) not in text and "cohort/" not in text and "/tmp" not in text
+
+    manifest = json.loads(run.model.manifest.read_text())
+    assert "MODEL_CARD.md" in manifest["files"]
+    assert load_model(run.model.root).model_id
+    edited = tmp_path / "model"
+    shutil.copytree(run.model.root, edited)
+    (edited / "MODEL_CARD.md").write_text(text.replace("Research use only", "Clinical use"))
+    with pytest.raises(ModelError, match="MODEL_CARD.md does not match its sha256"):
+        load_model(edited)
+    data = json.loads((edited / "manifest.json").read_text())
+    del data["files"]["MODEL_CARD.md"]
+    (edited / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="MODEL_CARD.md is not listed in manifest.json"):
+        load_model(edited)
+
+
 def test_rerun_reuses_every_stage(tiny_run):
     root, config, result = tiny_run
     stamp = {p: p.stat().st_mtime_ns for p in (root / "run" / "models").rglob("model.safetensors")}
     rows = {p: p.stat().st_mtime_ns for p in (root / "run").glob("population_graphs*/*/gnn.safetensors")}
     assert len(rows) >= 4  # every Table 2 row of every fold is stored
+    card = (root / "run" / "model" / "MODEL_CARD.md").read_bytes()
     again = run_experiment(root / "run", config, data=root / "cohort", repeats=1)
+    assert (root / "run" / "model" / "MODEL_CARD.md").read_bytes() == card  # re-exported: same bytes, no date
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing retrained
     assert {p: p.stat().st_mtime_ns for p in rows} == rows  # no population graph either
     pd.testing.assert_frame_equal(again["tables"]["table3"], result["tables"]["table3"])

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from pred_helpers import case_inputs, split_ids
+from report_check import assert_reports_pass, needs_chromium
 
 from gliotype.errors import CaseError, GliotypeError
 from gliotype.prediction import ModelError, graph_predict, load_model, predict_patient
@@ -98,6 +99,16 @@ def test_predict_end_to_end_deterministic(tiny_run, tiny_model, tmp_path):
     assert str(cohort) not in html and "_t1ce" not in html and "_seg" not in html and "/" + pid not in html
     assert "src='http" not in html and 'src="http' not in html  # self-contained
     assert not list(tmp_path.glob(".*partial*"))
+
+
+@needs_chromium
+def test_the_prediction_report_passes_the_browser_check(tiny_run, tiny_model, tmp_path):
+    """report.html of a prediction as a person sees it (`make check-reports`): figures loaded and captioned,
+    no script error, no network request, nothing wider than a 1366 or 1280 px laptop screen."""
+    pid = split_ids(tiny_run / "run")[0]
+    predict_patient(tiny_model.without([pid]), case_inputs(tiny_run / "cohort", pid), pid, tmp_path / "p", draws=5,
+                    explainer_epochs=20)
+    assert_reports_pass([tmp_path / "p" / "report.html"], tmp_path / "png")
 
 
 def test_bad_inputs_give_one_line_and_no_output(tiny_run, tiny_model, tmp_path):

@@ -7,8 +7,10 @@ node features u_T, u_B of the graph patients, their labels and transductive
 probabilities, the standardisation statistics, the GNN weights, the threshold),
 ``sequence_spread.json`` (what removing each sequence does to the exported model's logit on
 its classifier-training patients: :mod:`gliotype.prediction.missing`), ``applicability.json``
-(their training ranges a new patient is checked against: :mod:`gliotype.prediction.applicability`) and
-``manifest.json`` with the sha256 of every file (:mod:`gliotype.bundle`; the layout is
+(their training ranges a new patient is checked against: :mod:`gliotype.prediction.applicability`),
+``MODEL_CARD.md`` (intended use, limits, training cohort, test metrics, versions:
+:mod:`gliotype.experiment.model_card`) and ``manifest.json`` with the sha256 of every file
+(:mod:`gliotype.bundle`; the layout is
 :class:`gliotype.layout.ModelDir`). ``gliotype.prediction.load_model``
 reads it back (safetensors, ``np.load(allow_pickle=False)``, JSON and YAML only).
 See ``docs/prediction.md``.
@@ -25,6 +27,7 @@ import pandas as pd
 
 from gliotype.bundle import write_manifest
 from gliotype.config import GliotypeConfig, config_hash, save_config
+from gliotype.experiment.model_card import CardFacts, write_model_card
 from gliotype.layout import ModelDir, MultiModalDir, WorkDir
 from gliotype.utils.io import atomic_path, atomic_write
 from gliotype.utils.weights import save_weights
@@ -40,8 +43,11 @@ def export_model(
     labelled: np.ndarray,
     y: np.ndarray,
     gnn,
+    card: CardFacts | None = None,
 ) -> Path:
-    """Write the model folder; ``gnn`` is the chosen Table 2 model (with its artifacts)."""
+    """Write the model folder; ``gnn`` is the chosen Table 2 model (with its artifacts); ``card``: what the
+    run knows for ``MODEL_CARD.md`` (the cohort's counts, Table 3, the ceilings; None: the card says they
+    were not recorded)."""
     from gliotype.multimodal.stage import feature_matrix
 
     model, work = ModelDir.of(folder), WorkDir.of(work)
@@ -82,6 +88,7 @@ def export_model(
         "labelled_nodes": int(np.sum(labelled)),
     }
     atomic_write(pg.meta, json.dumps(meta, indent=2))
+    write_model_card(model.card, config, meta, card, _own_test_auc(probability, labelled, y))
     spread_ids = [p for p, known in zip(graph_ids, labelled) if known]
     train = np.asarray(labelled, dtype=bool)
     _save_applicability(model, work, spread_ids, u_t[train], u_b[train], config)
@@ -125,6 +132,18 @@ def _save_applicability(model: ModelDir, work: WorkDir, patient_ids: list[str], 
 
     write_reference(model.applicability, measure_reference(work, patient_ids, u_t, u_b,
                                                            config.prediction.applicability_percentiles))
+
+
+def _own_test_auc(probability: np.ndarray, labelled: np.ndarray, y: np.ndarray) -> float | None:
+    """AUC of the exported GNN's transductive probabilities on its unlabelled (test) nodes whose label the run
+    knows; None without both classes."""
+    from sklearn.metrics import roc_auc_score
+
+    test = ~np.asarray(labelled, bool) & np.isfinite(np.asarray(y, float))
+    yt = np.asarray(y, float)[test]
+    if len(np.unique(yt)) < 2:
+        return None
+    return float(roc_auc_score(yt, probability[test]))
 
 
 def _transductive_probability(gnn) -> np.ndarray:

@@ -43,8 +43,9 @@ def plot_roc(models: dict, y_test: np.ndarray, path: Path) -> Path:
     from sklearn.metrics import auc
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
-    for ax, (title, keys) in zip(axes, FIG6.items()):
+    # 2 x 2 panels at about the width a report shows them (1100 px at 110 dpi): the legends stay readable
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8.4))
+    for ax, (title, keys) in zip(axes.ravel(), FIG6.items()):
         for key in keys:
             if key in models:
                 fpr, tpr, _ = roc_curve(y_test, models[key].p_test)
@@ -52,7 +53,7 @@ def plot_roc(models: dict, y_test: np.ndarray, path: Path) -> Path:
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.set(title=title, xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=9, loc="lower right")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -100,9 +101,11 @@ def plot_reliability(models: list, y_test: np.ndarray, bins: int, path: Path) ->
     return path
 
 
-def _png(path: Path, alt: str) -> str:
-    return (f"<img alt='{html.escape(alt)}' style='width:100%' "
-            f"src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>")
+def _figure(path: Path, alt: str, caption: str) -> str:
+    """A PNG inlined (no file beside the report) with its caption."""
+    return (f"<figure><img alt='{html.escape(alt)}' "
+            f"src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
+            f"<figcaption>{caption}</figcaption></figure>")
 
 
 RELIABILITY_CAPTION = (
@@ -146,7 +149,7 @@ def conformal_html(df: pd.DataFrame, config: GliotypeConfig) -> str:
     if len(rows):
         show = rows[["model", *CONFORMAL_COLUMNS]].copy()
         show.insert(1, "nominal", nominal)
-        parts.append(show.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="table"))
+        parts.append(html_table(show, HEADERS))
     else:
         parts.append(f"<p>{NO_CONFORMAL}</p>")
     parts.append("<p>" + CONFORMAL_CAPTION.format(alpha=ev.conformal_alpha, nominal=nominal, mondrian=mondrian)
@@ -154,9 +157,38 @@ def conformal_html(df: pd.DataFrame, config: GliotypeConfig) -> str:
     return "\n".join(parts)
 
 
+
+
+#: column headers of the report's tables (the CSV files keep the column names)
+HEADERS = {"model": "model", "auc": "AUC", "auc_low": "AUC 95% CI low", "auc_high": "AUC 95% CI high", "acc": "ACC",
+           "sen": "SEN", "spe": "SPE", "delong_p": "DeLong p", "brier": "Brier", "ece": "ECE"}
+
+CSS = ("body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1200px;margin:2em auto;"
+       "padding:0 1em;color:#222;line-height:1.4}"
+       "table{border-collapse:collapse;margin:.6em 0;font-size:.92em}"
+       "td,th{padding:3px 9px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+       "th{background:#f3f3f3} .scroll{max-width:100%;overflow-x:auto} .audit table{font-size:.85em}"
+       "figure{margin:1em 0} figure img{max-width:100%;height:auto;display:block}"
+       "figcaption{color:#555;font-size:.92em;margin-top:.4em}"
+       "details{margin:1em 0} summary{cursor:pointer;font-weight:600;font-size:1.15em}"
+       "pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}")
+
+
+def html_table(df: pd.DataFrame, headers: dict | None = None) -> str:
+    """A table of the report: three decimals, wide columns wrapped in a horizontal scroller (never the page)."""
+    show = df.rename(columns=headers or {})
+    return ("<div class='scroll'>" + show.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0,
+                                                  classes="table") + "</div>")
+
+
 def _table_html(df: pd.DataFrame) -> str:
     show = df[[c for c in [*TABLE_COLUMNS, "delong_p", *CALIBRATION_COLUMNS] if c in df]].copy()
-    return show.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0, classes="table")
+    return html_table(show, HEADERS)
+
+
+def _rounded(values: dict) -> dict:
+    """Floats to 4 significant digits, for a person to read."""
+    return {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in values.items()}
 
 
 ABLATIONS_SKIPPED = ("Only the full model was trained: this run skipped the ablations (--no-ablations, as "
@@ -191,10 +223,9 @@ def write_report(
               "table3": "Table 3. Comparison with baselines", "table4": "Table 4. Ablation experiments"}
     bayes = summary.get("bayes_auc_test")
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>gliotype report</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
-        "th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}</style></head><body>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>gliotype report</title>",
+        f"<style>{CSS}</style></head><body>",
         "<h1>gliotype: IDH genotype prediction</h1>",
         f"<p>gliotype {html.escape(str(summary.get('gliotype_version')))}, preset "
         f"<b>{html.escape(config.preset)}</b>. Patients per split: "
@@ -210,18 +241,25 @@ def write_report(
         parts += [f"<h2>{titles[name]}</h2>", _table_html(df)]
         if name == "table4" and len(df) <= 1:
             parts.append(f"<p>{ABLATIONS_SKIPPED}</p>")
-    parts += ["<h2>Fig. 6. ROC curves on the test patients</h2>", _png(roc, "ROC curves")]
+    parts += ["<h2>Fig. 6. ROC curves on the test patients</h2>",
+              _figure(roc, "Fig. 6: ROC curves",
+                      "Fig. 6. ROC curves of the test patients (sensitivity against 1 - specificity), each "
+                      "model's test AUC in its legend; the dotted diagonal is chance. A: hierarchical attention; B: "
+                      "the bi-level contrastive loss (Table 4 rows, when the run trained them); C: the population "
+                      "graph against the MLP and SVM on the same features; D: the full framework against the 3D "
+                      "CNNs.")]
     if calibrated:
         reliability = plot_reliability(calibrated, y_test, bins, results.reliability)
         parts += ["<h2>Reliability diagrams of the Table 3 models (test patients)</h2>",
-                  _png(reliability, "reliability diagrams"), "<p>" + RELIABILITY_CAPTION.format(bins=bins) + "</p>",
+                  _figure(reliability, "reliability diagrams", RELIABILITY_CAPTION.format(bins=bins)),
                   conformal_html(tables["table3"], config)]
-    parts += ["<h2>Timing (seconds)</h2><pre>" + html.escape(yaml.safe_dump(summary.get("seconds", {}))) + "</pre>",
+    parts += ["<h2>Timing (seconds)</h2><pre>" + html.escape(yaml.safe_dump(_rounded(summary.get("seconds", {}))))
+              + "</pre>",
               "<h2>Self-supervised brain network</h2><pre>"
-              + html.escape(yaml.safe_dump({k: v for k, v in summary.get("ssl", {}).items()
-                                            if not k.endswith("patients")})) + "</pre>",
-              "<h2>Configuration</h2><pre>" + html.escape(yaml.safe_dump(config.model_dump(mode="json"),
-                                                                          sort_keys=False)) + "</pre>",
+              + html.escape(yaml.safe_dump(_rounded({k: v for k, v in summary.get("ssl", {}).items()
+                                                     if not k.endswith("patients")}))) + "</pre>",
+              "<details><summary>Configuration (the run's config.yaml)</summary><pre>"
+              + html.escape(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)) + "</pre></details>",
               "</body></html>"]
     path = results.report
     atomic_write(path, "\n".join(parts))
@@ -236,7 +274,7 @@ def add_repeats_section(report: Path, repeats: dict[str, pd.DataFrame]) -> Path:
     for name, df in repeats.items():
         show = df.drop(columns="repeats")
         parts += [f"<h3>{titles.get(name, name)}</h3>",
-                  show.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="table")]
+                  html_table(show, {c: c.replace("_", " ") for c in show.columns})]
     text = Path(report).read_text()
     atomic_write(report, text.replace("</body></html>", "\n".join(parts) + "\n</body></html>"))
     return Path(report)
@@ -248,20 +286,20 @@ AUDIT_BEGIN, AUDIT_END = "<!-- information audit -->", "<!-- /information audit 
 def add_audit_section(report: Path, audit) -> Path:
     """Insert the information audit (:class:`gliotype.audit.InformationAudit`) into an existing
     ``report.html``; an audit section already there is replaced, so reruns do not stack."""
-    fmt = lambda v: f"{v:.3f}"  # noqa: E731
     p = audit.patients
-    parts = [AUDIT_BEGIN, "<h2>Information audit: where the IDH signal is</h2>",
+    spaced = lambda df: {c: c.replace("_", " ") for c in df.columns}  # noqa: E731 (headers may wrap)
+    parts = [AUDIT_BEGIN, "<div class='audit'>", "<h2>Information audit: where the IDH signal is</h2>",
              f"<p>Linear-probe AUC for IDH of every feature group, cross-validated on the training patients only "
-             f"(ssl {p.get('ssl', 0)}, A {p.get('A', 0)}, B {p.get('B', 0)}; <i>probe_auc_b</i>: half B alone, "
+             f"(ssl {p.get('ssl', 0)}, A {p.get('A', 0)}, B {p.get('B', 0)}; <i>probe auc b</i>: half B alone, "
              "the patients every group has). Latent columns (synthetic cohorts): Spearman rho of the latent with "
              "its cross-validated prediction; <i>location</i> is an AUC, <i>site</i> a balanced accuracy "
              "(docs/audit.md).</p>",
-             audit.groups.to_html(index=False, float_format=fmt, na_rep="", border=0, classes="table")]
+             html_table(audit.groups, spaced(audit.groups))]
     if len(audit.homophily):
         cols = ["graph", "edges", "mean_degree", "labelled_edges", "homophily", "random_pairs", "node_probe_auc_b",
                 "edge_probe_auc_b"]
         parts += ["<h3>Edge homophily of the Table 1 graphs (edges between half-B patients)</h3>",
-                  audit.homophily[cols].to_html(index=False, float_format=fmt, na_rep="", border=0, classes="table")]
+                  html_table(audit.homophily[cols], spaced(audit.homophily[cols]))]
     lines = []
     if audit.observable_ceiling is not None:
         lines.append(f"Observable ceiling (the probe on hand-made descriptors, training to test patients): "
@@ -270,7 +308,7 @@ def add_audit_section(report: Path, audit) -> Path:
         lines.append(f"Bayes-optimal AUC on the same test patients: <b>{audit.bayes_auc:.3f}</b>.")
     if lines:
         parts.append("<p>" + " ".join(lines) + "</p>")
-    parts.append(AUDIT_END)
+    parts += ["</div>", AUDIT_END]
     text = Path(report).read_text()
     if AUDIT_BEGIN in text and AUDIT_END in text:
         head, rest = text.split(AUDIT_BEGIN, 1)

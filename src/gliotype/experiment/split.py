@@ -94,15 +94,6 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     tables = {"table2": t2, "table3": t3, "table4": t4}
     preds = _predictions(dict(zip(splits["patient_id"], splits["split"])), ids["test"], labels,
                          [(train_ids, t2_models + t3_models), (ids["B"], t4_models)])
-    if export and config.population_graph.phenotype != "none":
-        log.warning("no model exported: gliotype predict does not weight a new patient's edges by phenotype "
-                    "(population_graph.phenotype %s)", config.population_graph.phenotype)
-    elif export:
-        from gliotype.experiment.export import export_model
-
-        first = folds[0]
-        export_model(run.model, config, work, first["model_dir"], first["features"], first["graph_ids"],
-                     first["in_train"], first["y"], first["gnn"])
     from gliotype.experiment.report import write_report
 
     gnn_row = t3.iloc[[m.key for m in t3_models].index(GNN_ROW)]
@@ -121,6 +112,17 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
         "population_graph_out_of_fold_auc": [f["gnn"].artifacts.get("out_of_fold_auc") for f in folds],
         "calibration": gnn_calibration(gnn_row, config),
     }
+    if export and config.population_graph.phenotype != "none":
+        log.warning("no model exported: gliotype predict does not weight a new patient's edges by phenotype "
+                    "(population_graph.phenotype %s)", config.population_graph.phenotype)
+    elif export:
+        from gliotype.experiment.export import export_model
+        from gliotype.experiment.model_card import CardFacts
+
+        first = folds[0]
+        card = CardFacts.of_run(splits, cohort, synthetic=truth is not None, table3=t3, summary=summary)
+        export_model(run.model, config, work, first["model_dir"], first["features"], first["graph_ids"],
+                     first["in_train"], first["y"], first["gnn"], card=card)
     write_report(results, tables, preds, summary, config, {m.key: m for m in t2_models + t3_models + t4_models},
                  y_test)
     atomic_write(results.summary, json.dumps(summary, indent=2, default=float))

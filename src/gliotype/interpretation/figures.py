@@ -95,7 +95,7 @@ def figure7(
         raise ValueError(f"{len(pts)} points, {len(cam_pts)} Grad-CAM values, {len(att_pts)} attention values")
     rho = agreement(cam_pts, att_pts) if len(pts) else float("nan")
 
-    fig = plt.figure(figsize=(13, 8.5))
+    fig = plt.figure(figsize=(11, 7.6))  # 1210 px at 110 dpi: shown at about its own size in the report
     panels = [("A  pre-contrast T1", 0), ("B  T2", 2), ("C  T2-FLAIR", 3)]
     for i, (title, c) in enumerate(panels):
         ax = fig.add_subplot(2, 3, i + 1)
@@ -119,15 +119,15 @@ def figure7(
     ]):
         ax = fig.add_subplot(2, 3, 5 + i, projection="3d")
         if len(pts):
-            sc = ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], c=values, cmap=cmap, s=6, depthshade=False)
-            fig.colorbar(sc, ax=ax, shrink=0.6, pad=0.12, label=label)
+            sc = ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], c=values, cmap=cmap, s=10, depthshade=False)
+            fig.colorbar(sc, ax=ax, shrink=0.6, pad=0.17, label=label)
             span = np.ptp(pts, axis=0)
             ax.set_box_aspect(np.where(span > 0, span, 1.0))
         ax.set_title(title)
-        ax.set_xlabel("x (mm)", fontsize=7)
-        ax.set_ylabel("y (mm)", fontsize=7)
-        ax.set_zlabel("z (mm)", fontsize=7)
-        ax.tick_params(labelsize=6)
+        ax.set_xlabel("x (mm)", fontsize=9)
+        ax.set_ylabel("y (mm)", fontsize=9)
+        ax.set_zlabel("z (mm)", fontsize=9)
+        ax.tick_params(labelsize=8)
     who = f"patient {patient_id}: " if patient_id is not None else ""
     fig.suptitle(f"{who}image and geometric encoders (Spearman rho, Grad-CAM vs attention on "
                  f"{len(pts)} points = {rho:.2f})")

@@ -85,6 +85,8 @@ class ModelDir(_Folder):
                                models exported before it have none; listed and hashed like the rest)
             applicability.json    the training ranges a new patient is checked against (optional,
                                like sequence_spread.json)
+            MODEL_CARD.md      intended use, limits, training cohort, test metrics, versions
+                               (optional, as sequence_spread.json: listed and hashed like the rest)
     """
 
     @property
@@ -130,6 +132,13 @@ class ModelDir(_Folder):
         patients, :mod:`gliotype.prediction.applicability`). Not in :meth:`required`: optional."""
         return self.root / "applicability.json"
 
+    @property
+    def card(self) -> Path:
+        """``MODEL_CARD.md`` (:mod:`gliotype.experiment.model_card`): what the model is for and how it did,
+        written at export before the manifest, so its sha256 is checked like the weights' (the numbers a
+        model is shared with cannot be edited apart from it). Not in :meth:`required`: older exports lack it."""
+        return self.root / "MODEL_CARD.md"
+
     def required(self) -> tuple[str, ...]:
         """The files a complete model folder holds (``manifest.json`` and ``manifest.sig`` aside), relative,
         ``/``-separated: every file :func:`gliotype.prediction.load_model` reads."""
@@ -142,4 +151,5 @@ class ModelDir(_Folder):
         """The files an export writes that a model folder may lack (an older export), relative: read
         when ``manifest.json`` lists them (and then checked like the required ones), refused when
         present but unlisted."""
-        return tuple(p.relative_to(self.root).as_posix() for p in (self.sequence_spread, self.applicability))
+        return tuple(p.relative_to(self.root).as_posix() for p in (self.sequence_spread, self.applicability,
+                                                                   self.card))

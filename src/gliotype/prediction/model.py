@@ -145,6 +145,7 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
         manifest = verify_manifest(layout)
         if (problem := stale_signature(layout)) is not None:
             log.warning(problem)
+    _refuse_unlisted(layout, manifest)
     try:
         raw = yaml.safe_load(layout.config.read_text())
         config = GliotypeConfig.model_validate(raw)
@@ -205,15 +206,22 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
                         signed_by=signed_by, sequence_spread=spread, applicability=applicability)
 
 
-def _optional_json(layout: ModelDir, path: Path, manifest: dict, read):
-    """``read(parsed JSON)`` of one of ``layout.optional()`` when the manifest lists it (its sha256 was
-    checked), None when the folder has none (exported before it existed); present but unlisted, or
-    unreadable, is a :class:`ModelError`."""
-    rel = path.relative_to(layout.root).as_posix()
-    if rel not in manifest["files"]:
-        if path.exists():
+def _refuse_unlisted(layout: ModelDir, manifest: dict) -> None:
+    """An optional file (``layout.optional()``: ``sequence_spread.json``, ``applicability.json``,
+    ``MODEL_CARD.md``) present but not listed in the manifest was added after the export: a
+    :class:`ModelError` (a listed one had its sha256 checked)."""
+    for rel in layout.optional():
+        if rel not in manifest["files"] and (layout.root / rel).exists():
             raise ModelError(f"model folder {layout.root.name}: {rel} is not listed in manifest.json "
                              "(added after the export); re-export the model")
+
+
+def _optional_json(layout: ModelDir, path: Path, manifest: dict, read):
+    """``read(parsed JSON)`` of one of ``layout.optional()`` when the manifest lists it (its sha256 was
+    checked), None when the folder has none (exported before it existed; present but unlisted was refused
+    by :func:`_refuse_unlisted`); unreadable is a :class:`ModelError`."""
+    rel = path.relative_to(layout.root).as_posix()
+    if rel not in manifest["files"]:
         return None
     try:
         return read(json.loads(path.read_text()))

@@ -15,7 +15,7 @@ from pathlib import Path
 from gliotype.utils.io import atomic_write
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;color:#222;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1240px;margin:2em auto;color:#222;
 padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
 .summary{display:flex;gap:2em;align-items:center;background:#f6f6f6;padding:1em 1.5em;border-radius:6px}
@@ -24,7 +24,8 @@ h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em;bord
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;
 vertical-align:top}
 th{background:#f0f0f0} .bad{color:#b00020;font-weight:600} .ok{color:#2e7d32}
-img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:.92em}
+img{max-width:100%;height:auto;border:1px solid #eee;display:block} .note{color:#555;font-size:.92em}
+figure{margin:.6em 0} figcaption{color:#555;font-size:.92em;margin-top:.4em}
 .applicability{border:2px solid #e65100;background:#fff3e0;border-radius:6px;padding:.6em 1.2em;margin:1em 0}
 .applicability h3{margin:.2em 0 .4em;color:#b23c00;font-size:1.1em}
 """
@@ -34,12 +35,15 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _img(folder: Path, name: str, alt: str) -> str:
+def _img(folder: Path, name: str, alt: str, caption: str) -> str:
+    """The figure ``name`` of ``folder`` embedded with its caption (``caption``: HTML), or a note that it is
+    not there followed by the caption's text."""
     path = folder / name
     if not path.exists():
-        return f"<p class='note'>{_e(alt)}: not available for this model.</p>"
+        return f"<p class='note'>{_e(alt)}: not available for this model.</p>\n<p class='note'>{caption}</p>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+    return (f"<figure><img alt='{_e(alt)}' src='data:image/png;base64,{data}'>\n"
+            f"<figcaption>{caption}</figcaption></figure>")
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -105,10 +109,11 @@ def _segmentation(record: dict, figures: Path) -> str:
     return (f"<h2>Automatic segmentation: check it</h2>\n"
             f"<p class='bad'>No tumour mask was given: the mask was made by the segmenter {_e(seg.get('segmenter'))} "
             f"({_e(seg.get('kind'))}) and the whole prediction rests on it. Check it before reading the result.</p>\n"
-            f"{_img(figures, seg.get('figure', 'segmentation.png'), 'automatic segmentation: check it')}\n"
-            f"<p class='note'>Whole tumour {_fmt(v.get('whole_tumor'), 1)} ml: necrotic core "
-            f"{_fmt(v.get('necrotic_core'), 1)} ml (label 1), edema {_fmt(v.get('edema'), 1)} ml (label 2), enhancing "
-            f"{_fmt(v.get('enhancing'), 1)} ml (label 4, or 3). The mask: {_e(seg.get('file'))}.</p>\n"
+            + _img(figures, seg.get('figure', 'segmentation.png'), 'automatic segmentation: check it',
+                   f"The automatic mask. Whole tumour {_fmt(v.get('whole_tumor'), 1)} ml: necrotic core "
+                   f"{_fmt(v.get('necrotic_core'), 1)} ml (label 1), edema {_fmt(v.get('edema'), 1)} ml (label 2), "
+                   f"enhancing {_fmt(v.get('enhancing'), 1)} ml (label 4, or 3). The mask: {_e(seg.get('file'))}.")
+            + "\n"
             + (f"<ul>{warnings}</ul>\n" if warnings else ""))
 
 
@@ -224,12 +229,10 @@ patients ({unc['node_fraction'] * 100:.0f}%): it shows how much the prediction d
 a calibrated confidence interval (docs/prediction.md).</p>
 {isolated}
 {_segmentation(record, figures)}<h2>Image and geometric encoders (Fig. 7)</h2>
-{_img(figures, 'figure7.png', 'Fig. 7')}
-<p class="note">{fig7_caption} Grad-CAM maps: gradcam.nii.gz (template grid) and gradcam_native.nii.gz (the
-patient's T1c grid, through the stored inverse registration).</p>
+{_img(figures, 'figure7.png', 'Fig. 7', fig7_caption + ' Grad-CAM maps: gradcam.nii.gz (template grid) and '
+      'gradcam_native.nii.gz (the patient' + chr(39) + 's T1c grid, through the stored inverse registration).')}
 <h2>Brain network (Fig. 8)</h2>
-{_img(figures, 'figure8.png', 'Fig. 8')}
-<p class="note">{fig8_caption} All edge probabilities: edges.csv.</p>
+{_img(figures, 'figure8.png', 'Fig. 8', fig8_caption + ' All edge probabilities: edges.csv.')}
 {f'<ul class="note">{skipped}</ul>' if skipped else ''}
 <h2>Input checks</h2>
 <table><tr><th>check</th><th>result</th><th></th></tr>{checks}</table>

@@ -71,8 +71,9 @@ def test_table_with_reference_and_report(cohort, tmp_path):
     assert csv["ece"].notna().all() and csv["coverage"].notna().tolist() == [False, False, True]
     assert "| Brier | ECE |" in (tmp_path / "table3.md").read_text()
     assert (tmp_path / "reliability.png").stat().st_size > 1000
-    assert "alt='reliability diagrams' style='width:100%' src='data:image/png;base64," in page
-    assert page.count("data:image/png;base64,") == 2 and "below</b> the diagonal" in page
+    figure = page.split("<figure><img alt='reliability diagrams' src='data:image/png;base64,")[1].split("</figure>")[0]
+    assert "<figcaption>" in figure and "below</b> the diagonal" in figure  # the caption is the figure's
+    assert page.count("data:image/png;base64,") == 2
     assert "Conformal prediction sets of the Table 3 models (nominal coverage 90%)" in page
     gnn = df.set_index("model").loc["Multi-modal + GNN"]
     assert f"<td>{gnn['coverage']:.3f}</td>" in page and f"<td>{gnn['set_size']:.3f}</td>" in page

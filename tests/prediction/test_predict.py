@@ -14,6 +14,7 @@ from report_check import assert_reports_pass, needs_chromium
 
 from gliotype.errors import CaseError, GliotypeError
 from gliotype.prediction import ModelError, graph_predict, load_model, predict_patient
+from gliotype.prediction.calibrated import NO_OUT_OF_FIT
 
 #: Re-inserting a stored node as new rebuilds the same graph up to the order of its nodes and
 #: edges, so only float32 summation order differs: the probabilities agree to ~1e-7.
@@ -88,6 +89,8 @@ def test_predict_end_to_end_deterministic(tiny_run, tiny_model, tmp_path):
     assert 0 <= lo <= hi <= 1
     assert ja["model"]["config_hash"] == model.config_hash and ja["model"]["gliotype_version"]
     assert ja["graph_neighbours"] >= 0 and ja["input_checks"]
+    # the tiny preset has no out-of-fold predictions: no calibration, and the record says why
+    assert ja["calibration"] == {"available": False, "reason": NO_OUT_OF_FIT}
     ga, gb = (np.asarray(nib.load(tmp_path / d / "gradcam.nii.gz").dataobj) for d in "ab")
     np.testing.assert_array_equal(ga, gb)
     assert ga.shape == nib.load(inputs["t1c"]).shape  # the synthetic cohort lies on the template grid
@@ -96,6 +99,7 @@ def test_predict_end_to_end_deterministic(tiny_run, tiny_model, tmp_path):
 
     html = (tmp_path / "a" / "report.html").read_text()
     assert pid in html and html.count("data:image/png;base64,") == 2
+    assert "No calibrated probability or prediction set: the model has no out-of-fit predictions" in html
     assert str(cohort) not in html and "_t1ce" not in html and "_seg" not in html and "/" + pid not in html
     assert "src='http" not in html and 'src="http' not in html  # self-contained
     assert not list(tmp_path.glob(".*partial*"))

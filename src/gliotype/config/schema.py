@@ -391,6 +391,10 @@ class PredictionConfig(_Section):
     # new patient whose measure lies outside these percentiles of the classifier-training patients'
     # is flagged (never refused); [0, 100]: only outside every training patient. Measured at export
     applicability_percentiles: tuple[float, float] = (1.0, 99.0)
+    # not in the paper (design.md point 44): the exported model's calibrator, fitted at export on its
+    # out-of-fit predictions of the classifier-training patients; predict reports the calibrated
+    # P(mutant) beside the model's own (the decision stays the threshold on the model's own)
+    calibration: Literal["none", "platt", "isotonic"] = "platt"
 
     @field_validator("applicability_percentiles")
     @classmethod

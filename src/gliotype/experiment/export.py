@@ -6,7 +6,8 @@ centroids for Fig. 8); ``multimodal/`` (weights, sizes); ``population_graph/`` (
 node features u_T, u_B of the graph patients, their labels and transductive
 probabilities, the standardisation statistics, the GNN weights, the threshold),
 ``sequence_spread.json`` (what removing each sequence does to the exported model's logit on
-its classifier-training patients: :mod:`gliotype.prediction.missing`), ``applicability.json``
+its classifier-training patients: :mod:`gliotype.prediction.missing`), ``calibration.json`` (the
+calibrator and conformal predictor of the exported GNN: :mod:`gliotype.prediction.calibrated`), ``applicability.json``
 (their training ranges a new patient is checked against: :mod:`gliotype.prediction.applicability`),
 ``MODEL_CARD.md`` (intended use, limits, training cohort, test metrics, versions:
 :mod:`gliotype.experiment.model_card`) and ``manifest.json`` with the sha256 of every file
@@ -92,6 +93,7 @@ def export_model(
     spread_ids = [p for p, known in zip(graph_ids, labelled) if known]
     train = np.asarray(labelled, dtype=bool)
     _save_applicability(model, work, spread_ids, u_t[train], u_b[train], config)
+    _save_calibration(model, gnn, y[train], config)
     spread_key = _spread_key(model, work, spread_ids)  # None: the stored sequence_spread.json is this model's
     write_manifest(model, config_hash(config))
     if spread_key is not None:  # measured on the exported model as load_model reads it, then listed too
@@ -122,6 +124,17 @@ def _spread_key(model: ModelDir, work: WorkDir, patient_ids: list[str]) -> str |
         pass
     model.sequence_spread.unlink(missing_ok=True)
     return key
+
+
+def _save_calibration(model: ModelDir, gnn, y_train: np.ndarray, config: GliotypeConfig) -> None:
+    """``calibration.json``: the exported GNN's calibrator and conformal predictor, fitted on its out-of-fit
+    predictions of the classifier-training patients (or why it has none: :mod:`gliotype.prediction.calibrated`)."""
+    from gliotype.experiment.tables import out_of_fit
+    from gliotype.prediction.calibrated import fit_model_calibration, write_calibration
+
+    ev = config.evaluation
+    write_calibration(model.calibration, fit_model_calibration(y_train, out_of_fit(gnn), config.prediction.calibration,
+                                                               ev.conformal_alpha, ev.conformal_class_conditional))
 
 
 def _save_applicability(model: ModelDir, work: WorkDir, patient_ids: list[str], u_t, u_b,

@@ -83,6 +83,8 @@ class ModelDir(_Folder):
             population_graph/  PopulationGraphDir
             sequence_spread.json  what losing each sequence does to the prediction (optional:
                                models exported before it have none; listed and hashed like the rest)
+            calibration.json   the calibrator and conformal predictor of the exported GNN (optional,
+                               like sequence_spread.json)
             applicability.json    the training ranges a new patient is checked against (optional,
                                like sequence_spread.json)
             MODEL_CARD.md      intended use, limits, training cohort, test metrics, versions
@@ -126,6 +128,12 @@ class ModelDir(_Folder):
         return self.root / "sequence_spread.json"
 
     @property
+    def calibration(self) -> Path:
+        """``calibration.json``: the exported GNN's calibrator and conformal predictor, fitted on its out-of-fit
+        predictions of the classifier-training patients (:mod:`gliotype.prediction.calibrated`). Optional."""
+        return self.root / "calibration.json"
+
+    @property
     def applicability(self) -> Path:
         """``applicability.json``: the training ranges of the applicability checks (registration, tumour
         volume and intensities, distance in feature space; measured at export on the classifier-training
@@ -151,5 +159,6 @@ class ModelDir(_Folder):
         """The files an export writes that a model folder may lack (an older export), relative: read
         when ``manifest.json`` lists them (and then checked like the required ones), refused when
         present but unlisted."""
-        return tuple(p.relative_to(self.root).as_posix() for p in (self.sequence_spread, self.applicability,
+        return tuple(p.relative_to(self.root).as_posix() for p in (self.sequence_spread, self.calibration,
+                                                                   self.applicability,
                                                                    self.card))

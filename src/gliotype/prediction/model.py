@@ -27,6 +27,7 @@ from gliotype.config.loader import values_hash
 from gliotype.bundle import ModelError, model_id, stale_signature, verify_bundle, verify_manifest
 from gliotype.errors import GliotypeError, one_line
 from gliotype.layout import ModelDir
+from gliotype.prediction.calibrated import NOT_EXPORTED, Calibration, NoCalibration, read_calibration
 from gliotype.utils.logging import get_logger
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class TrainedModel:
     sequence_spread: dict | None = None
     # applicability.json with the training embeddings (None: a model exported before it)
     applicability: Reference | None = None
+    # calibration.json: the calibrator and conformal predictor, or why there are none
+    calibration: Calibration | NoCalibration = NoCalibration(NOT_EXPORTED)
 
     @property
     def threshold(self) -> float:
@@ -195,6 +198,7 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
 
     spread = _sequence_spread(layout, manifest)
     applicability = _applicability(layout, manifest, u_t, u_b, nodes.get("labelled", nodes["labels"] >= 0))
+    calibration = _optional_json(layout, layout.calibration, manifest, read_calibration)
     reg = _load_npz(layout.atlas.regions)
     centroids, names = reg["centroids_mm"], [str(n) for n in reg.get("names", [])]
 
@@ -203,7 +207,8 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
                         edge_mean=edge_mean, edge_std=edge_std, stored_probability=stored_p,
                         labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
                         region_names=names, graph_check=check, atlas=atlas, self_supervised=ssl,
-                        signed_by=signed_by, sequence_spread=spread, applicability=applicability)
+                        signed_by=signed_by, sequence_spread=spread, applicability=applicability,
+                        calibration=calibration or read_calibration(None))
 
 
 def _refuse_unlisted(layout: ModelDir, manifest: dict) -> None:

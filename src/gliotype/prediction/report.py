@@ -28,6 +28,7 @@ img{max-width:100%;height:auto;border:1px solid #eee;display:block} .note{color:
 figure{margin:.6em 0} figcaption{color:#555;font-size:.92em;margin-top:.4em}
 .applicability{border:2px solid #e65100;background:#fff3e0;border-radius:6px;padding:.6em 1.2em;margin:1em 0}
 .applicability h3{margin:.2em 0 .4em;color:#b23c00;font-size:1.1em}
+.calibration{border-left:4px solid #1565c0;background:#f3f8fd;padding:.3em 1em;margin:1em 0}
 """
 
 
@@ -172,6 +173,35 @@ def applicability_text(record: dict) -> str:
             "</div>")
 
 
+def calibration_text(record: dict) -> str:
+    """The report's calibrated probability and conformal prediction set (``record["calibration"]``), with how
+    to read them; one line saying why when the model has none."""
+    cal = record.get("calibration")
+    if not cal:
+        return ""
+    if not cal.get("available"):
+        return f"<p class='note'>No calibrated probability or prediction set: {_e(cal.get('reason', ''))}.</p>"
+    members = cal["prediction_set"]
+    if len(members) == 2:
+        verdict = "both IDH-mutant and IDH-wildtype: at this coverage the model cannot rule out either"
+    elif members:
+        verdict = f"{_e(members[0])} only"
+    else:
+        verdict = "empty: neither class is plausible enough (a rare, atypical output)"
+    lo, hi = cal.get("calibrated_interval_95", [None, None])
+    interval = f" (interval {lo:.3f} &ndash; {hi:.3f})" if lo is not None else ""
+    return (f"<div class='calibration'><p><b>Calibrated P(IDH mutant): {cal['calibrated_probability']:.3f}</b>"
+            f"{interval}; <b>{cal['coverage'] * 100:.0f}% prediction set: {verdict}</b>.</p>"
+            f"<p class='note'>Both were fitted at export on the {_e(cal['fitted_on'])}, patients the model did not "
+            f"fit. The calibrated probability ({_e(cal['method'])}) is the fraction of such patients with this "
+            f"score who were IDH-mutant; the model's own probability above ranks patients but need not mean that. "
+            f"The prediction set holds the true class for {cal['coverage'] * 100:.0f}% of patients like the "
+            f"training cohort"
+            + (" in each class" if cal.get("class_conditional") else "") +
+            "; a set of both classes says the model cannot decide at that coverage. Both assume the patient "
+            "resembles the training cohort (see the applicability checks).</p></div>")
+
+
 def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
     """Write the report of one prediction ``record`` (the content of ``prediction.json``)."""
     path, figures = Path(path), Path(figures)
@@ -221,6 +251,7 @@ def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
  <div><div class="note">95% subsampling interval</div><div class="decision">{lo:.3f} &ndash; {hi:.3f}</div>
   <div class="note">{unc['decision_agreement'] * 100:.0f}% of {unc['draws']} draws give the same decision</div></div>
 </div>
+{calibration_text(record)}
 {applicability_text(record)}
 {missing_text(record)}
 <p>Population graph: the patient was inserted as a new node with eq. 8 edges to {neighbours}; no retraining.

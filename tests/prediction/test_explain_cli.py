@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 
+import nibabel as nib
+import numpy as np
 import pandas as pd
+import torch
 from pred_helpers import split_ids
 from typer.testing import CliRunner
 
@@ -23,12 +26,54 @@ def _run_copy(tiny_run, tmp_path):
     return run
 
 
+def _head_classes(tiny_run, ids) -> dict:
+    """The class the tiny model's BCE head gives each patient."""
+    from gliotype.interpretation import load_case_batch
+    from gliotype.interpretation._common import eval_mode
+    from gliotype.prediction import load_model
+
+    model = load_model(tiny_run / "run" / "model").multimodal
+    out = {}
+    for pid in ids:
+        batch = load_case_batch(tiny_run / "run" / "work", pid, model.config.encoders)
+        with eval_mode(model), torch.no_grad():
+            out[pid] = "IDH-mutant" if float(model(batch).logit.reshape(-1)[0]) > 0 else "IDH-wildtype"
+    return out
+
+
+def test_gradcam_explains_the_class_the_head_gives(tiny_run, tmp_path):
+    """A patient the head calls wild-type: the IDH-mutant score's Grad-CAM is all zero after the ReLU, the
+    predicted class's is not; explain_case draws the latter and names it."""
+    from gliotype.interpretation import tumor_gradcam
+    from gliotype.prediction import load_model
+    from gliotype.prediction.explain import explain_case
+
+    ids = pd.read_csv(tiny_run / "run" / "splits.csv", dtype={"patient_id": str})["patient_id"].tolist()
+    heads = _head_classes(tiny_run, ids)
+    assert set(heads.values()) == {"IDH-mutant", "IDH-wildtype"}  # the tiny model calls both
+    model = load_model(tiny_run / "run" / "model")
+    work = tiny_run / "run" / "work"
+    for pid in (next(p for p, c in heads.items() if c == "IDH-wildtype"),
+                next(p for p, c in heads.items() if c == "IDH-mutant")):
+        from gliotype.interpretation import load_case_batch
+
+        batch = load_case_batch(work, pid, model.multimodal.config.encoders)
+        mutant = tumor_gradcam(model.multimodal, batch, target="mutant")
+        info = explain_case(model.multimodal, work, pid, tmp_path / pid, model.region_centroids, model.region_names,
+                            epochs=5)
+        cam = np.asarray(nib.load(tmp_path / pid / "gradcam.nii.gz").dataobj)
+        assert info["gradcam_class"] == heads[pid] and cam.max() > 0
+        if heads[pid] == "IDH-mutant":
+            np.testing.assert_allclose(cam.max(), mutant.max(), rtol=1e-5)  # the same score
+
+
 def test_explain_run_writes_figures_maps_and_cohort_summary(tiny_run, tmp_path):
     """(e) per-patient Figs. 7-8, Grad-CAM maps, edge probabilities; cohort density by IDH group."""
     run = _run_copy(tiny_run, tmp_path)
     splits = pd.read_csv(run / "splits.csv", dtype={"patient_id": str})
     test = splits[splits["split"] == "test"]
     ids = [test.loc[test["idh"] == 0, "patient_id"].iloc[0], test.loc[test["idh"] == 1, "patient_id"].iloc[0]]
+    heads = _head_classes(tiny_run, ids)
     res = explain_run(run, ids, epochs=40)
     for pid in ids:
         folder = run / "explain" / pid
@@ -39,6 +84,9 @@ def test_explain_run_writes_figures_maps_and_cohort_summary(tiny_run, tmp_path):
         assert (edges["important"] == (edges["probability"] > 0.5)).all()
         info = json.loads((folder / "explain.json").read_text())
         assert info["patient_id"] == pid and info["edges"] == len(edges)
+        # Grad-CAM explains the class the head gives the patient, so its map is not all zero
+        cam = np.asarray(nib.load(folder / "gradcam.nii.gz").dataobj)
+        assert cam.max() > 0 and info["gradcam_class"] == heads[pid]
     for name in ("edge_density.csv", "edge_density_groups.csv", "edge_density.png", "summary.json"):
         assert (run / "explain" / name).exists()
     summary = json.loads((run / "explain" / "summary.json").read_text())

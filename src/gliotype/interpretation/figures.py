@@ -129,8 +129,9 @@ def figure7(
         ax.set_zlabel("z (mm)", fontsize=9)
         ax.tick_params(labelsize=8)
     who = f"patient {patient_id}: " if patient_id is not None else ""
+    agree = f"{rho:.2f}" if np.isfinite(rho) else "n/a: a constant map"
     fig.suptitle(f"{who}image and geometric encoders (Spearman rho, Grad-CAM vs attention on "
-                 f"{len(pts)} points = {rho:.2f})")
+                 f"{len(pts)} points = {agree})")
     fig.tight_layout()
     try:
         return _save(fig, out_png, dpi)

@@ -62,6 +62,16 @@ def _tumor_slice(x_i: np.ndarray, cam: np.ndarray, axis: int = 2) -> int:
     return int(np.argmax(mass))
 
 
+def _head_class(model, batch) -> str:
+    """The class the multi-modal network's BCE head gives the patient (what the Grad-CAM explains)."""
+    import torch
+
+    from gliotype.interpretation._common import eval_mode
+
+    with eval_mode(model), torch.no_grad():
+        return "IDH-mutant" if float(model(batch).logit.reshape(-1)[0]) > 0 else "IDH-wildtype"
+
+
 def explain_case(
     model,
     workdir: str | Path,
@@ -106,7 +116,10 @@ def explain_case(
     cam = None
     t0 = time.perf_counter()
     if model.image is not None and has_head:
-        cam = tumor_gradcam(model, batch, target="mutant")
+        # the class the network's head decides (standard Grad-CAM): the IDH-mutant score alone is all
+        # zero after the ReLU for a patient the head calls wild-type, which explains nothing
+        cam = tumor_gradcam(model, batch, target="predicted")
+        info["gradcam_class"] = _head_class(model, batch)
         shape, affine = _template_grid(workdir, pid)
         cam_img = gradcam_nifti(cam, case["tumor_image_affine"], shape, affine)
         _save_nifti(cam_img, out / "gradcam.nii.gz")

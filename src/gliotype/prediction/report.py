@@ -225,7 +225,9 @@ def write_report(path: str | Path, record: dict, figures: str | Path) -> Path:
                 if record["graph_neighbours"] == 0 else "")
     rho = interp.get("gradcam_attention_spearman")
     fig7_caption = (f"A pre-contrast T1, B T2, C T2-FLAIR of the tumor crop x<sub>I</sub> (template space); "
-                    f"D Grad-CAM of the image encoder (IDH-mutant score) over post-contrast T1; E the tumor surface "
+                    f"D Grad-CAM of the image encoder (the score of the class its head gives the patient, "
+                    f"{_e(interp.get('gradcam_class', 'IDH-mutant'))}; high: regions that raise it) over "
+                    f"post-contrast T1; E the tumor surface "
                     f"points coloured by the projected Grad-CAM; F by the geometric encoder's attention. "
                     f"Rank agreement of E and F (Spearman rho): {_fmt(rho, 2)}.")
     if "important_edges" in interp:

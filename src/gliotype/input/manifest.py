@@ -33,6 +33,8 @@ log = get_logger(__name__)
 
 #: Image roles of a case, in the order of the method's four input channels.
 SEQUENCES = ("t1", "t1c", "t2", "flair")
+#: Their names for a person (reports, one-line messages).
+SEQUENCE_NAMES = {"t1": "pre-contrast T1", "t1c": "post-contrast T1 (T1c)", "t2": "T2", "flair": "T2-FLAIR"}
 IMAGE_COLUMNS = SEQUENCES + ("mask", "fa")
 REQUIRED_COLUMNS = ("patient_id",) + SEQUENCES + ("mask",)
 MANIFEST_COLUMNS = ("patient_id",) + IMAGE_COLUMNS + ("idh", "age", "site", "sex")

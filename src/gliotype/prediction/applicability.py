@@ -40,12 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gliotype.input.manifest import SEQUENCE_NAMES  # the sequences whose tumour intensity is checked
 from gliotype.layout import CaseDir, WorkDir
 
 #: Version of ``applicability.json``.
 APPLICABILITY_FORMAT = 1
-#: The sequences whose tumour intensity is checked, and their plain names.
-SEQUENCE_NAMES = {"t1": "T1", "t1c": "T1c", "t2": "T2", "flair": "T2-FLAIR"}
 #: Said when the model folder has no ``applicability.json``.
 UNKNOWN = ("unknown: the model has no applicability reference (applicability.json; exported before gliotype "
            "measured it): re-export the model to get the checks")

@@ -12,6 +12,7 @@ import base64
 import html
 from pathlib import Path
 
+from gliotype.input.manifest import SEQUENCE_NAMES
 from gliotype.utils.io import atomic_write
 
 _CSS = """
@@ -116,10 +117,6 @@ def _segmentation(record: dict, figures: Path) -> str:
                    f"enhancing {_fmt(v.get('enhancing'), 1)} ml (label 4, or 3). The mask: {_e(seg.get('file'))}.")
             + "\n"
             + (f"<ul>{warnings}</ul>\n" if warnings else ""))
-
-
-#: Plain names of the sequences for the report.
-SEQUENCE_NAMES = {"t1": "pre-contrast T1", "t1c": "post-contrast T1 (T1c)", "t2": "T2", "flair": "T2-FLAIR"}
 
 
 def missing_text(record: dict) -> str:

@@ -157,8 +157,6 @@ def conformal_html(df: pd.DataFrame, config: GliotypeConfig) -> str:
     return "\n".join(parts)
 
 
-
-
 #: column headers of the report's tables (the CSV files keep the column names)
 HEADERS = {"model": "model", "auc": "AUC", "auc_low": "AUC 95% CI low", "auc_high": "AUC 95% CI high", "acc": "ACC",
            "sen": "SEN", "spe": "SPE", "delong_p": "DeLong p", "brier": "Brier", "ece": "ECE"}

@@ -104,6 +104,22 @@ def test_platt_on_a_separable_set_stays_finite():
     assert np.isfinite(out).all() and out[0] < out[1] < out[2]
 
 
+def test_platt_never_reverses_the_ranking():
+    """Predictions that rank the calibration patients the wrong way round (out-of-fold GNNs trained on half
+    the labels can): the fitted slope would be negative; it is 0 instead, so every patient gets the
+    smoothed prevalence and a higher probability is never calibrated lower."""
+    rng = np.random.default_rng(3)
+    y = (rng.uniform(size=40) < 0.3).astype(float)
+    p = 1 / (1 + np.exp(-(-1.5 * (2 * y - 1) + rng.normal(0, 1, 40))))  # anti-correlated with y
+    cal = fit_calibrator(y, p, "platt")
+    n_pos, n_neg = y.sum(), 40 - y.sum()
+    smoothed = (n_pos * (n_pos + 1) / (n_pos + 2) + n_neg / (n_neg + 2)) / 40
+    assert cal.a == 0.0
+    np.testing.assert_allclose(cal(np.array([0.05, 0.5, 0.95])), smoothed, rtol=1e-9)
+    good = fit_calibrator(y, 1 - p, "platt")  # the same predictions the right way round keep their slope
+    assert good.a > 0 and np.all(np.diff(good(np.linspace(0.01, 0.99, 9))) > 0)
+
+
 def test_isotonic_is_scikit_learns_monotone_map_and_clips_outside():
     rng = np.random.default_rng(4)
     y, p = miscalibrated(400, rng)

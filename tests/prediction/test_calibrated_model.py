@@ -73,6 +73,15 @@ def test_describe_gives_the_calibrated_probability_and_the_set(out_of_fit):
     assert strict.describe(0.5)["prediction_set"] == ["IDH-wildtype", "IDH-mutant"]
 
 
+def test_a_calibration_without_a_slope_says_so(out_of_fit):
+    y, p = out_of_fit
+    flat = fit_model_calibration(y, 1 - p, "platt", 0.1, False)  # ranked the wrong way round: no slope
+    d = flat.describe(0.3, (0.2, 0.4))
+    assert d["calibrated_interval_95"][0] == d["calibrated_interval_95"][1] == d["calibrated_probability"]
+    assert "prevalence" in d["note"] and "prevalence" in calibration_text({"calibration": d})
+    assert "note" not in fit_model_calibration(y, p, "platt", 0.1, False).describe(0.3)
+
+
 def test_no_out_of_fit_predictions_no_calibration(out_of_fit, tmp_path):
     y, p = out_of_fit
     assert fit_model_calibration(y, None, "platt", 0.1, False) is None

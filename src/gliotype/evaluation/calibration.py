@@ -154,7 +154,9 @@ def fit_calibrator(y, p, method: str = "platt") -> Calibrator:
     Platt: scikit-learn's unpenalised ``LogisticRegression`` of y on logit(p), with Platt's
     (1999) targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2) instead of 1 and 0 (each patient
     entered as both classes, weighted by its target), so a separable calibration set gives a
-    finite slope. Isotonic: ``IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)``.
+    finite slope. A negative slope (predictions that rank the calibration patients the wrong
+    way round) is set to 0: the calibrated probability is then the smoothed prevalence for
+    everyone, never a reversal of the model's ranking. Isotonic: ``IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)``.
     """
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
@@ -175,7 +177,10 @@ def fit_calibrator(y, p, method: str = "platt") -> Calibrator:
     labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
     weights = np.concatenate([target, 1 - target])
     lr = LogisticRegression(C=np.inf, max_iter=1000).fit(x, labels, sample_weight=weights)
-    return PlattCalibrator(float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    if a < 0:  # the predictions rank these patients the wrong way round: a calibrator must not reverse them
+        a, b = 0.0, float(_logit(np.array([target.mean()]))[0])  # the (smoothed) prevalence for every patient
+    return PlattCalibrator(a, b)
 
 
 __all__ = ["Calibrator", "IsotonicCalibrator", "PlattCalibrator", "ReliabilityCurve", "brier_score",

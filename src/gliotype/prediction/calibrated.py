@@ -69,6 +69,9 @@ class Calibration:
                             f"({self.mutant} IDH-mutant)"}
         if interval is not None:
             out["calibrated_interval_95"] = [round(float(v), 6) for v in self.calibrator(np.asarray(interval))]
+        if getattr(self.calibrator, "a", None) == 0.0:  # Platt without a slope (evaluation.calibration)
+            out["note"] = ("the out-of-fit predictions did not rank the training patients the right way round, so "
+                           "the calibrated probability is their prevalence whatever the model says")
         return out
 
 

@@ -189,6 +189,7 @@ def calibration_text(record: dict) -> str:
     interval = f" (interval {lo:.3f} &ndash; {hi:.3f})" if lo is not None else ""
     return (f"<div class='calibration'><p><b>Calibrated P(IDH mutant): {cal['calibrated_probability']:.3f}</b>"
             f"{interval}; <b>{cal['coverage'] * 100:.0f}% prediction set: {verdict}</b>.</p>"
+            + (f"<p class='bad'>Calibration: {_e(cal['note'])}.</p>" if cal.get("note") else "") +
             f"<p class='note'>Both were fitted at export on the {_e(cal['fitted_on'])}, patients the model did not "
             f"fit. The calibrated probability ({_e(cal['method'])}) is the fraction of such patients with this "
             f"score who were IDH-mutant; the model's own probability above ranks patients but need not mean that. "

@@ -80,9 +80,10 @@ def expected_calibration_error(y, p, bins: int = 10) -> float:
     return float(np.sum(curve.count * np.abs(curve.observed - curve.predicted)) / np.sum(curve.count))
 
 
-def _logit(p) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-    return np.log(p) - np.log1p(-p)
+def logit(p) -> np.ndarray:
+    """log(p / (1 - p)) with p clipped to [EPS, 1 - EPS] (NaN stays NaN): the one logit of a probability."""
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
 
 
 class Calibrator:
@@ -122,7 +123,7 @@ class PlattCalibrator(Calibrator):
         self.a, self.b = float(a), float(b)
 
     def __call__(self, p) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.a * _logit(p) + self.b)))
+        return 1.0 / (1.0 + np.exp(-(self.a * logit(p) + self.b)))
 
     def to_dict(self) -> dict:
         return {"method": self.method, "a": self.a, "b": self.b}
@@ -173,15 +174,15 @@ def fit_calibrator(y, p, method: str = "platt") -> Calibrator:
         return IsotonicCalibrator(iso.X_thresholds_, iso.y_thresholds_)
     n_pos, n_neg = y.sum(), len(y) - y.sum()
     target = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    x = np.concatenate([_logit(p), _logit(p)])[:, None]
+    x = np.concatenate([logit(p), logit(p)])[:, None]
     labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
     weights = np.concatenate([target, 1 - target])
     lr = LogisticRegression(C=np.inf, max_iter=1000).fit(x, labels, sample_weight=weights)
     a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
     if a < 0:  # the predictions rank these patients the wrong way round: a calibrator must not reverse them
-        a, b = 0.0, float(_logit(np.array([target.mean()]))[0])  # the (smoothed) prevalence for every patient
+        a, b = 0.0, float(logit(np.array([target.mean()]))[0])  # the (smoothed) prevalence for every patient
     return PlattCalibrator(a, b)
 
 
 __all__ = ["Calibrator", "IsotonicCalibrator", "PlattCalibrator", "ReliabilityCurve", "brier_score",
-           "expected_calibration_error", "fit_calibrator", "reliability_curve"]
+           "expected_calibration_error", "fit_calibrator", "logit", "reliability_curve"]

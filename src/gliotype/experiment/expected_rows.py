@@ -37,9 +37,6 @@ from gliotype.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-#: probabilities are clipped to [EPS, 1 - EPS] before the logit of ``Age + full model``
-EPS = 1e-6
-
 
 def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     """``values`` at positions ``rows`` of a length-``n`` vector of NaN."""
@@ -163,9 +160,7 @@ def age_with_model(cohort: pd.DataFrame | None, train_ids: Sequence[str], test_i
                  "(population_graph.threshold_folds or val_fraction)", TABLE3_ROWS[AGE_MODEL_ROW])
         return []
 
-    def logit(p):
-        p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)  # NaN stays NaN
-        return np.log(p / (1 - p))
+    from gliotype.evaluation.calibration import logit
 
     y = np.array([labels[str(p)] for p in train_ids], dtype=float)
     x_train = np.column_stack([ages(cohort, train_ids), logit(gnn.p_threshold)])
@@ -175,4 +170,4 @@ def age_with_model(cohort: pd.DataFrame | None, train_ids: Sequence[str], test_i
     return [] if row is None else [row]
 
 
-__all__ = ["EPS", "age_model", "age_with_model", "ages", "before_model", "logistic_row", "radiomics_models"]
+__all__ = ["age_model", "age_with_model", "ages", "before_model", "logistic_row", "radiomics_models"]

@@ -23,19 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gliotype.evaluation.calibration import logit
 from gliotype.prediction.model import TrainedModel
 
 #: Version of ``sequence_spread.json``.
 SPREAD_FORMAT = 1
-#: Probabilities are clipped to [EPS, 1 - EPS] before their logit.
-EPS = 1e-6
-
-
-def logit(p) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    return np.log(p / (1 - p))
-
-
 def sigmoid(x) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 

@@ -19,7 +19,8 @@ stage after it, and an unchanged one is reused::
     radiomics          (issue 16)   radiomics(...)              features of Table 3's radiomics rows
     evaluation         4.1          evaluate(...)               a table of AUC, ACC, SEN, SPE
 
-:func:`prepare` is preprocess + modalities (the per-patient half of a run);
+:func:`prepare` is preprocess + modalities (the per-patient half of a run); the per-patient
+stages run on the config's ``executor``: local processes, or a Dask cluster (docs/scale-out.md);
 :func:`featurise_case` takes one new patient through every per-patient stage with the
 parts a trained model holds (prediction). The tables' rows are selected by their key
 (:attr:`gliotype.experiment.tables.Scored.key`), never by their printed name.
@@ -57,6 +58,14 @@ StageTimer = Callable[[str], AbstractContextManager]
 
 def _untimed(name: str) -> AbstractContextManager:
     return nullcontext()
+
+
+def _engine(config: GliotypeConfig | None) -> AbstractContextManager:
+    """The per-patient stages of ``config`` on its ``executor`` (a Dask cluster, or the current
+    engine when local: :func:`gliotype.utils.executor.use_executor`)."""
+    from gliotype.utils.executor import use_executor
+
+    return use_executor(None if config is None else config.executor)
 
 
 @dataclass
@@ -138,7 +147,8 @@ def validate(manifest: str | Path, workers: int = 1, report: str | Path | None =
 
     df = read_manifest(manifest)
     rules = InputRules() if config is None else InputRules.of(config)
-    checked = Validation(df, validate_manifest(df, workers=workers, rules=rules))
+    with _engine(config):
+        checked = Validation(df, validate_manifest(df, workers=workers, rules=rules))
     if report is not None:
         write_csv_atomic(checked.status(warnings=True), report)
     return checked
@@ -184,7 +194,8 @@ def preprocess(rows: pd.DataFrame, work: str | Path | WorkDir, config: GliotypeC
     from gliotype.preprocessing import preprocess_cohort
 
     plan = plan_derivatives(rows, bids_derivatives)  # an unwritable folder stops before the work, not after
-    status = preprocess_cohort(rows, work, config, workers=workers)
+    with _engine(config):
+        status = preprocess_cohort(rows, work, config, workers=workers)
     write_planned(plan, work)
     return status
 
@@ -193,7 +204,8 @@ def modalities(work: str | Path | WorkDir, ids: Sequence[str], config: GliotypeC
     """x_I, x_P, the crossings of eq. 2 and the atlas samples of every patient (cached per patient)."""
     from gliotype.modalities.build import build_modalities
 
-    return build_modalities(work, list(ids), config, workers=workers)
+    with _engine(config):
+        return build_modalities(work, list(ids), config, workers=workers)
 
 
 def prepare(rows: pd.DataFrame | str | Path, work: str | Path | WorkDir, config: GliotypeConfig, workers: int = 1,
@@ -209,7 +221,7 @@ def prepare(rows: pd.DataFrame | str | Path, work: str | Path | WorkDir, config:
         rows = read_manifest(rows)
     from gliotype.utils.lock import folder_lock
 
-    with folder_lock(WorkDir.of(work).lock, "work folder"):  # one command writes a work folder at a time
+    with folder_lock(WorkDir.of(work).lock, "work folder"), _engine(config):  # one command writes it at a time
         with timer("preprocessing"):
             pre = preprocess(rows, work, config, workers, bids_derivatives)
         with timer("modalities"):
@@ -261,9 +273,10 @@ def population_graph(feats: pd.DataFrame, y: np.ndarray, in_train: np.ndarray, i
 
     pg = config.population_graph
     phenotypes = phenotypes_of(cohort, list(ids)) if pg.phenotype != "none" else None
-    rows = population_graph_models(feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B"), y, in_train,
-                                   list(ids), pg, config.seed, workers=config.workers, store=store,
-                                   phenotypes=phenotypes)
+    with _engine(config):
+        rows = population_graph_models(feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B"), y, in_train,
+                                       list(ids), pg, config.seed, workers=config.workers, store=store,
+                                       phenotypes=phenotypes)
     return rows, chosen_population_graph(rows, y[in_train], pg)
 
 
@@ -295,7 +308,9 @@ def radiomics(work: str | Path | WorkDir, ids: Sequence[str], config: GliotypeCo
     ``patient_id``; a patient whose extraction failed is left out with one warning line."""
     from gliotype.evaluation.radiomics import radiomics_features
 
-    return radiomics_features(work, list(ids), config.radiomics, config.preprocess.min_tumor_voxels, config.workers)
+    with _engine(config):
+        return radiomics_features(work, list(ids), config.radiomics, config.preprocess.min_tumor_voxels,
+                                  config.workers)
 
 
 def evaluate(models: list, y_train: np.ndarray, y_test: np.ndarray, config: GliotypeConfig,

@@ -31,6 +31,7 @@ from gliotype.cli.options import (
     NO_BIDS_DERIVATIVES,
     NODE_ATLAS,
     PRESET,
+    SCHEDULER,
     SET,
     WORKERS,
     _bids_derivatives,
@@ -111,14 +112,17 @@ def synth(
     space: str = typer.Option("mni", "--space", help="mni (template grid) or native (own grid per patient)."),
     resolution: int = typer.Option(2, "--resolution", help="Voxel size in mm on the template grid: 1 or 2."),
     workers: int = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cohort made with other arguments."),
 ) -> None:
     """Generate a synthetic glioma cohort on the real ICBM152 template (see docs/synthetic.md)."""
     from gliotype.synthetic import SynthConfig, generate_cohort, parse_signal
+    from gliotype.utils.executor import use_executor
 
     config = SynthConfig(patients=patients, seed=seed, prevalence=prevalence, signal=parse_signal(signal), sites=sites,
                          fa_cases=fa_cases, space=space, resolution=resolution, workers=workers)
-    s = generate_cohort(out, config, overwrite=overwrite)
+    with use_executor(scheduler):
+        s = generate_cohort(out, config, overwrite=overwrite)
     typer.echo(f"synthetic cohort: {s['patients']} patients ({s['idh_mutant']} IDH-mutant, {s['idh_wildtype']} "
                f"wild-type), {s['fa_cases']} with FA, {s['sites']} sites, in {s['seconds']:.1f} s\n"
                f"Bayes-optimal AUC of this cohort: {s['bayes_auc']:.3f}\nwritten to {out}")
@@ -129,6 +133,7 @@ def preprocess(
     manifest: Path = typer.Argument(..., help="Manifest CSV (from `gliotype cohort scan`)."),
     out: Path = typer.Option(..., "--out", help="Work folder."),
     workers: int = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
     skull_stripped: Optional[str] = typer.Option(None, "--skull-stripped", help="auto, yes or no."),
     node_atlas: Optional[Path] = NODE_ATLAS,
     edge_atlas: Optional[Path] = EDGE_ATLAS,
@@ -141,10 +146,12 @@ def preprocess(
     """Register, normalise and build the three modalities of every patient (sections 3.2, 4.2);
     patients scanned from BIDS also get their preprocessed images in a BIDS derivative dataset."""
     from gliotype import stages
+    from gliotype.utils.executor import use_executor
 
     derivatives = _bids_derivatives(bids_derivatives, no_bids_derivatives)
-    cfg = _config(preset, config, set_, node_atlas, edge_atlas, skull_stripped)
-    prepared = stages.prepare(manifest, out, cfg, workers, bids_derivatives=derivatives)
+    cfg = _config(preset, config, set_, node_atlas, edge_atlas, skull_stripped, scheduler=scheduler)
+    with use_executor(cfg.executor):  # an unreachable scheduler fails here, before any work
+        prepared = stages.prepare(manifest, out, cfg, workers, bids_derivatives=derivatives)
     typer.echo(prepared.summary())
     if not prepared.ids:
         _fail("no patient could be preprocessed")
@@ -162,6 +169,7 @@ def run(
     no_audit: bool = typer.Option(False, "--no-audit", help="Skip the information audit (gliotype audit)."),
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1,
                                           help="Redraw the split K times (seeds split.seed + k); mean and SD."),
+    scheduler: Optional[str] = SCHEDULER,
     preset: str = PRESET,
     config: Optional[Path] = CONFIG,
     set_: list[str] = SET,
@@ -169,9 +177,13 @@ def run(
     """Run every stage of the method and print Table 3 (cached and resumable)."""
     from gliotype.experiment import run_experiment, run_summary
 
+    from gliotype.utils.executor import use_executor
+
     rows = False if no_ablations else (list(ablation) if ablation else True)
-    res = run_experiment(out, _config(preset, config, set_), data=data, manifest=manifest, ablations=rows,
-                         baselines=not no_baselines, repeats=repeats, audit=not no_audit)
+    cfg = _config(preset, config, set_, scheduler=scheduler)
+    with use_executor(cfg.executor):  # an unreachable scheduler fails here, before any work
+        res = run_experiment(out, cfg, data=data, manifest=manifest, ablations=rows, baselines=not no_baselines,
+                             repeats=repeats, audit=not no_audit)
     typer.echo(run_summary(res, out))
 
 
@@ -181,14 +193,17 @@ def audit(
     truth: Optional[Path] = typer.Option(None, "--truth", help="A synthetic cohort or its truth file: probe latents."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the audit files (default RUNDIR/results)."),
     workers: int = typer.Option(1, "--workers", help="Parallel processes for the tumour descriptors."),
+    scheduler: Optional[str] = SCHEDULER,
     folds: int = typer.Option(5, "--folds", min=2, help="Folds of each probe's cross-validation."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Repeats of each probe's cross-validation."),
 ) -> None:
     """Information audit: IDH probe AUC of every feature group on training patients, Table 1 homophily,
     the observable ceiling (docs/audit.md)."""
     from gliotype.audit import audit_run
+    from gliotype.utils.executor import use_executor
 
-    res = audit_run(rundir, truth=truth, out=out, workers=workers, folds=folds, repeats=repeats, report=True)
+    with use_executor(scheduler):
+        res = audit_run(rundir, truth=truth, out=out, workers=workers, folds=folds, repeats=repeats, report=True)
     typer.echo(res.summary())
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from gliotype.cli.options import CONFIG, EDGE_ATLAS, NODE_ATLAS, PRESET, SET, WORKERS, _config, _fail
+from gliotype.cli.options import CONFIG, EDGE_ATLAS, NODE_ATLAS, PRESET, SCHEDULER, SET, WORKERS, _config, _fail
 
 cohort_app = typer.Typer(help="Find and check the patients of a cohort.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the resolved configuration of a preset.", no_args_is_help=True)
@@ -47,6 +47,7 @@ def cohort_scan(
 def cohort_validate(
     manifest: Path = typer.Argument(..., help="Manifest CSV written by `gliotype cohort scan`."),
     workers: int = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the table as CSV."),
     max_voxels: Optional[int] = typer.Option(None, "--max-voxels", min=1,
                                              help="Voxels an image file may declare (input.max_voxels)."),
@@ -61,8 +62,12 @@ def cohort_validate(
     preprocess.nonfinite); print one table; exit non-zero only when no case is usable."""
     from gliotype import stages
 
-    cfg = _config(preset, config, set_, max_voxels=max_voxels, missing_sequences=missing_sequences)
-    checked = stages.validate(manifest, workers, report=report, config=cfg)
+    from gliotype.utils.executor import use_executor
+
+    cfg = _config(preset, config, set_, max_voxels=max_voxels, missing_sequences=missing_sequences,
+                  scheduler=scheduler)
+    with use_executor(cfg.executor):  # an unreachable scheduler fails here, before any work
+        checked = stages.validate(manifest, workers, report=report, config=cfg)
     typer.echo(checked.summary())
     if not checked.ok:
         _fail("no usable case in the manifest")

@@ -2,8 +2,9 @@
 
 :func:`load_config` resolves preset <- YAML <- overrides; :func:`config_hash` and
 :func:`values_hash` are the keys of every cached stage. What a hash leaves out:
-:data:`NEUTRAL_OPTIONS` at their neutral value (options added later) and
-:data:`LOCATION_OPTIONS` whatever their value (they say where files go, not what is computed).
+:data:`NEUTRAL_OPTIONS` at their neutral value (options added later),
+:data:`LOCATION_OPTIONS` whatever their value (they say where files go, not what is computed)
+and :data:`EXECUTION_OPTIONS` whatever their value (they say where work runs).
 """
 
 from __future__ import annotations
@@ -112,26 +113,32 @@ NEUTRAL_OPTIONS: dict[str, object] = {
 #: whatever their value, so moving a cache never invalidates a stage.
 LOCATION_OPTIONS: tuple[str, ...] = ("atlas.cache_dir",)
 
+#: Options that say where the work runs (local processes or a Dask cluster, docs/scale-out.md),
+#: not what it computes: left out of every hash whatever their value.
+EXECUTION_OPTIONS: tuple[str, ...] = ("executor",)
+
 
 def hashed_values(data: dict) -> dict:
     """``data`` (plain config values) without the :data:`NEUTRAL_OPTIONS` that hold their neutral
-    value and without the :data:`LOCATION_OPTIONS`."""
+    value and without the :data:`LOCATION_OPTIONS` and :data:`EXECUTION_OPTIONS`."""
     data = copy.deepcopy(data)
-    for dotted in (*NEUTRAL_OPTIONS, *LOCATION_OPTIONS):
+    always = (*LOCATION_OPTIONS, *EXECUTION_OPTIONS)
+    for dotted in (*NEUTRAL_OPTIONS, *always):
         *parents, leaf = dotted.split(".")
         node = data
         for key in parents:
             node = node.get(key) if isinstance(node, dict) else None
         if not isinstance(node, dict) or leaf not in node:
             continue
-        if dotted in LOCATION_OPTIONS or node[leaf] == NEUTRAL_OPTIONS[dotted]:
+        if dotted in always or node[leaf] == NEUTRAL_OPTIONS[dotted]:
             del node[leaf]
     return data
 
 
 def values_hash(data: dict) -> str:
     """A short stable hash of plain config values (as dumped to JSON / YAML); options at their
-    neutral value (:data:`NEUTRAL_OPTIONS`) and location options (:data:`LOCATION_OPTIONS`) do not count."""
+    neutral value (:data:`NEUTRAL_OPTIONS`), location options (:data:`LOCATION_OPTIONS`) and execution
+    options (:data:`EXECUTION_OPTIONS`) do not count."""
     return hashlib.sha256(json.dumps(hashed_values(data), sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -405,12 +405,32 @@ class PredictionConfig(_Section):
         return value
 
 
+class ExecutorConfig(_Section):
+    """Where the per-patient stages run (docs/scale-out.md): ``local`` worker processes
+    (``workers`` of them), or the workers of a Dask cluster (``dask``: the scheduler at
+    ``scheduler``). Says where work runs, not what it computes: left out of every config hash
+    (loader.EXECUTION_OPTIONS), and a cluster gives the same files as the local processes."""
+
+    engine: Literal["local", "dask"] = "local"
+    scheduler: str | None = None  # engine dask: the scheduler's address, e.g. tcp://10.0.0.5:8786
+    connect_timeout_s: float = Field(10.0, gt=0)  # an unreachable scheduler fails after this long
+
+    @model_validator(mode="after")
+    def _address(self) -> "ExecutorConfig":
+        if self.engine == "dask" and not self.scheduler:
+            raise ValueError("engine dask needs the scheduler's address (executor.scheduler, or --scheduler ADDRESS)")
+        if self.engine == "local" and self.scheduler:
+            raise ValueError("a scheduler address is set but engine is local: set executor.engine: dask")
+        return self
+
+
 class GliotypeConfig(_Section):
     """The resolved configuration of one run."""
 
     preset: str = "paper"
     seed: int = 0
     workers: int = 1
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     input: InputConfig = Field(default_factory=InputConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     atlas: AtlasConfig = Field(default_factory=AtlasConfig)

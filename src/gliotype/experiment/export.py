@@ -55,6 +55,7 @@ def export_model(
     model.root.mkdir(parents=True, exist_ok=True)
     shared = config.model_copy(deep=True)
     shared.atlas.cache_dir = None  # a local folder (where, not what): no path goes into a shared bundle
+    shared.executor = type(shared.executor)()  # nor the address of the cluster that computed it
     save_config(shared, model.config)
     for source, target in ((work.ssl, model.ssl), (work.atlas, model.atlas),
                            (MultiModalDir.of(multimodal_dir), model.multimodal)):

@@ -47,11 +47,13 @@ def run_experiment(
     give each model's mean and standard deviation over the repeats. Preprocessing,
     modalities and the self-supervised models are shared (the FA set does not change).
     """
+    from gliotype.utils.executor import use_executor
     from gliotype.utils.lock import folder_lock
 
     run = RunDir.of(out)
     table4_rows(ablations)  # an unknown row name fails before any work
-    with folder_lock(run.lock, "run folder"):  # a second `gliotype run` on this folder is refused
+    # a second `gliotype run` on this folder is refused; the per-patient stages run on config.executor
+    with folder_lock(run.lock, "run folder"), use_executor(config.executor):
         return _run_experiment(run, config, data, manifest, ablations, baselines, repeats, audit)
 
 

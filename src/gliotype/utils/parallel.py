@@ -9,6 +9,12 @@ worker too gets ``on_crash(item)`` as its result (without ``on_crash`` the error
 raised). An error ``fn`` raises ends the map at once: the items not started are cancelled
 (a per-patient stage raises only what every next item would hit too, e.g. a full disk:
 :func:`gliotype.errors.stop_on_environment`). One progress bar follows the items.
+
+That is the ``local`` engine. Inside :func:`gliotype.utils.executor.use_executor` on a Dask
+scheduler (``--scheduler ADDRESS``, or the config's ``executor`` section) the same call runs
+every item as a task of the cluster instead (:mod:`gliotype.utils.dask_map`: same results, same
+order, the same crash and error semantics as far as Dask allows); ``workers`` and ``start``
+are then the cluster's business and not used.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
+from gliotype.utils.executor import current_engine
 from gliotype.utils.progress import progress
 
 T = TypeVar("T")
@@ -32,7 +39,8 @@ START_METHODS = ("fork", "spawn")
 def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, desc: str = "patients",
                  start: str = "fork", initializer: Callable[[], None] | None = None,
                  on_crash: Callable[[T], R] | None = None, retries: int = 1) -> list[R]:
-    """``[fn(x) for x in items]``, in ``workers`` processes when ``workers > 1`` (order kept).
+    """``[fn(x) for x in items]``, in ``workers`` processes when ``workers > 1`` (order kept), or
+    as tasks of the current Dask cluster (:func:`gliotype.utils.executor.use_executor`).
 
     Args:
         fn: a picklable (module-level) function of one item.
@@ -44,6 +52,12 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, 
             when run alone.
     """
     items = list(items)
+    engine = current_engine()
+    if engine.client is not None and items:
+        from gliotype.utils.dask_map import dask_map
+
+        return dask_map(engine.client, fn, items, desc=desc, initializer=initializer, on_crash=on_crash,
+                        retries=retries)
     workers = max(1, min(int(workers or 1), len(items)))
     if workers == 1:
         return [fn(x) for x in progress(items, desc, total=len(items))]

@@ -5,7 +5,7 @@ check that every run writes the same preprocessed volumes.
     python benchmarks/bench_dask_cohort.py [--patients 8] [--preset cpu] [--space native]
 
 Every run preprocesses into a fresh work folder (no cache hit); the cohort is synthesised once
-(local pool). Writes to a temporary folder (removed afterwards unless ``--keep DIR``). Not a test.
+(local pool). The load average printed after each run tells how much of the cores other jobs took. Writes to a temporary folder (removed afterwards unless ``--keep DIR``). Not a test.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def main() -> int:
             runs.append((engine, n, seconds))
             print(f"  {engine:5s} {n} worker(s): {seconds:6.1f} s ({seconds / len(rows):.1f} s/patient), {done} done"
                   + (f", cluster start {start:.1f} s" if engine == "dask" else "")
-                  + f", volumes {'identical to' if same else 'DIFFERENT from'} the first run")
+                  + f", volumes {'identical to' if same else 'DIFFERENT from'} the first run"
+                  + f", load average {os.getloadavg()[0]:.1f}")
             if not same:
                 return 1
         by = {(e, n): s for e, n, s in runs}

@@ -14,19 +14,18 @@ import sys
 import threading
 from pathlib import Path
 
+import distributed
 import pandas as pd
 import pytest
 
-distributed = pytest.importorskip("distributed")
-
-from gliotype.config import config_hash, load_config  # noqa: E402
-from gliotype.errors import EnvironmentProblem, GliotypeError  # noqa: E402
-from gliotype.input import validate_manifest  # noqa: E402
-from gliotype.modalities.build import build_modalities  # noqa: E402
-from gliotype.preprocessing import preprocess_cohort  # noqa: E402
-from gliotype.synthetic import SynthConfig, generate_cohort  # noqa: E402
-from gliotype.utils.executor import current_engine, use_executor  # noqa: E402
-from gliotype.utils.parallel import parallel_map  # noqa: E402
+from gliotype.config import config_hash, load_config
+from gliotype.errors import EnvironmentProblem, GliotypeError
+from gliotype.input import validate_manifest
+from gliotype.modalities.build import build_modalities
+from gliotype.preprocessing import preprocess_cohort
+from gliotype.synthetic import SynthConfig, generate_cohort
+from gliotype.utils.executor import current_engine, use_executor
+from gliotype.utils.parallel import parallel_map
 
 SYNTH = dict(patients=2, seed=3, fa_cases=1)
 BRATS = {"t1": "t1", "t1c": "t1ce", "t2": "t2", "flair": "flair", "mask": "seg", "fa": "fa"}
@@ -164,7 +163,7 @@ def test_a_worker_killed_during_synthesis_changes_no_file(reference, client, tmp
     root, _, _ = reference
     marker = tmp_path / "killed"
     pids = set(client.run(os.getpid).values())
-    client.register_plugin(KillOnce(str(marker), "gliotype-synth-", 0.5))
+    client.register_plugin(KillOnce(str(marker), "gliotype-synth-", 0.2))
     try:
         with use_executor(client):
             generate_cohort(tmp_path / "data", SynthConfig(**SYNTH, workers=2))
@@ -184,7 +183,9 @@ def _die_on_three(x: int) -> int:
     return x
 
 
-def test_an_item_that_kills_every_worker_gets_on_crash(client):
+def test_an_item_that_kills_every_worker_gets_on_crash(cluster, client, monkeypatch):
+    # no rescheduling: each worker death fails the tasks it held at once (2 deaths a map, not 4)
+    monkeypatch.setattr(cluster.scheduler, "allowed_failures", 0)
     with use_executor(client):
         assert parallel_map(_die_on_three, [1, 2, 3, 4, 5], 2, on_crash=lambda x: -x) == [1, 2, -3, 4, 5]
         with pytest.raises(distributed.KilledWorker):
@@ -235,6 +236,46 @@ def test_initializer_once_per_worker_and_the_callers_folder(client, tmp_path, mo
     inits = (tmp_path / "inits").read_text().split()
     assert sorted(inits) == sorted(set(inits)) and set(inits) == {str(pid) for _, _, pid in out}
     assert os.getpid() not in {pid for _, _, pid in out}
+
+
+def _slow(x: int) -> int:
+    import time
+
+    time.sleep(0.5)
+    return x
+
+
+def test_the_plain_recipe_and_a_scheduler_that_goes_away(tmp_path):
+    """`dask scheduler` and `dask worker` as separate processes (docs/scale-out.md); the scheduler
+    killed during a stage ends it in one line."""
+    import subprocess
+    import time
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this module too: the tasks' function
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", address.rsplit(":", 1)[1], "--dashboard-address", ":0"], **quiet)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
+                               "--nthreads", "1"], **quiet)
+    try:
+        with use_executor(address) as engine:  # waits for the scheduler to come up (connect_timeout_s)
+            engine.client.wait_for_workers(2, timeout=30)
+            assert parallel_map(_slow, [3, 1, 2], 1) == [3, 1, 2]
+            threading.Timer(1.0, scheduler.kill).start()
+            t0 = time.perf_counter()
+            with pytest.raises(GliotypeError, match=r"^the Dask cluster cancelled task gliotype-patients-\w+-\d+ "
+                                                    r"\(did the scheduler stop\?\): rerun the same command"):
+                parallel_map(_slow, list(range(40)), 1)
+            assert time.perf_counter() - t0 < 15
+    finally:
+        for p in (worker, scheduler):
+            p.terminate()  # the worker closes its worker processes
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 # --------------------------------------------------------------------------- config and errors

@@ -113,8 +113,8 @@ def _collect(client, futures, results: dict, crashed: list, ticks, killed: type)
                     continue
                 raise exc.with_traceback(tb)
             if future.status != "finished":  # cancelled: the scheduler went away or someone cancelled it
-                raise GliotypeError(f"task {future.key} was {future.status} on the Dask cluster (did the scheduler "
-                                    "stop?); rerun the same command to resume, finished patients are cached")
+                raise GliotypeError(f"the Dask cluster {future.status} task {future.key} (did the scheduler stop?): "
+                                    "rerun the same command to resume; finished patients are cached")
             results[i] = result
             future.release()  # gathered: a worker lost later need not recompute it
             next(ticks, None)

@@ -79,7 +79,7 @@ def use_executor(spec: Any = None) -> Iterator[Engine]:
         yield _CURRENT.get()
     finally:
         _CURRENT.reset(token)
-        client.close()
+        _close(client)
 
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT_S):
@@ -104,6 +104,22 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S):
         client.close()
         raise
     return client
+
+
+def _close(client) -> None:
+    """Close ``client``; when its scheduler has gone away, distributed logs the cancelled reconnection
+    with a traceback: not this command's error, so not shown."""
+    import logging
+
+    quiet = [logging.getLogger(name) for name in ("distributed.client", "distributed.comm")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    try:
+        client.close()
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
 
 
 def _gliotype_version() -> str:

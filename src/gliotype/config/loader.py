@@ -108,9 +108,12 @@ NEUTRAL_OPTIONS: dict[str, object] = {
 }
 
 
-#: Options that say where files are kept, not what is computed: left out of every hash
-#: whatever their value, so moving a cache never invalidates a stage.
-LOCATION_OPTIONS: tuple[str, ...] = ("atlas.cache_dir",)
+#: Options that say where files are kept or where a computation runs, not what is computed:
+#: left out of every hash whatever their value, so moving a cache never invalidates a stage,
+#: nor does training on more processes or on a GPU (the same losses within float rounding,
+#: docs/design.md point 45; ``train.precision`` is hashed: it changes the numbers).
+LOCATION_OPTIONS: tuple[str, ...] = ("atlas.cache_dir", "train.processes", "train.nodes", "train.endpoint",
+                                     "train.backend", "train.device")
 
 
 def hashed_values(data: dict) -> dict:

@@ -405,6 +405,30 @@ class PredictionConfig(_Section):
         return value
 
 
+class TrainConfig(_Section):
+    """How the networks trained by ``fit`` (multi-modal, CNN baselines, self-supervised) run:
+    processes, device, precision (docs/scale-out.md, "Training on several GPUs or nodes").
+
+    ``processes`` x ``nodes`` processes each train on a slice of every batch (``batch_size``
+    stays the global batch) and average their gradients: the loss curve of one process within
+    float rounding. Only ``precision`` changes what is computed (docs/design.md point 45).
+    """
+
+    processes: int = Field(1, ge=1)  # per node; 1 = one process, as before
+    nodes: int = Field(1, ge=1)  # > 1: the other nodes run `gliotype train join` (docs/scale-out.md)
+    # host:port of the rendezvous (this node's address) with nodes > 1; None = a free local port
+    endpoint: str | None = None
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on cuda, gloo on cpu
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available, else cpu
+    # auto: bf16-mixed on a cuda device with bf16 (16-mixed without), 32 on the cpu
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, value):
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class GliotypeConfig(_Section):
     """The resolved configuration of one run."""
 
@@ -424,3 +448,4 @@ class GliotypeConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     prediction: PredictionConfig = Field(default_factory=PredictionConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)

@@ -283,7 +283,8 @@ def baselines(work: str | Path | WorkDir, run, train_ids: Sequence[str], thresho
     models = []
     for name in config.baselines.models:
         model = train_cnn(name, work, run.baseline(name), list(train_ids), labels, config.baselines, config.seed,
-                          inputs_key=config_hash(config, "modalities", "preprocess") + modalities_key(work, train_ids))
+                          inputs_key=config_hash(config, "modalities", "preprocess") + modalities_key(work, train_ids),
+                          train=config.train)
         models.append(Scored(CNN_ROWS[name], predict_cnn(model, work, list(threshold_ids)),
                              predict_cnn(model, work, list(test_ids)), key=name))
     return models

@@ -105,6 +105,8 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "multimodal.sequence_dropout": 0.0,
     "population_graph.phenotype": "none",
     "population_graph.threshold_transfer": "value",
+    # torch threads per process (issue 17): before it, torch's own default (the machine's cores)
+    "threads": 1,
 }
 
 

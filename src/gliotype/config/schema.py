@@ -435,6 +435,10 @@ class GliotypeConfig(_Section):
     preset: str = "paper"
     seed: int = 0
     workers: int = 1
+    # torch intra-op threads of each gliotype process (training and inference). 1: the same bytes
+    # on every machine and for every ``workers`` (torch sums in another order on more threads), and
+    # the cores go to processes instead: independent networks train side by side (``workers``)
+    threads: int = Field(1, ge=1)
     input: InputConfig = Field(default_factory=InputConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     atlas: AtlasConfig = Field(default_factory=AtlasConfig)

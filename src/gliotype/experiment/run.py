@@ -48,11 +48,12 @@ def run_experiment(
     modalities and the self-supervised models are shared (the FA set does not change).
     """
     from gliotype.utils.lock import folder_lock
+    from gliotype.utils.training import torch_threads
 
     run = RunDir.of(out)
     table4_rows(ablations)  # an unknown row name fails before any work
-    with folder_lock(run.lock, "run folder"):  # a second `gliotype run` on this folder is refused
-        return _run_experiment(run, config, data, manifest, ablations, baselines, repeats, audit)
+    with folder_lock(run.lock, "run folder"), torch_threads(config.threads):  # a second `gliotype run` on
+        return _run_experiment(run, config, data, manifest, ablations, baselines, repeats, audit)  # it is refused
 
 
 def _run_experiment(run: RunDir, config: GliotypeConfig, data, manifest, ablations, baselines, repeats,

@@ -151,7 +151,7 @@ def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed
     import pandas as pd
 
     from gliotype.utils.io import write_csv_atomic
-    from gliotype.utils.progress import progress
+    from gliotype.utils.progress import EpochLog, progress
 
     group = distributed.worker()
     leader = group is None or group.is_leader
@@ -180,7 +180,8 @@ def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed
         if start < schedule.epochs and not _stopped_early(history, patience) and leader:
             log.info("%s: resuming after epoch %d of %d", desc, start, schedule.epochs)
     epochs = range(start, schedule.epochs) if not _stopped_early(history, patience) else range(0)
-    for epoch in progress(epochs, desc, total=len(epochs), unit="epoch"):
+    lines = EpochLog(desc, schedule.epochs, start) if len(epochs) and leader else None
+    for epoch in progress(epochs, desc, total=len(epochs), unit="epoch", lines=False):
         torch.manual_seed(seed + epoch)
         if getattr(loader, "generator", None) is not None:
             loader.generator.manual_seed(seed + epoch)
@@ -228,7 +229,7 @@ def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed
         if leader:
             ckpt.save(epoch + 1, model, optimizer, scheduler, history)
             write_csv_atomic(pd.DataFrame(history), Path(folder) / "history.csv")
-        log.debug("%s epoch %d loss %.4f", desc, epoch + 1, row["loss"])
+            lines.epoch(epoch + 1, row["loss"], **({"val_loss": row["val_loss"]} if "val_loss" in row else {}))
         if _stopped_early(history, patience):
             if leader:
                 log.info("%s: early stop after epoch %d (no validation improvement in %d epochs)", desc, epoch + 1,

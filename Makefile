@@ -34,8 +34,10 @@ demo: $(STAMP)
 ablations: demo
 	$(BIN)/gliotype run --manifest $(DEMO)/manifest.csv --data $(DEMO)/cohort --out $(DEMO)/run --preset cpu
 
+# Every benchmarks/bench_*.py; writes benchmarks/results.md with each figure, the machine and the
+# date (commit it: a regression shows in its diff). Tens of minutes; not part of `make test`.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py --out benchmarks/results.md
 
 # Mutation testing of the modules where a wrong number is silent (losses, population
 # graph, metrics and threshold, splits, normalisation, point cloud): scores per module

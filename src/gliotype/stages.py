@@ -28,6 +28,7 @@ parts a trained model holds (prediction). The tables' rows are selected by their
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -292,11 +293,17 @@ def baselines(work: str | Path | WorkDir, run, train_ids: Sequence[str], thresho
     from gliotype.layout import RunDir
     from gliotype.modalities.build import modalities_key
 
+    from gliotype.experiment.networks import train_networks
+
     run, work = RunDir.of(run), WorkDir.of(work)
+    trainings = {name: functools.partial(
+        train_cnn, name, work, run.baseline(name), list(train_ids), labels, config.baselines, config.seed,
+        inputs_key=config_hash(config, "modalities", "preprocess") + modalities_key(work, train_ids),
+        train=config.train) for name in config.baselines.models}
+    train_networks(list(trainings.values()), config, "baselines")  # side by side (workers > 1), then reused
     models = []
-    for name in config.baselines.models:
-        model = train_cnn(name, work, run.baseline(name), list(train_ids), labels, config.baselines, config.seed,
-                          inputs_key=config_hash(config, "modalities", "preprocess") + modalities_key(work, train_ids))
+    for name, train in trainings.items():
+        model = train()
         models.append(Scored(CNN_ROWS[name], predict_cnn(model, work, list(threshold_ids)),
                              predict_cnn(model, work, list(test_ids)), key=name))
     return models

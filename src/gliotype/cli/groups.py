@@ -1,5 +1,5 @@
-"""The command groups of ``gliotype``: ``cohort``, ``config``, ``ssl``, ``atlas`` and ``model``;
-each command parses its arguments and makes one call into the API."""
+"""The command groups of ``gliotype``: ``cohort``, ``config``, ``ssl``, ``atlas``, ``model`` and
+``train``; each command parses its arguments and makes one call into the API."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ config_app = typer.Typer(help="Show the resolved configuration of a preset.", no
 ssl_app = typer.Typer(help="Self-supervised brain-network construction (section 3.2, eq. 1).", no_args_is_help=True)
 atlas_app = typer.Typer(help="The brain-network atlases: AAL regions (nodes) and tracts (edges).", no_args_is_help=True)
 model_app = typer.Typer(help="Sign a trained model folder and check its signature (Ed25519).", no_args_is_help=True)
+train_app = typer.Typer(help="Training on several nodes (docs/scale-out.md).", no_args_is_help=True)
 
 #: name -> group, added to the root command by :mod:`gliotype.cli`
-GROUPS = {"cohort": cohort_app, "config": config_app, "ssl": ssl_app, "atlas": atlas_app, "model": model_app}
+GROUPS = {"cohort": cohort_app, "config": config_app, "ssl": ssl_app, "atlas": atlas_app, "model": model_app,
+          "train": train_app}
 
 
 @cohort_app.command("scan")
@@ -182,3 +184,18 @@ def model_verify(
 
 
 __all__ = ["GROUPS"]
+
+
+@train_app.command("join")
+def train_join(
+    preset: str = PRESET,
+    config: Optional[Path] = CONFIG,
+    set_: list[str] = SET,
+    wait: float = typer.Option(60.0, "--wait", help="Minutes to wait for the next training before ending."),
+) -> None:
+    """On each other node of ``train.nodes``: join every training the driver node's `gliotype run`
+    starts at ``train.endpoint`` (same ``train`` settings, same paths on a shared file system)."""
+    from gliotype.utils.launch import join
+
+    joined = join(_config(preset, config, set_).train, wait_s=wait * 60.0)
+    typer.echo(f"joined {joined} training(s); none started in the last {wait:g} minutes")

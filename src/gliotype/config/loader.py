@@ -2,9 +2,9 @@
 
 :func:`load_config` resolves preset <- YAML <- overrides; :func:`config_hash` and
 :func:`values_hash` are the keys of every cached stage. What a hash leaves out:
-:data:`NEUTRAL_OPTIONS` at their neutral value (options added later),
-:data:`LOCATION_OPTIONS` whatever their value (they say where files go, not what is computed)
-and :data:`EXECUTION_OPTIONS` whatever their value (they say where work runs).
+:data:`NEUTRAL_OPTIONS` at their neutral value (options added later) and
+:data:`LOCATION_OPTIONS` whatever their value (they say where files go or where work runs, not
+what is computed).
 """
 
 from __future__ import annotations
@@ -106,39 +106,39 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "multimodal.sequence_dropout": 0.0,
     "population_graph.phenotype": "none",
     "population_graph.threshold_transfer": "value",
+    # torch threads per process (issue 17): before it, torch's own default (the machine's cores)
+    "threads": 1,
 }
 
 
-#: Options that say where files are kept, not what is computed: left out of every hash
-#: whatever their value, so moving a cache never invalidates a stage.
-LOCATION_OPTIONS: tuple[str, ...] = ("atlas.cache_dir",)
-
-#: Options that say where the work runs (local processes or a Dask cluster, docs/scale-out.md),
-#: not what it computes: left out of every hash whatever their value.
-EXECUTION_OPTIONS: tuple[str, ...] = ("executor",)
+#: Options that say where files are kept or where a computation runs, not what is computed:
+#: left out of every hash whatever their value, so moving a cache never invalidates a stage,
+#: nor does training on more processes or on a GPU (the same losses within float rounding,
+#: docs/design.md point 45; ``train.precision`` is hashed: it changes the numbers).
+#: ``executor``: the per-patient stages on local processes or a Dask cluster (docs/scale-out.md).
+LOCATION_OPTIONS: tuple[str, ...] = ("atlas.cache_dir", "train.processes", "train.nodes", "train.endpoint",
+                                     "train.backend", "train.device", "executor")
 
 
 def hashed_values(data: dict) -> dict:
     """``data`` (plain config values) without the :data:`NEUTRAL_OPTIONS` that hold their neutral
-    value and without the :data:`LOCATION_OPTIONS` and :data:`EXECUTION_OPTIONS`."""
+    value and without the :data:`LOCATION_OPTIONS`."""
     data = copy.deepcopy(data)
-    always = (*LOCATION_OPTIONS, *EXECUTION_OPTIONS)
-    for dotted in (*NEUTRAL_OPTIONS, *always):
+    for dotted in (*NEUTRAL_OPTIONS, *LOCATION_OPTIONS):
         *parents, leaf = dotted.split(".")
         node = data
         for key in parents:
             node = node.get(key) if isinstance(node, dict) else None
         if not isinstance(node, dict) or leaf not in node:
             continue
-        if dotted in always or node[leaf] == NEUTRAL_OPTIONS[dotted]:
+        if dotted in LOCATION_OPTIONS or node[leaf] == NEUTRAL_OPTIONS[dotted]:
             del node[leaf]
     return data
 
 
 def values_hash(data: dict) -> str:
     """A short stable hash of plain config values (as dumped to JSON / YAML); options at their
-    neutral value (:data:`NEUTRAL_OPTIONS`), location options (:data:`LOCATION_OPTIONS`) and execution
-    options (:data:`EXECUTION_OPTIONS`) do not count."""
+    neutral value (:data:`NEUTRAL_OPTIONS`) and location options (:data:`LOCATION_OPTIONS`) do not count."""
     return hashlib.sha256(json.dumps(hashed_values(data), sort_keys=True).encode()).hexdigest()[:16]
 
 

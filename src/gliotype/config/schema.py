@@ -409,7 +409,7 @@ class ExecutorConfig(_Section):
     """Where the per-patient stages run (docs/scale-out.md): ``local`` worker processes
     (``workers`` of them), or the workers of a Dask cluster (``dask``: the scheduler at
     ``scheduler``). Says where work runs, not what it computes: left out of every config hash
-    (loader.EXECUTION_OPTIONS), and a cluster gives the same files as the local processes."""
+    (loader.LOCATION_OPTIONS), and a cluster gives the same files as the local processes."""
 
     engine: Literal["local", "dask"] = "local"
     scheduler: str | None = None  # engine dask: the scheduler's address, e.g. tcp://10.0.0.5:8786
@@ -424,12 +424,40 @@ class ExecutorConfig(_Section):
         return self
 
 
+class TrainConfig(_Section):
+    """How the networks trained by ``fit`` (multi-modal, CNN baselines, self-supervised) run:
+    processes, device, precision (docs/scale-out.md, "Training on several GPUs or nodes").
+
+    ``processes`` x ``nodes`` processes each train on a slice of every batch (``batch_size``
+    stays the global batch) and average their gradients: the loss curve of one process within
+    float rounding. Only ``precision`` changes what is computed (docs/design.md point 45).
+    """
+
+    processes: int = Field(1, ge=1)  # per node; 1 = one process, as before
+    nodes: int = Field(1, ge=1)  # > 1: the other nodes run `gliotype train join` (docs/scale-out.md)
+    # host:port of the rendezvous (this node's address) with nodes > 1; None = a free local port
+    endpoint: str | None = None
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on cuda, gloo on cpu
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available, else cpu
+    # auto: bf16-mixed on a cuda device with bf16 (16-mixed without), 32 on the cpu
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, value):
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class GliotypeConfig(_Section):
     """The resolved configuration of one run."""
 
     preset: str = "paper"
     seed: int = 0
     workers: int = 1
+    # torch intra-op threads of each gliotype process (training and inference). 1: the same bytes
+    # on every machine and for every ``workers`` (torch sums in another order on more threads), and
+    # the cores go to processes instead: independent networks train side by side (``workers``)
+    threads: int = Field(1, ge=1)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     input: InputConfig = Field(default_factory=InputConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
@@ -444,3 +472,4 @@ class GliotypeConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     prediction: PredictionConfig = Field(default_factory=PredictionConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)

@@ -27,9 +27,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from torch.utils.data import DataLoader
 
-from gliotype.config.schema import FeatureClassifiersConfig, ScheduleConfig
+from gliotype.config.schema import FeatureClassifiersConfig, ScheduleConfig, TrainConfig
 from gliotype.modalities.build import load_case_modalities
 from gliotype.modalities.dataset import CachedDataset
+from gliotype.utils.devices import precision_key
+from gliotype.utils.distributed import gather
 from gliotype.utils.training import fit, seed_everything, train_loader
 
 
@@ -165,6 +167,18 @@ class _ImageDataset(CachedDataset):
         return {"image": image, "label": torch.tensor(float(self.labels.get(pid, -1.0)))}
 
 
+class CnnLoss:
+    """BCE of a CNN baseline on a batch ``{"image", "label"}`` (the whole batch's, also when
+    each training process holds a slice of it: :func:`gliotype.utils.distributed.gather`)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __call__(self, batch) -> torch.Tensor:
+        logit = gather(self.model(batch["image"]).squeeze(-1))
+        return torch.nn.functional.binary_cross_entropy_with_logits(logit, gather(batch["label"]))
+
+
 def train_cnn(
     name: str,
     workdir: str | Path,
@@ -174,24 +188,22 @@ def train_cnn(
     schedule: ScheduleConfig,
     seed: int = 0,
     inputs_key: str = "",
+    train: TrainConfig | None = None,
 ) -> torch.nn.Module:
     """Train a MONAI CNN baseline with BCE (checkpointed, resumable).
 
     The input channels follow x_I (4 sequences, 5 with the ring channel); ``inputs_key``
     (a hash of the settings that made x_I) is part of the checkpoint key, so a changed
-    tumour image never resumes an old checkpoint."""
+    tumour image never resumes an old checkpoint. ``train``: processes, device, precision
+    (:func:`~gliotype.utils.training.fit`; a mixed precision is part of the key)."""
     generator = seed_everything(seed)
     data = _ImageDataset(workdir, train_ids, labels)
     model = cnn_model(name, in_channels=int(data[0]["image"].shape[0]) if len(data) else 4, width=schedule.width)
     loader = train_loader(data, schedule.batch_size, generator)
-
-    def batch_loss(batch):
-        x, y = batch["image"], batch["label"]
-        return torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(-1), y)
-
     key = json.dumps([name, schedule.model_dump(mode="json"), sorted(map(str, train_ids)), seed,
-                      list(data[0]["image"].shape) if len(data) else [], inputs_key])
-    fit(model, batch_loss, loader, schedule, Path(out) / "checkpoints", f"{name} baseline", seed=seed, key=key)
+                      list(data[0]["image"].shape) if len(data) else [], inputs_key]) + precision_key(train)
+    fit(model, CnnLoss(model), loader, schedule, Path(out) / "checkpoints", f"{name} baseline", seed=seed, key=key,
+        train=train)
     return model
 
 

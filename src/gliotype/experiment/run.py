@@ -49,11 +49,12 @@ def run_experiment(
     """
     from gliotype.utils.executor import use_executor
     from gliotype.utils.lock import folder_lock
+    from gliotype.utils.training import torch_threads
 
     run = RunDir.of(out)
     table4_rows(ablations)  # an unknown row name fails before any work
     # a second `gliotype run` on this folder is refused; the per-patient stages run on config.executor
-    with folder_lock(run.lock, "run folder"), use_executor(config.executor):
+    with folder_lock(run.lock, "run folder"), torch_threads(config.threads), use_executor(config.executor):
         return _run_experiment(run, config, data, manifest, ablations, baselines, repeats, audit)
 
 

@@ -22,6 +22,7 @@ from gliotype.config import GliotypeConfig
 from gliotype.experiment import expected_rows
 from gliotype.experiment.ablations import FULL_MODEL, table4_rows
 from gliotype.experiment.ceilings import bayes_ceiling, ceiling_ratios
+from gliotype.experiment.networks import train_networks
 from gliotype.experiment.tables import GNN_ROW, TABLE3_ROWS, Scored, feature_models
 from gliotype.experiment.timing import Timer
 from gliotype.layout import RunDir, WorkDir
@@ -60,6 +61,13 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
         ssl_report = stages.self_supervised(work, config, ids["ssl"], ok)
 
     halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
+    with timer("multi-modal encoders"):  # every fold's networks side by side (workers > 1), then reused
+        train_networks([functools.partial(stages.multimodal, work, model_dir, ids[enc], labels, cfg,
+                                          unlabelled_ids=unlabelled)
+                        for enc, _ in halves
+                        for _, cfg, model_dir, unlabelled in _encoders(run, enc, config,
+                                                                       ablations if enc == "A" else False, ok)],
+                       config, "multi-modal networks")
     folds = [_fold(run, enc, work, ids[enc], ids[clf], ids["test"], labels, config,
                    ablations if enc == "A" else False, timer, others=ok, cohort=cohort) for enc, clf in halves]
     train_ids = [p for _, clf in halves for p in ids[clf]]
@@ -164,12 +172,7 @@ def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: li
 
     feature_sets: dict[str, pd.DataFrame] = {}
     with timer("multi-modal encoders"):
-        for name, overrides in table4_rows(ablations).items():
-            cfg = config.model_copy(deep=True)
-            for k, v in overrides.items():
-                setattr(cfg.multimodal, k, v)
-            model_dir = run.model_row(name, fold)
-            unlabelled = others if cfg.multimodal.unlabelled == "cohort" else None
+        for name, cfg, model_dir, unlabelled in _encoders(run, fold, config, ablations, others):
             stages.multimodal(work, model_dir, enc_ids, labels, cfg, unlabelled_ids=unlabelled)
             feature_sets[name] = stages.features(work, model_dir, graph_ids, cfg)
     full = feature_sets[FULL_MODEL]
@@ -190,6 +193,17 @@ def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: li
             t4.append(Scored(name, mlp.p_train, mlp.p_test, p_threshold=mlp.p_threshold, key=name))
     return {"table2": t2, "gnn": gnn, "classifiers": classifiers, "table4": t4, "features": full,
             "graph_ids": graph_ids, "in_train": in_train, "y": y, "model_dir": run.model_row(FULL_MODEL, fold)}
+
+
+def _encoders(run: RunDir, fold: str, config: GliotypeConfig, ablations: bool | list[str],
+              others: list[str] | None):
+    """``(row name, config, model folder, unlabelled patients)`` of every network fold ``fold`` trains:
+    the full model and the ``ablations`` (Table 4 rows), in Table 4 order."""
+    for name, overrides in table4_rows(ablations).items():
+        cfg = config.model_copy(deep=True)
+        for k, v in overrides.items():
+            setattr(cfg.multimodal, k, v)
+        yield name, cfg, run.model_row(name, fold), others if cfg.multimodal.unlabelled == "cohort" else None
 
 
 def _tumor_and_brain(feats: pd.DataFrame) -> np.ndarray:

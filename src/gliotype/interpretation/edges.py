@@ -73,6 +73,7 @@ class BrainNetworkScore(nn.Module):
         self.edge_weight = out.edge_attention
         self.tumor_latent = tumor_latent
         self.reference_logit = out.logit.detach()
+        self.batch = batch  # the patient whose edges are explained
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
         bn = self.encoder(x, edge_index, edge_attr, None, self.edge_weight, self.tumor_latent)
@@ -188,12 +189,25 @@ def explain_edges(
 
     Row ``t`` is tract ``edge_index[:, t]``. The model is not modified.
     """
+    return explain_score(brain_network_score(model, data), epochs, seed, lr, coeffs, runs)
+
+
+def brain_network_score(model: MultiModalNet, data: MultiModalBatch | Mapping) -> BrainNetworkScore:
+    """The first half of :func:`explain_edges`: the only step that runs ``model`` itself (once);
+    :func:`explain_score` then works on copies of its parts, so it may run in another thread
+    while ``model`` is used (e.g. hooked for Grad-CAM)."""
     batch = _brain_batch(data)
     if batch.node_x is None:
         raise ValueError("the batch has no brain network")
+    return BrainNetworkScore(model, batch)
+
+
+def explain_score(score: BrainNetworkScore, epochs: int = DEFAULT_EPOCHS, seed: int = 0, lr: float = DEFAULT_LR,
+                  coeffs: Mapping[str, float] | None = None, runs: int = 1) -> np.ndarray:
+    """The second half of :func:`explain_edges` (same arguments) on a :func:`brain_network_score`."""
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
-    score = BrainNetworkScore(model, batch)
+    batch = score.batch
     probs = [explain_graph_edges(score, batch.node_x, batch.edge_index, epochs=epochs, lr=lr, seed=seed + r,
                                  both_directions=True, coeffs=coeffs, edge_attr=batch.edge_attr.float())
              for r in range(int(runs))]

@@ -41,25 +41,31 @@ def rotate_volume(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     D, H, W) moves to ``rotation @ v`` (trilinear, zeros outside)."""
     flip = torch.eye(3).flip(0)  # (i, j, k) <-> grid_sample's (x, y, z) = (k, j, i)
     theta = torch.zeros(1, 3, 4)
-    theta[0, :, :3] = flip @ rotation.T @ flip  # output -> input coordinates
+    theta[0, :, :3] = flip @ rotation.cpu().T @ flip  # output -> input coordinates
+    theta = theta.to(volume.device)
     size = (1, *volume.shape)
     grid = F.affine_grid(theta, size, align_corners=True)
     return F.grid_sample(volume.unsqueeze(0), grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
 
 
-def rotate_batch(batch: MultiModalBatch, max_degrees: float, generator: torch.Generator) -> MultiModalBatch:
+def rotate_batch(batch: MultiModalBatch, max_degrees: float, generator: torch.Generator,
+                 within: tuple[int, int, int] | None = None) -> MultiModalBatch:
     """A copy of ``batch`` whose tumor images and point clouds are rotated by the same
     random angles per patient (uniform in +-``max_degrees`` about each axis): the image
-    about the crop centre, the cloud about its centroid."""
+    about the crop centre, the cloud about its centroid. ``within`` ``(start, stop, total)``:
+    ``batch`` is patients ``start:stop`` of a batch of ``total`` (a training process's slice,
+    :mod:`gliotype.utils.distributed`); the rotations of all ``total`` are drawn, these kept."""
     if max_degrees <= 0:
         return batch
     limit = math.radians(max_degrees)
-    rotations = [rotation_matrix((torch.rand(3, generator=generator) * 2 - 1) * limit) for _ in range(batch.size)]
+    start, stop, total = within if within is not None else (0, batch.size, batch.size)
+    rotations = [rotation_matrix((torch.rand(3, generator=generator) * 2 - 1) * limit) for _ in range(total)]
+    rotations = rotations[start:stop]
     image, points = batch.tumor_image, batch.points
     if image is not None:
         image = torch.stack([rotate_volume(v, r) for v, r in zip(image, rotations)])
     if points is not None:
-        points = rotate_points(points, batch.points_batch, torch.stack(rotations))
+        points = rotate_points(points, batch.points_batch, torch.stack(rotations).to(points.device))
     return replace(batch, tumor_image=image, points=points)
 
 
@@ -94,6 +100,11 @@ class SequenceDropout(Dataset):
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    def skip(self, index: int) -> None:
+        """Advance the draws past item ``index`` without loading it (another training process's item)."""
+        torch.rand((), generator=self.generator)
+        torch.rand((), generator=self.generator)
 
     def __getitem__(self, index: int) -> dict:
         from gliotype.input import SEQUENCES

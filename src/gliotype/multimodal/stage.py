@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ from gliotype.modalities.dataset import CachedDataset
 from gliotype.multimodal.augment import SequenceDropout, rotate_batch
 from gliotype.multimodal.data import cloud_pose, collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
+from gliotype.utils.devices import precision_key
+from gliotype.utils.distributed import gather, within
 from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.records import records_key, reusable_record, write_record
@@ -107,14 +110,15 @@ def model_key(workdir: str | Path | WorkDir, config: GliotypeConfig, train_ids: 
               val_ids: Sequence[str] | None = None, unlabelled_ids: Sequence[str] | None = None) -> str:
     """What a trained multi-modal network depends on: every upstream config section, the seed, the
     patients (labelled, validation and, when there are any, unlabelled), their data in ``workdir``
-    (:func:`data_key`) and :data:`TRAINING_VERSION`."""
+    (:func:`data_key`), :data:`TRAINING_VERSION` and a mixed training precision (not the process
+    count nor the device: the same losses within float rounding)."""
     parts = sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or []))
     if unlabelled_ids:
         parts += ["|unlabelled"] + sorted(map(str, unlabelled_ids))
     parts += ["|data", data_key(workdir, sorted({str(p) for p in parts if not p.startswith("|")}))]
     ids = json.dumps(parts)
     return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + \
-        f"-{config.seed}-v{TRAINING_VERSION}-" + hashlib.sha256(ids.encode()).hexdigest()[:12]
+        f"-{config.seed}-v{TRAINING_VERSION}-" + hashlib.sha256(ids.encode()).hexdigest()[:12] + precision_key(config.train)
 
 
 def data_key(workdir: str | Path | WorkDir, patient_ids: Sequence[str]) -> str:
@@ -168,26 +172,49 @@ def train_multimodal(
     streams = [(aug, config.seed + 7)] + ([(drop, config.seed + 8)] if dropout > 0 else [])
     loader = train_loader(SequenceDropout(dataset, dropout, drop) if dropout > 0 else dataset, batch_size, generator,
                           collate_fn=collate)
-
-    def batch_loss(batch):
-        batch = rotate_batch(batch, mm.augment_rotation_deg, aug)
-        return multimodal_loss(model, model(batch), batch.label)
-
     validate = None
     if val_ids:
-        val_loader = DataLoader(MultiModalDataset(workdir, val_ids, labels, mm.encoders), batch_size=batch_size,
-                                collate_fn=collate)
-
-        @torch.no_grad()
-        def validate():
-            losses = [float(multimodal_loss(model, model(b), b.label)[0]) for b in val_loader if b.size >= 2]
-            return float(np.mean(losses)) if losses else float("inf")
-
-    fit(model, batch_loss, loader, mm, out.checkpoints, "multi-modal training", resume, seed=config.seed, key=key,
-        validate=validate, patience=patience, streams=streams)
+        validate = MultiModalValidation(model, MultiModalDataset(workdir, val_ids, labels, mm.encoders), batch_size)
+    fit(model, MultiModalLoss(model, mm.augment_rotation_deg, aug), loader, mm, out.checkpoints, "multi-modal training",
+        resume, seed=config.seed, key=key, validate=validate, patience=patience, streams=streams, train=config.train)
     save_weights(model, out.weights)
     write_record(out.meta, key, [out.weights.name], encoders=list(mm.encoders))
     return model
+
+
+class MultiModalLoss:
+    """The training loss of a batch: rotation augmentation (``aug``, drawn per patient of the
+    global batch), the network, and BCE + L_multi on the outputs of the whole batch, also when
+    each training process holds a slice of it (:func:`gliotype.utils.distributed.gather`: eqs.
+    4-7 contrast every patient of the batch with every other, as in one process)."""
+
+    def __init__(self, model: MultiModalNet, rotation_deg: float, aug: torch.Generator):
+        self.model, self.rotation_deg, self.aug = model, rotation_deg, aug
+
+    def __call__(self, batch):
+        batch = rotate_batch(batch, self.rotation_deg, self.aug, within=within())
+        out = self.model(batch)
+        out = replace(out, latents={k: gather(v) for k, v in out.latents.items()}, logit=gather(out.logit))
+        return multimodal_loss(self.model, out, gather(batch.label))
+
+
+class MultiModalValidation:
+    """The mean loss of the validation patients' batches (of at least 2), on the network's device."""
+
+    def __init__(self, model: MultiModalNet, dataset, batch_size: int):
+        self.model, self.dataset, self.batch_size = model, dataset, batch_size
+
+    @torch.no_grad()
+    def __call__(self) -> float:
+        from gliotype.utils.devices import to_device
+
+        device = next(self.model.parameters()).device
+        losses = []
+        for b in DataLoader(self.dataset, batch_size=self.batch_size, collate_fn=collate):
+            if b.size >= 2:
+                b = b if device.type == "cpu" else to_device(b, device)
+                losses.append(float(multimodal_loss(self.model, self.model(b), b.label)[0]))
+        return float(np.mean(losses)) if losses else float("inf")
 
 
 def has_contrastive(config: MultiModalConfig) -> bool:

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from gliotype.config.schema import PopulationGraphConfig
+from gliotype.config.schema import PopulationGraphConfig, TrainConfig
 from gliotype.population_graph.gnn import PopulationGNN
 from gliotype.population_graph.graph import PopulationGraph, correlation_edges
+from gliotype.utils import distributed
 from gliotype.utils.training import make_optimizer, make_scheduler, seed_everything
 
 
@@ -49,7 +50,8 @@ def validation_nodes(graph: PopulationGraph, fraction: float, seed: int = 0) -> 
 
 
 def train_population_gnn(
-    graph: PopulationGraph, config: PopulationGraphConfig, seed: int = 0, val_nodes: np.ndarray | None = None
+    graph: PopulationGraph, config: PopulationGraphConfig, seed: int = 0, val_nodes: np.ndarray | None = None,
+    train: TrainConfig | None = None,
 ) -> tuple[PopulationGNN, list[dict]]:
     """Fit a :class:`PopulationGNN` on the nodes with a known label (``y >= 0``).
 
@@ -57,7 +59,22 @@ def train_population_gnn(
     :func:`validation_nodes` of ``config.val_fraction``. With validation nodes every
     history row also has ``val_loss`` and ``val_auc``, the returned model has the weights
     of the best epoch and its row ``best: True``.
+
+    ``train.processes`` > 1: that many processes each take a slice of every step's labelled
+    nodes (the forward stays the whole graph in each) and average their gradients: the history
+    of one process within float rounding (CPU, float32; docs/scale-out.md).
     """
+    from gliotype.utils.launch import launch, spans_processes
+
+    if spans_processes(train):
+        train = train.model_copy(update={"device": "cpu", "backend": "gloo", "precision": "32"})  # the graph's tensors
+        state, history, rng = launch(_train_process, (graph, config, seed, val_nodes, train), train,
+                                     "population GNN")
+        model = PopulationGNN(graph.x.shape[1], config.gat, config.dropout, config.residual)
+        model.load_state_dict(state)
+        torch.set_rng_state(rng)
+        return model.eval(), history
+    group = distributed.worker()
     labelled = torch.nonzero(graph.y >= 0).flatten()
     if len(labelled) < 2 or len(torch.unique(graph.y[labelled])) < 2:
         raise ValueError("the population graph needs labelled patients of both classes")
@@ -87,7 +104,14 @@ def train_population_gnn(
             optimizer.zero_grad(set_to_none=True)
             logit = model(graph.x, graph.edge_index, graph.edge_weight)
             loss = F.binary_cross_entropy_with_logits(logit[nodes], graph.y[nodes])
-            loss.backward()
+            if group is None:
+                loss.backward()
+            else:  # this process's slice of the step's nodes, summed and scaled: the mean once averaged
+                part = distributed.shard_of(len(nodes), group.rank, group.world)
+                mine = nodes[part.start : part.stop]
+                scale = 1.0 / len(nodes) if part.sizes is None else group.world / len(nodes)
+                (F.binary_cross_entropy_with_logits(logit[mine], graph.y[mine], reduction="sum") * scale).backward()
+                distributed.average_gradients(model.parameters())
             optimizer.step()
             total += float(loss.detach()) * len(nodes)
         scheduler.step()
@@ -108,6 +132,12 @@ def train_population_gnn(
         best_row["best"] = True
     model.eval()
     return model, history
+
+
+def _train_process(graph, config, seed, val_nodes, train) -> tuple[dict, list[dict], torch.Tensor]:
+    """:func:`train_population_gnn` in one process of a data-parallel training."""
+    model, history = train_population_gnn(graph, config, seed, val_nodes, train)
+    return model.state_dict(), history, torch.get_rng_state()
 
 
 def out_of_fold_predictions(graph: PopulationGraph, config: PopulationGraphConfig, folds: int,

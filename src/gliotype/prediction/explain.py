@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -90,22 +91,9 @@ def explain_case(
     Parts the model cannot give (no image encoder, no BCE head...) are skipped and
     listed under ``skipped``.
     """
-    from gliotype.interpretation import (
-        agreement,
-        cam_to_native,
-        edge_density,
-        explain_edges,
-        figure7,
-        figure8,
-        gradcam_nifti,
-        important_edges,
-        load_case_batch,
-        point_attention,
-        project_to_points,
-        tumor_gradcam,
-    )
+    from gliotype.interpretation import edge_density, figure8, important_edges, load_case_batch
+    from gliotype.interpretation.edges import brain_network_score
     from gliotype.modalities.build import load_case_modalities
-    from gliotype.modalities.tumor_image import SEQUENCE_CHANNELS
 
     workdir, out, pid = WorkDir.of(workdir), Path(out), str(patient_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,6 +101,63 @@ def explain_case(
     case = load_case_modalities(workdir, pid)
     info: dict = {"skipped": [], "seconds": {}}
     has_head = getattr(model, "classifier", None) is not None
+    edges = None
+    with torch_threads(1), ThreadPoolExecutor(max_workers=1) as beside:
+        if model.brain_network is not None and has_head:
+            # GNNExplainer works on copies of f_B and the head (made here, before Grad-CAM hooks the
+            # model), so it runs in a thread beside Grad-CAM and Fig. 7: one core each, same numbers
+            edges = beside.submit(_explain_edges, brain_network_score(model, batch), epochs, seed)
+        _gradcam_and_figure7(model, batch, case, workdir, pid, out, has_head, info)
+        probs, edge_seconds = edges.result() if edges is not None else (None, 0.0)
+
+    t0 = time.perf_counter()
+    if probs is not None:
+        rows = batch.edge_index.numpy().T  # (T, 2) node rows of each tract
+
+        figure8(probs, rows, region_centroids, out / "figure8.png", threshold, regions=range(len(region_centroids)),
+                title=f"patient {pid}: important edges of the brain network (GNNExplainer)")
+        names = list(region_names or [])
+        name = (lambda i: names[i]) if len(names) == len(region_centroids) else (lambda i: str(i))  # noqa: E731
+        table = pd.DataFrame({"tract": np.arange(len(probs)), "region_a": [name(i) for i in rows[:, 0]],
+                              "region_b": [name(j) for j in rows[:, 1]], "probability": np.round(probs, 6),
+                              "important": probs > threshold})
+        write_csv_atomic(table, out / "edges.csv")
+        info.update({"edges": int(len(probs)), "important_edges": int(len(important_edges(probs, threshold))),
+                     "edge_density": round(edge_density(probs, threshold), 6), "edge_threshold": threshold,
+                     "explainer_epochs": int(epochs), "explainer_seed": int(seed)})
+    else:
+        info["skipped"].append("edge importance (the model has no brain-network encoder or no BCE head)")
+    info["seconds"]["edges"] = round(edge_seconds + time.perf_counter() - t0, 2)  # its thread's time + Fig. 8
+    info["edge_probabilities"] = probs
+    return info
+
+
+def _explain_edges(score, epochs: int, seed: int) -> tuple[np.ndarray, float]:
+    """GNNExplainer's tract probabilities of a brain-network score and its seconds, on one torch thread."""
+    import torch
+
+    from gliotype.interpretation.edges import explain_score
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(1)  # the caller's count (OpenMP keeps it per thread), never restored: no race
+    return explain_score(score, epochs=epochs, seed=seed), time.perf_counter() - t0
+
+
+def _gradcam_and_figure7(model, batch, case: dict, workdir: WorkDir, pid: str, out: Path, has_head: bool,
+                         info: dict) -> None:
+    """Grad-CAM of the tumour image (NIfTI on the template grid and in native space) and Fig. 7
+    (Grad-CAM against f_P's point attention); their numbers and seconds go into ``info``."""
+    from gliotype.interpretation import (
+        agreement,
+        cam_to_native,
+        figure7,
+        gradcam_nifti,
+        point_attention,
+        project_to_points,
+        tumor_gradcam,
+    )
+    from gliotype.modalities.tumor_image import SEQUENCE_CHANNELS
+
     cam = None
     t0 = time.perf_counter()
     if model.image is not None and has_head:
@@ -144,29 +189,6 @@ def explain_case(
     else:
         info["skipped"].append("Fig. 7 (needs the image and point-cloud encoders and the BCE head)")
     info["seconds"]["figure7"] = round(time.perf_counter() - t0, 2)
-
-    t0 = time.perf_counter()
-    probs = None
-    if model.brain_network is not None and has_head:
-        with torch_threads(1):
-            probs = explain_edges(model, batch, epochs=epochs, seed=seed)
-        rows = batch.edge_index.numpy().T  # (T, 2) node rows of each tract
-        figure8(probs, rows, region_centroids, out / "figure8.png", threshold, regions=range(len(region_centroids)),
-                title=f"patient {pid}: important edges of the brain network (GNNExplainer)")
-        names = list(region_names or [])
-        name = (lambda i: names[i]) if len(names) == len(region_centroids) else (lambda i: str(i))  # noqa: E731
-        table = pd.DataFrame({"tract": np.arange(len(probs)), "region_a": [name(i) for i in rows[:, 0]],
-                              "region_b": [name(j) for j in rows[:, 1]], "probability": np.round(probs, 6),
-                              "important": probs > threshold})
-        write_csv_atomic(table, out / "edges.csv")
-        info.update({"edges": int(len(probs)), "important_edges": int(len(important_edges(probs, threshold))),
-                     "edge_density": round(edge_density(probs, threshold), 6), "edge_threshold": threshold,
-                     "explainer_epochs": int(epochs), "explainer_seed": int(seed)})
-    else:
-        info["skipped"].append("edge importance (the model has no brain-network encoder or no BCE head)")
-    info["seconds"]["edges"] = round(time.perf_counter() - t0, 2)
-    info["edge_probabilities"] = probs
-    return info
 
 
 def _labels(run: RunDir) -> dict[str, float]:

@@ -81,14 +81,17 @@ def impute_missing(prepared: torch.Tensor, norm: Standardize, channels: int,
 
 
 def sequence_dropout(rows: torch.Tensor, norm: Standardize, channels: int, probability: float,
-                     generator: torch.Generator) -> torch.Tensor:
+                     generator: torch.Generator, within: tuple[int, int, int] | None = None) -> torch.Tensor:
     """Training rows with, per row and with ``probability``, one random channel block imputed by
     :func:`impute_missing` (``ssl.sequence_dropout``). Two draws per row whatever the outcome, from
-    ``generator`` only, so an epoch replays its draws when ``generator`` is reseeded."""
+    ``generator`` only, so an epoch replays its draws when ``generator`` is reseeded. ``within``
+    ``(start, stop, total)``: ``rows`` are rows ``start:stop`` of a batch of ``total`` (a training
+    process's slice): the draws of all ``total`` are made, these rows' kept."""
     if probability <= 0:
         return rows
-    drop = torch.rand(len(rows), generator=generator) < probability
-    which = torch.randint(0, channels, (len(rows),), generator=generator)
+    start, stop, total = within if within is not None else (0, len(rows), len(rows))
+    drop = (torch.rand(total, generator=generator) < probability)[start:stop].to(rows.device)
+    which = torch.randint(0, channels, (total,), generator=generator)[start:stop].to(rows.device)
     n = rows.shape[-1] // channels
     out = rows.clone()
     for c in range(channels):

@@ -47,6 +47,8 @@ from gliotype.self_supervised.inputs import (
     tract_positions_or_none,
 )
 from gliotype.self_supervised.models import EdgeContrastiveModel, NodeAutoencoder, sequence_dropout
+from gliotype.utils.devices import precision_key
+from gliotype.utils.distributed import gather, within
 from gliotype.utils.io import atomic_write
 from gliotype.utils.logging import get_logger
 from gliotype.utils.records import reusable_record, write_record
@@ -80,10 +82,44 @@ SSL_FORMAT = 2  # 2: standardised codes (code_norm); bump when stored models cha
 
 def stage_key(config: GliotypeConfig, train_ids: list[str], val_ids: list[str], data: str = "") -> str:
     """The cache key of the stage (``models.json``, the checkpoints, every brain network); ``data``:
-    the patients' modalities (:func:`~gliotype.modalities.build.modalities_key`)."""
+    the patients' modalities (:func:`~gliotype.modalities.build.modalities_key`); a mixed training
+    precision (``train.precision``) counts, the process count and the device do not."""
+    mixed = precision_key(config.train)
     text = json.dumps([config_hash(config, "ssl", "atlas", "preprocess"), config.seed, train_ids, val_ids, __version__,
-                       SSL_FORMAT] + ([data] if data else []))
+                       SSL_FORMAT] + ([data] if data else []) + ([mixed] if mixed else []))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class NodeLoss:
+    """The node autoencoder's MSE on a batch of rows (``sequence_dropout`` drawn per row of the
+    global batch); the whole batch's mean when each training process holds a slice of it."""
+
+    def __init__(self, model: NodeAutoencoder, dropout: float, generator: torch.Generator):
+        self.model, self.dropout, self.generator = model, dropout, generator
+
+    def __call__(self, batch) -> torch.Tensor:
+        x = batch[0]
+        corrupted = (sequence_dropout(x, self.model.norm, MRI_CHANNELS, self.dropout, self.generator, within())
+                     if self.dropout > 0 else None)
+        recon, target = self.model(x, corrupted)
+        return torch.nn.functional.mse_loss(gather(recon), gather(target))
+
+
+class EdgeLoss:
+    """Eq. 1 between the MRI and FA codes of a batch of tract rows: every row of the global batch
+    against every other (:func:`gliotype.utils.distributed.gather`), as in one process."""
+
+    def __init__(self, model: EdgeContrastiveModel, dropout: float, generator: torch.Generator, temperature: float,
+                 form: str):
+        self.model, self.dropout, self.generator = model, dropout, generator
+        self.temperature, self.form = temperature, form
+
+    def __call__(self, batch) -> torch.Tensor:
+        x_mri, x_fa = batch
+        if self.dropout > 0:
+            x_mri = sequence_dropout(x_mri, self.model.mri_norm, MRI_CHANNELS, self.dropout, self.generator, within())
+        z, z_fa = self.model(x_mri, x_fa)
+        return cross_modal_contrastive(gather(z), gather(z_fa), self.temperature, self.form).mean()
 
 
 def train_self_supervised(
@@ -138,15 +174,9 @@ def train_self_supervised(
                              generator=generator)
     dropout = config.ssl.sequence_dropout
     node_drop = torch.Generator()  # reseeded by fit() every epoch (seed, epoch): a resumed epoch replays it
-
-    def node_loss(batch):
-        x = batch[0]
-        corrupted = sequence_dropout(x, node_model.norm, MRI_CHANNELS, dropout, node_drop) if dropout > 0 else None
-        recon, target = node_model(x, corrupted)
-        return torch.nn.functional.mse_loss(recon, target)
-
-    node_hist = fit(node_model, node_loss, node_loader, node_cfg, out.node_checkpoints, "node autoencoder", resume,
-                    seed=config.seed, key=key, streams=[(node_drop, config.seed + 11)] if dropout > 0 else ())
+    node_hist = fit(node_model, NodeLoss(node_model, dropout, node_drop), node_loader, node_cfg, out.node_checkpoints,
+                    "node autoencoder", resume, seed=config.seed, key=key,
+                    streams=[(node_drop, config.seed + 11)] if dropout > 0 else (), train=config.train)
 
     # Edge model: eq. 1 between anatomical MRI and FA tract samples, SGD.
     generator = seed_everything(config.seed + 1)  # initialisation independent of the node run's length
@@ -169,16 +199,9 @@ def train_self_supervised(
     loader = edge_loader(mri, fa, owner, tract, edge_cfg.batch_size, edge_cfg.batching, generator)
 
     edge_drop = torch.Generator()
-
-    def edge_loss(batch):
-        x_mri, x_fa = batch
-        if dropout > 0:
-            x_mri = sequence_dropout(x_mri, edge_model.mri_norm, MRI_CHANNELS, dropout, edge_drop)
-        z, z_fa = edge_model(x_mri, x_fa)
-        return cross_modal_contrastive(z, z_fa, edge_cfg.temperature, edge_cfg.loss).mean()
-
-    edge_hist = fit(edge_model, edge_loss, loader, edge_cfg, out.edge_checkpoints, "edge model", resume,
-                    seed=config.seed, key=key, streams=[(edge_drop, config.seed + 12)] if dropout > 0 else ())
+    edge_hist = fit(edge_model, EdgeLoss(edge_model, dropout, edge_drop, edge_cfg.temperature, edge_cfg.loss), loader,
+                    edge_cfg, out.edge_checkpoints, "edge model", resume, seed=config.seed, key=key,
+                    streams=[(edge_drop, config.seed + 12)] if dropout > 0 else (), train=config.train)
 
     # Evidence of learning on the held-out FA patients (training patients when none is held out).
     held = {p: patient_inputs(workdir, p, sampling, required=masked) for p in val_ids} if val_ids else train

@@ -12,7 +12,7 @@ same address inside reuse that connection. The CLI (``--scheduler ADDRESS`` or t
 ``executor`` section) and the API functions that take a config (:mod:`gliotype.stages`,
 :func:`gliotype.experiment.run_experiment`) enter it; the per-patient stages only call
 ``parallel_map``. The engine changes where the work runs, never what it produces: the
-``executor`` section is in no cache key (:data:`gliotype.config.loader.EXECUTION_OPTIONS`).
+``executor`` section is in no cache key (:data:`gliotype.config.loader.LOCATION_OPTIONS`).
 """
 
 from __future__ import annotations

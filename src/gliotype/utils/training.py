@@ -3,7 +3,9 @@
 "The learning rate is reduced to 90% after every 50 epochs" (section 4.3) is a
 ``StepLR(step_size=lr_step_epochs, gamma=lr_gamma)``. :func:`fit` writes a checkpoint
 every epoch (:mod:`gliotype.utils.checkpoints`) and resumes from it; weights files are
-:mod:`gliotype.utils.weights`.
+:mod:`gliotype.utils.weights`. With ``train`` (the config's ``train`` section) it trains on a
+GPU, in mixed precision (:mod:`gliotype.utils.devices`) or in several processes
+(:mod:`gliotype.utils.launch`, :mod:`gliotype.utils.distributed`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from gliotype.config.schema import ScheduleConfig
+from gliotype.config.schema import ScheduleConfig, TrainConfig
 from gliotype.errors import GliotypeError
+from gliotype.utils import distributed
 from gliotype.utils.checkpoints import Checkpointer
+from gliotype.utils.devices import autocast, grad_scaler, resolve_device, resolve_precision, to_device
 from gliotype.utils.logging import get_logger
 from gliotype.utils.weights import load_weights, save_weights
 
@@ -95,6 +99,7 @@ def fit(
     patience: int | None = None,
     key: str = "",
     streams: Sequence[tuple[torch.Generator, int]] = (),
+    train: TrainConfig | None = None,
 ) -> list[dict]:
     """Train ``model`` for ``schedule.epochs`` epochs with a checkpoint after each one.
 
@@ -111,24 +116,72 @@ def fit(
     epoch; with ``patience`` training stops after that many epochs without improvement,
     and the best weights are restored. Returns one row per epoch: ``epoch, loss, lr,
     seconds`` (+ terms, ``val_loss``); also written to ``folder/history.csv``.
+
+    ``train`` (None: one process on the CPU in float32, as before the option): the device
+    and precision, and ``train.processes`` (x ``nodes``) > 1 trains in that many processes,
+    each on a slice of every batch (``schedule.batch_size`` is the global batch), with the
+    gradients averaged: the loss curve of one process within float rounding when
+    ``batch_loss`` computes its loss on :func:`gliotype.utils.distributed.gather`-ed outputs
+    (then ``model``, ``batch_loss``, ``loader`` and ``validate`` must be picklable: module-level
+    classes, no closures). Only the leading process writes files; ``model`` gets its weights.
     """
+    from gliotype.utils.launch import launch, spans_processes
+
+    if spans_processes(train):
+        args = (model, batch_loss, loader, schedule, folder, desc, resume, None if params is None else list(params),
+                seed, validate, patience, key, tuple(streams), train)
+        history, state, rng = launch(_fit_process, args, train, desc)
+        model.load_state_dict(state)
+        torch.set_rng_state(rng)
+        return history
+    return _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed, validate, patience, key,
+                streams, train)
+
+
+def _fit_process(*args) -> tuple[list[dict], dict, torch.Tensor]:
+    """:func:`fit` in one process of a data-parallel training: the history, the weights (CPU)
+    and the torch RNG state after it."""
+    model = args[0]
+    history = _fit(*args)
+    return history, {k: v.detach().cpu() for k, v in model.state_dict().items()}, torch.get_rng_state()
+
+
+def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed, validate, patience, key, streams,
+         train) -> list[dict]:
     import pandas as pd
 
     from gliotype.utils.io import write_csv_atomic
-    from gliotype.utils.progress import progress
+    from gliotype.utils.progress import EpochLog, progress
 
+    group = distributed.worker()
+    leader = group is None or group.is_leader
+    device = resolve_device(train) if train is not None else torch.device("cpu")
+    precision = resolve_precision(train, device) if train is not None else "32"
+    on_cpu = device.type == "cpu"
+    if not on_cpu:
+        model.to(device)
+    if group is not None:
+        distributed.gather_batchnorm(model)
+        loader = distributed.shard_loader(loader, group)
     optimizer = make_optimizer(params if params is not None else model.parameters(), schedule)
     scheduler = make_scheduler(optimizer, schedule)
+    scaler = grad_scaler(precision, device)
     ckpt = Checkpointer(folder, key, desc)
     best_path = Path(folder) / "best.safetensors"
     history: list[dict] = []
     start = 0
-    if resume and (restored := ckpt.restore(model, optimizer, scheduler)) is not None:
+    restored = ckpt.restore(model, optimizer, scheduler) if resume and leader else None
+    if resume and group is not None:  # the leader has set aside what cannot be read; the others read the same
+        distributed.barrier()
+        if not leader:
+            restored = ckpt.restore(model, optimizer, scheduler)
+    if restored is not None:
         start, history = restored.epoch, restored.history
-        if start < schedule.epochs and not _stopped_early(history, patience):
+        if start < schedule.epochs and not _stopped_early(history, patience) and leader:
             log.info("%s: resuming after epoch %d of %d", desc, start, schedule.epochs)
     epochs = range(start, schedule.epochs) if not _stopped_early(history, patience) else range(0)
-    for epoch in progress(epochs, desc, total=len(epochs), unit="epoch"):
+    lines = EpochLog(desc, schedule.epochs, start) if len(epochs) and leader else None
+    for epoch in progress(epochs, desc, total=len(epochs), unit="epoch", lines=False):
         torch.manual_seed(seed + epoch)
         if getattr(loader, "generator", None) is not None:
             loader.generator.manual_seed(seed + epoch)
@@ -137,14 +190,25 @@ def fit(
         model.train()
         t0, total, count, terms = time.perf_counter(), 0.0, 0, {}
         for batch in loader:
+            shard = None
+            if group is not None:
+                batch, shard = batch
             optimizer.zero_grad(set_to_none=True)
-            result = batch_loss(batch)
-            loss, parts = result if isinstance(result, tuple) else (result, {})
-            if not torch.isfinite(loss):
-                raise GliotypeError(f"{desc}: the loss became {float(loss.detach())} in epoch {epoch + 1}; training diverged "
-                                    "(lower the learning rate of this stage with --set ...lr=)")
-            loss.backward()
-            optimizer.step()
+            with distributed.step(shard):
+                with autocast(precision, device):
+                    result = batch_loss(batch if on_cpu else to_device(batch, device))
+                loss, parts = result if isinstance(result, tuple) else (result, {})
+                if not torch.isfinite(loss):
+                    raise GliotypeError(f"{desc}: the loss became {float(loss.detach())} in epoch {epoch + 1}; training "
+                                        "diverged (lower the learning rate of this stage with --set ...lr=)")
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+            if group is not None:
+                distributed.average_gradients(p for g in optimizer.param_groups for p in g["params"])
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             total += float(loss.detach())
             count += 1
             for k, v in parts.items():
@@ -155,20 +219,27 @@ def fit(
         row.update({k: v / max(count, 1) for k, v in terms.items()})
         if validate is not None:
             model.eval()
-            row["val_loss"] = float(validate())
-            if row["val_loss"] <= min([h.get("val_loss", float("inf")) for h in history], default=float("inf")):
+            row["val_loss"] = float(validate()) if group is None else distributed.broadcast_float(
+                validate() if leader else None)
+            if (row["val_loss"] <= min([h.get("val_loss", float("inf")) for h in history], default=float("inf"))
+                    and leader):
                 save_weights(model, best_path)
         row["seconds"] = round(time.perf_counter() - t0, 3)
         history.append(row)
-        ckpt.save(epoch + 1, model, optimizer, scheduler, history)
-        write_csv_atomic(pd.DataFrame(history), Path(folder) / "history.csv")
-        log.debug("%s epoch %d loss %.4f", desc, epoch + 1, row["loss"])
+        if leader:
+            ckpt.save(epoch + 1, model, optimizer, scheduler, history)
+            write_csv_atomic(pd.DataFrame(history), Path(folder) / "history.csv")
+            lines.epoch(epoch + 1, row["loss"], **({"val_loss": row["val_loss"]} if "val_loss" in row else {}))
         if _stopped_early(history, patience):
-            log.info("%s: early stop after epoch %d (no validation improvement in %d epochs)", desc, epoch + 1, patience)
+            if leader:
+                log.info("%s: early stop after epoch %d (no validation improvement in %d epochs)", desc, epoch + 1,
+                         patience)
             break
-    if validate is not None and best_path.exists():
+    if validate is not None and best_path.exists() and leader:
         load_weights(model, best_path)
     model.eval()
+    if not on_cpu:
+        model.to("cpu")  # handed back where the caller built it
     return history
 
 

@@ -135,7 +135,14 @@ NON_NEUTRAL = {"modalities.image_label_channels": "true", "multimodal.image.pool
                "multimodal.unlabelled": "cohort", "preprocess.nonfinite": "zero", "input.missing_sequences": "1",
                "ssl.sequence_dropout": "0.5", "multimodal.sequence_dropout": "0.5",
                "population_graph.phenotype": "age_sex",
-               "population_graph.threshold_transfer": "rank", "threads": "2"}
+               "population_graph.threshold_transfer": "rank",
+               "population_graph.neighbours": "ann", "population_graph.max_neighbours": "10",
+               "population_graph.candidates": "32", "population_graph.sampling": "neighbour",
+               "population_graph.fanout": "[5, 5, 5, 5]", "threads": "2"}
+#: what a non-neutral value needs beside it to be valid
+ALONG = {"population_graph.neighbours": ["population_graph.max_neighbours=10"],
+         "population_graph.candidates": ["population_graph.neighbours=ann", "population_graph.max_neighbours=10"],
+         "population_graph.fanout": ["population_graph.sampling=neighbour"]}
 
 
 def test_options_at_their_neutral_value_leave_every_cache_key_unchanged():
@@ -156,9 +163,10 @@ def test_options_at_their_neutral_value_leave_every_cache_key_unchanged():
             node = node[key]
         assert node.pop(leaf) == neutral, f"{dotted}: the schema default must be its neutral value"
         assert values_hash(older) == config_hash(config)
-        changed = load_config("cpu", overrides=[f"{dotted}={NON_NEUTRAL[dotted]}"])
+        base = load_config("cpu", overrides=ALONG.get(dotted, []))
+        changed = load_config("cpu", overrides=[*ALONG.get(dotted, []), f"{dotted}={NON_NEUTRAL[dotted]}"])
         section = parents[:1]  # a top-level option (threads) is in the whole config's hash only
-        assert config_hash(changed, *section) != config_hash(config, *section)
+        assert config_hash(changed, *section) != config_hash(base, *section)
 
 
 def test_location_options_are_in_no_hash_whatever_their_value():

@@ -91,15 +91,17 @@ def test_the_row_key_sees_phenotypes_only_when_they_are_used():
                                                                             "uT", "uB", b)
     assert row_key(u_t, u_b, y, train, ids, on, 0, "uT", "uB", a) != row_key(u_t, u_b, y, train, ids, off, 0,
                                                                             "uT", "uB", a)
-    # with the options off, the key is the one rows stored before the options (phenotype, threshold_transfer)
-    # exist under
+    # with the options off, the key is the one rows stored before the options (phenotype, threshold_transfer,
+    # neighbours, max_neighbours, candidates, sampling, fanout) exist under
     h = hashlib.sha256()
     for arr in (u_t, u_b, y, train):
         arr = np.ascontiguousarray(arr)
         h.update(f"{arr.dtype.str}{arr.shape}".encode())
         h.update(arr.tobytes())
     options = off.model_dump(mode="json")
-    del options["phenotype"], options["threshold_transfer"]
+    for later in ("phenotype", "threshold_transfer", "neighbours", "max_neighbours", "candidates", "sampling",
+                  "fanout"):
+        del options[later]
     h.update(json.dumps([ids, options, 0, "uT", "uB", __version__], sort_keys=True).encode())
     assert row_key(u_t, u_b, y, train, ids, off, 0, "uT", "uB") == h.hexdigest()[:20]
 

@@ -108,6 +108,12 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "population_graph.threshold_transfer": "value",
     # torch threads per process (issue 17): before it, torch's own default (the machine's cores)
     "threads": 1,
+    # large population graphs (docs/scale-out.md): every eq. 8 pair, one full-graph forward per step
+    "population_graph.neighbours": "exact",
+    "population_graph.max_neighbours": 0,
+    "population_graph.candidates": 0,
+    "population_graph.sampling": "full",
+    "population_graph.fanout": [],
 }
 
 

@@ -286,8 +286,32 @@ class PopulationGraphConfig(ScheduleConfig):
     # not in the paper (docs/design.md point 39): age_sex multiplies each eq. 8 weight r by
     # 1 + [same sex] + [|age difference| < 2 years] (a term counts 0 where a value is unknown)
     phenotype: Literal["none", "age_sex"] = "none"
+    # not in the paper (docs/scale-out.md, design.md point 45): large cohorts. ``neighbours``: how eq. 8
+    # pairs are found, ``exact`` (every pair, the paper) or ``ann`` (candidates from an approximate
+    # nearest-neighbour index, faiss HNSW; r >= theta still checked exactly); ``max_neighbours``: each
+    # patient keeps at most its k highest r (0 = no cap; an edge stays when either end keeps it);
+    # ``candidates``: with ann, the nearest patients the index returns per patient (0 = 2 k)
+    neighbours: Literal["exact", "ann"] = "exact"
+    max_neighbours: int = Field(0, ge=0)
+    candidates: int = Field(0, ge=0)
+    # how a training step computes the logits of its labelled nodes: ``full``, the GNN on the whole
+    # graph; ``neighbour``, on the nodes within len(gat) hops of them (the same logits), or on a sample
+    # of ``fanout[h]`` in-edges per node at hop h (0 = all; empty = all at every hop)
+    sampling: Literal["full", "neighbour"] = "full"
+    fanout: list[int] = Field(default_factory=list)
 
     def model_post_init(self, context) -> None:  # noqa: D102 - one-line config error via pydantic
+        if self.neighbours == "ann" and not (self.max_neighbours or self.candidates):
+            raise ValueError("neighbours: ann needs max_neighbours > 0 or candidates > 0 (how many nearest "
+                             "patients the index returns)")
+        if self.candidates and self.neighbours != "ann":
+            raise ValueError("candidates is the number of patients the ann index returns: set neighbours: ann")
+        if self.candidates and self.candidates < self.max_neighbours:
+            raise ValueError(f"candidates ({self.candidates}) must be at least max_neighbours ({self.max_neighbours})")
+        if self.fanout and self.sampling != "neighbour":
+            raise ValueError("fanout samples the neighbours of a mini-batch: set sampling: neighbour")
+        if self.fanout and (len(self.fanout) != len(self.gat) or min(self.fanout) < 0):
+            raise ValueError(f"fanout needs one count >= 0 per GAT layer ({len(self.gat)}), got {self.fanout}")
         if self.threshold_folds and self.val_fraction:
             raise ValueError("threshold_folds and val_fraction are two ways to choose the threshold: set one")
         if self.threshold_folds == 1:

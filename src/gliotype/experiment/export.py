@@ -4,7 +4,8 @@ Contents: ``config.yaml``; ``ssl/`` (node autoencoder, edge model, sizes); ``atl
 (the fixed voxel positions and tract pairs, the tract matrix of eq. 2, the region
 centroids for Fig. 8); ``multimodal/`` (weights, sizes); ``population_graph/`` (stored
 node features u_T, u_B of the graph patients, their labels and transductive
-probabilities, the standardisation statistics, the GNN weights, the threshold),
+probabilities, the standardisation statistics, the GNN weights, the threshold; with
+``population_graph.neighbours: ann`` the index ``neighbours.faiss``),
 ``sequence_spread.json`` (what removing each sequence does to the exported model's logit on
 its classifier-training patients: :mod:`gliotype.prediction.missing`), ``calibration.json`` (the
 calibrator and conformal predictor of the exported GNN: :mod:`gliotype.prediction.calibrated`), ``applicability.json``
@@ -72,8 +73,9 @@ def export_model(
         with open(tmp, "wb") as fh:
             np.savez(fh, u_t=u_t, u_b=u_b, labels=labels, labelled=labelled, patient_id=np.array(graph_ids, dtype="U64"),
                      probability=probability)
-    _save_standardisation(pg.standardisation, u_t, u_b, labelled, gnn.artifacts["node"],
-                          gnn.artifacts["edge"], config.population_graph.standardise)
+    stats = _save_standardisation(pg.standardisation, u_t, u_b, labelled, gnn.artifacts["node"],
+                                  gnn.artifacts["edge"], config.population_graph.standardise)
+    _save_neighbours(pg.neighbours, u_t, u_b, gnn.artifacts["edge"], stats, config.population_graph.neighbours)
     _save_regions(model.atlas.regions, config)
     save_weights(gnn.artifacts["model"], pg.gnn)
     from gliotype.experiment.tables import decision_threshold
@@ -167,8 +169,23 @@ def _transductive_probability(gnn) -> np.ndarray:
     return predict_proba(gnn.artifacts["model"], gnn.artifacts["graph"]).astype(np.float32)
 
 
-def _save_standardisation(path: Path, u_t, u_b, labelled, node: str, edge: str, standardise: bool) -> None:
-    """The z-score statistics of the node and edge features (labelled nodes, open point 9)."""
+def _save_neighbours(path: Path, u_t, u_b, edge: str, stats: dict, neighbours: str) -> None:
+    """``neighbours.faiss`` (``neighbours: ann``): the index of the stored edge features, z-scored as
+    ``load_model`` does, so the graph it rebuilds and the new patients' candidates are those of training;
+    removed otherwise (a folder exported again)."""
+    if neighbours != "ann":
+        path.unlink(missing_ok=True)
+        return
+    from gliotype.population_graph import select_features
+    from gliotype.population_graph.graph import _row_standardise
+    from gliotype.population_graph.neighbours import build_index, save_index
+
+    x = select_features(np.asarray(u_t, np.float64), np.asarray(u_b, np.float64), edge)
+    save_index(build_index(_row_standardise((x - stats["edge_mean"]) / stats["edge_std"])), path)
+
+
+def _save_standardisation(path: Path, u_t, u_b, labelled, node: str, edge: str, standardise: bool) -> dict:
+    """The z-score statistics of the node and edge features (labelled nodes, open point 9), written and returned."""
     from gliotype.population_graph import select_features
     from gliotype.population_graph.graph import column_stats
 
@@ -180,6 +197,7 @@ def _save_standardisation(path: Path, u_t, u_b, labelled, node: str, edge: str, 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **stats)
+    return stats
 
 
 def _save_regions(path: Path, config: GliotypeConfig) -> None:

@@ -210,7 +210,9 @@ def _table2_row(task: tuple) -> Scored:
     u_t, u_b, y, train, ids, config, seed, node, edge, folder, phenotypes = task
     labels = np.where(train, y, -1.0)
     graph = build_population_graph(u_t, u_b, labels, ids, node, edge, config.theta, config.standardise,
-                                   reference=np.flatnonzero(train), phenotype=config.phenotype, phenotypes=phenotypes)
+                                   reference=np.flatnonzero(train), phenotype=config.phenotype, phenotypes=phenotypes,
+                                   neighbours=config.neighbours, max_neighbours=config.max_neighbours,
+                                   candidates=config.candidates)
     key = row_key(u_t, u_b, y, train, ids, config, seed, node, edge, phenotypes)
     row = None if folder is None else load_row(folder, key)
     if row is None:

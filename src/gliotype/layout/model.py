@@ -69,6 +69,12 @@ class PopulationGraphDir(_Folder):
         """``meta.json``: graph row, theta, threshold, GNN sizes."""
         return self.root / "meta.json"
 
+    @property
+    def neighbours(self) -> Path:
+        """``neighbours.faiss``: the ann index of the stored patients' edge features (faiss's own format),
+        written only with ``population_graph.neighbours: ann``."""
+        return self.root / "neighbours.faiss"
+
 
 @dataclass(frozen=True)
 class ModelDir(_Folder):
@@ -80,7 +86,8 @@ class ModelDir(_Folder):
             ssl/               SslDir (the copied models)
             atlas/             AtlasDir (the copied positions + regions.npz)
             multimodal/        MultiModalDir (weights, model.json)
-            population_graph/  PopulationGraphDir
+            population_graph/  PopulationGraphDir (neighbours.faiss only with neighbours: ann; listed
+                               and hashed like the rest)
             sequence_spread.json  what losing each sequence does to the prediction (optional:
                                models exported before it have none; listed and hashed like the rest)
             calibration.json   the calibrator and conformal predictor of the exported GNN (optional,
@@ -161,4 +168,4 @@ class ModelDir(_Folder):
         present but unlisted."""
         return tuple(p.relative_to(self.root).as_posix() for p in (self.sequence_spread, self.calibration,
                                                                    self.applicability,
-                                                                   self.card))
+                                                                   self.card, self.population_graph.neighbours))

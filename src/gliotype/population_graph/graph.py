@@ -4,7 +4,8 @@ Nodes are patients with node weights w^node_i = u_i; an edge joins patients i an
 with weight r(u_i, u_j) when the correlation r >= theta (0.5), where u is u_T, u_B or
 <u_T, u_B> (Table 1). r is the Pearson correlation over feature dimensions (open
 point 9). Edges are built in row blocks and kept sparse, so the graph scales to many
-thousands of patients.
+thousands of patients; beyond, :mod:`gliotype.population_graph.neighbours` caps each patient's
+edges and finds them with an approximate nearest-neighbour index (not in the paper).
 
 Phenotypes (``population_graph.phenotype: age_sex``, not in the paper; as in the
 population-graph GCN of Parisot et al. 2018): the edges stay those of eq. 8 and each weight
@@ -176,6 +177,9 @@ def build_population_graph(
     reference: slice | np.ndarray | None = None,
     phenotype: str = "none",
     phenotypes: dict[str, np.ndarray] | None = None,
+    neighbours: str = "exact",
+    max_neighbours: int = 0,
+    candidates: int = 0,
 ) -> PopulationGraph:
     """Build one row of Table 1.
 
@@ -183,14 +187,18 @@ def build_population_graph(
     labelled training nodes, so no test information leaks) before both the node
     weights and the correlations. ``phenotype: age_sex`` multiplies each weight r by
     :func:`phenotype_factor` of ``phenotypes`` (``age``, ``sex`` per node; module docstring).
+    ``neighbours``, ``max_neighbours``, ``candidates``: how the eq. 8 pairs are found and capped
+    (:func:`gliotype.population_graph.neighbours.neighbour_edges`; the defaults: every pair).
     """
+    from gliotype.population_graph.neighbours import neighbour_edges
+
     node = select_features(u_t, u_b, node_weight).astype(np.float64)
     edge = select_features(u_t, u_b, edge_weight).astype(np.float64)
     if standardise:
         ref = reference if reference is not None else slice(None)
         node = standardise_columns(node[ref], node)[1]
         edge = standardise_columns(edge[ref], edge)[1]
-    ei, w = correlation_edges(edge, theta)
+    ei, w = neighbour_edges(edge, theta, neighbours, max_neighbours, candidates)
     if phenotype == "age_sex":
         p = phenotypes or {}
         w = (w * phenotype_factor(ei, p.get("age"), p.get("sex"))).astype(np.float32)

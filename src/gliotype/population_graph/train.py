@@ -20,6 +20,7 @@ gives every labelled node an out-of-fit prediction from k extra GNNs, like
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,8 +31,12 @@ from sklearn.model_selection import train_test_split
 from gliotype.config.schema import PopulationGraphConfig, TrainConfig
 from gliotype.population_graph.gnn import PopulationGNN
 from gliotype.population_graph.graph import PopulationGraph, correlation_edges
+from gliotype.population_graph.minibatch import batch_forward
 from gliotype.utils import distributed
 from gliotype.utils.training import make_optimizer, make_scheduler, seed_everything
+
+if TYPE_CHECKING:
+    from gliotype.population_graph.neighbours import StoredNeighbours
 
 
 def validation_nodes(graph: PopulationGraph, fraction: float, seed: int = 0) -> np.ndarray:
@@ -92,6 +97,7 @@ def train_population_gnn(
     model = PopulationGNN(graph.x.shape[1], config.gat, config.dropout, config.residual)
     optimizer = make_optimizer(model.parameters(), config)
     scheduler = make_scheduler(optimizer, config)
+    forward = batch_forward(model, graph, config, seed)  # sampling: the whole graph or each batch's block
     history: list[dict] = []
     best, best_state, best_row, waited = (-np.inf,), None, None, 0
     step = config.batch_size or len(fit_nodes)  # every step runs the GNN on the whole graph
@@ -102,7 +108,7 @@ def train_population_gnn(
         for start in range(0, len(perm), step):
             nodes = perm[start : start + step]
             optimizer.zero_grad(set_to_none=True)
-            logit = model(graph.x, graph.edge_index, graph.edge_weight)
+            logit = forward(nodes)
             loss = F.binary_cross_entropy_with_logits(logit[nodes], graph.y[nodes])
             if group is None:
                 loss.backward()
@@ -201,15 +207,21 @@ def insert_nodes(
     edge_features_stored: np.ndarray,
     theta: float,
     patient_ids: list[str],
+    neighbours: StoredNeighbours | None = None,
 ) -> PopulationGraph:
     """Add new patients as nodes with eq. 8 edges (both directions) to the stored nodes.
 
     ``node_x`` and the edge features must already be standardised like the stored ones.
     New patients are not linked to each other, so each prediction depends on the
-    stored cohort only.
+    stored cohort only. ``neighbours`` (a capped or ann graph: ``population_graph.neighbours``,
+    ``max_neighbours``): the edges come from it (its index is queried, not every stored row
+    scanned; ``edge_features_stored`` is not read), else from every stored row.
     """
     n = graph.num_nodes
-    ei, w = correlation_edges(edge_features_new, theta, others=edge_features_stored)
+    if neighbours is not None:
+        ei, w = neighbours.link(edge_features_new)
+    else:
+        ei, w = correlation_edges(edge_features_new, theta, others=edge_features_stored)
     new_rows = torch.as_tensor(ei[0] + n)
     stored = torch.as_tensor(ei[1])
     edge_index = torch.cat([graph.edge_index, torch.stack([new_rows, stored]), torch.stack([stored, new_rows])], dim=1)

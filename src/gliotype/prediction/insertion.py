@@ -29,10 +29,12 @@ def _graph_prediction(model: TrainedModel, node_x: np.ndarray, edge_x: np.ndarra
 
     g = model.graph
     stored = model.edge_features
+    neighbours = model.neighbours  # a capped or ann graph: its index links the patient
     if keep is not None:
         g = g.subgraph(keep)
         stored = stored[keep]
-    full = insert_nodes(g, node_x, edge_x, stored, model.theta, [pid])
+        neighbours = None if neighbours is None else neighbours.subset(keep)
+    full = insert_nodes(g, node_x, edge_x, stored, model.theta, [pid], neighbours=neighbours)
     p = float(predict_proba(model.gnn, full)[-1])
     new_edges = full.edge_index[:, g.edge_index.shape[1]:]
     neighbours = np.unique(new_edges[1][new_edges[0] == g.num_nodes].numpy())

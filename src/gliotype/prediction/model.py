@@ -77,6 +77,9 @@ class TrainedModel:
     applicability: Reference | None = None
     # calibration.json: the calibrator and conformal predictor, or why there are none
     calibration: Calibration | NoCalibration = NoCalibration(NOT_EXPORTED)
+    # a capped or ann graph (population_graph.neighbours, max_neighbours): what links a new patient
+    # (gliotype.population_graph.neighbours.StoredNeighbours); None: eq. 8 to every stored node
+    neighbours: object | None = None
 
     @property
     def threshold(self) -> float:
@@ -112,7 +115,8 @@ class TrainedModel:
         keep = np.array([i for i, p in enumerate(self.graph.patient_id) if p not in drop], dtype=np.int64)
         return dataclasses.replace(
             self, graph=self.graph.subgraph(keep), edge_features=self.edge_features[keep],
-            labels=self.labels[keep], stored_probability=None if self.stored_probability is None else self.stored_probability[keep])
+            labels=self.labels[keep], stored_probability=None if self.stored_probability is None else self.stored_probability[keep],
+            neighbours=None if self.neighbours is None else self.neighbours.subset(keep))
 
     def standardise(self, node: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New patients' node and edge features on the stored scale."""
@@ -134,7 +138,7 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
     from gliotype.modalities.atlas import LoadedAtlas
     from gliotype.multimodal.stage import load_multimodal
     from gliotype.population_graph import PopulationGNN, predict_proba, select_features
-    from gliotype.population_graph.graph import PopulationGraph, correlation_edges
+    from gliotype.population_graph.graph import PopulationGraph
     from gliotype.self_supervised import SelfSupervisedModels
     from gliotype.utils.weights import load_weights
 
@@ -183,7 +187,7 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
     node_mean, node_std, edge_mean, edge_std = st["node_mean"], st["node_std"], st["edge_mean"], st["edge_std"]
     node_z = (node - node_mean) / node_std
     edge_z = (edge - edge_mean) / edge_std
-    ei, w = correlation_edges(edge_z, float(meta["theta"]))
+    ei, w, neighbours = _stored_edges(layout, manifest, config, edge_z, float(meta["theta"]))
     ids = [str(p) for p in nodes["patient_id"]]
     graph = PopulationGraph(x=torch.as_tensor(node_z, dtype=torch.float32), edge_index=torch.as_tensor(ei),
                             edge_weight=torch.as_tensor(w), y=torch.as_tensor(nodes["labels"].astype(np.float32)),
@@ -208,7 +212,38 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
                         labels=nodes["labels"].astype(np.float32), meta=meta, region_centroids=centroids,
                         region_names=names, graph_check=check, atlas=atlas, self_supervised=ssl,
                         signed_by=signed_by, sequence_spread=spread, applicability=applicability,
-                        calibration=calibration or read_calibration(None))
+                        calibration=calibration or read_calibration(None), neighbours=neighbours)
+
+
+def _stored_edges(layout: ModelDir, manifest: dict, config: GliotypeConfig, edge_z: np.ndarray, theta: float):
+    """The stored graph's eq. 8 edges, their weights and (a capped or ann graph) the
+    :class:`~gliotype.population_graph.neighbours.StoredNeighbours` new patients are linked with.
+    With ``neighbours: ann`` the index is ``population_graph/neighbours.faiss`` when the manifest
+    lists it (its sha256 checked), else built again from the stored features (the same bytes:
+    single-threaded build)."""
+    from gliotype.population_graph.graph import _row_standardise, correlation_edges
+    from gliotype.population_graph.neighbours import StoredNeighbours, build_index, load_index, neighbour_edges
+
+    pgc = config.population_graph
+    if pgc.neighbours == "exact" and not pgc.max_neighbours:
+        return (*correlation_edges(edge_z, theta), None)
+    index = None
+    if pgc.neighbours == "ann":
+        rel = layout.population_graph.neighbours.relative_to(layout.root).as_posix()
+        if rel in manifest["files"]:
+            try:
+                index = load_index(layout.population_graph.neighbours)
+            except Exception as exc:
+                raise ModelError(f"model folder {layout.root.name}: {rel} is not a readable faiss index "
+                                 f"({type(exc).__name__})") from None
+            if index.ntotal != len(edge_z) or index.d != edge_z.shape[1]:
+                raise ModelError(f"model folder {layout.root.name}: {rel} indexes {index.ntotal} patients of "
+                                 f"{index.d} features, the stored graph has {len(edge_z)} of {edge_z.shape[1]}")
+        else:
+            index = build_index(_row_standardise(edge_z))
+    ei, w = neighbour_edges(edge_z, theta, pgc.neighbours, pgc.max_neighbours, pgc.candidates, index=index)
+    return ei, w, StoredNeighbours.of(edge_z, ei, w, theta, pgc.neighbours, pgc.max_neighbours, pgc.candidates,
+                                      index=index)
 
 
 def _refuse_unlisted(layout: ModelDir, manifest: dict) -> None:

@@ -16,7 +16,7 @@ from gliotype.population_graph import (
     train_population_gnn,
 )
 from gliotype.population_graph.graph import _row_standardise
-from gliotype.population_graph.minibatch import NeighbourSampler, batch_forward
+from gliotype.population_graph.minibatch import NeighbourSampler, batch_forward, block_proba
 from gliotype.population_graph.neighbours import (
     StoredNeighbours,
     build_index,
@@ -228,6 +228,7 @@ def test_a_batchs_block_gives_the_full_graph_logits_of_its_seeds(big_graph, resi
     torch.testing.assert_close(sampler.logits(model, seeds), full[seeds], rtol=0, atol=1e-5)
     # one hop fewer than layers is not enough: the block must reach len(gat) hops
     assert (NeighbourSampler(g, hops=2).logits(model, seeds) - full[seeds]).abs().max() > 1e-3
+    torch.testing.assert_close(block_proba(model, g, seeds), torch.sigmoid(full[seeds]), rtol=0, atol=1e-6)
 
 
 def test_a_fanout_bounds_the_block_and_follows_its_seed(big_graph):
@@ -295,3 +296,21 @@ def test_the_row_key_sees_the_neighbour_options():
         {"neighbours": "ann", "max_neighbours": 5, "candidates": 20}, {"sampling": "neighbour"},
         {"sampling": "neighbour", "fanout": [3, 3, 3, 3]})}
     assert len(keys) == 6
+
+
+def test_the_benchmark_reports_every_column_on_a_small_cohort():
+    """benchmarks/bench_population_graph.py runs for minutes at 100,000 patients: its code must not
+    break unnoticed."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_population_graph.py"
+    spec = importlib.util.spec_from_file_location("bench_population_graph", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(dim=8, intrinsic=4, k=5, theta=0.5, batch_size=10, fanout=[3, 3, 3, 3], steps=2,
+                              full_max=1000, threads=1)
+    row = bench.one(300, "ann", args)
+    assert row["edges"] > 0 and row["knn_recall"] >= 0.9 and row["edge_recall"] >= 0.9
+    assert all(row[c] > 0 for c in ("build_s", "step_s", "epoch_s", "full_step_s", "forward_s", "insert_ms"))

@@ -63,6 +63,14 @@ def test_an_ann_model_folder_lists_its_index_and_links_new_patients_through_it(t
     b = graph_predict(rebuilt.without([pid]), u_t, u_b, pid, draws=4)
     assert a["probability"] == b["probability"] and np.array_equal(a["draws"], b["draws"])
     assert 1 <= a["neighbours"] < model.graph.num_nodes
+    # the probability comes from the new node's block: that of the GNN on the whole inserted graph
+    from gliotype.population_graph import insert_nodes, predict_proba, select_features
+
+    loo = model.without([pid])
+    node_x, edge_x = loo.standardise(select_features(u_t, u_b, model.meta["node_weight"]),
+                                     select_features(u_t, u_b, model.meta["edge_weight"]))
+    full = insert_nodes(loo.graph, node_x, edge_x, None, model.theta, [pid], neighbours=loo.neighbours)
+    assert a["probability"] == pytest.approx(float(predict_proba(model.gnn, full)[-1]), abs=1e-6)
 
 
 def test_a_changed_or_unlisted_index_is_refused(tiny_run, tmp_path):

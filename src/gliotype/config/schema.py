@@ -286,7 +286,7 @@ class PopulationGraphConfig(ScheduleConfig):
     # not in the paper (docs/design.md point 39): age_sex multiplies each eq. 8 weight r by
     # 1 + [same sex] + [|age difference| < 2 years] (a term counts 0 where a value is unknown)
     phenotype: Literal["none", "age_sex"] = "none"
-    # not in the paper (docs/scale-out.md, design.md point 45): large cohorts. ``neighbours``: how eq. 8
+    # not in the paper (docs/scale-out.md, design.md point 46): large cohorts. ``neighbours``: how eq. 8
     # pairs are found, ``exact`` (every pair, the paper) or ``ann`` (candidates from an approximate
     # nearest-neighbour index, faiss HNSW; r >= theta still checked exactly); ``max_neighbours``: each
     # patient keeps at most its k highest r (0 = no cap; an edge stays when either end keeps it);

@@ -11,7 +11,8 @@ logits an estimate. The samples are drawn from a generator of their own (seeded)
 training's other draws do not move.
 
 PyG's ``NeighborLoader`` needs ``pyg-lib`` or ``torch-sparse`` (neither has a wheel for this
-torch on PyPI), so the block is built here from a CSR of the in-edges.
+torch on PyPI), so the block is built here from a CSR of the in-edges. :func:`block_proba`
+gives a few nodes' probabilities the same way (a new patient inserted into a large stored graph).
 """
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ class NeighbourSampler:
         return model(self.graph.x[nodes], edge_index, weight)[rows]
 
 
+@torch.no_grad()
+def block_proba(model: torch.nn.Module, graph: PopulationGraph, nodes) -> torch.Tensor:
+    """P(IDH mutant) of ``nodes`` from the GNN (evaluation mode) on their block: the full graph's
+    values (within float rounding) at the cost of their ``len(gat)``-hop neighbourhood."""
+    model.eval()
+    nodes = torch.as_tensor(nodes, dtype=torch.long)
+    return torch.sigmoid(NeighbourSampler(graph, len(model.hidden)).logits(model, nodes))
+
+
 def batch_forward(model: torch.nn.Module, graph: PopulationGraph, config, seed: int = 0
                   ) -> Callable[[torch.Tensor], torch.Tensor]:
     """What a training step calls for the logits: ``forward(nodes)`` -> (N,) logits of which the rows
@@ -97,4 +107,4 @@ def batch_forward(model: torch.nn.Module, graph: PopulationGraph, config, seed: 
     return forward
 
 
-__all__ = ["NeighbourSampler", "batch_forward"]
+__all__ = ["NeighbourSampler", "batch_forward", "block_proba"]

@@ -35,7 +35,12 @@ def _graph_prediction(model: TrainedModel, node_x: np.ndarray, edge_x: np.ndarra
         stored = stored[keep]
         neighbours = None if neighbours is None else neighbours.subset(keep)
     full = insert_nodes(g, node_x, edge_x, stored, model.theta, [pid], neighbours=neighbours)
-    p = float(predict_proba(model.gnn, full)[-1])
+    if neighbours is None:
+        p = float(predict_proba(model.gnn, full)[-1])
+    else:  # a capped or ann graph, maybe of 100,000 patients: the GNN on the new node's block only
+        from gliotype.population_graph.minibatch import block_proba
+
+        p = float(block_proba(model.gnn, full, [g.num_nodes])[0])
     new_edges = full.edge_index[:, g.edge_index.shape[1]:]
     neighbours = np.unique(new_edges[1][new_edges[0] == g.num_nodes].numpy())
     if keep is not None:

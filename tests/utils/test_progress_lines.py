@@ -128,12 +128,13 @@ def test_fit_logs_the_loss_of_its_epochs(tmp_path, caplog, monkeypatch):
 
 def test_a_cohort_command_in_a_log_file_shows_its_progress(tmp_path):
     log = tmp_path / "synth.log"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "OMP_NUM_THREADS": "1",
            "GLIOTYPE_PROGRESS": "1"}
     with open(log, "w") as stderr:  # a file, not a terminal, as under nohup or a cluster job
-        subprocess.run([sys.executable, "-m", "gliotype", "synth", "--out", str(tmp_path / "c"), "--patients", "3",
-                        "--seed", "1", "--resolution", "2", "--workers", "1"], check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=stderr, timeout=300)
+        done = subprocess.run([sys.executable, "-m", "gliotype", "synth", "--out", str(tmp_path / "c"), "--patients",
+                               "3", "--seed", "1", "--resolution", "2", "--workers", "1"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=stderr, timeout=300)
     text = log.read_text()
+    assert done.returncode == 0, text
     assert "synth: 3/3 patients (100%)" in text
     assert "\r" not in text  # no bar redrawn in the file

@@ -175,8 +175,10 @@ def train_multimodal(
     validate = None
     if val_ids:
         validate = MultiModalValidation(model, MultiModalDataset(workdir, val_ids, labels, mm.encoders), batch_size)
-    fit(model, MultiModalLoss(model, mm.augment_rotation_deg, aug), loader, mm, out.checkpoints, "multi-modal training",
-        resume, seed=config.seed, key=key, validate=validate, patience=patience, streams=streams, train=config.train)
+    # the folder in the label: the log lines of two networks training side by side tell them apart
+    desc = f"multi-modal training ({out.root.parent.name}/{out.root.name})"
+    fit(model, MultiModalLoss(model, mm.augment_rotation_deg, aug), loader, mm, out.checkpoints, desc, resume,
+        seed=config.seed, key=key, validate=validate, patience=patience, streams=streams, train=config.train)
     save_weights(model, out.weights)
     write_record(out.meta, key, [out.weights.name], encoders=list(mm.encoders))
     return model

@@ -10,7 +10,7 @@ minute, and at the end) with the count, the time spent and an ETA::
 Trainings write one line when they start and one every tenth of their epochs with the loss
 (:class:`EpochLog`)::
 
-    13:12:07 INFO    multi-modal training: epoch 3/15, loss 0.6412, 9.1 s/epoch, ETA 1 min 49 s
+    13:12:07 INFO    multi-modal training (models-B/Multi_modal_full_model_MLP): epoch 4/15, loss 0.6412, 5.6 s/epoch, ETA 1 min 02 s
 
 The only gliotype setting read from the environment: ``GLIOTYPE_PROGRESS=0`` turns every bar and
 every progress line off (e.g. in benchmarks or tests). It changes what is displayed only, never a

@@ -287,19 +287,12 @@ def baselines(work: str | Path | WorkDir, run, train_ids: Sequence[str], thresho
     ``RUNDIR/baselines``); each scores ``threshold_ids`` (its threshold is chosen on
     these fitted predictions) and ``test_ids``. Returns one ``Scored`` per model (its key: the
     model's name in ``baselines.models``)."""
-    from gliotype.config import config_hash
-    from gliotype.evaluation.baselines import predict_cnn, train_cnn
-    from gliotype.experiment.tables import CNN_ROWS, Scored
-    from gliotype.layout import RunDir
-    from gliotype.modalities.build import modalities_key
-
+    from gliotype.evaluation.baselines import predict_cnn
     from gliotype.experiment.networks import train_networks
+    from gliotype.experiment.tables import CNN_ROWS, Scored
 
-    run, work = RunDir.of(run), WorkDir.of(work)
-    trainings = {name: functools.partial(
-        train_cnn, name, work, run.baseline(name), list(train_ids), labels, config.baselines, config.seed,
-        inputs_key=config_hash(config, "modalities", "preprocess") + modalities_key(work, train_ids),
-        train=config.train) for name in config.baselines.models}
+    work = WorkDir.of(work)
+    trainings = baseline_trainings(work, run, train_ids, labels, config)
     train_networks(list(trainings.values()), config, "baselines")  # side by side (workers > 1), then reused
     models = []
     for name, train in trainings.items():
@@ -307,6 +300,23 @@ def baselines(work: str | Path | WorkDir, run, train_ids: Sequence[str], thresho
         models.append(Scored(CNN_ROWS[name], predict_cnn(model, work, list(threshold_ids)),
                              predict_cnn(model, work, list(test_ids)), key=name))
     return models
+
+
+def baseline_trainings(work: str | Path | WorkDir, run, train_ids: Sequence[str], labels: Mapping[str, float],
+                       config: GliotypeConfig) -> dict[str, Callable]:
+    """``{name: training}`` of every CNN baseline: a picklable call that trains it on ``train_ids``
+    (or returns the cached one), so a run can train them ahead, beside other stages
+    (:func:`gliotype.experiment.networks.train_networks`)."""
+    from gliotype.config import config_hash
+    from gliotype.evaluation.baselines import train_cnn
+    from gliotype.layout import RunDir
+    from gliotype.modalities.build import modalities_key
+
+    run, work = RunDir.of(run), WorkDir.of(work)
+    return {name: functools.partial(
+        train_cnn, name, work, run.baseline(name), list(train_ids), labels, config.baselines, config.seed,
+        inputs_key=config_hash(config, "modalities", "preprocess") + modalities_key(work, train_ids),
+        train=config.train) for name in config.baselines.models}
 
 
 def radiomics(work: str | Path | WorkDir, ids: Sequence[str], config: GliotypeConfig) -> pd.DataFrame:

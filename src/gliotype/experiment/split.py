@@ -57,7 +57,11 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     labels = dict(zip(splits["patient_id"], splits["idh"]))
     log.info("splits: %s", ", ".join(f"{k} {len(v)}" for k, v in ids.items()))
 
-    with timer("self-supervised brain networks"):
+    with timer("self-supervised brain networks"):  # and, beside them (workers > 1), the CNN baselines
+        ahead = [functools.partial(stages.self_supervised, work, config, ids["ssl"], ok)]
+        if baselines:  # they need x_I only: they train while the edge model trains
+            ahead += stages.baseline_trainings(work, run, ids["A"] + ids["B"], labels, config).values()
+        train_networks(ahead, config, "self-supervised models and CNN baselines")
         ssl_report = stages.self_supervised(work, config, ids["ssl"], ok)
 
     halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]

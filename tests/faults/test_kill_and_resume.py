@@ -25,9 +25,9 @@ pytestmark = pytest.mark.slow
 #: (what, where the file appears) in the order a run writes them.
 KILL_POINTS = (
     ("preprocessing", "work/patients/*/done.json"),
-    ("multi-modal training", "models/*/checkpoints/*"),
+    ("CNN baselines", "models/resnet34/checkpoints/*"),  # beside the self-supervised models (workers=2)
+    ("multi-modal training", "models/*_MLP/checkpoints/*"),
     ("population graphs", "population_graphs/*/row.json"),
-    ("CNN baselines", "models/resnet34/checkpoints/*"),
 )
 #: Outputs compared byte for byte (timings and the HTML report are not).
 COMPARED = ("results/table2.csv", "results/table3.csv", "results/table4.csv", "results/predictions.csv",

@@ -1,7 +1,8 @@
 """Independent networks of one split trained side by side, one process each.
 
-A split trains networks that do not depend on each other: the full model of each cross-fitting
-fold and the Table 4 ablations (Table 4 rows of fold A), the 3D CNN baselines. Every training is
+A split trains networks that do not depend on each other: the self-supervised models and, beside
+them, the 3D CNN baselines (they need x_I only); then the full model of each cross-fitting fold
+and the Table 4 ablations (Table 4 rows of fold A). Every training is
 a cached stage, so :func:`train_networks` only has to run them first, ``workers`` at a time, each
 in a spawned process with ``threads`` torch threads; the split then runs as before and finds
 every network trained (its cache is reused). With the same ``threads`` everywhere, a network

@@ -286,16 +286,15 @@ def baselines(work: str | Path | WorkDir, run, train_ids: Sequence[str], thresho
     """Table 3's 3D CNNs on x_I, trained on ``train_ids`` (cached per model under
     ``RUNDIR/baselines``); each scores ``threshold_ids`` (its threshold is chosen on
     these fitted predictions) and ``test_ids``. Returns one ``Scored`` per model (its key: the
-    model's name in ``baselines.models``)."""
+    model's name in ``baselines.models``). ``gliotype run`` trains them ahead, beside the
+    self-supervised models (:func:`baseline_trainings`); here they are trained, or found cached,
+    one after the other."""
     from gliotype.evaluation.baselines import predict_cnn
-    from gliotype.experiment.networks import train_networks
     from gliotype.experiment.tables import CNN_ROWS, Scored
 
     work = WorkDir.of(work)
-    trainings = baseline_trainings(work, run, train_ids, labels, config)
-    train_networks(list(trainings.values()), config, "baselines")  # side by side (workers > 1), then reused
     models = []
-    for name, train in trainings.items():
+    for name, train in baseline_trainings(work, run, train_ids, labels, config).items():
         model = train()
         models.append(Scored(CNN_ROWS[name], predict_cnn(model, work, list(threshold_ids)),
                              predict_cnn(model, work, list(test_ids)), key=name))

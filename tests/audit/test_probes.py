@@ -56,3 +56,21 @@ def test_latent_association_by_kind(data):
     assert latent_association(x, z, "continuous") > 0.9
     with pytest.raises(ValueError, match="kind"):
         latent_association(x, z, "ordinal")
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_the_inner_cv_score_is_sklearns_neg_log_loss(classes):
+    """The probes' fast scorer gives sklearn's ``neg_log_loss`` (the reference), including
+    near-certain predictions (clipped) and several classes (the site probe)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import get_scorer
+
+    from gliotype.audit.probes import neg_log_loss
+
+    rng = np.random.default_rng(classes)
+    x = rng.normal(size=(90, 4))
+    y = np.digitize(x[:, 0] + 0.5 * rng.normal(size=90), np.linspace(-0.5, 0.5, classes - 1)) + 7  # labels 7, 8, ...
+    for c in (1e-3, 1.0, 1e6):  # 1e6: nearly separable, probabilities at 0 / 1
+        model = LogisticRegression(C=c, max_iter=5000).fit(x, y)
+        assert neg_log_loss(model, x[:40], y[:40]) == pytest.approx(get_scorer("neg_log_loss")(model, x[:40], y[:40]),
+                                                                    rel=1e-12, abs=1e-12)

@@ -146,3 +146,38 @@ def test_preprocess_is_one_call_to_stages_prepare(monkeypatch, tmp_path):
     for option, bids in (["--no-bids-derivatives"], False), (["--bids-derivatives", str(tmp_path / "d")], tmp_path / "d"):
         runner.invoke(app, ["preprocess", str(tmp_path / "m.csv"), "--out", str(tmp_path / "w"), *option])
         assert seen["bids"] == bids
+
+
+@pytest.mark.parametrize("argv", [["preprocess", "--help"], ["--help"], ["config", "show"]])
+def test_a_reader_that_leaves_the_pipe_gets_no_error(argv):
+    """`gliotype ... | head`: the reader closes the pipe before gliotype writes; gliotype stops without
+    a word on stderr (click's exit 1), not with "internal error (BrokenPipeError)"."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first byte
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    try:
+        done = subprocess.run([sys.executable, "-m", "gliotype", *argv], stdout=write, stderr=subprocess.PIPE,
+                              env=env, timeout=120)
+    finally:
+        os.close(write)
+    assert done.stderr.decode() == ""
+    assert done.returncode == 1
+
+
+def test_a_broken_pipe_elsewhere_is_still_reported(monkeypatch):
+    """A BrokenPipeError that is not about standard output (e.g. between worker processes) is one line."""
+    import gliotype.config
+
+    def broken(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(gliotype.config, "load_config", broken)
+    result = runner.invoke(app, ["config", "show"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: internal error (BrokenPipeError: [Errno 32] Broken pipe); rerun with " \
+                                    "--debug for details"

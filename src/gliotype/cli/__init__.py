@@ -60,6 +60,8 @@ class OneLineErrors(TyperGroup):
         except KeyboardInterrupt:
             _fail("interrupted; rerun the same command to resume", code=130)
         except Exception as exc:
+            if isinstance(exc, BrokenPipeError) and _stdout_closed():
+                raise  # `gliotype ... | head`: the reader left; click's main exits 1 in silence
             if (ctx.obj or {}).get("debug"):
                 if isinstance(exc, EOFError):  # click's main would turn it into a bare "Aborted!"
                     traceback.print_exception(exc, file=sys.stderr)
@@ -72,6 +74,18 @@ class OneLineErrors(TyperGroup):
             if isinstance(exc, USER_ERRORS):
                 _fail(text)  # else a bug, not the user's fault: one line too
             _fail(f"internal error ({kind}{': ' + text if text != kind else ''}); rerun with --debug for details", 1)
+
+
+def _stdout_closed() -> bool:
+    """True when standard output is a pipe whose reader has gone (poll reports an error on its end)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test runner's stream), no poll
+        return False
 
 
 app = typer.Typer(name="gliotype", cls=OneLineErrors, no_args_is_help=True, add_completion=False,

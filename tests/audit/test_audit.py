@@ -76,8 +76,9 @@ def test_every_group_along_the_pipeline_on_training_patients(audited):
 
 
 def test_outputs_are_deterministic_and_name_no_path(audited, tmp_path):
+    """The same bytes again, with the groups probed in 2 processes instead of 1."""
     root, out, audit = audited
-    again = audit_run(root / "run", truth=root / "cohort" / "truth.csv", out=tmp_path, **FAST)
+    again = audit_run(root / "run", truth=root / "cohort" / "truth.csv", out=tmp_path, workers=2, **FAST)
     for name in FILES:
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
         text = (out / name).read_text()

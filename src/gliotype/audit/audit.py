@@ -39,7 +39,7 @@ from gliotype.errors import GliotypeError
 from gliotype.layout import ResultsDir, RunDir
 from gliotype.utils.io import atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
-from gliotype.utils.progress import progress
+from gliotype.utils.parallel import parallel_map
 
 log = get_logger(__name__)
 
@@ -173,6 +173,14 @@ def _latent_group(truth: pd.DataFrame | None, ids: list[str]) -> list[FeatureGro
     return [FeatureGroup("generator latents (reference)", "truth", have, x)]
 
 
+def _probe_group(task: tuple) -> dict:
+    """The audit row of one feature group (a :func:`parallel_map` item): its probes on the group
+    reduced to ``components`` principal components when wider than ``max_dims``."""
+    group, train, half_b, labels, targets, seed, folds, repeats, max_dims, components = task
+    x = reduce_group(group, train, max_dims, components, seed)
+    return _row(group, x, train, half_b, labels, targets, seed, folds, repeats)
+
+
 def _row(group: FeatureGroup, x: np.ndarray, train: list[str], half_b: list[str], labels: dict, targets,
          seed: int, folds: int, repeats: int) -> dict:
     tr, b = group.rows(train), group.rows(half_b)
@@ -237,11 +245,9 @@ def audit_run(
         log.warning("no features of the full model in this run folder: u_I, u_P, u_T, u_B left out")
     targets = _targets(run, truth_df)
 
-    rows = []
-    for group in progress(groups, "audit", unit="group"):
-        x = reduce_group(group, train, max_dims, components, seed)
-        rows.append(_row(group, x, train, ids["B"], labels, targets, seed, folds, repeats))
-    table = pd.DataFrame(rows)
+    # one probe row per group, ``workers`` groups at a time (each row is seeded on its own)
+    tasks = [(group, train, ids["B"], labels, targets, seed, folds, repeats, max_dims, components) for group in groups]
+    table = pd.DataFrame(parallel_map(_probe_group, tasks, workers, desc="audit", unit="group"))
 
     ceiling = descriptor_ceiling(descriptors, train, ids["test"], labels, seed) if len(descriptors) else None
     homophily = _homophily(run, ids, labels, table)

@@ -38,7 +38,7 @@ def train_networks(trainings: Sequence[Callable[[], object]], config: GliotypeCo
     if workers <= 1 or config.train.processes * config.train.nodes > 1:
         return
     log.info("%s: %d networks, %d at a time", desc, len(trainings), workers)
-    parallel_map(_train, trainings, workers, desc=desc, start="spawn",
+    parallel_map(_train, trainings, workers, desc=desc, unit="network", start="spawn",
                  initializer=functools.partial(start_worker, config.threads), on_crash=_left_to_the_split)
 
 

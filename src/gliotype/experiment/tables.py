@@ -199,7 +199,7 @@ def population_graph_models(
     tasks = [(u_t, u_b, y, train, ids, config, seed, node, edge, None if store is None else store(node, edge),
               phenotypes) for node, edge in rows]
     # spawn: the parent has run OpenMP (the encoders); a forked child could hang in it
-    return parallel_map(_table2_row, tasks, workers, desc="population graphs", start="spawn")
+    return parallel_map(_table2_row, tasks, workers, desc="population graphs", unit="graph", start="spawn")
 
 
 def _table2_row(task: tuple) -> Scored:

@@ -57,7 +57,7 @@ class _Task:
         return self.fn(item)
 
 
-def dask_map(client, fn: Callable[[Any], Any], items: Sequence[Any], *, desc: str = "patients",
+def dask_map(client, fn: Callable[[Any], Any], items: Sequence[Any], *, desc: str = "patients", unit: str = "patient",
              initializer: Callable[[], None] | None = None, on_crash: Callable[[Any], Any] | None = None,
              retries: int = 1) -> list:
     """``[fn(x) for x in items]`` as tasks of the Dask ``client`` (see the module docstring)."""
@@ -69,7 +69,7 @@ def dask_map(client, fn: Callable[[Any], Any], items: Sequence[Any], *, desc: st
     prefix = f"gliotype-{re.sub(r'[^A-Za-z]+', '-', desc).strip('-') or 'map'}-{uuid.uuid4().hex[:8]}"
     results: dict[int, Any] = {}
     crashed: list[int] = []
-    bar = progress(range(len(items)), desc, total=len(items))
+    bar = progress(range(len(items)), desc, total=len(items), unit=unit)
     ticks = iter(bar)
     try:
         futures = client.map(task, items, key=[f"{prefix}-{i}" for i in range(len(items))], pure=False)

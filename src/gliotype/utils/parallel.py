@@ -37,7 +37,7 @@ START_METHODS = ("fork", "spawn")
 
 
 def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, desc: str = "patients",
-                 start: str = "fork", initializer: Callable[[], None] | None = None,
+                 unit: str = "patient", start: str = "fork", initializer: Callable[[], None] | None = None,
                  on_crash: Callable[[T], R] | None = None, retries: int = 1) -> list[R]:
     """``[fn(x) for x in items]``, in ``workers`` processes when ``workers > 1`` (order kept), or
     as tasks of the current Dask cluster (:func:`gliotype.utils.executor.use_executor`).
@@ -45,7 +45,7 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, 
     Args:
         fn: a picklable (module-level) function of one item.
         workers: processes; 1 (or a single item) runs in this process, without a pool.
-        desc: the progress bar's label.
+        desc: the progress bar's label; ``unit``: what an item is (its log lines count them).
         start: ``fork`` or ``spawn`` (falls back to ``spawn`` where fork does not exist).
         initializer: run once in every worker process before its first item.
         on_crash: the result of an item whose own worker process died ``retries`` times
@@ -56,17 +56,17 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, *, 
     if engine.client is not None and items:
         from gliotype.utils.dask_map import dask_map
 
-        return dask_map(engine.client, fn, items, desc=desc, initializer=initializer, on_crash=on_crash,
+        return dask_map(engine.client, fn, items, desc=desc, unit=unit, initializer=initializer, on_crash=on_crash,
                         retries=retries)
     workers = max(1, min(int(workers or 1), len(items)))
     if workers == 1:
-        return [fn(x) for x in progress(items, desc, total=len(items))]
+        return [fn(x) for x in progress(items, desc, total=len(items), unit=unit)]
     if start not in START_METHODS:
         raise ValueError(f"start must be one of {START_METHODS}, got {start!r}")
     ctx = mp.get_context(start if start in mp.get_all_start_methods() else "spawn")
     results: dict[int, R] = {}
     crashed: list[int] = []
-    bar = progress(range(len(items)), desc, total=len(items))
+    bar = progress(range(len(items)), desc, total=len(items), unit=unit)
     ticks = iter(bar)
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer) as pool:

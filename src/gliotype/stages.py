@@ -268,17 +268,43 @@ def population_graph(feats: pd.DataFrame, y: np.ndarray, in_train: np.ndarray, i
     (``RunDir(...).graph_row`` with the fold), where a trained row is cached under its key.
     ``cohort``: the manifest rows, whose ``age`` and ``sex`` weight the edges with
     ``population_graph.phenotype: age_sex``."""
-    from gliotype.experiment.tables import chosen_population_graph, population_graph_models
+    return population_graphs([GraphFold(feats, y, in_train, list(ids), store)], config, cohort)[0]
+
+
+@dataclass
+class GraphFold:
+    """The population graphs of one fold: the full model's features of its patients ``ids``
+    (classifier half + test), their labels ``y``, which are labelled (``in_train``) and where
+    each Table 2 row is stored (``store(node, edge)``, or None)."""
+
+    features: pd.DataFrame
+    y: np.ndarray
+    in_train: np.ndarray
+    ids: list[str]
+    store: Callable | None = None
+
+
+def population_graphs(folds: Sequence[GraphFold], config: GliotypeConfig,
+                      cohort: pd.DataFrame | None = None) -> list[tuple[list, object]]:
+    """:func:`population_graph` of several folds at once: every fold's Table 2 rows share one pool of
+    ``config.workers`` processes (each row is seeded on its own: the same rows as fold by fold).
+    Returns ``(rows, chosen)`` per fold."""
+    from gliotype.experiment.tables import chosen_population_graph, table2_tasks, train_table2
     from gliotype.multimodal.stage import feature_matrix
     from gliotype.population_graph.graph import phenotypes_of
 
     pg = config.population_graph
-    phenotypes = phenotypes_of(cohort, list(ids)) if pg.phenotype != "none" else None
+    tasks = [table2_tasks(feature_matrix(f.features, "u_T"), feature_matrix(f.features, "u_B"), f.y, f.in_train,
+                          f.ids, pg, config.seed, store=f.store,
+                          phenotypes=phenotypes_of(cohort, f.ids) if pg.phenotype != "none" else None)
+             for f in folds]
     with _engine(config):
-        rows = population_graph_models(feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B"), y, in_train,
-                                       list(ids), pg, config.seed, workers=config.workers, store=store,
-                                       phenotypes=phenotypes)
-    return rows, chosen_population_graph(rows, y[in_train], pg)
+        trained = iter(train_table2([t for fold in tasks for t in fold], workers=config.workers))
+    out = []
+    for f, fold in zip(folds, tasks):
+        rows = [next(trained) for _ in fold]
+        out.append((rows, chosen_population_graph(rows, f.y[f.in_train], pg)))
+    return out
 
 
 def baselines(work: str | Path | WorkDir, run, train_ids: Sequence[str], threshold_ids: Sequence[str],

@@ -72,8 +72,9 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
                         for _, cfg, model_dir, unlabelled in _encoders(run, enc, config,
                                                                        ablations if enc == "A" else False, ok)],
                        config, "multi-modal networks")
-    folds = [_fold(run, enc, work, ids[enc], ids[clf], ids["test"], labels, config,
-                   ablations if enc == "A" else False, timer, others=ok, cohort=cohort) for enc, clf in halves]
+    folds = [_fold_features(run, enc, work, ids[enc], ids[clf], ids["test"], labels, config,
+                            ablations if enc == "A" else False, timer, others=ok) for enc, clf in halves]
+    _fold_models(run, folds, config, timer, cohort)
     train_ids = [p for _, clf in halves for p in ids[clf]]
     y_train = np.array([labels[p] for p in train_ids], dtype=float)
     y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
@@ -161,42 +162,60 @@ def gnn_calibration(row: pd.Series, config: GliotypeConfig) -> dict:
             "conformal_both": value("both")}
 
 
-def _fold(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: list[str], test_ids: list[str],
-          labels: dict, config: GliotypeConfig, ablations: bool | list[str], timer: Timer,
-          others: list[str] | None = None, cohort: pd.DataFrame | None = None) -> dict:
-    """Encoders (full model + Table 4 ablations) trained on ``enc_ids`` (half ``fold``, stored in
-    ``run.models(fold)``; with ``multimodal.unlabelled: cohort`` also on the patients of
-    ``others`` outside ``enc_ids``, without labels); population graphs and feature classifiers
-    fitted on ``clf_ids``; every model scores ``test_ids``."""
+def _fold_features(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], clf_ids: list[str],
+                   test_ids: list[str], labels: dict, config: GliotypeConfig, ablations: bool | list[str],
+                   timer: Timer, others: list[str] | None = None) -> dict:
+    """The features of fold ``fold``: encoders (full model + Table 4 ablations) trained on ``enc_ids``
+    (half ``fold``, stored in ``run.models(fold)``; with ``multimodal.unlabelled: cohort`` also on the
+    patients of ``others`` outside ``enc_ids``, without labels) featurise the classifier patients
+    ``clf_ids`` and the test patients; :func:`_fold_models` fits the fold's classifiers on them."""
     graph_ids = clf_ids + test_ids
-    in_train = np.arange(len(graph_ids)) < len(clf_ids)
-    y = np.array([labels[p] for p in graph_ids], dtype=float)
-    y_clf = y[in_train]
-    seed, fc = config.seed, config.feature_classifiers
-
     feature_sets: dict[str, pd.DataFrame] = {}
     with timer("multi-modal encoders"):
         for name, cfg, model_dir, unlabelled in _encoders(run, fold, config, ablations, others):
             stages.multimodal(work, model_dir, enc_ids, labels, cfg, unlabelled_ids=unlabelled)
             feature_sets[name] = stages.features(work, model_dir, graph_ids, cfg)
-    full = feature_sets[FULL_MODEL]
+    return {"fold": fold, "feature_sets": feature_sets, "features": feature_sets[FULL_MODEL], "graph_ids": graph_ids,
+            "in_train": np.arange(len(graph_ids)) < len(clf_ids),
+            "y": np.array([labels[p] for p in graph_ids], dtype=float), "model_dir": run.model_row(FULL_MODEL, fold)}
 
-    with timer("population graphs"):
-        t2, gnn = stages.population_graph(full, y, in_train, graph_ids, config,
-                                          store=functools.partial(run.graph_row, fold=fold), cohort=cohort)
-    with timer("feature classifiers"):
-        x = _tumor_and_brain(full)
-        classifiers = feature_models(x[in_train], y_clf, x[~in_train], seed, fc)
-        # the full model's Table 4 row is Table 3's "+ MLP" on the same features: fitted once
-        fitted = {FULL_MODEL: m for m in classifiers if m.key == "mlp"}
-        t4 = []
-        for name, feats in feature_sets.items():
-            if (mlp := fitted.get(name)) is None:
-                x = _tumor_and_brain(feats)
-                mlp = feature_models(x[in_train], y_clf, x[~in_train], seed, fc, rows=["mlp"])[0]
-            t4.append(Scored(name, mlp.p_train, mlp.p_test, p_threshold=mlp.p_threshold, key=name))
-    return {"table2": t2, "gnn": gnn, "classifiers": classifiers, "table4": t4, "features": full,
-            "graph_ids": graph_ids, "in_train": in_train, "y": y, "model_dir": run.model_row(FULL_MODEL, fold)}
+
+def _fold_models(run: RunDir, folds: list[dict], config: GliotypeConfig, timer: Timer,
+                 cohort: pd.DataFrame | None = None) -> None:
+    """Every fold's population graphs (Table 2; the chosen one is Table 3's GNN) and feature
+    classifiers (Table 3's ``+ MLP / SVM / LR``, Table 4), fitted on its classifier patients and
+    scoring its test patients, added to each fold's dict. The graphs of all folds train in one pool
+    (``workers`` processes) while this process fits the classifiers: the classifiers are timed
+    inside the population graphs' stage."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    graph_folds = [stages.GraphFold(f["features"], f["y"], f["in_train"], f["graph_ids"],
+                                    functools.partial(run.graph_row, fold=f["fold"])) for f in folds]
+    with timer("population graphs"), ThreadPoolExecutor(1) as beside:
+        graphs = beside.submit(contextvars.copy_context().run, stages.population_graphs, graph_folds, config, cohort)
+        for f in folds:
+            f.update(_classifiers(f, config))
+        for f, (t2, gnn) in zip(folds, graphs.result()):
+            f.update(table2=t2, gnn=gnn)
+
+
+def _classifiers(fold: dict, config: GliotypeConfig) -> dict:
+    """Table 3's feature classifiers on <u_T, u_B> of the fold's full model, and Table 4's ``+ MLP``
+    row of every encoder of the fold."""
+    in_train, y_clf = fold["in_train"], fold["y"][fold["in_train"]]
+    seed, fc = config.seed, config.feature_classifiers
+    x = _tumor_and_brain(fold["features"])
+    classifiers = feature_models(x[in_train], y_clf, x[~in_train], seed, fc)
+    # the full model's Table 4 row is Table 3's "+ MLP" on the same features: fitted once
+    fitted = {FULL_MODEL: m for m in classifiers if m.key == "mlp"}
+    t4 = []
+    for name, feats in fold["feature_sets"].items():
+        if (mlp := fitted.get(name)) is None:
+            x = _tumor_and_brain(feats)
+            mlp = feature_models(x[in_train], y_clf, x[~in_train], seed, fc, rows=["mlp"])[0]
+        t4.append(Scored(name, mlp.p_train, mlp.p_test, p_threshold=mlp.p_threshold, key=name))
+    return {"classifiers": classifiers, "table4": t4}
 
 
 def _encoders(run: RunDir, fold: str, config: GliotypeConfig, ablations: bool | list[str],

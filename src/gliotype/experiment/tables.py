@@ -192,14 +192,44 @@ def population_graph_models(
     row whose key is stored there is read back, not trained (:mod:`gliotype.population_graph.store`).
     ``phenotypes`` (``age``, ``sex`` per node) weight the edges with ``config.phenotype: age_sex``.
     """
+    return train_table2(table2_tasks(u_t, u_b, y, train, ids, config, seed, rows, store, phenotypes), workers)
+
+
+def table2_tasks(u_t: np.ndarray, u_b: np.ndarray, y: np.ndarray, train: np.ndarray, ids: list[str],
+                 config: PopulationGraphConfig, seed: int = 0, rows=TABLE1, store=None,
+                 phenotypes: dict[str, np.ndarray] | None = None) -> list[tuple]:
+    """The rows of :func:`population_graph_models` as tasks of :func:`train_table2`, so the rows of
+    several folds can share one pool."""
     known = [np.isfinite(v).any() for v in (phenotypes or {}).values()]
     if config.phenotype != "none" and not any(known):
         log.info("population_graph.phenotype %s: no patient of the graph has an age or a sex; the eq. 8 weights "
                  "are used unchanged", config.phenotype)
-    tasks = [(u_t, u_b, y, train, ids, config, seed, node, edge, None if store is None else store(node, edge),
-              phenotypes) for node, edge in rows]
+    return [(u_t, u_b, y, train, ids, config, seed, node, edge, None if store is None else store(node, edge),
+             phenotypes) for node, edge in rows]
+
+
+def train_table2(tasks: list[tuple], workers: int = 1) -> list[Scored]:
+    """One ``Scored`` per task of :func:`table2_tasks`, in order, ``workers`` rows at a time (in this
+    process when every row is stored under its key: reading them back needs no pool)."""
+    if all(_stored(task) for task in tasks):
+        workers = 1
     # spawn: the parent has run OpenMP (the encoders); a forked child could hang in it
     return parallel_map(_table2_row, tasks, workers, desc="population graphs", unit="graph", start="spawn")
+
+
+def _stored(task: tuple) -> bool:
+    """Whether the task's folder holds a row under the task's key (its files are checked when it is read)."""
+    import json
+
+    from gliotype.population_graph.store import row_key
+
+    u_t, u_b, y, train, ids, config, seed, node, edge, folder, phenotypes = task
+    try:
+        meta = json.loads(folder.meta.read_text()) if folder is not None else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("key") == row_key(u_t, u_b, y, train, ids, config, seed, node, edge,
+                                                                  phenotypes)
 
 
 def _table2_row(task: tuple) -> Scored:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gliotype.utils.records import record_digest, records_key, reusable_record, write_record
+from gliotype.utils.records import holds_key, record_digest, records_key, reusable_record, write_record
 
 
 @pytest.fixture
@@ -68,3 +68,18 @@ def test_the_digest_follows_key_and_content_not_timings(stage):
     assert record_digest(stage / "nothing.json") == "absent"
     a, b = stage / "record.json", stage / "nothing.json"
     assert records_key([a, b]) != records_key([b, a]) and records_key([a, b]) == records_key([a, b])
+
+
+def test_holds_key_reads_the_key_only(tmp_path):
+    """holds_key: the record's key, whatever its files (reusable_record checks them when it is read);
+    a missing, broken or non-object record holds no key."""
+    path = tmp_path / "record.json"
+    (tmp_path / "gone.bin").write_bytes(b"x")
+    write_record(path, "k1", ["gone.bin"])
+    (tmp_path / "gone.bin").unlink()
+    assert holds_key(path, "k1") and not holds_key(path, "k2")
+    assert reusable_record(path, "k1") is None  # the file it lists is gone
+    assert not holds_key(tmp_path / "missing.json", "k1")
+    for text in ("{broken", '["k1"]'):
+        path.write_text(text)
+        assert not holds_key(path, "k1")

@@ -117,14 +117,12 @@ def _spread_key(model: ModelDir, work: WorkDir, patient_ids: list[str]) -> str |
 
     from gliotype.multimodal.stage import data_key
     from gliotype.utils.io import sha256_file
+    from gliotype.utils.records import holds_key
 
     files = [sha256_file(model.root / rel) for rel in model.required()]
     key = hashlib.sha256(json.dumps([files, patient_ids, data_key(work, patient_ids)]).encode()).hexdigest()[:20]
-    try:
-        if json.loads(model.sequence_spread.read_text()).get("key") == key:
-            return None
-    except (OSError, ValueError):
-        pass
+    if holds_key(model.sequence_spread, key):
+        return None
     model.sequence_spread.unlink(missing_ok=True)
     return key
 

@@ -219,17 +219,12 @@ def train_table2(tasks: list[tuple], workers: int = 1) -> list[Scored]:
 
 def _stored(task: tuple) -> bool:
     """Whether the task's folder holds a row under the task's key (its files are checked when it is read)."""
-    import json
-
     from gliotype.population_graph.store import row_key
+    from gliotype.utils.records import holds_key
 
     u_t, u_b, y, train, ids, config, seed, node, edge, folder, phenotypes = task
-    try:
-        meta = json.loads(folder.meta.read_text()) if folder is not None else None
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("key") == row_key(u_t, u_b, y, train, ids, config, seed, node, edge,
-                                                                  phenotypes)
+    return folder is not None and holds_key(folder.meta, row_key(u_t, u_b, y, train, ids, config, seed, node, edge,
+                                                                 phenotypes))
 
 
 def _table2_row(task: tuple) -> Scored:

@@ -54,6 +54,16 @@ def write_record(path: str | Path, key: str, files: Iterable[str] = (), root: st
     atomic_write(path, record_text(key, files, path.parent if root is None else root, **fields))
 
 
+def holds_key(path: str | Path, key: str) -> bool:
+    """Whether the JSON record at ``path`` holds ``key`` (its files are not checked: that is
+    :func:`reusable_record`'s job when it is read); False when it is missing or unreadable."""
+    try:
+        meta = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("key") == key
+
+
 def reusable_record(path: str | Path, key: str, root: str | Path | None = None, what: str = "") -> dict | None:
     """The record at ``path`` when it holds ``key`` and every file it lists is unchanged, else None.
 
@@ -97,5 +107,5 @@ def records_key(paths: Iterable[str | Path]) -> str:
     return h.hexdigest()
 
 
-__all__ = ["changed_files", "file_entries", "record_digest", "record_text", "records_key", "reusable_record",
-           "write_record"]
+__all__ = ["changed_files", "file_entries", "holds_key", "record_digest", "record_text", "records_key",
+           "reusable_record", "write_record"]

@@ -35,6 +35,7 @@ import nibabel as nib
 from gliotype.errors import GliotypeError
 from gliotype.input.dicom.series import Series
 from gliotype.utils.io import atomic_write, make_folder
+from gliotype.utils.records import holds_key
 
 #: Bump when the conversion's flags or clean-up change: every cached conversion is redone.
 CONVERT_VERSION = 1
@@ -92,12 +93,7 @@ def series_key(series: Series, base: str | Path) -> str:
 
 
 def _cached(target: Path, record: Path, key: str) -> bool:
-    if not (target.is_file() and record.is_file()):
-        return False
-    try:
-        return json.loads(record.read_text()).get("key") == key
-    except (OSError, ValueError, AttributeError):
-        return False
+    return target.is_file() and holds_key(record, key)
 
 
 def _name(series: Series) -> str:

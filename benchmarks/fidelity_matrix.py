@@ -11,8 +11,8 @@ test AUC, the Bayes and the observable ceiling is appended to ``OUT/fidelity.csv
 soon as a cohort is done (a rerun skips finished cohorts; ``gliotype run`` resumes its
 own stages). The printed matrix marks a cell ``*`` when the encoder that should see the
 signal reaches 0.8 x that cohort's observable ceiling. Expected: image -> f_I, shape and
-location -> f_P (template-millimetre coordinates), network -> f_B; the other encoders
-near chance. Takes about an hour on 2 cores: run it in the background. Not a test.
+location -> f_P (its unit-ball cloud for the shape, the pose for the location), network ->
+f_B; the other encoders near chance. Takes about an hour on 2 cores: run it in the background. Not a test.
 """
 
 from __future__ import annotations

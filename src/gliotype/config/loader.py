@@ -85,7 +85,8 @@ def load_config(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise GliotypeError(f"config: {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise GliotypeError(f"config: {where}: {message}" if where else f"config: {message}") from None
 
 
 #: Options added after work folders were cached, each with the value that reproduces what
@@ -96,6 +97,7 @@ def load_config(
 NEUTRAL_OPTIONS: dict[str, object] = {
     "modalities.image_label_channels": False,
     "multimodal.image.pool": "max",
+    "multimodal.image.compartment_weight": 0.0,
     "multimodal.unlabelled": "none",
     # before it, non-finite voxels were set to 0; "reject" gives the same outputs for every
     # patient it accepts (a patient with such voxels now fails instead of being repaired)

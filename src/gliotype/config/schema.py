@@ -166,6 +166,10 @@ class ImageEncoderConfig(_Section):
     fc: list[int] = Field(default_factory=lambda: [512, 256, 32])
     in_channels: int = 4
     pool: Literal["max", "avg"] = "max"  # the paper: max pooling in every block
+    # weight of an auxiliary loss (not in the paper; docs/design.md point 49): a linear head on u_I
+    # predicts each compartment's share of the lesion and each sequence's mean in it, read off
+    # x_I's compartment channels (modalities.image_label_channels); 0 = off, the paper
+    compartment_weight: float = Field(0.0, ge=0.0)
 
 
 class GeometricEncoderConfig(_Section):
@@ -497,3 +501,10 @@ class GliotypeConfig(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     prediction: PredictionConfig = Field(default_factory=PredictionConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _compartments_in_x_i(self) -> "GliotypeConfig":
+        if self.multimodal.image.compartment_weight > 0 and not self.modalities.image_label_channels:
+            raise ValueError("multimodal.image.compartment_weight reads the compartments from x_I: "
+                             "set modalities.image_label_channels: true as well")
+        return self

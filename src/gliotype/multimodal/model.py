@@ -60,6 +60,30 @@ class MultiModalOutput:
     point_index: torch.Tensor | None = None
     edge_attention: torch.Tensor | None = None
     node_attention: torch.Tensor | None = None
+    # (prediction, target) of the compartment head, (B, 15) each (``image.compartment_weight``)
+    compartments: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def compartment_summary(x_i: torch.Tensor) -> torch.Tensor:
+    """What the compartment head predicts (docs/design.md point 49), read off x_I ``(B, C, D, H, W)``
+    whose last three channels are the compartments (necrotic / non-enhancing core, edema,
+    enhancing; ``modalities.image_label_channels``): each compartment's share of the lesion's
+    voxels, then each sequence's mean inside each compartment as a z-score over the whole lesion
+    (sequence-major; the same for every intensity scale and offset, clipped to +-10),
+    ``(B, 3 + 4 x 3)``. An absent compartment has share 0 and z-scores 0."""
+    from gliotype.modalities.tumor_image import COMPARTMENTS, SEQUENCE_CHANNELS
+
+    parts = x_i[:, -len(COMPARTMENTS):].flatten(2)  # (B, 3, V)
+    sequences = x_i[:, :SEQUENCE_CHANNELS].flatten(2)  # (B, 4, V)
+    volume = parts.sum(2)  # (B, 3)
+    lesion = parts.sum(1)  # (B, V): 1 inside the lesion
+    size = volume.sum(1, keepdim=True).clamp_min(1e-6)  # (B, 1)
+    mean = (sequences * lesion.unsqueeze(1)).sum(2) / size  # (B, 4)
+    spread = ((sequences - mean.unsqueeze(2)) ** 2 * lesion.unsqueeze(1)).sum(2) / size
+    means = torch.einsum("bsv,bcv->bsc", sequences, parts) / volume.clamp_min(1e-6).unsqueeze(1)
+    z = (means - mean.unsqueeze(2)) / spread.sqrt().clamp_min(1e-6).unsqueeze(2)
+    z = torch.where(volume.unsqueeze(1) > 0, z.clamp(-10.0, 10.0), torch.zeros_like(z))
+    return torch.cat([volume / size, z.flatten(1)], dim=1)
 
 
 class MultiModalNet(nn.Module):
@@ -117,6 +141,9 @@ class MultiModalNet(nn.Module):
         self.g_tumor_attention = MLP([tumor_dim, *h.tumor[1:]]) if attention and not b.share_tumor_head else None
         feat_dim = tumor_dim + (b.fc[-1] if self.brain_network else 0)
         self.classifier = MLP([feat_dim, *c.classifier_hidden, 1]) if c.use_bce else None
+        # point 49: a linear head on u_I for compartment_summary (3 shares + 4 sequences x 3 means)
+        self.compartment_head = (nn.Linear(c.image.fc[-1], 15)
+                                 if self.image is not None and c.image.compartment_weight > 0 else None)
 
     def forward(self, batch: MultiModalBatch) -> MultiModalOutput:
         c = self.config
@@ -125,6 +152,10 @@ class MultiModalNet(nn.Module):
         out = MultiModalOutput(feats, latents, None)
         if self.image is not None:
             feats["u_I"] = self.image(batch.tumor_image)
+            if self.compartment_head is not None:
+                with torch.no_grad():
+                    target = compartment_summary(batch.tumor_image)
+                out.compartments = (self.compartment_head(feats["u_I"]), target)
             if self.g_image is not None:
                 latents["z_I"] = self.g_image(feats["u_I"])
         if self.point_cloud is not None:
@@ -172,7 +203,8 @@ class MultiModalNet(nn.Module):
 
 
 def multimodal_loss(model: MultiModalNet, out: MultiModalOutput, label: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """BCE on labelled patients (if enabled) + L_multi (eq. 7) over the levels whose modalities exist.
+    """BCE on labelled patients (if enabled) + L_multi (eq. 7) over the levels whose modalities exist
+    (+ the compartment head's weighted MSE on every patient, ``image.compartment_weight``).
 
     With image and point cloud only, the tumor level alone; with the brain network and
     one tumor modality, the brain level alone (z_T from that modality); with all
@@ -193,6 +225,8 @@ def multimodal_loss(model: MultiModalNet, out: MultiModalOutput, label: torch.Te
             ).mean()
         elif {"z_B", "z_T"} <= z.keys():
             terms["contrastive"] = cross_modal_contrastive(z["z_B"], z["z_T"], cc.temperature, cc.form).mean()
+    if out.compartments is not None:  # every patient of the batch, labelled or not (point 49)
+        terms["compartments"] = c.image.compartment_weight * nn.functional.mse_loss(*out.compartments)
     if out.logit is not None:
         known = label >= 0
         if known.any():

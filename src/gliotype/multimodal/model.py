@@ -23,6 +23,10 @@ from gliotype.encoders import (
     scale_point_attention,
 )
 from gliotype.losses import bilevel_contrastive_loss, cross_modal_contrastive
+from gliotype.modalities.tumor_image import COMPARTMENTS, SEQUENCE_CHANNELS
+
+#: values of :func:`compartment_summary`: each compartment's share, then each sequence's z-score in it
+COMPARTMENT_SUMMARY = len(COMPARTMENTS) * (1 + SEQUENCE_CHANNELS)
 
 
 @dataclass
@@ -60,7 +64,7 @@ class MultiModalOutput:
     point_index: torch.Tensor | None = None
     edge_attention: torch.Tensor | None = None
     node_attention: torch.Tensor | None = None
-    # (prediction, target) of the compartment head, (B, 15) each (``image.compartment_weight``)
+    # (prediction, target) of the compartment head, (B, COMPARTMENT_SUMMARY) each (``image.compartment_weight``)
     compartments: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
@@ -71,8 +75,6 @@ def compartment_summary(x_i: torch.Tensor) -> torch.Tensor:
     voxels, then each sequence's mean inside each compartment as a z-score over the whole lesion
     (sequence-major; the same for every intensity scale and offset, clipped to +-10),
     ``(B, 3 + 4 x 3)``. An absent compartment has share 0 and z-scores 0."""
-    from gliotype.modalities.tumor_image import COMPARTMENTS, SEQUENCE_CHANNELS
-
     parts = x_i[:, -len(COMPARTMENTS):].flatten(2)  # (B, 3, V)
     sequences = x_i[:, :SEQUENCE_CHANNELS].flatten(2)  # (B, 4, V)
     volume = parts.sum(2)  # (B, 3)
@@ -141,8 +143,8 @@ class MultiModalNet(nn.Module):
         self.g_tumor_attention = MLP([tumor_dim, *h.tumor[1:]]) if attention and not b.share_tumor_head else None
         feat_dim = tumor_dim + (b.fc[-1] if self.brain_network else 0)
         self.classifier = MLP([feat_dim, *c.classifier_hidden, 1]) if c.use_bce else None
-        # point 49: a linear head on u_I for compartment_summary (3 shares + 4 sequences x 3 means)
-        self.compartment_head = (nn.Linear(c.image.fc[-1], 15)
+        # point 49: a linear head on u_I for compartment_summary
+        self.compartment_head = (nn.Linear(c.image.fc[-1], COMPARTMENT_SUMMARY)
                                  if self.image is not None and c.image.compartment_weight > 0 else None)
 
     def forward(self, batch: MultiModalBatch) -> MultiModalOutput:

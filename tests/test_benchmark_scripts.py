@@ -22,6 +22,24 @@ def test_the_script_runs_the_gliotype_command(script):
     assert "--patients" in done.stdout
 
 
+def test_the_fidelity_matrix_judges_a_cell_only_where_the_signal_is_observable():
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("fidelity_matrix", ROOT / "benchmarks" / "fidelity_matrix.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [("image", "fI + MLP", 0.90, 0.98), ("image", "fP + MLP", 0.60, 0.98),
+            ("shape", "fP + MLP", 0.50, 0.82), ("shape", "fI + MLP", 0.40, 0.82),
+            ("network", "fB + MLP", 0.45, 0.52), ("network", "fI + MLP", 0.50, 0.52)]
+    done = pd.DataFrame(rows, columns=["signal", "model", "auc", "observable_auc"])
+    shown = module.matrix(done)
+    assert shown.loc["image", "fI + MLP"] == "0.900 *"
+    assert shown.loc["image", "fP + MLP"] == "0.600"  # not the encoder built for it: not judged
+    assert shown.loc["shape", "fP + MLP"] == "0.500 (below 0.8 x observable)"
+    assert shown.loc["network", "fB + MLP"] == "0.450 (observable ceiling at chance: not judged)"
+    assert shown.loc["network", "observable"] == "0.520"
+
+
 def test_make_bench_writes_the_machine_the_date_and_every_output(tmp_path):
     """`make bench` (benchmarks/run_all.py) writes benchmarks/results.md: the machine and the date first, then each
     benchmark's own output, wall time and exit code."""

@@ -2,10 +2,10 @@
 
     python benchmarks/bench_multimodal.py [--patients 100] [--preset cpu] [--batch 20]
 
-Both see the same four-channel tumor images (the preset's crop), batch size and SGD
-step; the multi-modal network also encodes the point cloud and the 90-node brain
-network with the preset's tract count. Target: the multi-modal epoch costs at most
-1.5 times the DenseNet epoch. Random tensors of the right shapes: this measures
+Both see the same tumor images (the preset's crop and channels), batch size and SGD
+step; the multi-modal network (built as the run builds it) also encodes the point cloud
+with its pose and the 90-node brain network with the preset's tract count. Target: the
+multi-modal epoch costs at most 1.5 times the DenseNet epoch. Random tensors of the right shapes: this measures
 compute, not learning. Not a test.
 """
 
@@ -17,7 +17,7 @@ import time
 import torch
 
 
-def items(n, crop, n_points, n_tracts, regions=90, seed=0):
+def items(n, crop, n_points, n_tracts, channels=4, node_dim=16, edge_dim=16, regions=90, seed=0):
     g = torch.Generator().manual_seed(seed)
     iu = torch.triu_indices(regions, regions, 1)
     pick = torch.randperm(iu.shape[1], generator=g)[:n_tracts]
@@ -26,9 +26,11 @@ def items(n, crop, n_points, n_tracts, regions=90, seed=0):
     for i in range(n):
         pts = torch.nn.functional.normalize(torch.randn(n_points, 3, generator=g), dim=1)
         crossing = torch.stack([torch.arange(n_points), torch.randint(0, n_tracts, (n_points,), generator=g)])
-        out.append({"patient_id": f"P{i}", "tumor_image": torch.randn(4, *crop, generator=g), "points": pts,
-                    "crossing": crossing, "node_x": torch.randn(regions, 16, generator=g), "edge_index": pairs,
-                    "edge_attr": torch.randn(n_tracts, 16, generator=g), "label": torch.tensor(float(i % 2))})
+        pose = torch.cat([20 * torch.randn(3, generator=g), 10 + 20 * torch.rand(1, generator=g)])
+        out.append({"patient_id": f"P{i}", "tumor_image": torch.randn(channels, *crop, generator=g), "points": pts,
+                    "pose": pose,
+                    "crossing": crossing, "node_x": torch.randn(regions, node_dim, generator=g), "edge_index": pairs,
+                    "edge_attr": torch.randn(n_tracts, edge_dim, generator=g), "label": torch.tensor(float(i % 2))})
     return out
 
 
@@ -48,16 +50,20 @@ def main() -> None:
 
     from gliotype.config import load_config
     from gliotype.evaluation.baselines import cnn_model
-    from gliotype.multimodal import MultiModalNet, multimodal_loss
+    from gliotype.modalities.tumor_image import image_channels
+    from gliotype.multimodal import multimodal_loss
     from gliotype.multimodal.data import collate
+    from gliotype.multimodal.stage import build_model
 
     cfg = load_config(args.preset)
     torch.manual_seed(0)
     crop = tuple(cfg.modalities.crop_size)
-    data = items(args.patients, crop, cfg.modalities.n_points, cfg.atlas.n_tracts)
+    channels = image_channels(cfg.modalities.image_ring_channel, cfg.modalities.image_label_channels)
+    data = items(args.patients, crop, cfg.modalities.n_points, cfg.atlas.n_tracts, channels, cfg.ssl.node.latent,
+                 cfg.ssl.edge.latent)
     chunks = [data[i:i + args.batch] for i in range(0, len(data), args.batch)]
 
-    model = MultiModalNet(cfg.multimodal, crop)
+    model = build_model(cfg)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     mm_batches = [collate(c) for c in chunks]
 
@@ -67,7 +73,7 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    cnn = cnn_model("densenet121")
+    cnn = cnn_model("densenet121", in_channels=channels)
     opt2 = torch.optim.SGD(cnn.parameters(), lr=1e-3, momentum=0.9)
     cnn_batches = [(torch.stack([x["tumor_image"] for x in c]), torch.stack([x["label"] for x in c])) for c in chunks]
     bce = torch.nn.BCEWithLogitsLoss()

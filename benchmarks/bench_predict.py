@@ -3,7 +3,7 @@
     python benchmarks/bench_predict.py [--model RUNDIR/model] [--real DIR] [--repeats 2] [--keep DIR]
 
 Without ``--model`` a throwaway model with the ``cpu`` preset's architecture is trained
-first on a 40-patient synthetic cohort with a few epochs (prediction time depends on the
+first on a 100-patient synthetic cohort with a few epochs (prediction time depends on the
 network sizes, not on how long they were trained; this takes a few minutes and is not
 timed). Prints the seconds of every step (input checks, preprocessing with SyN,
 modalities, brain network, features, population graph with the subsampling interval,
@@ -33,7 +33,7 @@ def _train_model(tmp: Path) -> Path:
     from gliotype.synthetic import SynthConfig, generate_cohort
 
     print("training a throwaway cpu-preset model (not timed) ...", flush=True)
-    generate_cohort(tmp / "cohort", SynthConfig(patients=40, fa_cases=8, seed=0))
+    generate_cohort(tmp / "cohort", SynthConfig(patients=100, fa_cases=10, seed=0))  # the cpu classifiers' CV needs the mutants
     config = load_config("cpu", overrides=["multimodal.epochs=2", "ssl.node.epochs=3", "ssl.edge.epochs=2",
                                            "evaluation.bootstrap=20"])
     run = RunDir(tmp / "run")

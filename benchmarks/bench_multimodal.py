@@ -5,8 +5,8 @@
 Both see the same tumor images (the preset's crop and channels), batch size and SGD
 step; the multi-modal network (built as the run builds it) also encodes the point cloud
 with its pose and the 90-node brain network with the preset's tract count. Target: the
-multi-modal epoch costs at most 1.5 times the DenseNet epoch. Random tensors of the right shapes: this measures
-compute, not learning. Not a test.
+multi-modal epoch costs at most 1.5 times the DenseNet epoch. Random tensors of the right
+shapes: this measures compute, not learning. Not a test.
 """
 
 from __future__ import annotations

@@ -16,6 +16,15 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     return (text[0] if text else type(exc).__name__)[:limit]
 
 
+def validation_problem(exc) -> str:
+    """The first problem of a pydantic ``ValidationError``, as ``key: message`` (the message
+    alone for a problem of the whole model), without pydantic's "Value error, " prefix."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
 class GliotypeError(Exception):
     """A problem the user can fix (bad argument, broken manifest, bad config)."""
 

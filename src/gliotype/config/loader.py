@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from gliotype.config.schema import GliotypeConfig
-from gliotype.errors import GliotypeError
+from gliotype.errors import GliotypeError, validation_problem
 from gliotype.utils.io import atomic_write
 
 PRESETS = ("paper", "cpu", "tiny")
@@ -83,10 +83,7 @@ def load_config(
     try:
         return GliotypeConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise GliotypeError(f"config: {where}: {message}" if where else f"config: {message}") from None
+        raise GliotypeError(f"config: {validation_problem(exc)}") from None
 
 
 #: Options added after work folders were cached, each with the value that reproduces what

@@ -78,11 +78,11 @@ def compartment_summary(x_i: torch.Tensor) -> torch.Tensor:
     parts = x_i[:, -len(COMPARTMENTS):].flatten(2)  # (B, 3, V)
     sequences = x_i[:, :SEQUENCE_CHANNELS].flatten(2)  # (B, 4, V)
     volume = parts.sum(2)  # (B, 3)
-    lesion = parts.sum(1)  # (B, V): 1 inside the lesion
     size = volume.sum(1, keepdim=True).clamp_min(1e-6)  # (B, 1)
-    mean = (sequences * lesion.unsqueeze(1)).sum(2) / size  # (B, 4)
-    spread = ((sequences - mean.unsqueeze(2)) ** 2 * lesion.unsqueeze(1)).sum(2) / size
-    means = torch.einsum("bsv,bcv->bsc", sequences, parts) / volume.clamp_min(1e-6).unsqueeze(1)
+    sums = torch.einsum("bsv,bcv->bsc", sequences, parts)  # (B, 4, 3)
+    mean = sums.sum(2) / size  # (B, 4): over the whole lesion
+    spread = ((sequences - mean.unsqueeze(2)) ** 2 * parts.sum(1, keepdim=True)).sum(2) / size
+    means = sums / volume.clamp_min(1e-6).unsqueeze(1)
     z = (means - mean.unsqueeze(2)) / spread.sqrt().clamp_min(1e-6).unsqueeze(2)
     z = torch.where(volume.unsqueeze(1) > 0, z.clamp(-10.0, 10.0), torch.zeros_like(z))
     return torch.cat([volume / size, z.flatten(1)], dim=1)

@@ -35,7 +35,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gliotype.errors import GliotypeError
+from gliotype.errors import GliotypeError, validation_problem
 from gliotype.input import SEQUENCES
 from gliotype.segmentation.labels import REGIONS, region_of
 
@@ -126,20 +126,12 @@ class SegmenterSpec(BaseModel):
         return len(self.channels) if self.output == "regions" else len(self.labels or ())
 
 
-def spec_error(exc: ValidationError) -> str:
-    """The first problem of a pydantic error, as ``key: message``."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
 def make_spec(values: dict, source: str) -> SegmenterSpec:
     """A :class:`SegmenterSpec` of ``values``; one-line :class:`GliotypeError` naming ``source`` when invalid."""
     try:
         return SegmenterSpec(**values)
     except ValidationError as exc:
-        raise GliotypeError(f"{source}: {spec_error(exc)}") from None
+        raise GliotypeError(f"{source}: {validation_problem(exc)}") from None
     except TypeError as exc:
         raise GliotypeError(f"{source}: {exc}") from None
 
@@ -162,4 +154,4 @@ def read_spec(folder: Path) -> dict | None:
     return None
 
 
-__all__ = ["SPEC_FILES", "SegmenterSpec", "make_spec", "read_spec", "role_of", "spec_error"]
+__all__ = ["SPEC_FILES", "SegmenterSpec", "make_spec", "read_spec", "role_of"]

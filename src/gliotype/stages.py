@@ -245,13 +245,26 @@ def self_supervised(work: str | Path | WorkDir, config: GliotypeConfig, train_id
 # --------------------------------------------------------------------------- the model
 
 
+def image_pretraining(work: str | Path | WorkDir, config: GliotypeConfig, ids: Sequence[str]) -> None:
+    """f_I pretrained on the compartments of ``ids`` (docs/design.md point 50; cached in the work
+    folder), once, before the networks that start from it train side by side; nothing unless
+    ``multimodal.image.pretrain_epochs`` > 0."""
+    if config.multimodal.image.pretrain_epochs > 0 and "image" in config.multimodal.encoders:
+        from gliotype.multimodal.pretrain import pretrain_image_encoder
+
+        pretrain_image_encoder(work, list(ids), config)
+
+
 def multimodal(work: str | Path | WorkDir, folder: str | Path, train_ids: Sequence[str], labels: Mapping[str, float],
-               config: GliotypeConfig, unlabelled_ids: Sequence[str] | None = None):
-    """The multi-modal network trained on ``train_ids`` (cached in ``folder`` under its key)."""
+               config: GliotypeConfig, unlabelled_ids: Sequence[str] | None = None,
+               pretrain_ids: Sequence[str] | None = None):
+    """The multi-modal network trained on ``train_ids`` (cached in ``folder`` under its key), starting
+    from f_I pretrained on ``pretrain_ids`` when the config asks for it."""
     from gliotype.multimodal.stage import train_multimodal
 
     return train_multimodal(work, folder, list(train_ids), labels, config,
-                            unlabelled_ids=None if unlabelled_ids is None else list(unlabelled_ids))
+                            unlabelled_ids=None if unlabelled_ids is None else list(unlabelled_ids),
+                            pretrain_ids=None if pretrain_ids is None else list(pretrain_ids))
 
 
 def features(work: str | Path | WorkDir, folder: str | Path, ids: Sequence[str], config: GliotypeConfig) -> pd.DataFrame:

@@ -132,7 +132,8 @@ def test_paper_reading_overlay_restores_every_option_the_cpu_preset_changes():
 
 #: a value other than the neutral one, for every option of NEUTRAL_OPTIONS
 NON_NEUTRAL = {"modalities.image_label_channels": "true", "multimodal.image.pool": "avg",
-               "multimodal.image.compartment_weight": "1.0",
+               "multimodal.image.compartment_weight": "1.0", "multimodal.image.pretrain_epochs": "5",
+               "multimodal.image.pretrain_lr": "0.01",
                "multimodal.unlabelled": "cohort", "preprocess.nonfinite": "zero", "input.missing_sequences": "1",
                "ssl.sequence_dropout": "0.5", "multimodal.sequence_dropout": "0.5",
                "population_graph.phenotype": "age_sex",
@@ -143,6 +144,7 @@ NON_NEUTRAL = {"modalities.image_label_channels": "true", "multimodal.image.pool
 #: what a non-neutral value needs beside it to be valid
 ALONG = {"population_graph.neighbours": ["population_graph.max_neighbours=10"],
          "multimodal.image.compartment_weight": ["modalities.image_label_channels=true"],
+         "multimodal.image.pretrain_epochs": ["modalities.image_label_channels=true"],
          "population_graph.candidates": ["population_graph.neighbours=ann", "population_graph.max_neighbours=10"],
          "population_graph.fanout": ["population_graph.sampling=neighbour"]}
 

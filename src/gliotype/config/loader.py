@@ -95,6 +95,8 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "modalities.image_label_channels": False,
     "multimodal.image.pool": "max",
     "multimodal.image.compartment_weight": 0.0,
+    "multimodal.image.pretrain_epochs": 0,
+    "multimodal.image.pretrain_lr": 1e-3,
     "multimodal.unlabelled": "none",
     # before it, non-finite voxels were set to 0; "reject" gives the same outputs for every
     # patient it accepts (a patient with such voxels now fails instead of being repaired)

@@ -170,6 +170,12 @@ class ImageEncoderConfig(_Section):
     # predicts each compartment's share of the lesion and each sequence's mean in it, read off
     # x_I's compartment channels (modalities.image_label_channels); 0 = off, the paper
     compartment_weight: float = Field(0.0, ge=0.0)
+    # epochs of a label-free pretraining of f_I (not in the paper; docs/design.md point 50): f_I and
+    # the compartment head fitted to the standardised compartment summary of every patient of the
+    # cohort with Adam at pretrain_lr, once per work folder, before the multi-modal training starts
+    # from it; 0 = none, the paper
+    pretrain_epochs: int = Field(0, ge=0)
+    pretrain_lr: float = Field(1e-3, gt=0.0)
 
 
 class GeometricEncoderConfig(_Section):
@@ -504,7 +510,10 @@ class GliotypeConfig(_Section):
 
     @model_validator(mode="after")
     def _compartments_in_x_i(self) -> "GliotypeConfig":
-        if self.multimodal.image.compartment_weight > 0 and not self.modalities.image_label_channels:
-            raise ValueError("multimodal.image.compartment_weight reads the compartments from x_I: "
-                             "set modalities.image_label_channels: true as well")
+        image = self.multimodal.image
+        for option, value in (("compartment_weight", image.compartment_weight),
+                              ("pretrain_epochs", image.pretrain_epochs)):
+            if value > 0 and not self.modalities.image_label_channels:
+                raise ValueError(f"multimodal.image.{option} reads the compartments from x_I: "
+                                 "set modalities.image_label_channels: true as well")
         return self

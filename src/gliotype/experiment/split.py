@@ -66,8 +66,9 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
 
     halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
     with timer("multi-modal encoders"):  # every fold's networks side by side (workers > 1), then reused
+        stages.image_pretraining(work, config, ok)  # once, before the networks that start from it
         train_networks([functools.partial(stages.multimodal, work, model_dir, ids[enc], labels, cfg,
-                                          unlabelled_ids=unlabelled)
+                                          unlabelled_ids=unlabelled, pretrain_ids=ok)
                         for enc, _ in halves
                         for _, cfg, model_dir, unlabelled in _encoders(run, enc, config,
                                                                        ablations if enc == "A" else False, ok)],
@@ -173,7 +174,7 @@ def _fold_features(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], cl
     feature_sets: dict[str, pd.DataFrame] = {}
     with timer("multi-modal encoders"):
         for name, cfg, model_dir, unlabelled in _encoders(run, fold, config, ablations, others):
-            stages.multimodal(work, model_dir, enc_ids, labels, cfg, unlabelled_ids=unlabelled)
+            stages.multimodal(work, model_dir, enc_ids, labels, cfg, unlabelled_ids=unlabelled, pretrain_ids=others)
             feature_sets[name] = stages.features(work, model_dir, graph_ids, cfg)
     return {"fold": fold, "feature_sets": feature_sets, "features": feature_sets[FULL_MODEL], "graph_ids": graph_ids,
             "in_train": np.arange(len(graph_ids)) < len(clf_ids),

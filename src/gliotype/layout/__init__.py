@@ -18,6 +18,8 @@ of existing work folders, so a cached work folder keeps working::
         ssl/                                SslDir: the self-supervised models
             node/  edge/                    checkpoints (gliotype.utils.training)
             node_autoencoder.safetensors  edge_model.safetensors  models.json  report.json  config.yaml
+        image_pretraining/                  ImagePretrainingDir: f_I pretrained on the compartments
+            checkpoints/  image_encoder.safetensors  image_encoder.json (its record, written last)
         patients/<id>/                      CaseDir: one patient
             done.json                       preprocessing's cache key, written last
             preprocessed/                   on the template grid
@@ -67,11 +69,12 @@ Every class is a frozen dataclass around ``root`` and is :class:`os.PathLike`, s
 
 from gliotype.layout.model import ModelDir, MultiModalDir, PopulationGraphDir
 from gliotype.layout.run import ExplainDir, GraphRowDir, ResultsDir, RunDir, row_slug
-from gliotype.layout.work import AtlasDir, CaseDir, SslDir, TransformsDir, WorkDir
+from gliotype.layout.work import AtlasDir, CaseDir, ImagePretrainingDir, SslDir, TransformsDir, WorkDir
 
 #: The folder of DICOM conversions, beside the manifest (``gliotype cohort scan``; the run folder
 #: with ``gliotype run --data``): ``dicom_nifti/<id>/<role>.nii.gz``.
 DICOM_NIFTI = "dicom_nifti"
 
-__all__ = ["AtlasDir", "CaseDir", "DICOM_NIFTI", "ExplainDir", "GraphRowDir", "ModelDir", "MultiModalDir",
-           "PopulationGraphDir", "ResultsDir", "RunDir", "SslDir", "TransformsDir", "WorkDir", "row_slug"]
+__all__ = ["AtlasDir", "CaseDir", "DICOM_NIFTI", "ExplainDir", "GraphRowDir", "ImagePretrainingDir", "ModelDir",
+           "MultiModalDir", "PopulationGraphDir", "ResultsDir", "RunDir", "SslDir", "TransformsDir", "WorkDir",
+           "row_slug"]

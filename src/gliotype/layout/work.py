@@ -1,6 +1,6 @@
 """The work folder (``WorkDir``) and what it hands out: one patient (``CaseDir``), its
 registrations (``TransformsDir``), the atlas positions (``AtlasDir``), the self-supervised
-models (``SslDir``). The tree is drawn in :mod:`gliotype.layout`."""
+models (``SslDir``), the pretrained image encoder (``ImagePretrainingDir``). The tree is drawn in :mod:`gliotype.layout`."""
 
 from __future__ import annotations
 
@@ -241,6 +241,25 @@ class SslDir(_Folder):
 
 
 @dataclass(frozen=True)
+class ImagePretrainingDir(_Folder):
+    """``WORKDIR/image_pretraining/``: f_I and its compartment head pretrained on every patient of
+    the cohort (``multimodal.image.pretrain_epochs``, docs/design.md point 50)."""
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def weights(self) -> Path:
+        return self.root / "image_encoder.safetensors"
+
+    @property
+    def record(self) -> Path:
+        """``image_encoder.json``: the cache key and the patients, written last."""
+        return self.root / "image_encoder.json"
+
+
+@dataclass(frozen=True)
 class WorkDir(_Folder):
     """A work folder: the per-patient folders, the atlas positions, the self-supervised models
     and the status tables of the stages."""
@@ -270,6 +289,10 @@ class WorkDir(_Folder):
     @property
     def ssl(self) -> SslDir:
         return SslDir(self.root / "ssl")
+
+    @property
+    def image_pretraining(self) -> ImagePretrainingDir:
+        return ImagePretrainingDir(self.root / "image_pretraining")
 
     @property
     def preprocessing_status(self) -> Path:

@@ -88,6 +88,12 @@ def compartment_summary(x_i: torch.Tensor) -> torch.Tensor:
     return torch.cat([volume / size, z.flatten(1)], dim=1)
 
 
+@torch.no_grad()
+def standardised_summary(x_i: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """:func:`compartment_summary` of x_I on the pretraining's scale (point 50)."""
+    return (compartment_summary(x_i) - mean) / std
+
+
 class MultiModalNet(nn.Module):
     """Algorithm 1: features, attention and projected latents of every patient in a batch.
 
@@ -143,9 +149,15 @@ class MultiModalNet(nn.Module):
         self.g_tumor_attention = MLP([tumor_dim, *h.tumor[1:]]) if attention and not b.share_tumor_head else None
         feat_dim = tumor_dim + (b.fc[-1] if self.brain_network else 0)
         self.classifier = MLP([feat_dim, *c.classifier_hidden, 1]) if c.use_bce else None
-        # point 49: a linear head on u_I for compartment_summary
+        # point 49: a linear head on u_I for compartment_summary (point 50: pretrained with f_I)
         self.compartment_head = (nn.Linear(c.image.fc[-1], COMPARTMENT_SUMMARY)
-                                 if self.image is not None and c.image.compartment_weight > 0 else None)
+                                 if self.image is not None and (c.image.compartment_weight > 0
+                                                                or c.image.pretrain_epochs > 0) else None)
+        if self.compartment_head is not None and c.image.pretrain_epochs > 0:
+            # the pretraining's standardisation of the summary (mean and SD over its patients), so the
+            # head goes on predicting in the multi-modal training what it was pretrained on
+            self.register_buffer("compartment_mean", torch.zeros(COMPARTMENT_SUMMARY))
+            self.register_buffer("compartment_std", torch.ones(COMPARTMENT_SUMMARY))
 
     def forward(self, batch: MultiModalBatch) -> MultiModalOutput:
         c = self.config
@@ -154,10 +166,8 @@ class MultiModalNet(nn.Module):
         out = MultiModalOutput(feats, latents, None)
         if self.image is not None:
             feats["u_I"] = self.image(batch.tumor_image)
-            if self.compartment_head is not None:
-                with torch.no_grad():
-                    target = compartment_summary(batch.tumor_image)
-                out.compartments = (self.compartment_head(feats["u_I"]), target)
+            if c.image.compartment_weight > 0:
+                out.compartments = (self.compartment_head(feats["u_I"]), self.compartment_target(batch.tumor_image))
             if self.g_image is not None:
                 latents["z_I"] = self.g_image(feats["u_I"])
         if self.point_cloud is not None:
@@ -188,6 +198,14 @@ class MultiModalNet(nn.Module):
             parts = [feats[k] for k in ("u_T", "u_B") if k in feats]
             out.logit = self.classifier(torch.cat(parts, dim=1)).squeeze(-1)
         return out
+
+    @torch.no_grad()
+    def compartment_target(self, x_i: torch.Tensor) -> torch.Tensor:
+        """What the compartment head predicts of x_I: :func:`compartment_summary`, standardised by
+        the pretraining's statistics when f_I was pretrained (point 50)."""
+        if hasattr(self, "compartment_mean"):
+            return standardised_summary(x_i, self.compartment_mean, self.compartment_std)
+        return compartment_summary(x_i)
 
     def _edge_attention(self, batch, attention, index, point_batch) -> torch.Tensor:
         """Eq. 2 over the batch, from the points that reach the attention pooling."""

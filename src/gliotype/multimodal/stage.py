@@ -107,15 +107,19 @@ TRAINING_VERSION = 2
 
 
 def model_key(workdir: str | Path | WorkDir, config: GliotypeConfig, train_ids: Sequence[str],
-              val_ids: Sequence[str] | None = None, unlabelled_ids: Sequence[str] | None = None) -> str:
+              val_ids: Sequence[str] | None = None, unlabelled_ids: Sequence[str] | None = None,
+              pretraining: str = "") -> str:
     """What a trained multi-modal network depends on: every upstream config section, the seed, the
     patients (labelled, validation and, when there are any, unlabelled), their data in ``workdir``
-    (:func:`data_key`), :data:`TRAINING_VERSION` and a mixed training precision (not the process
-    count nor the device: the same losses within float rounding)."""
+    (:func:`data_key`), the key of the pretrained f_I it starts from (``pretraining``, point 50),
+    :data:`TRAINING_VERSION` and a mixed training precision (not the process count nor the device:
+    the same losses within float rounding)."""
     parts = sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or []))
     if unlabelled_ids:
         parts += ["|unlabelled"] + sorted(map(str, unlabelled_ids))
     parts += ["|data", data_key(workdir, sorted({str(p) for p in parts if not p.startswith("|")}))]
+    if pretraining:
+        parts += ["|pretrained", pretraining]
     ids = json.dumps(parts)
     return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + \
         f"-{config.seed}-v{TRAINING_VERSION}-" + hashlib.sha256(ids.encode()).hexdigest()[:12] + precision_key(config.train)
@@ -139,6 +143,7 @@ def train_multimodal(
     patience: int | None = None,
     resume: bool = True,
     unlabelled_ids: Sequence[str] | None = None,
+    pretrain_ids: Sequence[str] | None = None,
 ) -> MultiModalNet:
     """Train on ``train_ids`` (half A); optional early stopping on ``val_ids``; cached by config and patients.
 
@@ -146,14 +151,22 @@ def train_multimodal(
     cohort``): they reach L_multi only, so they are ignored by a network without it.
     ``multimodal.sequence_dropout`` p: each training item drops, with probability p per epoch,
     one random present sequence (:class:`~gliotype.multimodal.augment.SequenceDropout`; the brain
-    networks must have been encoded with their variants).
+    networks must have been encoded with their variants). With ``multimodal.image.pretrain_epochs``
+    > 0 the network starts from f_I pretrained on ``pretrain_ids`` (the cohort; None: the patients it
+    trains on), :func:`gliotype.multimodal.pretrain.pretrain_image_encoder`, cached in the work folder.
     """
     out = MultiModalDir.of(out)
     mm = config.multimodal
     train_ids = [str(p) for p in train_ids]
     labelled = set(train_ids)
     unlabelled = [str(p) for p in unlabelled_ids or [] if str(p) not in labelled] if has_contrastive(mm) else []
-    key = model_key(workdir, config, train_ids, val_ids, unlabelled)
+    pretraining = None
+    if mm.image.pretrain_epochs > 0 and "image" in mm.encoders:
+        from gliotype.multimodal.pretrain import pretraining_key
+
+        pretraining = sorted({str(p) for p in (pretrain_ids if pretrain_ids is not None else train_ids + unlabelled)})
+    key = model_key(workdir, config, train_ids, val_ids, unlabelled,
+                    pretraining_key(workdir, config, pretraining) if pretraining else "")
     model = build_model(config)
     if reusable_record(out.meta, key, what=f"model {out.root.name}") is not None:
         try:
@@ -161,8 +174,14 @@ def train_multimodal(
         except WeightsError as exc:  # a cache: trained again (its checkpoint, if sound, is reused)
             log.warning("%s; training the multi-modal network again", exc)
     save_config(config, out.config)
+    if pretraining:
+        from gliotype.multimodal.pretrain import load_pretrained, pretrain_image_encoder
+
+        pretrained, _ = pretrain_image_encoder(workdir, pretraining, config)
     generator = seed_everything(config.seed)
     model = build_model(config)
+    if pretraining:
+        load_pretrained(model, pretrained)
     known = {p: v for p, v in labels.items() if str(p) in labelled} if unlabelled else labels
     dropout = mm.sequence_dropout
     dataset = MultiModalDataset(workdir, train_ids + unlabelled, known, mm.encoders, variants=dropout > 0)

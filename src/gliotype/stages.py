@@ -249,9 +249,9 @@ def image_pretraining(work: str | Path | WorkDir, config: GliotypeConfig, ids: S
     """f_I pretrained on the compartments of ``ids`` (docs/design.md point 50; cached in the work
     folder), once, before the networks that start from it train side by side; nothing unless
     ``multimodal.image.pretrain_epochs`` > 0."""
-    if config.multimodal.image.pretrain_epochs > 0 and "image" in config.multimodal.encoders:
-        from gliotype.multimodal.pretrain import pretrain_image_encoder
+    from gliotype.multimodal.pretrain import pretrain_image_encoder, pretrains_image
 
+    if pretrains_image(config.multimodal):
         pretrain_image_encoder(work, list(ids), config)
 
 

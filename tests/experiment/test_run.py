@@ -325,6 +325,42 @@ def test_changed_encoder_setting_refreshes_the_cached_features(tiny_run):
     assert yaml.safe_load(run.model.config.read_text())["multimodal"]["lr"] == changed.multimodal.lr
 
 
+def test_a_run_whose_networks_start_from_one_pretrained_image_encoder(tiny_run, tmp_path):
+    """``multimodal.image.pretrain_epochs`` (docs/design.md point 50): f_I is pretrained once, on every
+    patient of the cohort, beside the self-supervised models, and every network with f_I of both
+    folds and of the Table 4 rows starts from it (its key in theirs); a network without f_I does not."""
+    from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.layout import WorkDir, row_slug
+    from gliotype.multimodal.pretrain import pretraining_key
+    from gliotype.multimodal.stage import model_key
+
+    root, config, _ = tiny_run
+    cfg = config.model_copy(deep=True)
+    cfg.modalities.image_label_channels = True
+    cfg.multimodal.image.pretrain_epochs = 2
+    cfg.split.protocol = "crossfit"
+    out = tmp_path / "pretrained"
+    shutil.copytree(root / "run" / "work", out / "work")
+    run_experiment(out, cfg, data=root / "cohort", repeats=1, ablations=["fI + MLP", "fB + MLP"], baselines=False,
+                   audit=False)
+    work = WorkDir(out / "work")
+    splits = pd.read_csv(out / "splits.csv", dtype={"patient_id": str})
+    cohort = splits["patient_id"].tolist()
+    pretrained = pretraining_key(work, cfg, cohort)
+    assert json.loads(work.image_pretraining.record.read_text())["key"] == pretrained
+    half = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("A", "B")}
+    for folder, fold, row, overrides in (("models", "A", FULL_MODEL, {}), ("models-B", "B", FULL_MODEL, {}),
+                                         ("models", "A", "fI + MLP", {"encoders": ["image"], "use_contrastive": False}),
+                                         ("models", "A", "fB + MLP", {"encoders": ["brain_network"],
+                                                                       "use_contrastive": False})):
+        row_cfg = cfg.model_copy(deep=True)
+        for k, v in overrides.items():
+            setattr(row_cfg.multimodal, k, v)
+        with_f_i = "image" in row_cfg.multimodal.encoders
+        want = model_key(work, row_cfg, half[fold], None, None, pretrained if with_f_i else "")
+        assert json.loads((out / folder / row_slug(row) / "model.json").read_text())["key"] == want, (folder, row)
+
+
 def test_cross_fitting_averages_test_and_joins_training_predictions():
     from gliotype.experiment.split import _across_folds
     from gliotype.experiment.tables import Scored

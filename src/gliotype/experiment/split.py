@@ -47,6 +47,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     Returns ``{"tables": {"table2", "table3", "table4"}, "summary": ...}``.
     """
     from gliotype.evaluation.splits import check_splits, make_splits
+    from gliotype.multimodal.pretrain import pretrains_image
 
     run.root.mkdir(parents=True, exist_ok=True)
     results = run.results
@@ -59,6 +60,8 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
 
     with timer("self-supervised brain networks"):  # and, beside them (workers > 1), the CNN baselines
         ahead = [functools.partial(stages.self_supervised, work, config, ids["ssl"], ok)]
+        if pretrains_image(config.multimodal):  # x_I only as well (point 50)
+            ahead.append(functools.partial(stages.image_pretraining, work, config, ok))
         if baselines:  # they need x_I only: they train while the edge model trains
             ahead += stages.baseline_trainings(work, run, ids["A"] + ids["B"], labels, config).values()
         train_networks(ahead, config, "self-supervised models and CNN baselines")
@@ -66,7 +69,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
 
     halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
     with timer("multi-modal encoders"):  # every fold's networks side by side (workers > 1), then reused
-        stages.image_pretraining(work, config, ok)  # once, before the networks that start from it
+        stages.image_pretraining(work, config, ok)  # once (if not done above), before the networks that start from it
         train_networks([functools.partial(stages.multimodal, work, model_dir, ids[enc], labels, cfg,
                                           unlabelled_ids=unlabelled, pretrain_ids=ok)
                         for enc, _ in halves

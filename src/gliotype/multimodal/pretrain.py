@@ -25,7 +25,7 @@ from torch import nn
 
 from gliotype.config import GliotypeConfig
 from gliotype.config.loader import values_hash
-from gliotype.config.schema import ScheduleConfig
+from gliotype.config.schema import MultiModalConfig, ScheduleConfig
 from gliotype.layout import WorkDir
 from gliotype.multimodal.augment import rotate_batch
 from gliotype.multimodal.data import collate
@@ -37,6 +37,11 @@ from gliotype.utils.training import fit, seed_everything, train_loader
 from gliotype.utils.weights import WeightsError, load_weights, save_weights
 
 log = get_logger(__name__)
+
+def pretrains_image(config: MultiModalConfig) -> bool:
+    """Whether the multi-modal network starts from a pretrained f_I."""
+    return config.image.pretrain_epochs > 0 and "image" in config.encoders
+
 
 def pretraining_key(workdir: str | Path | WorkDir, config: GliotypeConfig, patient_ids: Sequence[str]) -> str:
     """What the pretrained f_I depends on: f_I's section (not the weight of the head in the
@@ -134,4 +139,4 @@ def _pretrained_parts(model: MultiModalNet) -> nn.Module:
     return _Parts(model)
 
 
-__all__ = ["CompartmentLoss", "load_pretrained", "pretrain_image_encoder", "pretraining_key"]
+__all__ = ["CompartmentLoss", "load_pretrained", "pretrain_image_encoder", "pretraining_key", "pretrains_image"]

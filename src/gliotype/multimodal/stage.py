@@ -28,6 +28,7 @@ from gliotype.modalities.dataset import CachedDataset
 from gliotype.multimodal.augment import SequenceDropout, rotate_batch
 from gliotype.multimodal.data import cloud_pose, collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
+from gliotype.multimodal.pretrain import load_pretrained, pretrain_image_encoder, pretraining_key, pretrains_image
 from gliotype.utils.devices import precision_key
 from gliotype.utils.distributed import gather, within
 from gliotype.utils.io import write_csv_atomic
@@ -161,9 +162,7 @@ def train_multimodal(
     labelled = set(train_ids)
     unlabelled = [str(p) for p in unlabelled_ids or [] if str(p) not in labelled] if has_contrastive(mm) else []
     pretraining = None
-    if mm.image.pretrain_epochs > 0 and "image" in mm.encoders:
-        from gliotype.multimodal.pretrain import pretraining_key
-
+    if pretrains_image(mm):
         pretraining = sorted({str(p) for p in (pretrain_ids if pretrain_ids is not None else train_ids + unlabelled)})
     key = model_key(workdir, config, train_ids, val_ids, unlabelled,
                     pretraining_key(workdir, config, pretraining) if pretraining else "")
@@ -175,8 +174,6 @@ def train_multimodal(
             log.warning("%s; training the multi-modal network again", exc)
     save_config(config, out.config)
     if pretraining:
-        from gliotype.multimodal.pretrain import load_pretrained, pretrain_image_encoder
-
         pretrained, _ = pretrain_image_encoder(workdir, pretraining, config)
     generator = seed_everything(config.seed)
     model = build_model(config)

@@ -146,7 +146,8 @@ ALONG = {"population_graph.neighbours": ["population_graph.max_neighbours=10"],
          "multimodal.image.compartment_weight": ["modalities.image_label_channels=true"],
          "multimodal.image.pretrain_epochs": ["modalities.image_label_channels=true"],
          "population_graph.candidates": ["population_graph.neighbours=ann", "population_graph.max_neighbours=10"],
-         "population_graph.fanout": ["population_graph.sampling=neighbour"]}
+         "population_graph.fanout": ["population_graph.sampling=neighbour"],
+         "population_graph.threshold_transfer": ["population_graph.threshold_folds=2"]}
 
 
 def test_options_at_their_neutral_value_leave_every_cache_key_unchanged():
@@ -157,7 +158,7 @@ def test_options_at_their_neutral_value_leave_every_cache_key_unchanged():
     from gliotype.config.loader import NEUTRAL_OPTIONS, values_hash
 
     assert set(NON_NEUTRAL) == set(NEUTRAL_OPTIONS)
-    config = load_config("cpu")
+    config = load_config("paper")  # every option at its schema default (cpu turns some on)
     dumped = config.model_dump(mode="json")
     for dotted, neutral in NEUTRAL_OPTIONS.items():
         *parents, leaf = dotted.split(".")
@@ -167,8 +168,8 @@ def test_options_at_their_neutral_value_leave_every_cache_key_unchanged():
             node = node[key]
         assert node.pop(leaf) == neutral, f"{dotted}: the schema default must be its neutral value"
         assert values_hash(older) == config_hash(config)
-        base = load_config("cpu", overrides=ALONG.get(dotted, []))
-        changed = load_config("cpu", overrides=[*ALONG.get(dotted, []), f"{dotted}={NON_NEUTRAL[dotted]}"])
+        base = load_config("paper", overrides=ALONG.get(dotted, []))
+        changed = load_config("paper", overrides=[*ALONG.get(dotted, []), f"{dotted}={NON_NEUTRAL[dotted]}"])
         section = parents[:1]  # a top-level option (threads) is in the whole config's hash only
         assert config_hash(changed, *section) != config_hash(base, *section)
 

@@ -1,6 +1,7 @@
 """The work folder (``WorkDir``) and what it hands out: one patient (``CaseDir``), its
 registrations (``TransformsDir``), the atlas positions (``AtlasDir``), the self-supervised
-models (``SslDir``), the pretrained image encoder (``ImagePretrainingDir``). The tree is drawn in :mod:`gliotype.layout`."""
+models (``SslDir``), the pretrained image encoder (``ImagePretrainingDir``). The tree is drawn
+in :mod:`gliotype.layout`."""
 
 from __future__ import annotations
 

@@ -38,6 +38,7 @@ from gliotype.utils.weights import WeightsError, load_weights, save_weights
 
 log = get_logger(__name__)
 
+
 def pretrains_image(config: MultiModalConfig) -> bool:
     """Whether the multi-modal network starts from a pretrained f_I."""
     return config.image.pretrain_epochs > 0 and "image" in config.encoders

@@ -34,8 +34,8 @@ def _train_model(tmp: Path) -> Path:
 
     print("training a throwaway cpu-preset model (not timed) ...", flush=True)
     generate_cohort(tmp / "cohort", SynthConfig(patients=100, fa_cases=10, seed=0))  # the cpu classifiers' CV needs the mutants
-    config = load_config("cpu", overrides=["multimodal.epochs=2", "ssl.node.epochs=3", "ssl.edge.epochs=2",
-                                           "evaluation.bootstrap=20"])
+    config = load_config("cpu", overrides=["multimodal.epochs=2", "multimodal.image.pretrain_epochs=2",
+                                           "ssl.node.epochs=3", "ssl.edge.epochs=2", "evaluation.bootstrap=20"])
     run = RunDir(tmp / "run")
     run_experiment(run, config, data=tmp / "cohort", ablations=False, baselines=False)
     return run.model.root

@@ -31,12 +31,9 @@ from gliotype.multimodal.augment import rotate_batch
 from gliotype.multimodal.data import collate
 from gliotype.multimodal.model import MultiModalNet, compartment_summary, standardised_summary
 from gliotype.utils.distributed import gather, within
-from gliotype.utils.logging import get_logger
 from gliotype.utils.records import records_key, reusable_record, write_record
 from gliotype.utils.training import fit, seed_everything, train_loader
-from gliotype.utils.weights import WeightsError, load_weights, save_weights
-
-log = get_logger(__name__)
+from gliotype.utils.weights import load_weights, save_weights
 
 
 def pretrains_image(config: MultiModalConfig) -> bool:
@@ -71,13 +68,8 @@ def pretrain_image_encoder(workdir: str | Path | WorkDir, patient_ids: Sequence[
     folder = WorkDir.of(workdir).image_pretraining
     ids = sorted(map(str, patient_ids))
     key = pretraining_key(workdir, config, ids)
-    net = _pretrained_parts(build_model(config))
     if reusable_record(folder.record, key, what="the pretrained image encoder") is not None:
-        try:
-            load_weights(net, folder.weights)
-            return folder.weights, key
-        except WeightsError as exc:  # a cache: trained again (its checkpoint, if sound, is reused)
-            log.warning("%s; pretraining the image encoder again", exc)
+        return folder.weights, key  # its sha256 checked by the record; the networks load it
     mm, image = config.multimodal, config.multimodal.image
     generator = seed_everything(config.seed)
     net = _pretrained_parts(build_model(config))

@@ -58,3 +58,20 @@ def test_table1_homophily_follows_the_graph_the_features_build():
     ei, _ = correlation_edges(z, 0.5)
     assert rows.loc["uB, r(uT)", "edges"] == ei.shape[1] // 2
     assert rows.loc["uB, r(uT)", "homophily"] == pytest.approx(_loop_homophily(ei, y), abs=1e-6)
+
+
+def test_table1_homophily_measures_the_capped_graph_the_run_trains():
+    """With ``population_graph.max_neighbours`` the audit counts the capped eq. 8 graph, not every pair."""
+    from gliotype.population_graph.neighbours import neighbour_edges
+
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(15), np.ones(15), -np.ones(10)]
+    u_t = rng.normal(size=(40, 6)) + np.where(y[:, None] == 1, 0.8, 0.0)
+    u_b = rng.normal(size=(40, 6))
+    full = table1_homophily(u_t, u_b, y, theta=0.0).set_index("graph")
+    capped = table1_homophily(u_t, u_b, y, theta=0.0, max_neighbours=3).set_index("graph")
+    labelled = y >= 0
+    z = (u_t - u_t[labelled].mean(0)) / u_t[labelled].std(0)
+    ei, _ = neighbour_edges(z, 0.0, "exact", 3, 0)
+    assert capped.loc["uB, r(uT)", "edges"] == ei.shape[1] // 2 < full.loc["uB, r(uT)", "edges"]
+    assert capped.loc["uB, r(uT)", "homophily"] == pytest.approx(_loop_homophily(ei, y), abs=1e-6)

@@ -263,7 +263,8 @@ def test_neighbour_sampling_trains_like_the_full_graph(big_graph):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["population_graph.neighbours=ann"], "needs max_neighbours > 0 or candidates > 0"),
+    (["population_graph.neighbours=ann", "population_graph.max_neighbours=0"],
+     "needs max_neighbours > 0 or candidates > 0"),
     (["population_graph.candidates=20"], "set neighbours: ann"),
     (["population_graph.neighbours=ann", "population_graph.max_neighbours=10", "population_graph.candidates=5"],
      "must be at least max_neighbours"),

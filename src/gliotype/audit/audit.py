@@ -278,7 +278,9 @@ def _homophily(run: RunFolder, ids: dict, labels: dict, table: pd.DataFrame) -> 
     in_b = set(ids["B"])
     y = np.array([labels[p] if p in in_b else -1 for p in graph_ids], dtype=float)
     pg = run.config.get("population_graph", {})
-    out = table1_homophily(u_t, u_b, y, float(pg.get("theta", 0.5)), bool(pg.get("standardise", True)))
+    out = table1_homophily(u_t, u_b, y, float(pg.get("theta", 0.5)), bool(pg.get("standardise", True)),
+                           str(pg.get("neighbours", "exact")), int(pg.get("max_neighbours", 0)),
+                           int(pg.get("candidates", 0)))
     probe = dict(zip(table["group"], table["probe_auc_b"]))
     out["node_probe_auc_b"] = [probe.get(TABLE1_GROUPS[n], np.nan) for n in out["node_weight"]]
     out["edge_probe_auc_b"] = [probe.get(TABLE1_GROUPS[e], np.nan) for e in out["edge_weight"]]

@@ -58,3 +58,11 @@ def test_calibration_columns_missing_sequences_and_crossfit_are_shown_when_there
     assert "| model | AUC (95% CI) | ACC | SEN | SPE | Brier | ECE | DeLong p vs GNN |" in text
     assert "| Multi-modal + GNN | 0.800 (0.600-0.950) | 0.700 | 0.800 | 0.600 | 0.150 | 0.050 |  |" in text
     assert "Up to 1 of the four may be missing" in text and "one fold exported" in text
+
+
+def test_the_card_says_how_a_capped_graph_links_a_new_patient():
+    plain = model_card(load_config("tiny"), META)
+    capped = model_card(load_config("tiny", overrides=["population_graph.max_neighbours=10"]), META)
+    assert "linked by eq. 8 (r >= theta = 0.50) to these stored patients" in plain and "most similar" not in plain
+    assert ("(r >= theta = 0.50; an edge is kept when the stored patient is among the new patient's 10 most similar, "
+            "or the new patient among the stored one's 10) to these stored patients") in capped

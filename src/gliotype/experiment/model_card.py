@@ -142,6 +142,14 @@ def _intended_use() -> list[str]:
             "IEEE TMI 2023. Not a medical device: not for diagnosis, treatment or any clinical decision.", ""]
 
 
+def _cap(k: int) -> str:
+    """How ``population_graph.max_neighbours`` k keeps a new patient's eq. 8 edges ("" without a cap)."""
+    if not k:
+        return ""
+    return (f"; an edge is kept when the stored patient is among the new patient's {k} most similar, or the new "
+            f"patient among the stored one's {k}")
+
+
 def _limits(config: GliotypeConfig, meta: dict, facts: CardFacts) -> list[str]:
     split = config.split
     nodes, labelled = int(meta.get("nodes", 0)), int(meta.get("labelled_nodes", 0))
@@ -163,7 +171,8 @@ def _limits(config: GliotypeConfig, meta: dict, facts: CardFacts) -> list[str]:
         f"- **Population graph, transductive in training.** The GNN was trained on a graph of {nodes} patients: "
         f"{labelled} labelled (the classifier-training patients) and {nodes - labelled} unlabelled test patients. "
         "A new patient is inserted as a new node linked by eq. 8 (r >= theta = "
-        f"{_f(meta.get('theta'), 2)}) to these stored patients, without retraining: its prediction depends on the "
+        f"{_f(meta.get('theta'), 2)}{_cap(config.population_graph.max_neighbours)}) to these stored patients, "
+        "without retraining: its prediction depends on the "
         "stored cohort, and a patient unlike all of them (another scanner, site, protocol or population) has few "
         "or no neighbours (the report says how many).",
         f"- **Decision threshold {_f(meta.get('threshold'))}**, chosen on the training predictions "

@@ -146,3 +146,24 @@ def test_wide_groups_are_reduced_by_a_pca_fitted_on_training_patients():
     other = reduce_group(FeatureGroup("wide", "test", group.patient_ids, moved, summary=moved[:, :3]), train,
                          max_dims=10, components=4)
     assert np.allclose(other[:20], reduced[:20])
+
+
+def test_the_table1_graphs_are_capped_like_the_runs(audited):
+    """The homophily rows count the graphs the run trained: with ``population_graph.max_neighbours`` in
+    the run's config, the capped eq. 8 graph (design.md point 51)."""
+    from gliotype.audit.audit import _homophily, read_run_folder
+
+    root, _, audit = audited
+    run = read_run_folder(root / "run")
+    splits = run.splits[run.splits["idh"].notna()]
+    labels = dict(zip(splits["patient_id"], splits["idh"].astype(int)))
+    ids = {s: splits.loc[splits["split"] == s, "patient_id"].tolist() for s in ("ssl", "A", "B", "test")}
+    full = _homophily(run, ids, labels, audit.groups)
+    pd.testing.assert_frame_equal(full, audit.homophily)
+    run.config.setdefault("population_graph", {}).update(theta=-1.0, max_neighbours=0)
+    every_pair = _homophily(run, ids, labels, audit.groups)
+    run.config["population_graph"]["max_neighbours"] = 1
+    capped = _homophily(run, ids, labels, audit.groups)
+    n = len(ids["B"]) + len(ids["test"])
+    assert (every_pair["edges"] == n * (n - 1) // 2).all()  # theta -1: every pair
+    assert (capped["edges"] < every_pair["edges"]).all() and (capped["edges"] >= n // 2).all()

@@ -127,6 +127,8 @@ def test_paper_reading_overlay_restores_every_option_the_cpu_preset_changes():
                 assert got == want, (section, key)
                 changed += got != getattr(getattr(cpu, section), key)
     assert changed >= 15  # the overlay is not a no-op
+    # the population graph of the demo: at most 10 neighbours per patient (design.md point 51), the paper's every pair
+    assert (cpu.population_graph.max_neighbours, literal.population_graph.max_neighbours) == (10, 0)
 
 
 

@@ -512,3 +512,22 @@ def test_a_changed_input_of_one_patient_reaches_every_downstream_file(tiny_run, 
     for f in (work.case(other).sequence("t2"), work.case(other).brain_network):
         assert f.read_bytes() == before[f], f"{f.name} of an unchanged patient was rebuilt"
     assert json.loads(run.model_row(FULL_MODEL, "A").meta.read_text())["key"] != json.loads(model_before)["key"]
+
+
+def test_graph_options_benchmark_gives_back_the_runs_gnn_and_scores_a_variant(tiny_run, tmp_path):
+    """benchmarks/graph_options.py retrains Table 3's GNN of every split from the stored features: with the
+    run's own options it is the run's AUC, to rounding; a variant is scored beside it (design.md point 51)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "graph_options.py"
+    spec = importlib.util.spec_from_file_location("graph_options", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root, _, _ = tiny_run
+    df = module.main([str(root / "run"), "k1:max_neighbours=1;epochs=3", "--out", str(tmp_path / "g.csv")])
+    assert sorted(df["split_seed"].unique()) == [0, 1] and list(df["variant"].unique()) == ["run", "k1"]
+    own = df[df["variant"] == "run"]
+    assert np.allclose(own["auc"], own["table3_auc"], atol=1e-12)
+    assert df["auc"].between(0, 1).all() and pd.read_csv(tmp_path / "g.csv").shape == (4, 4)
+    with pytest.raises(SystemExit):
+        module.main([str(root / "run"), "k1:max_neighbours"])  # not KEY=VALUE

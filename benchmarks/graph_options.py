@@ -6,10 +6,11 @@ Each variant ``NAME:KEY=VALUE;...`` overrides ``population_graph`` options of th
 config (``k10:max_neighbours=10``, ``twolayers:gat=[64, 128]``); the variant ``run`` (the
 run's options unchanged) always comes first and gives back the run's Table 3 AUC. For every
 split of the run (``--repeats``) and every fold it trained (both with cross-fitting), the
-population graphs are built from the full model's stored features (``features.csv``, so no
-encoder trains) and their GNNs trained with the same seeds as in ``gliotype run``; nothing is
-written into the run folder. The test probability of a cross-fitted run is the mean of the two
-folds', as in Table 3. Writes one row per variant and split (``variant``, ``split_seed``,
+population graphs are built from the full model's cached features (``features.csv``, read
+under the model's key as the run read them, so no encoder trains) and their GNNs trained with
+the same seeds as in ``gliotype run``; nothing is written into the run folder but the CSV (and
+the features, were they missing). The folds and the mean of their test probabilities are the
+run's own (``folds_of``, ``across_folds``). Writes one row per variant and split (``variant``, ``split_seed``,
 ``auc``, ``table3_auc``: the run's own) to CSV (default
 ``RUNDIR/results/graph_options.csv``) and prints each variant's mean. Minutes on the demo
 run; not a test.
@@ -37,7 +38,9 @@ def gnn_auc(run, config) -> float:
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
+    from gliotype import stages
     from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.experiment.split import across_folds, folds_of
     from gliotype.experiment.tables import chosen_population_graph, table2_tasks, train_table2
     from gliotype.multimodal.stage import feature_matrix
     from gliotype.population_graph import TABLE1
@@ -48,26 +51,18 @@ def gnn_auc(run, config) -> float:
     pg = config.population_graph
     # only the row Table 3 reports, unless the run chooses it among all of them
     rows = TABLE1 if pg.choose == "out_of_fold" else [(pg.node_weight, pg.edge_weight)]
-    p_test = []
-    for fold, classifiers in (("A", "B"), ("B", "A")):
-        path = run.model_row(FULL_MODEL, fold).features
-        if not path.exists():  # the paper's protocol: fold A only
-            continue
+    chosen = []
+    for encoders, classifiers in folds_of(config):
         graph_ids = ids[classifiers] + ids["test"]
-        table = pd.read_csv(path, dtype={"patient_id": str})
-        at = pd.Index(table["patient_id"]).get_indexer(graph_ids)
-        if (at < 0).any():
-            raise SystemExit(f"{path}: no features of {int((at < 0).sum())} patient(s) of the split's graph")
-        feats = table.iloc[at].reset_index(drop=True)
+        # the run's cached features (its key checked), as the run read them
+        feats = stages.features(run.work, run.model_row(FULL_MODEL, encoders), graph_ids, config)
         y = np.array([labels[p] for p in graph_ids], dtype=float)
         in_train = np.arange(len(graph_ids)) < len(ids[classifiers])
         tasks = table2_tasks(feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B"), y, in_train, graph_ids, pg,
                              config.seed, rows=rows)
-        p_test.append(chosen_population_graph(train_table2(tasks), y[in_train], pg).p_test)
-    if not p_test:
-        raise SystemExit(f"{run.root}: no stored features of the full model ({FULL_MODEL})")
-    p_test = np.mean(p_test, axis=0)
-    return float(roc_auc_score([labels[p] for p in ids["test"]], p_test))
+        chosen.append([chosen_population_graph(train_table2(tasks), y[in_train], pg)])
+    (gnn,) = across_folds(chosen)
+    return float(roc_auc_score([labels[p] for p in ids["test"]], gnn.p_test))
 
 
 def main(argv: list[str] | None = None):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gliotype.audit import edge_homophily, random_pair_homophily, table1_homophily
+from gliotype.config.schema import PopulationGraphConfig
 from gliotype.population_graph import TABLE1, TABLE1_NAMES, correlation_edges
 
 
@@ -68,8 +69,8 @@ def test_table1_homophily_measures_the_capped_graph_the_run_trains():
     y = np.r_[np.zeros(15), np.ones(15), -np.ones(10)]
     u_t = rng.normal(size=(40, 6)) + np.where(y[:, None] == 1, 0.8, 0.0)
     u_b = rng.normal(size=(40, 6))
-    full = table1_homophily(u_t, u_b, y, theta=0.0).set_index("graph")
-    capped = table1_homophily(u_t, u_b, y, theta=0.0, max_neighbours=3).set_index("graph")
+    full = table1_homophily(u_t, u_b, y, PopulationGraphConfig(theta=0.0)).set_index("graph")
+    capped = table1_homophily(u_t, u_b, y, PopulationGraphConfig(theta=0.0, max_neighbours=3)).set_index("graph")
     labelled = y >= 0
     z = (u_t - u_t[labelled].mean(0)) / u_t[labelled].std(0)
     ei, _ = neighbour_edges(z, 0.0, "exact", 3, 0)

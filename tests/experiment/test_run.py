@@ -362,21 +362,21 @@ def test_a_run_whose_networks_start_from_one_pretrained_image_encoder(tiny_run, 
 
 
 def test_cross_fitting_averages_test_and_joins_training_predictions():
-    from gliotype.experiment.split import _across_folds
+    from gliotype.experiment.split import across_folds
     from gliotype.experiment.tables import Scored
 
     a = [Scored("m", np.array([0.1, 0.2]), np.array([0.4, 0.8]), p_threshold=np.array([np.nan, 0.3]), key="k")]
     b = [Scored("m", np.array([0.5, 0.6, 0.7]), np.array([0.6, 0.2]), key="k")]
-    (m,) = _across_folds([a, b])
+    (m,) = across_folds([a, b])
     assert (m.name, m.key) == ("m", "k")
     np.testing.assert_allclose(m.p_test, [0.5, 0.5])
     np.testing.assert_allclose(m.p_train, [0.1, 0.2, 0.5, 0.6, 0.7])
     np.testing.assert_allclose(m.p_threshold, [np.nan, 0.3, 0.5, 0.6, 0.7])
-    assert _across_folds([a]) is a and m.p_test_reference is None
+    assert across_folds([a]) is a and m.p_test_reference is None
     c = [Scored("m", np.array([0.5, 0.6, 0.7]), np.array([0.6, 0.2]), key="k")]
-    assert _across_folds([b, c])[0].p_threshold is None  # no fold has out-of-fit predictions: none, not fitted ones
+    assert across_folds([b, c])[0].p_threshold is None  # no fold has out-of-fit predictions: none, not fitted ones
     a[0].p_test_reference, b[0].p_test_reference = np.array([0.2, 0.4]), np.array([0.4, 0.0])
-    np.testing.assert_allclose(_across_folds([a, b])[0].p_test_reference, [0.3, 0.2])
+    np.testing.assert_allclose(across_folds([a, b])[0].p_test_reference, [0.3, 0.2])
 
 
 def test_cross_fitted_run_trains_encoders_on_both_halves(tiny_run, tmp_path):

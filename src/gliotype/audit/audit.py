@@ -35,6 +35,7 @@ from gliotype.audit.groups import (
 )
 from gliotype.audit.homophily import table1_homophily
 from gliotype.audit.probes import latent_association, probe_auc
+from gliotype.config.schema import PopulationGraphConfig
 from gliotype.errors import GliotypeError
 from gliotype.layout import ResultsDir, RunDir
 from gliotype.utils.io import atomic_write, write_csv_atomic
@@ -277,14 +278,18 @@ def _homophily(run: RunFolder, ids: dict, labels: dict, table: pd.DataFrame) -> 
         return pd.DataFrame()
     in_b = set(ids["B"])
     y = np.array([labels[p] if p in in_b else -1 for p in graph_ids], dtype=float)
-    pg = run.config.get("population_graph", {})
-    out = table1_homophily(u_t, u_b, y, float(pg.get("theta", 0.5)), bool(pg.get("standardise", True)),
-                           str(pg.get("neighbours", "exact")), int(pg.get("max_neighbours", 0)),
-                           int(pg.get("candidates", 0)))
+    out = table1_homophily(u_t, u_b, y, _graph_options(run.config))
     probe = dict(zip(table["group"], table["probe_auc_b"]))
     out["node_probe_auc_b"] = [probe.get(TABLE1_GROUPS[n], np.nan) for n in out["node_weight"]]
     out["edge_probe_auc_b"] = [probe.get(TABLE1_GROUPS[e], np.nan) for e in out["edge_weight"]]
     return out
+
+
+def _graph_options(config: dict) -> PopulationGraphConfig:
+    """The run's ``population_graph`` options (config.yaml; an option this version lacks is ignored,
+    one it added takes its default)."""
+    section = config.get("population_graph", {}) or {}
+    return PopulationGraphConfig(**{k: v for k, v in section.items() if k in PopulationGraphConfig.model_fields})
 
 
 def _bayes(truth: pd.DataFrame | None, test_ids: list[str], labels: dict) -> float | None:

@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 from torch_geometric.utils import homophily, subgraph
 
-from gliotype.population_graph import TABLE1, TABLE1_NAMES, build_population_graph
+from gliotype.config.schema import PopulationGraphConfig
+from gliotype.population_graph import TABLE1, TABLE1_NAMES, table1_graph
 
 
 def _labelled(y) -> np.ndarray:
@@ -48,22 +49,21 @@ def random_pair_homophily(y) -> float:
     return float((counts * (counts - 1)).sum() / (n * (n - 1))) if n >= 2 else float("nan")
 
 
-def table1_homophily(u_t: np.ndarray, u_b: np.ndarray, labels: np.ndarray, theta: float = 0.5,
-                     standardise: bool = True, neighbours: str = "exact", max_neighbours: int = 0,
-                     candidates: int = 0) -> pd.DataFrame:
+def table1_homophily(u_t: np.ndarray, u_b: np.ndarray, labels: np.ndarray,
+                     config: PopulationGraphConfig | None = None) -> pd.DataFrame:
     """One row per Table 1 graph: edges, mean degree, isolated nodes, edges between labelled nodes,
     their homophily and the random-pair expectation. ``labels``: IDH of the labelled nodes, -1 (or
-    NaN) for the others, whose rows also do not enter the z-scoring statistics. ``neighbours``,
-    ``max_neighbours``, ``candidates``: how the run found and capped the eq. 8 pairs
-    (``population_graph`` options), so the graphs measured are the ones its GNNs trained on."""
+    NaN) for the others, whose rows also do not enter the z-scoring statistics. ``config``: the run's
+    ``population_graph`` options (default: the schema's), so the graphs measured are built as its
+    GNNs' were (:func:`~gliotype.population_graph.table1_graph`: theta, capping, ...)."""
+    config = config or PopulationGraphConfig()
     labels = np.asarray(labels, dtype=np.float64)
     labelled = _labelled(labels)
     ids = [str(i) for i in range(len(labels))]
     rows = []
     for node, edge in TABLE1:
-        graph = build_population_graph(u_t, u_b, np.where(labelled, labels, -1.0), ids, node, edge, theta,
-                                       standardise, reference=np.flatnonzero(labelled), neighbours=neighbours,
-                                       max_neighbours=max_neighbours, candidates=candidates)
+        graph = table1_graph(u_t, u_b, np.where(labelled, labels, -1.0), ids, node, edge, config,
+                             reference=np.flatnonzero(labelled))
         ei = graph.edge_index.numpy()
         degree = np.bincount(ei[0], minlength=len(labels)) if ei.size else np.zeros(len(labels), int)
         both = labelled[ei[0]] & labelled[ei[1]] if ei.size else np.zeros(0, bool)

@@ -67,7 +67,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
         train_networks(ahead, config, "self-supervised models and CNN baselines")
         ssl_report = stages.self_supervised(work, config, ids["ssl"], ok)
 
-    halves = [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
+    halves = folds_of(config)
     with timer("multi-modal encoders"):  # every fold's networks side by side (workers > 1), then reused
         stages.image_pretraining(work, config, ok)  # once (if not done above), before the networks that start from it
         train_networks([functools.partial(stages.multimodal, work, model_dir, ids[enc], labels, cfg,
@@ -83,9 +83,9 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     y_train = np.array([labels[p] for p in train_ids], dtype=float)
     y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
 
-    t2_models = _across_folds([f["table2"] for f in folds])
+    t2_models = across_folds([f["table2"] for f in folds])
     t2 = stages.evaluate(t2_models, y_train, y_test, config)
-    gnn = _across_folds([[f["gnn"]] for f in folds])[0]
+    gnn = across_folds([[f["gnn"]] for f in folds])[0]
     chosen = " / ".join(dict.fromkeys(f["gnn"].name for f in folds))
 
     t3_models: list[Scored] = []
@@ -94,7 +94,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
             t3_models += stages.baselines(work, run, ids["A"] + ids["B"], train_ids, ids["test"], labels, config)
     with timer("radiomics and age rows"):  # issue 16: beside the paper's baselines, same training patients
         t3_models += expected_rows.before_model(work, cohort, train_ids, ids["test"], labels, config)
-    t3_models += _across_folds([f["classifiers"] for f in folds])
+    t3_models += across_folds([f["classifiers"] for f in folds])
     t3_models.append(Scored(TABLE3_ROWS[GNN_ROW], gnn.p_train, gnn.p_test, p_threshold=gnn.p_threshold, key=GNN_ROW,
                             p_test_reference=gnn.p_test_reference))
     t3_models += expected_rows.age_with_model(cohort, train_ids, ids["test"], labels, gnn, config)
@@ -241,7 +241,13 @@ def _tumor_and_brain(feats: pd.DataFrame) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def _across_folds(folds: list[list[Scored]]) -> list[Scored]:
+def folds_of(config: GliotypeConfig) -> list[tuple[str, str]]:
+    """``(encoder half, classifier half)`` of each fold of ``split.protocol``: ``paper`` A -> B only,
+    ``crossfit`` A -> B and B -> A."""
+    return [("A", "B")] if config.split.protocol == "paper" else [("A", "B"), ("B", "A")]
+
+
+def across_folds(folds: list[list[Scored]]) -> list[Scored]:
     """One model per row from the folds of the cross-fitting: training predictions (and
     out-of-fit threshold predictions) concatenated in fold order, test probabilities (and their
     references on the threshold predictions' scale) averaged."""

@@ -35,9 +35,9 @@ from gliotype.evaluation.conformal import fit_conformal, set_summary
 from gliotype.population_graph import (
     TABLE1,
     TABLE1_NAMES,
-    build_population_graph,
     out_of_fold_predictions,
     predict_proba,
+    table1_graph,
     train_population_gnn,
     validation_nodes,
 )
@@ -234,10 +234,8 @@ def _table2_row(task: tuple) -> Scored:
 
     u_t, u_b, y, train, ids, config, seed, node, edge, folder, phenotypes = task
     labels = np.where(train, y, -1.0)
-    graph = build_population_graph(u_t, u_b, labels, ids, node, edge, config.theta, config.standardise,
-                                   reference=np.flatnonzero(train), phenotype=config.phenotype, phenotypes=phenotypes,
-                                   neighbours=config.neighbours, max_neighbours=config.max_neighbours,
-                                   candidates=config.candidates)
+    graph = table1_graph(u_t, u_b, labels, ids, node, edge, config, reference=np.flatnonzero(train),
+                         phenotypes=phenotypes)
     key = row_key(u_t, u_b, y, train, ids, config, seed, node, edge, phenotypes)
     row = None if folder is None else load_row(folder, key)
     if row is None:

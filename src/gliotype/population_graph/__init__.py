@@ -8,6 +8,7 @@ from gliotype.population_graph.graph import (
     build_population_graph,
     correlation_edges,
     select_features,
+    table1_graph,
 )
 from gliotype.population_graph.train import (
     insert_nodes,
@@ -28,6 +29,7 @@ __all__ = [
     "out_of_fold_predictions",
     "predict_proba",
     "select_features",
+    "table1_graph",
     "train_population_gnn",
     "validation_nodes",
 ]

@@ -22,9 +22,13 @@ re-weight the imaging graph and never cut it (:func:`phenotype_factor`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from gliotype.config.schema import PopulationGraphConfig
 
 # Table 1: (node weight, edge weight) of the five population graphs.
 TABLE1 = (("uT", "uB"), ("uB", "uT"), ("uT_uB", "uB"), ("uT_uB", "uT"), ("uT_uB", "uT_uB"))
@@ -211,3 +215,15 @@ def build_population_graph(
         y=torch.as_tensor(np.asarray(labels, dtype=np.float32)),
         patient_id=[str(p) for p in patient_ids],
     )
+
+
+def table1_graph(u_t: np.ndarray, u_b: np.ndarray, labels: np.ndarray, patient_ids: list[str], node: str, edge: str,
+                 config: PopulationGraphConfig, reference: slice | np.ndarray | None = None,
+                 phenotypes: dict[str, np.ndarray] | None = None) -> PopulationGraph:
+    """The Table 1 row (``node``, ``edge``) as the ``population_graph`` options of ``config`` build it
+    (theta, standardisation, phenotypes, how the eq. 8 pairs are found and capped): the one mapping
+    of those options onto :func:`build_population_graph`, for the run and for the audit."""
+    return build_population_graph(u_t, u_b, labels, patient_ids, node, edge, config.theta, config.standardise,
+                                  reference=reference, phenotype=config.phenotype, phenotypes=phenotypes,
+                                  neighbours=config.neighbours, max_neighbours=config.max_neighbours,
+                                  candidates=config.candidates)

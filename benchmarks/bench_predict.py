@@ -5,9 +5,10 @@
 Without ``--model`` a throwaway model with the ``cpu`` preset's architecture is trained
 first on a 100-patient synthetic cohort with a few epochs (prediction time depends on the
 network sizes, not on how long they were trained; this takes a few minutes and is not
-timed). Prints the seconds of every step (input checks, preprocessing with SyN,
-modalities, brain network, features, population graph with the subsampling interval,
-explanations) and the wall time including the model loading. Not a test.
+timed). Each repeat runs the command itself in a new process, cold: the wall time a user
+waits (the interpreter's start, the imports, the model's loading beside the patient's
+preprocessing, the prediction and its explanations), then prints the seconds of every step
+from its ``prediction.json``. Not a test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,32 +55,33 @@ def main() -> int:
     if real is None:
         print("the real case is absent (../shared/data/real/TCGA-DU-7294): nothing to time")
         return 0
-    from gliotype.prediction import inputs_from_case, load_model, predict_patient
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     try:
         model_dir = args.model or _train_model(tmp)
-        print(f"cores: {os.cpu_count()}, torch threads: {__import__('torch').get_num_threads()}")
+        print(f"cores: {os.cpu_count()}")
         totals = []
         for k in range(args.repeats):
-            t0 = time.perf_counter()
-            model = load_model(model_dir)
-            t_load = time.perf_counter() - t0
-            pid, inputs = inputs_from_case(real / REAL_ID)
             out = (args.keep or tmp) / f"prediction-{k}"
             if out.exists():
                 shutil.rmtree(out)
-            res = predict_patient(model, inputs, pid, out)
+            command = [sys.executable, "-m", "gliotype", "predict", "--model", str(model_dir),
+                       "--case", str(real / REAL_ID), "--out", str(out)]
+            t0 = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
             wall = time.perf_counter() - t0
+            if done.returncode != 0:
+                print(done.stdout + done.stderr)
+                return 2
             totals.append(wall)
             rec = json.loads((out / "prediction.json").read_text())
             steps = ", ".join(f"{n} {s:.1f}s" for n, s in rec["seconds"].items())
             expl = ", ".join(f"{n} {s:.1f}s" for n, s in rec["interpretation"].get("seconds", {}).items())
-            print(f"run {k + 1}: preset {model.config.preset}, P(IDH mutant) {res.probability:.3f} "
-                  f"[{res.interval[0]:.3f}, {res.interval[1]:.3f}] -> {res.decision}")
-            print(f"  model loading {t_load:.1f}s; {steps}")
+            lo, hi = rec["uncertainty"]["interval_95"]
+            print(f"run {k + 1}: P(IDH mutant) {rec['idh_mutant_probability']:.3f} [{lo:.3f}, {hi:.3f}] "
+                  f"-> {rec['decision']}")
+            print(f"  {steps} (preprocessing_ahead: in a child process while the model loads)")
             print(f"  explanations: {expl}")
-            print(f"  wall time incl. loading: {wall:.1f}s (goal <= {GOAL_S:.0f}s)")
+            print(f"  wall time of the command: {wall:.1f}s (goal <= {GOAL_S:.0f}s)")
         best, worst = min(totals), max(totals)
         print(f"predict on {REAL_ID}: {best:.1f}-{worst:.1f}s over {len(totals)} runs "
               f"({'within' if worst <= GOAL_S else 'OVER'} the {GOAL_S:.0f}s goal)")

@@ -29,6 +29,7 @@ parts a trained model holds (prediction). The tables' rows are selected by their
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -389,6 +390,7 @@ class CaseFeatures:
     modalities: dict  # modalities.json information (crop, tracts crossed, ...)
     features: pd.DataFrame  # one row: u_I, u_P, u_T, u_B (and p_head)
     seconds: dict = field(default_factory=dict)
+    preprocessed: str = "done"  # "skipped": found preprocessed in the work folder (under the same cache key)
 
 
 def featurise_case(row: Mapping, work: str | Path | WorkDir, config: GliotypeConfig, network, *,
@@ -405,9 +407,11 @@ def featurise_case(row: Mapping, work: str | Path | WorkDir, config: GliotypeCon
     pid = str(row["patient_id"])
     lap = lap or (lambda name: None)
     res = preprocess_case(dict(row), work, config)
-    if res.status != "done":
+    if res.status not in USABLE:
         raise CaseError(pid, None, res.reason or "preprocessing failed")
     lap("preprocessing")
+    # preprocessed already under the same key (gliotype.prediction.preprocessing_ahead): its qc.json
+    qc = res.info["qc"] if res.status == "done" else json.loads(WorkDir.of(work).case(pid).qc.read_text())
     mod = build_case_modalities(work, pid, config, atlas=atlas)
     if mod.status not in USABLE:
         raise CaseError(pid, None, f"building the modalities failed: {mod.reason}")
@@ -418,7 +422,7 @@ def featurise_case(row: Mapping, work: str | Path | WorkDir, config: GliotypeCon
     lap("brain_network")
     feats = extract_features(work, network, [pid], config.multimodal, batch_size=1)
     lap("features")
-    return CaseFeatures(pid, res.info.get("qc", {}), mod.info, feats)
+    return CaseFeatures(pid, qc, mod.info, feats, preprocessed=res.status)
 
 
 __all__ = ["CaseFeatures", "Prepared", "StageTimer", "USABLE", "Validation", "baselines", "cohort", "evaluate",

@@ -262,10 +262,14 @@ def predict(
              "mask; a given mask wins (docs/real-data.md, 'No tumour mask')."),
 ) -> None:
     """Predict the IDH status of one patient: prediction.json, report.html, Figs. 7-8, Grad-CAM maps."""
+    import tempfile
     from contextlib import nullcontext
 
     from gliotype.input.bids import bids_output
-    from gliotype.prediction import case_folder_row, load_model, predict_patient, row_inputs
+    # the light modules only: the patient's preprocessing starts before torch is imported
+    from gliotype.prediction.ahead import preprocessing_ahead
+    from gliotype.prediction.inputs import case_folder_row, prediction_config, prediction_row, row_inputs
+    from gliotype.prediction.opened import open_model
 
     files = {"t1": t1, "t1c": t1c, "t2": t2, "flair": flair, "mask": mask}
     missing = [f"--{k}" for k, v in files.items() if v is None and not (k == "mask" and segmenter is not None)]
@@ -277,7 +281,7 @@ def predict(
     derivatives = _bids_derivatives(bids_derivatives, no_bids_derivatives)
     if case is None and bids_derivatives is not None:
         _fail("--bids-derivatives needs --case in a BIDS dataset")
-    trained = load_model(model, public_key=require_signature)  # a refused model stops before the patient's files
+    opened = open_model(model, public_key=require_signature)  # a refused model stops before the patient's files
     seg = None
     if segmenter is not None:
         from gliotype.segmentation import load_segmenter
@@ -285,14 +289,23 @@ def predict(
         seg = load_segmenter(segmenter)  # a bad segmenter folder stops before the patient's files too
     optional = ("mask",) if seg is not None else ()
     # a DICOM case is converted into a temporary folder that lives as long as the prediction
-    with case_folder_row(case, patient_id, optional) if case is not None else nullcontext({}) as row:
+    with (case_folder_row(case, patient_id, optional) if case is not None else nullcontext({}) as row,
+          tempfile.TemporaryDirectory(prefix="gliotype-predict-") as work):
         pid, inputs = row_inputs(row, optional) if case is not None else (patient_id, files)
         pid = patient_id or pid
         bids = bids_output(row, derivatives)
         if bids is None and bids_derivatives is not None:
             _fail(f"--bids-derivatives: --case {case.name} is not in a BIDS dataset")
+        # the patient is preprocessed in a child process while this one loads the networks (a segmenter
+        # makes the mask first, with torch already imported: then in the prediction, one after the other)
+        config = prediction_config(opened.config, allow_missing)
+        with preprocessing_ahead(prediction_row(pid, inputs), work, config) if seg is None else nullcontext():
+            from gliotype.prediction import load_model, predict_patient, warm_up
+
+            trained = load_model(opened)
+            warm_up()
         res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids,
-                              segmenter=seg, allow_missing=allow_missing)
+                              segmenter=seg, allow_missing=allow_missing, workdir=work)
     (lo, hi), threshold = res.interval, res.record["threshold"]
     without = res.record.get("missing_sequences") or []
     note = f"\npredicted without {', '.join(without)} (see the report)" if without else ""

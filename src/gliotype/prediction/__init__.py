@@ -7,7 +7,8 @@
 - :func:`explain_run`: Figs. 7-8 and Grad-CAM maps for patients of a finished run, and the
   density of important edges by IDH group.
 
-Modules: ``model`` loading a model folder, ``inputs`` a patient's files and ID,
+Modules: ``opened`` verifying a model folder and reading its configuration, ``model`` loading
+its networks, ``ahead`` the patient's preprocessing started while they load, ``inputs`` a patient's files and ID,
 ``predict`` the pipeline, ``insertion`` the stored population graph, ``explain`` and
 ``report`` the explanations and the report, ``publish`` the all-or-nothing output folder,
 ``missing`` what a missing sequence does to a model (the export's sequence spread, the widened interval).
@@ -15,21 +16,36 @@ Modules: ``model`` loading a model folder, ``inputs`` a patient's files and ID,
 See ``docs/prediction.md``.
 """
 
-from gliotype.prediction.explain import explain_case, explain_run
-from gliotype.prediction.model import ModelError, TrainedModel, load_model, verify_manifest
-from gliotype.prediction.inputs import (
-    case_folder_inputs,
-    case_folder_row,
-    case_row,
-    check_inputs,
-    inputs_from_case,
-    patient_id_from_files,
-    row_inputs,
-)
-from gliotype.prediction.insertion import graph_predict
-from gliotype.prediction.predict import Prediction, predict_patient
+import importlib
 
-__all__ = [
+#: name -> the module of this package that defines it. Imported when first asked for (PEP 562),
+#: so the light modules (``opened``, ``ahead``, ``inputs``) load without the networks' libraries:
+#: ``gliotype predict`` starts the patient's preprocessing before it imports torch.
+_WHERE = {
+    "ModelError": "model", "TrainedModel": "model", "load_model": "model", "verify_manifest": "model",
+    "OpenedModel": "opened", "open_model": "opened",
+    "preprocessing_ahead": "ahead",
+    "case_folder_inputs": "inputs", "case_folder_row": "inputs", "case_row": "inputs", "check_inputs": "inputs",
+    "inputs_from_case": "inputs", "patient_id_from_files": "inputs", "row_inputs": "inputs",
+    "explain_case": "explain", "explain_run": "explain",
+    "graph_predict": "insertion",
+    "Prediction": "predict", "predict_patient": "predict", "warm_up": "predict",
+    "prediction_config": "inputs", "prediction_row": "inputs",
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
+
+__all__ = [  # noqa: F822 (defined lazily by __getattr__)
+    "OpenedModel",
     "ModelError",
     "Prediction",
     "TrainedModel",
@@ -42,8 +58,13 @@ __all__ = [
     "graph_predict",
     "inputs_from_case",
     "load_model",
+    "open_model",
     "patient_id_from_files",
     "predict_patient",
+    "prediction_config",
+    "prediction_row",
+    "preprocessing_ahead",
     "row_inputs",
     "verify_manifest",
+    "warm_up",
 ]

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gliotype.errors import CaseError, GliotypeError, one_line
 from gliotype.input import (
@@ -28,6 +29,9 @@ from gliotype.input import (
     present_sequences,
     scan_cohort,
 )
+
+if TYPE_CHECKING:
+    from gliotype.config import GliotypeConfig
 
 #: The files of a prediction: the four sequences and the tumor mask (no FA).
 ROLES = SEQUENCES + ("mask",)
@@ -148,5 +152,24 @@ def check_inputs(inputs: Mapping[str, str | Path], pid: str, rules: InputRules =
     return {"info": report.info, "warnings": list(report.warnings)}
 
 
+def prediction_row(patient_id: str | None, inputs: Mapping[str, str | Path | None]) -> dict:
+    """The manifest row a prediction preprocesses: the checked patient ID (default: from the T1c file
+    name) and the file of each role (None: not given; other roles ignored; no FA)."""
+    files = {r: str(Path(str(p))) for r, p in inputs.items() if p is not None and str(p) != "" and r in ROLES}
+    pid = check_patient_id(patient_id if patient_id is not None else patient_id_from_files(
+        {r: Path(p) for r, p in files.items()}))
+    return {"patient_id": pid, **{r: files.get(r) for r in ROLES}, "fa": None}
+
+
+def prediction_config(config: GliotypeConfig, allow_missing: int | None = None) -> GliotypeConfig:
+    """The model's configuration with the user's ``allow_missing`` override of its ``input.missing_sequences``
+    (it changes which inputs are accepted, no computation)."""
+    if allow_missing is None:
+        return config
+    config = config.model_copy(deep=True)
+    config.input.missing_sequences = int(allow_missing)
+    return config
+
+
 __all__ = ["ROLES", "case_folder_inputs", "case_folder_row", "case_row", "check_inputs", "check_patient_id", "inputs_from_case",
-           "patient_id_from_files", "row_inputs"]
+           "patient_id_from_files", "prediction_config", "prediction_row", "row_inputs"]

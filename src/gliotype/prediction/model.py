@@ -1,13 +1,13 @@
 """Load a trained-model folder (``RUNDIR/model``, written by :mod:`gliotype.experiment.export`).
 
 Every file the prediction reads is checked against its sha256 in ``manifest.json``
-first; a modified, missing or unlisted file stops the loading with one line. With the
+first (:func:`~gliotype.prediction.opened.open_model`, which also reads the configuration);
+a modified, missing or unlisted file stops the loading with one line. With the
 author's public key the manifest's signature is checked too (``manifest.sig``,
 :mod:`gliotype.bundle.signature`): an unsigned, re-signed or tampered folder is refused;
 without it a signed folder whose manifest changed since it was signed loads with a
-warning. Nothing
-is unpickled: weights are safetensors, arrays ``np.load(allow_pickle=False)``, the rest
-JSON and YAML (``yaml.safe_load``).
+warning. Nothing is unpickled: weights are safetensors, arrays
+``np.load(allow_pickle=False)``, the rest JSON and YAML (``yaml.safe_load``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import yaml
 
-from gliotype import __version__
+from gliotype.bundle import ModelError, model_id, verify_manifest
 from gliotype.config import GliotypeConfig
-from gliotype.config.loader import values_hash
-from gliotype.bundle import ModelError, model_id, stale_signature, verify_bundle, verify_manifest
 from gliotype.errors import GliotypeError, one_line
 from gliotype.layout import ModelDir
 from gliotype.prediction.calibrated import NOT_EXPORTED, Calibration, NoCalibration, read_calibration
+from gliotype.prediction.opened import OpenedModel, open_model
 from gliotype.utils.logging import get_logger
 
 if TYPE_CHECKING:
@@ -129,8 +127,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> TrainedModel:
-    """Verify and load a model folder (``RUNDIR/model``).
+def load_model(model_dir: str | Path | OpenedModel, public_key: str | Path | None = None) -> TrainedModel:
+    """Verify and load a model folder (``RUNDIR/model``), or the networks of one :func:`open_model` verified.
 
     ``public_key``: a PEM file of the model author's Ed25519 public key; the folder must then
     be signed with that key and unchanged since (:class:`gliotype.bundle.SignatureError`).
@@ -142,29 +140,9 @@ def load_model(model_dir: str | Path, public_key: str | Path | None = None) -> T
     from gliotype.self_supervised import SelfSupervisedModels
     from gliotype.utils.weights import load_weights
 
-    layout = ModelDir.of(model_dir)
+    opened = model_dir if isinstance(model_dir, OpenedModel) else open_model(model_dir, public_key)
+    layout, manifest, config, signed_by = opened.layout, opened.manifest, opened.config, opened.signed_by
     folder, pg = layout.root, layout.population_graph
-    signed_by = None
-    if public_key is not None:
-        signed = verify_bundle(layout, public_key)
-        manifest, signed_by = signed.manifest, signed.key_id
-    else:
-        manifest = verify_manifest(layout)
-        if (problem := stale_signature(layout)) is not None:
-            log.warning(problem)
-    _refuse_unlisted(layout, manifest)
-    try:
-        raw = yaml.safe_load(layout.config.read_text())
-        config = GliotypeConfig.model_validate(raw)
-    except Exception as exc:
-        raise ModelError(f"model folder {folder.name}: config.yaml is not a valid configuration for gliotype "
-                         f"{__version__} ({type(exc).__name__}: {one_line(exc, 120)})") from None
-    # the hash of the file's own values (sections added to the schema later get defaults
-    # when validated, which would change config_hash(config) but not what was trained)
-    raw_hash = values_hash(raw)
-    if manifest.get("config_hash") and raw_hash != manifest["config_hash"]:
-        raise ModelError(f"model folder {folder.name}: config.yaml does not match the config hash in manifest.json")
-
     try:
         atlas = LoadedAtlas.load(layout.atlas)
         ssl = SelfSupervisedModels.load(layout.ssl, atlas.sampling)  # a work folder's ssl/, copied
@@ -244,16 +222,6 @@ def _stored_edges(layout: ModelDir, manifest: dict, config: GliotypeConfig, edge
     ei, w = neighbour_edges(edge_z, theta, pgc.neighbours, pgc.max_neighbours, pgc.candidates, index=index)
     return ei, w, StoredNeighbours.of(edge_z, ei, w, theta, pgc.neighbours, pgc.max_neighbours, pgc.candidates,
                                       index=index)
-
-
-def _refuse_unlisted(layout: ModelDir, manifest: dict) -> None:
-    """An optional file (``layout.optional()``: ``sequence_spread.json``, ``applicability.json``,
-    ``MODEL_CARD.md``) present but not listed in the manifest was added after the export: a
-    :class:`ModelError` (a listed one had its sha256 checked)."""
-    for rel in layout.optional():
-        if rel not in manifest["files"] and (layout.root / rel).exists():
-            raise ModelError(f"model folder {layout.root.name}: {rel} is not listed in manifest.json "
-                             "(added after the export); re-export the model")
 
 
 def _optional_json(layout: ModelDir, path: Path, manifest: dict, read):

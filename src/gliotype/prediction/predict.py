@@ -39,6 +39,7 @@ import json
 import tempfile
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ from gliotype.input import InputRules
 from gliotype.input.bids.derivatives import BidsOutput, ensure_dataset, write_prediction
 from gliotype.prediction._util import jsonable
 from gliotype.prediction.automask import as_segmenter, mask_for_prediction
-from gliotype.prediction.inputs import ROLES, check_inputs, check_patient_id, patient_id_from_files
+from gliotype.prediction.inputs import ROLES, check_inputs, prediction_config, prediction_row
 from gliotype.prediction.insertion import DRAWS, NODE_FRACTION, graph_predict
 from gliotype.prediction.model import TrainedModel
 from gliotype.prediction.publish import staging_folder
@@ -88,6 +89,7 @@ def predict_patient(
     allow_missing: int | None = None,
     bids: BidsOutput | None = None,
     segmenter=None,
+    workdir: str | Path | None = None,
 ) -> Prediction:
     """Predict one patient and write ``out_dir`` (``prediction.json``, ``report.html``, figures, maps).
 
@@ -106,6 +108,9 @@ def predict_patient(
             of its manifest row); its derivative dataset is made before anything is computed.
         segmenter: a :class:`~gliotype.segmentation.Segmenter` (or its folder) that segments the tumour
             when ``inputs`` has no mask (:mod:`~gliotype.prediction.automask`); a given mask wins.
+        workdir: the folder of the patient's intermediate files (default: a temporary one, removed at
+            the end); ``gliotype predict`` passes the one :func:`~gliotype.prediction.preprocessing_ahead`
+            preprocessed the patient into. It holds this patient's files only; the caller removes it.
 
     Raises :class:`CaseError` (one line: patient, file name, problem) for a bad input and
     :class:`GliotypeError` for a bad output folder; nothing is written then.
@@ -114,15 +119,15 @@ def predict_patient(
     from gliotype.prediction.report import write_report  # looked up per call: tests replace it
 
     t_start = time.perf_counter()
-    inputs = {r: Path(str(p)) for r, p in inputs.items() if p is not None and str(p) != "" and r in ROLES}
-    pid = check_patient_id(patient_id if patient_id is not None else patient_id_from_files(inputs))
+    row = prediction_row(patient_id, inputs)
+    pid, inputs = row["patient_id"], {r: Path(row[r]) for r in ROLES if row[r] is not None}
     out = Path(out_dir)
     if bids is not None:
         ensure_dataset(bids.root)  # an unwritable derivatives folder stops before the work, not after
     segmenter = as_segmenter(segmenter)
     with staging_folder(out) as staging:
         segmentation = mask_for_prediction(inputs, pid, segmenter, staging, model.config)
-        with tempfile.TemporaryDirectory(prefix="gliotype-predict-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="gliotype-predict-") if workdir is None else nullcontext(workdir) as tmp:
             record = _predict(model, inputs, pid, Path(tmp), staging, draws=draws, node_fraction=node_fraction,
                               seed=seed, explain=explain,
                               epochs=EXPLAINER_EPOCHS if explainer_epochs is None else int(explainer_epochs),
@@ -152,16 +157,13 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
     from gliotype.prediction.report import input_checks
     from gliotype.stages import featurise_case
 
-    config = model.config
-    if allow_missing is not None:  # the user's override of the model's rule (it changes no computation)
-        config = config.model_copy(deep=True)
-        config.input.missing_sequences = int(allow_missing)
+    config = prediction_config(model.config, allow_missing)
     lap = Laps(ndigits=2)
 
     checked = check_inputs(inputs, pid, InputRules.of(config))
     lap("input_checks")
-    row = {"patient_id": pid, **{r: str(inputs[r]) if r in inputs else None for r in ROLES}, "fa": None}
-    case = featurise_case(row, work, config, model.multimodal, atlas=model.atlas, ssl=model.self_supervised, lap=lap)
+    case = featurise_case(prediction_row(pid, inputs), work, config, model.multimodal, atlas=model.atlas,
+                          ssl=model.self_supervised, lap=lap)
     feats, qc = case.features, case.qc
     missing = list(missing_sequences(work, pid))
     u_t, u_b = feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B")
@@ -229,9 +231,33 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
         "input_checks": input_checks(checked, qc, case.modalities, graph, model),
         "interpretation": interpretation,
         "outputs": sorted(p.name for p in staging.iterdir()) + ["prediction.json", "report.html"],
-        "seconds": lap.seconds,
+        # the child's preprocessing (gliotype.prediction.preprocessing_ahead) beside the model's loading
+        "seconds": {**lap.seconds, **({"preprocessing_ahead": qc.get("seconds")} if case.preprocessed == "skipped"
+                                      else {})},
         "_features": {"u_T": u_t, "u_B": u_b},
     }
+
+
+#: What a prediction imports after its networks are loaded (the per-patient stages, ANTs for the
+#: way back to native space, the explanations and their figures, the report): :func:`warm_up`.
+LATER_MODULES = ("gliotype.stages", "gliotype.prediction.applicability", "gliotype.prediction.missing",
+                 "gliotype.prediction.explain", "gliotype.prediction.report", "gliotype.interpretation",
+                 "gliotype.preprocessing.transforms", "torch_geometric.explain", "nilearn.plotting")
+
+
+def warm_up() -> None:
+    """Import :data:`LATER_MODULES` and ANTs now: ``gliotype predict`` does it while the patient's
+    preprocessing runs in a child process (:func:`~gliotype.prediction.preprocessing_ahead`), so the
+    seconds it takes are not spent after. It computes nothing; a prediction is the same without it."""
+    import importlib
+
+    from gliotype.preprocessing.ants_runtime import ants_module
+    from gliotype.utils.plotting import pyplot
+
+    pyplot()  # matplotlib on its Agg backend before nilearn's plotting imports it
+    for name in LATER_MODULES:
+        importlib.import_module(name)
+    ants_module()
 
 
 def _spread_record(missing: list[str], spread: dict | None, draws: int, interval: tuple[float, float]) -> dict:
@@ -247,4 +273,4 @@ def _spread_record(missing: list[str], spread: dict | None, draws: int, interval
             "interval_95_without": [round(interval[0], 6), round(interval[1], 6)]}
 
 
-__all__ = ["Prediction", "predict_patient"]
+__all__ = ["LATER_MODULES", "Prediction", "predict_patient", "warm_up"]

@@ -65,6 +65,21 @@ def test_no_attention_and_no_contrastive_switches():
     assert all(p.grad is None for p in model.brain_network.node_head.parameters())
 
 
+@pytest.mark.parametrize("encoders", ["[image, point_cloud, brain_network]", "[image, point_cloud]",
+                                      "[point_cloud, brain_network]"])
+def test_the_contrastive_weight_scales_l_multi_alone(encoders):
+    """``multimodal.contrastive.weight`` w: L = BCE + w L_multi at every level set (design.md point 54)."""
+    batch = collate(make_items(4))
+    terms = {}
+    for w in (1.0, 0.1):
+        model = make_model(f"multimodal.encoders={encoders}", f"multimodal.contrastive.weight={w}").eval()
+        with torch.no_grad():
+            loss, terms[w] = multimodal_loss(model, model(batch), batch.label)
+        assert float(loss) == pytest.approx(sum(terms[w].values()), rel=1e-6)
+    assert terms[0.1]["contrastive"] == pytest.approx(0.1 * terms[1.0]["contrastive"], rel=1e-5)
+    assert terms[0.1]["bce"] == pytest.approx(terms[1.0]["bce"], rel=1e-6)
+
+
 def test_nothing_to_train_is_an_error():
     model = make_model("multimodal.encoders=[image]", "multimodal.use_bce=false").train()
     batch = collate(make_items(4))

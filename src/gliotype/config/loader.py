@@ -98,6 +98,7 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "multimodal.image.pretrain_epochs": 0,
     "multimodal.image.pretrain_lr": 1e-3,
     "multimodal.unlabelled": "none",
+    "multimodal.contrastive.weight": 1.0,
     # before it, non-finite voxels were set to 0; "reject" gives the same outputs for every
     # patient it accepts (a patient with such voxels now fails instead of being repaired)
     "preprocess.nonfinite": "reject",

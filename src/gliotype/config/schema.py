@@ -236,6 +236,9 @@ class ContrastiveConfig(_Section):
     temperature: float = 0.1
     lam: float = 0.8
     form: Literal["printed", "infonce"] = "printed"  # open point 1
+    # L_multi's weight next to the BCE term (open point 8: the paper gives none, i.e. 1;
+    # docs/design.md point 54)
+    weight: float = Field(1.0, ge=0.0)
 
 
 class MultiModalConfig(ScheduleConfig):

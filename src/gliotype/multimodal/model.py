@@ -223,8 +223,8 @@ class MultiModalNet(nn.Module):
 
 
 def multimodal_loss(model: MultiModalNet, out: MultiModalOutput, label: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """BCE on labelled patients (if enabled) + L_multi (eq. 7) over the levels whose modalities exist
-    (+ the compartment head's weighted MSE on every patient, ``image.compartment_weight``).
+    """BCE on labelled patients (if enabled) + L_multi (eq. 7, times ``contrastive.weight``) over the levels
+    whose modalities exist (+ the compartment head's weighted MSE on every patient, ``image.compartment_weight``).
 
     With image and point cloud only, the tumor level alone; with the brain network and
     one tumor modality, the brain level alone (z_T from that modality); with all
@@ -245,6 +245,8 @@ def multimodal_loss(model: MultiModalNet, out: MultiModalOutput, label: torch.Te
             ).mean()
         elif {"z_B", "z_T"} <= z.keys():
             terms["contrastive"] = cross_modal_contrastive(z["z_B"], z["z_T"], cc.temperature, cc.form).mean()
+        if "contrastive" in terms and cc.weight != 1.0:
+            terms["contrastive"] = cc.weight * terms["contrastive"]
     if out.compartments is not None:  # every patient of the batch, labelled or not (point 49)
         terms["compartments"] = c.image.compartment_weight * nn.functional.mse_loss(*out.compartments)
     if out.logit is not None:

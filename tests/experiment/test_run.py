@@ -531,3 +531,77 @@ def test_graph_options_benchmark_gives_back_the_runs_gnn_and_scores_a_variant(ti
     assert df["auc"].between(0, 1).all() and pd.read_csv(tmp_path / "g.csv").shape == (4, 4)
     with pytest.raises(SystemExit):
         module.main([str(root / "run"), "k1:max_neighbours"])  # not KEY=VALUE
+
+
+def _row_config(config, row: str):
+    """The config a Table 4 row trains with (its overrides of the run's)."""
+    from gliotype.experiment.ablations import table4_rows
+
+    cfg = config.model_copy(deep=True)
+    for k, v in table4_rows([row])[row].items():
+        setattr(cfg.multimodal, k, v)
+    return cfg
+
+
+def test_a_diverged_training_is_recorded_and_not_tried_again(tiny_run, tmp_path):
+    """A loss that becomes NaN raises TrainingDiverged and writes diverged.json under the network's key;
+    the same training is not tried again (deterministic), another key trains."""
+    from gliotype import stages
+    from gliotype.layout import MultiModalDir
+    from gliotype.multimodal.stage import model_key
+    from gliotype.utils.training import TrainingDiverged
+
+    root, config, _ = tiny_run
+    splits = pd.read_csv(root / "run" / "splits.csv", dtype={"patient_id": str})
+    ids = splits.loc[splits["split"] == "A", "patient_id"].tolist()
+    labels = dict(zip(splits["patient_id"], splits["idh"]))
+    work = root / "run" / "work"
+    cfg = config.model_copy(deep=True)
+    cfg.multimodal.lr = 1e30  # SGD's first step sends the weights to infinity
+    folder = MultiModalDir(tmp_path / "net")
+    with pytest.raises(TrainingDiverged, match=r"the loss became (nan|inf)") as first:
+        stages.multimodal(work, folder.root, ids, labels, cfg)
+    record = json.loads(folder.diverged.read_text())
+    assert record == {"key": model_key(work, cfg, ids), "reason": str(first.value)}
+    shutil.rmtree(folder.checkpoints, ignore_errors=True)
+    with pytest.raises(TrainingDiverged) as again:
+        stages.multimodal(work, folder.root, ids, labels, cfg)
+    assert str(again.value) == str(first.value) and not folder.checkpoints.exists()  # not trained again
+    cfg.multimodal.lr = 1e-3  # another key: trained
+    stages.multimodal(work, folder.root, ids, labels, cfg)
+    assert folder.weights.exists()
+
+
+def test_a_diverged_ablation_leaves_its_table4_row_empty(tiny_run, tmp_path):
+    """A Table 4 ablation whose training diverged is one warning and an empty row ("not trained"), not
+    the end of the run; a diverged full model still stops it with the one line."""
+    from gliotype.errors import GliotypeError
+    from gliotype.experiment.ablations import FULL_MODEL
+    from gliotype.layout import MultiModalDir, row_slug
+    from gliotype.multimodal.stage import model_key
+
+    root, config, _ = tiny_run
+    out = tmp_path / "diverged"
+    shutil.copytree(root / "run" / "work", out / "work")
+    splits = pd.read_csv(root / "run" / "splits.csv", dtype={"patient_id": str})
+    half_a = splits.loc[splits["split"] == "A", "patient_id"].tolist()
+    row, reason = "fP + MLP", "multi-modal training (models/fP_MLP): the loss became nan in epoch 2; training diverged"
+    net = MultiModalDir(out / "models" / row_slug(row))
+    net.root.mkdir(parents=True)
+    net.diverged.write_text(json.dumps({"key": model_key(out / "work", _row_config(config, row), half_a),
+                                        "reason": reason}))
+    result = run_experiment(out, config, data=root / "cohort", repeats=1, ablations=[row, "fI + MLP"],
+                            baselines=False, audit=False)
+    t4 = result["tables"]["table4"].set_index("model")
+    assert list(t4.index) == ["fI + MLP", row, FULL_MODEL]  # Table 4's order, the empty row in its place
+    assert np.isnan(t4.loc[row, "auc"]) and np.isfinite(t4.loc["fI + MLP", "auc"]) and np.isfinite(t4.loc[FULL_MODEL, "auc"])
+    assert result["summary"]["table4_not_trained"] == {row: reason}
+    assert f"| {row} | not trained | - |" in (out / "results" / "table4.md").read_text()
+    assert not net.weights.exists()
+
+    full = MultiModalDir(out / "models" / row_slug(FULL_MODEL))
+    key = json.loads(full.meta.read_text())["key"]
+    full.meta.unlink()
+    full.diverged.write_text(json.dumps({"key": key, "reason": "the loss became nan in epoch 3"}))
+    with pytest.raises(GliotypeError, match="the loss became nan in epoch 3"):
+        run_experiment(out, config, data=root / "cohort", repeats=1, ablations=[row], baselines=False, audit=False)

@@ -23,11 +23,12 @@ from gliotype.experiment import expected_rows
 from gliotype.experiment.ablations import FULL_MODEL, table4_rows
 from gliotype.experiment.ceilings import bayes_ceiling, ceiling_ratios
 from gliotype.experiment.networks import train_networks
-from gliotype.experiment.tables import GNN_ROW, TABLE3_ROWS, Scored, feature_models
+from gliotype.experiment.tables import GNN_ROW, TABLE3_ROWS, Scored, feature_models, with_empty_rows
 from gliotype.experiment.timing import Timer
 from gliotype.layout import RunDir, WorkDir
 from gliotype.utils.io import atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
+from gliotype.utils.training import TrainingDiverged
 
 log = get_logger(__name__)
 
@@ -101,7 +102,8 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     t3 = stages.evaluate(t3_models, y_train, y_test, config, reference=GNN_ROW)
     t4_models = folds[0]["table4"]  # the ablations follow the paper's protocol (encoders on A) in both
     y_b = np.array([labels[p] for p in ids["B"]], dtype=float)
-    t4 = stages.evaluate(t4_models, y_b, y_test, config, reference=FULL_MODEL)
+    t4 = with_empty_rows(stages.evaluate(t4_models, y_b, y_test, config, reference=FULL_MODEL), folds[0]["diverged"],
+                         list(table4_rows(ablations)))
 
     bayes = bayes_ceiling(truth, ids["test"], y_test)
     with timer("observable ceiling"):
@@ -126,6 +128,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
         "ceiling_ratio": ceiling_ratios(TABLE3_ROWS[GNN_ROW], gnn_auc, bayes, observable),
         "seconds": dict(timer.seconds),
         "chosen_population_graph": chosen,
+        "table4_not_trained": folds[0]["diverged"],  # row -> why (a diverged training)
         "population_graph_out_of_fold_auc": [f["gnn"].artifacts.get("out_of_fold_auc") for f in folds],
         "calibration": gnn_calibration(gnn_row, config),
     }
@@ -175,12 +178,21 @@ def _fold_features(run: RunDir, fold: str, work: WorkDir, enc_ids: list[str], cl
     ``clf_ids`` and the test patients; :func:`_fold_models` fits the fold's classifiers on them."""
     graph_ids = clf_ids + test_ids
     feature_sets: dict[str, pd.DataFrame] = {}
+    diverged: dict[str, str] = {}
     with timer("multi-modal encoders"):
         for name, cfg, model_dir, unlabelled in _encoders(run, fold, config, ablations, others):
-            stages.multimodal(work, model_dir, enc_ids, labels, cfg, unlabelled_ids=unlabelled, pretrain_ids=others)
+            try:
+                stages.multimodal(work, model_dir, enc_ids, labels, cfg, unlabelled_ids=unlabelled,
+                                  pretrain_ids=others)
+            except TrainingDiverged as exc:
+                if name == FULL_MODEL:
+                    raise
+                log.warning("Table 4 row %s (fold %s) is left empty: %s", name, fold, exc)
+                diverged[name] = str(exc)
+                continue
             feature_sets[name] = stages.features(work, model_dir, graph_ids, cfg)
     return {"fold": fold, "feature_sets": feature_sets, "features": feature_sets[FULL_MODEL], "graph_ids": graph_ids,
-            "in_train": np.arange(len(graph_ids)) < len(clf_ids),
+            "in_train": np.arange(len(graph_ids)) < len(clf_ids), "diverged": diverged,
             "y": np.array([labels[p] for p in graph_ids], dtype=float), "model_dir": run.model_row(FULL_MODEL, fold)}
 
 

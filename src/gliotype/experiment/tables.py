@@ -21,6 +21,7 @@ graph's ``uT:uB``, a Table 4 row's name) that selects it; its display name is pr
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,6 +163,19 @@ def table(models: list[Scored], y_train, y_test, config: EvaluationConfig, refer
         df["delong_p"] = [np.nan if m.key == reference else _paired_delong(y_test, ref.p_test, m.p_test)
                           for m in models]
     return df
+
+
+def with_empty_rows(df: pd.DataFrame, empty: Mapping[str, str], order: Sequence[str]) -> pd.DataFrame:
+    """``df`` (rows of :func:`table`) with a row of NaN metrics for each model of ``empty`` (name ->
+    why it has no predictions, e.g. a Table 4 ablation whose training diverged), rows in the order of
+    the model names ``order``. A mean over repeated splits then counts the splits the model has."""
+    if not empty:
+        return df
+    blank = pd.DataFrame([{"model": name} for name in empty], columns=df.columns)
+    out = pd.concat([df, blank], ignore_index=True)
+    rank = {name: i for i, name in enumerate(order)}
+    return out.iloc[sorted(range(len(out)), key=lambda i: rank.get(out["model"].iloc[i], len(rank)))].reset_index(
+        drop=True)
 
 
 def _paired_delong(y, p1, p2) -> float:
@@ -321,6 +335,9 @@ def to_markdown(df: pd.DataFrame) -> str:
              + (" Brier | ECE |" if calibrated else ""),
              "|---|---|---|---|---|" + ("---|" if "delong_p" in df else "") + ("---|---|" if calibrated else "")]
     for r in df.itertuples():
+        if np.isnan(r.auc) and np.isnan(r.acc):  # an empty row (with_empty_rows): no predictions
+            lines.append("| " + " | ".join([r.model, "not trained"] + ["-"] * (len(lines[1].split("|")) - 4)) + " |")
+            continue
         cells = [r.model, f"{r.auc:.3f} ({r.auc_low:.3f}-{r.auc_high:.3f})", f"{r.acc:.3f}", f"{r.sen:.3f}",
                  f"{r.spe:.3f}"]
         if "delong_p" in df:

@@ -32,6 +32,12 @@ class MultiModalDir(_Folder):
         return self.root / "checkpoints"
 
     @property
+    def diverged(self) -> Path:
+        """``diverged.json``: the key of a training whose loss diverged and the reason (a training
+        under that key is not tried again: it is deterministic)."""
+        return self.root / "diverged.json"
+
+    @property
     def features(self) -> Path:
         """``features.csv``: u_I, u_P, u_T, u_B of every featurised patient."""
         return self.root / "features.csv"

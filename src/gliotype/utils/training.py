@@ -31,6 +31,10 @@ from gliotype.utils.weights import load_weights, save_weights
 log = get_logger(__name__)
 
 
+class TrainingDiverged(GliotypeError):
+    """The loss of a training became NaN or infinite (one line: the stage, the value, the epoch)."""
+
+
 @contextlib.contextmanager
 def torch_threads(n: int = 1) -> Iterator[None]:
     """Run the block with ``n`` intra-op torch threads (restored after).
@@ -199,7 +203,7 @@ def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed
                     result = batch_loss(batch if on_cpu else to_device(batch, device))
                 loss, parts = result if isinstance(result, tuple) else (result, {})
                 if not torch.isfinite(loss):
-                    raise GliotypeError(f"{desc}: the loss became {float(loss.detach())} in epoch {epoch + 1}; training "
+                    raise TrainingDiverged(f"{desc}: the loss became {float(loss.detach())} in epoch {epoch + 1}; training "
                                         "diverged (lower the learning rate of this stage with --set ...lr=)")
                 (scaler.scale(loss) if scaler is not None else loss).backward()
             if group is not None:
@@ -251,4 +255,5 @@ def _stopped_early(history: list[dict], patience: int | None) -> bool:
     return min(losses[-patience:]) > min(losses[:-patience])
 
 
-__all__ = ["epoch_seed", "fit", "make_optimizer", "make_scheduler", "seed_everything", "torch_threads", "train_loader"]
+__all__ = ["TrainingDiverged", "epoch_seed", "fit", "make_optimizer", "make_scheduler", "seed_everything", "torch_threads",
+           "train_loader"]

@@ -67,12 +67,15 @@ def test_a_failed_child_leaves_the_error_to_the_prediction(tiny_run, tiny_model,
 
 
 def test_the_child_does_not_outlive_a_failed_block(tiny_run, tiny_model, tmp_path):
+    """A block that raises (a model that does not load) stops the child at once: it is not waited for
+    (the patient is left unpreprocessed) and no process is left behind."""
     pid = split_ids(tiny_run / "run")[0]
     with pytest.raises(RuntimeError, match="the model did not load"):
         with preprocessing_ahead(prediction_row(None, case_inputs(tiny_run / "cohort", pid)), tmp_path / "w",
                                  tiny_model.config):
             raise RuntimeError("the model did not load")
     assert not [c for c in mp.active_children() if c.name == "gliotype-preprocess-ahead"]
+    assert not WorkDir.of(tmp_path / "w").case(pid).done.exists()  # stopped, not waited for
 
 
 def test_the_command_preprocesses_ahead(tiny_run, tiny_model, tmp_path):

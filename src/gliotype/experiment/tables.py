@@ -173,9 +173,8 @@ def with_empty_rows(df: pd.DataFrame, empty: Mapping[str, str], order: Sequence[
         return df
     blank = pd.DataFrame([{"model": name} for name in empty], columns=df.columns)
     out = pd.concat([df, blank], ignore_index=True)
-    rank = {name: i for i, name in enumerate(order)}
-    return out.iloc[sorted(range(len(out)), key=lambda i: rank.get(out["model"].iloc[i], len(rank)))].reset_index(
-        drop=True)
+    position = out["model"].map({name: i for i, name in enumerate(order)}).fillna(len(order))
+    return out.iloc[position.argsort(kind="stable")].reset_index(drop=True)
 
 
 def _paired_delong(y, p1, p2) -> float:
@@ -335,14 +334,12 @@ def to_markdown(df: pd.DataFrame) -> str:
              + (" Brier | ECE |" if calibrated else ""),
              "|---|---|---|---|---|" + ("---|" if "delong_p" in df else "") + ("---|---|" if calibrated else "")]
     for r in df.itertuples():
-        if np.isnan(r.auc) and np.isnan(r.acc):  # an empty row (with_empty_rows): no predictions
-            lines.append("| " + " | ".join([r.model, "not trained"] + ["-"] * (len(lines[1].split("|")) - 4)) + " |")
-            continue
-        cells = [r.model, f"{r.auc:.3f} ({r.auc_low:.3f}-{r.auc_high:.3f})", f"{r.acc:.3f}", f"{r.sen:.3f}",
-                 f"{r.spe:.3f}"]
+        empty = np.isnan(r.auc) and np.isnan(r.acc)  # a row of with_empty_rows: no predictions
+        cells = [r.model, "not trained", "-", "-", "-"] if empty else [
+            r.model, f"{r.auc:.3f} ({r.auc_low:.3f}-{r.auc_high:.3f})", f"{r.acc:.3f}", f"{r.sen:.3f}", f"{r.spe:.3f}"]
         if "delong_p" in df:
             cells.append("" if np.isnan(r.delong_p) else f"{r.delong_p:.3g}")
         if calibrated:
-            cells += [f"{r.brier:.3f}", f"{r.ece:.3f}"]
+            cells += ["-", "-"] if empty else [f"{r.brier:.3f}", f"{r.ece:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -31,7 +31,7 @@ from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.multimodal.pretrain import load_pretrained, pretrain_image_encoder, pretraining_key, pretrains_image
 from gliotype.utils.devices import precision_key
 from gliotype.utils.distributed import gather, within
-from gliotype.utils.io import atomic_write, write_csv_atomic
+from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.records import records_key, reusable_record, write_record
 from gliotype.utils.training import TrainingDiverged, fit, seed_everything, train_loader
@@ -134,16 +134,6 @@ def data_key(workdir: str | Path | WorkDir, patient_ids: Sequence[str]) -> str:
                        for path in (workdir.case(str(p)).modalities_meta, workdir.case(str(p)).brain_network_record))
 
 
-def _diverged_before(out: MultiModalDir, key: str) -> str | None:
-    """The reason recorded when the training under ``key`` diverged in ``out`` (None: it did not, or
-    under another key; an unreadable record counts as none)."""
-    try:
-        record = json.loads(out.diverged.read_text())
-    except (OSError, ValueError):
-        return None
-    return str(record.get("reason")) if isinstance(record, dict) and record.get("key") == key else None
-
-
 def train_multimodal(
     workdir: str | Path,
     out: str | Path,
@@ -182,8 +172,8 @@ def train_multimodal(
             return load_weights(model, out.weights).eval()
         except WeightsError as exc:  # a cache: trained again (its checkpoint, if sound, is reused)
             log.warning("%s; training the multi-modal network again", exc)
-    if (reason := _diverged_before(out, key)) is not None:  # deterministic: it would diverge again
-        raise TrainingDiverged(reason)
+    if (diverged := reusable_record(out.diverged, key)) is not None:  # deterministic: it would diverge again
+        raise TrainingDiverged(str(diverged.get("reason")))
     save_config(config, out.config)
     if pretraining:
         pretrained, _ = pretrain_image_encoder(workdir, pretraining, config)
@@ -209,7 +199,7 @@ def train_multimodal(
         fit(model, MultiModalLoss(model, mm.augment_rotation_deg, aug), loader, mm, out.checkpoints, desc, resume,
             seed=config.seed, key=key, validate=validate, patience=patience, streams=streams, train=config.train)
     except TrainingDiverged as exc:
-        atomic_write(out.diverged, json.dumps({"key": key, "reason": str(exc)}, indent=2))
+        write_record(out.diverged, key, reason=str(exc))
         raise
     save_weights(model, out.weights)
     write_record(out.meta, key, [out.weights.name], encoders=list(mm.encoders))

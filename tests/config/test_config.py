@@ -143,7 +143,7 @@ NON_NEUTRAL = {"modalities.image_label_channels": "true", "multimodal.image.pool
                "population_graph.threshold_transfer": "rank",
                "population_graph.neighbours": "ann", "population_graph.max_neighbours": "10",
                "population_graph.candidates": "32", "population_graph.sampling": "neighbour",
-               "population_graph.fanout": "[5, 5, 5, 5]", "threads": "2"}
+               "population_graph.fanout": "[5, 5, 5, 5]", "threads": "2", "multimodal.average_from_epoch": "8"}
 #: what a non-neutral value needs beside it to be valid
 ALONG = {"population_graph.neighbours": ["population_graph.max_neighbours=10"],
          "multimodal.image.compartment_weight": ["modalities.image_label_channels=true"],

@@ -53,6 +53,27 @@ def test_killed_and_resumed_multimodal_training_equals_uninterrupted(tiny_run, t
     assert again.keys() == expected.keys() and all(torch.equal(expected[k], again[k]) for k in expected)
 
 
+def test_weight_averaged_multimodal_training_resumes_to_the_same_average(tiny_run, tmp_path, monkeypatch):
+    """``multimodal.average_from_epoch`` (design.md point 56) reaches the training: the saved network
+    is the average of epochs 2-4, not the last weights, and a training killed after epoch 3 (the
+    average holding epochs 2 and 3) resumes to the same bytes."""
+    work = tiny_run / "run" / "work"
+    ids, labels = _split(tiny_run)
+    last = load_config("tiny", overrides=["multimodal.epochs=4"])
+    averaged = load_config("tiny", overrides=["multimodal.epochs=4", "multimodal.average_from_epoch=2"])
+    train_multimodal(work, tmp_path / "last", ids, labels, last)
+    train_multimodal(work, tmp_path / "a", ids, labels, averaged)
+    kill_after(monkeypatch, 3, "multi-modal")
+    with pytest.raises(Killed):
+        train_multimodal(work, tmp_path / "b", ids, labels, averaged)
+    monkeypatch.undo()
+    train_multimodal(work, tmp_path / "b", ids, labels, averaged)
+    w = {d: load_file(str(tmp_path / d / "model.safetensors")) for d in ("last", "a", "b")}
+    assert w["a"].keys() == w["last"].keys()  # the network's own weights, not the average's wrapper
+    assert all(torch.equal(w["a"][k], w["b"][k]) for k in w["a"])
+    assert not all(torch.equal(w["a"][k], w["last"][k]) for k in w["a"])
+
+
 def test_each_epoch_draws_other_rotations():
     """The augmentation stream differs from epoch to epoch (reseeding must not repeat one epoch)."""
     from gliotype.utils.training import epoch_seed

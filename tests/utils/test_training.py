@@ -69,3 +69,69 @@ def test_a_checkpoint_of_another_key_is_not_resumed(tmp_path):
     assert len(fit(model, counted, loader, schedule, tmp_path, "t", key="config B")) == 3
     assert len(calls) == 2 * n  # another key: trained anew from epoch 1
     assert (tmp_path / "key.txt").read_text() == "config B"
+
+
+def _snapshots_after_each_epoch(tmp_path, epochs):
+    """The weights after every epoch of an uninterrupted training (the reference of an average)."""
+    snapshots = []
+    for n in range(1, epochs + 1):  # each epoch is a function of the seed and its number
+        model, loader, schedule, loss = _setup(epochs=n)
+        fit(model, loss, loader, schedule, tmp_path / f"ref{n}", "t")
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+    return snapshots
+
+
+def test_weight_averaging_returns_the_mean_of_the_last_epochs_weights(tmp_path):
+    snapshots = _snapshots_after_each_epoch(tmp_path, 6)
+    model, loader, schedule, loss = _setup(epochs=6)
+    fit(model, loss, loader, schedule, tmp_path / "swa", "t", average_from=4)
+    for k, v in model.state_dict().items():  # epochs 4, 5, 6
+        torch.testing.assert_close(v, sum(s[k] for s in snapshots[3:]) / 3)
+    assert not torch.allclose(model.weight, snapshots[-1]["weight"])  # not the last weights
+    # average_from beyond the last epoch: nothing averaged, the last weights
+    model, loader, schedule, loss = _setup(epochs=6)
+    fit(model, loss, loader, schedule, tmp_path / "late", "t", average_from=7)
+    torch.testing.assert_close(model.weight, snapshots[-1]["weight"])
+
+
+def test_a_resumed_weight_averaging_equals_an_uninterrupted_one(tmp_path):
+    model, loader, schedule, loss = _setup(epochs=6)
+    fit(model, loss, loader, schedule, tmp_path / "whole", "t", average_from=2)
+    whole = model.weight.clone()
+    # stopped after epoch 4 (the average holds epochs 2-4), then resumed in a new process' objects
+    model, loader, schedule, loss = _setup(epochs=4)
+    fit(model, loss, loader, schedule, tmp_path / "cut", "t", average_from=2)
+    model, loader, _, loss = _setup(epochs=6)
+    history = fit(model, loss, loader, schedule.model_copy(update={"epochs": 6}), tmp_path / "cut", "t",
+                  average_from=2)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
+    torch.testing.assert_close(model.weight, whole)
+
+
+def _batchnorm_running_mean(tmp_path, epochs, average_from=None):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 1))
+    x = torch.randn(32, 2)
+    loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8, generator=torch.Generator())
+    schedule = ScheduleConfig(optimizer="sgd", lr=0.05, epochs=epochs, batch_size=8)
+    fit(model, lambda b: torch.nn.functional.mse_loss(model(b[0]), b[1]), loader, schedule,
+        tmp_path / f"{epochs}-{average_from}", "t", average_from=average_from)
+    return model[1].running_mean
+
+
+def test_weight_averaging_averages_batchnorm_statistics(tmp_path):
+    after_2, after_3 = _batchnorm_running_mean(tmp_path, 2), _batchnorm_running_mean(tmp_path, 3)
+    torch.testing.assert_close(_batchnorm_running_mean(tmp_path, 3, average_from=2), (after_2 + after_3) / 2)
+
+
+def test_with_a_validation_the_best_epoch_wins_over_the_average(tmp_path):
+    model, loader, schedule, loss = _setup(epochs=4)
+    val = iter([3.0, 1.0, 2.0, 4.0])
+    snapshots = []
+
+    def validate():
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(val)
+
+    fit(model, loss, loader, schedule, tmp_path, "t", validate=validate, average_from=1)
+    torch.testing.assert_close(model.weight, snapshots[1]["weight"])

@@ -106,6 +106,7 @@ NEUTRAL_OPTIONS: dict[str, object] = {
     "input.missing_sequences": 0,
     "ssl.sequence_dropout": 0.0,
     "multimodal.sequence_dropout": 0.0,
+    "multimodal.average_from_epoch": None,
     "population_graph.phenotype": "none",
     "population_graph.threshold_transfer": "value",
     # torch threads per process (issue 17): before it, torch's own default (the machine's cores)

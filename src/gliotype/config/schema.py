@@ -264,6 +264,9 @@ class MultiModalConfig(ScheduleConfig):
     # not in the paper: the probability that a training item drops one random present sequence per
     # epoch (its x_I channel zeroed, x_B encoded with it imputed; docs/design.md point 37)
     sequence_dropout: float = Field(0.0, ge=0.0, le=1.0)
+    # not in the paper (docs/design.md point 56): k = the features come from the equal average of the
+    # network's weights after epochs k to the last (stochastic weight averaging); null = the last weights
+    average_from_epoch: int | None = Field(None, ge=1)
     optimizer: Literal["adam", "sgd"] = "sgd"
     batch_size: int = 20
 

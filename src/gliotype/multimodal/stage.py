@@ -197,7 +197,8 @@ def train_multimodal(
     desc = f"multi-modal training ({out.root.parent.name}/{out.root.name})"
     try:
         fit(model, MultiModalLoss(model, mm.augment_rotation_deg, aug), loader, mm, out.checkpoints, desc, resume,
-            seed=config.seed, key=key, validate=validate, patience=patience, streams=streams, train=config.train)
+            seed=config.seed, key=key, validate=validate, patience=patience, streams=streams, train=config.train,
+            average_from=mm.average_from_epoch)
     except TrainingDiverged as exc:
         write_record(out.diverged, key, reason=str(exc))
         raise

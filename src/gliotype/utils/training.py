@@ -26,6 +26,7 @@ from gliotype.utils import distributed
 from gliotype.utils.checkpoints import Checkpointer
 from gliotype.utils.devices import autocast, grad_scaler, resolve_device, resolve_precision, to_device
 from gliotype.utils.logging import get_logger
+from gliotype.utils.weight_average import WeightAverage
 from gliotype.utils.weights import load_weights, save_weights
 
 log = get_logger(__name__)
@@ -104,6 +105,7 @@ def fit(
     key: str = "",
     streams: Sequence[tuple[torch.Generator, int]] = (),
     train: TrainConfig | None = None,
+    average_from: int | None = None,
 ) -> list[dict]:
     """Train ``model`` for ``schedule.epochs`` epochs with a checkpoint after each one.
 
@@ -128,18 +130,22 @@ def fit(
     ``batch_loss`` computes its loss on :func:`gliotype.utils.distributed.gather`-ed outputs
     (then ``model``, ``batch_loss``, ``loader`` and ``validate`` must be picklable: module-level
     classes, no closures). Only the leading process writes files; ``model`` gets its weights.
+
+    ``average_from`` k (None: the last epoch's weights): ``model`` ends with the equal average of its
+    weights after epochs k to the last (:class:`~gliotype.utils.weight_average.WeightAverage`, kept in
+    the checkpoint); with ``validate`` the best epoch's weights are kept instead.
     """
     from gliotype.utils.launch import launch, spans_processes
 
     if spans_processes(train):
         args = (model, batch_loss, loader, schedule, folder, desc, resume, None if params is None else list(params),
-                seed, validate, patience, key, tuple(streams), train)
+                seed, validate, patience, key, tuple(streams), train, average_from)
         history, state, rng = launch(_fit_process, args, train, desc)
         model.load_state_dict(state)
         torch.set_rng_state(rng)
         return history
     return _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed, validate, patience, key,
-                streams, train)
+                streams, train, average_from)
 
 
 def _fit_process(*args) -> tuple[list[dict], dict, torch.Tensor]:
@@ -151,7 +157,7 @@ def _fit_process(*args) -> tuple[list[dict], dict, torch.Tensor]:
 
 
 def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed, validate, patience, key, streams,
-         train) -> list[dict]:
+         train, average_from=None) -> list[dict]:
     import pandas as pd
 
     from gliotype.utils.io import write_csv_atomic
@@ -171,14 +177,16 @@ def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed
     scheduler = make_scheduler(optimizer, schedule)
     scaler = grad_scaler(precision, device)
     ckpt = Checkpointer(folder, key, desc)
+    average = WeightAverage.of(model, average_from if validate is None else None)
+    tracked = model if average is None else average.tracked  # what a checkpoint holds
     best_path = Path(folder) / "best.safetensors"
     history: list[dict] = []
     start = 0
-    restored = ckpt.restore(model, optimizer, scheduler) if resume and leader else None
+    restored = ckpt.restore(tracked, optimizer, scheduler) if resume and leader else None
     if resume and group is not None:  # the leader has set aside what cannot be read; the others read the same
         distributed.barrier()
         if not leader:
-            restored = ckpt.restore(model, optimizer, scheduler)
+            restored = ckpt.restore(tracked, optimizer, scheduler)
     if restored is not None:
         start, history = restored.epoch, restored.history
         if start < schedule.epochs and not _stopped_early(history, patience) and leader:
@@ -230,8 +238,10 @@ def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed
                 save_weights(model, best_path)
         row["seconds"] = round(time.perf_counter() - t0, 3)
         history.append(row)
+        if average is not None:
+            average.after_epoch(model, epoch + 1)
         if leader:
-            ckpt.save(epoch + 1, model, optimizer, scheduler, history)
+            ckpt.save(epoch + 1, tracked, optimizer, scheduler, history)
             write_csv_atomic(pd.DataFrame(history), Path(folder) / "history.csv")
             lines.epoch(epoch + 1, row["loss"], **({"val_loss": row["val_loss"]} if "val_loss" in row else {}))
         if _stopped_early(history, patience):
@@ -241,6 +251,8 @@ def _fit(model, batch_loss, loader, schedule, folder, desc, resume, params, seed
             break
     if validate is not None and best_path.exists() and leader:
         load_weights(model, best_path)
+    if average is not None:
+        average.copy_to(model)
     model.eval()
     if not on_cpu:
         model.to("cpu")  # handed back where the caller built it

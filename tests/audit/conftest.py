@@ -2,8 +2,10 @@
 
 A 22-patient synthetic cohort on the template grid, run end to end by
 :func:`gliotype.experiment.run_experiment` with the tiny preset, without the ablations
-and the CNN baselines. The cohort is already on the template grid, so registration is
-the identity (``preprocess.registration=none``), which keeps the build to about a minute.
+and the CNN baselines, cross-fitted (``split.protocol=crossfit``: encoders on half A and
+on half B, so the audit compares the two folds). The cohort is already on the template
+grid, so registration is the identity (``preprocess.registration=none``), which keeps the
+build to about a minute.
 Tests only read these folders; a test that changes one writes a copy.
 """
 
@@ -15,7 +17,7 @@ import pytest
 from locks import shared_once
 
 COHORT = dict(patients=22, fa_cases=4, prevalence=0.5, seed=3, workers=1)
-OVERRIDES = ["preprocess.registration=none", "workers=1"]
+OVERRIDES = ["preprocess.registration=none", "workers=1", "split.protocol=crossfit"]
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,11 @@
-"""`gliotype audit` on a tiny run folder: every group, the Table 1 graphs, the ceilings, the files,
-the report section, and that the test patients never enter a probe."""
+"""`gliotype audit` on a tiny (cross-fitted) run folder: every group, the Table 1 graphs, the ceilings,
+the encoders' stability across the folds, the files, the report section, and that the test patients
+never enter a probe."""
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 
 import numpy as np
@@ -12,6 +15,7 @@ from typer.testing import CliRunner
 
 from gliotype.audit import audit_run
 from gliotype.audit.groups import FeatureGroup, reduce_group
+from gliotype.audit.stability import fold_stability, stability_sentence
 from gliotype.cli import app
 from gliotype.experiment.report import add_audit_section
 
@@ -90,8 +94,10 @@ def test_cli_prints_the_audit_and_adds_one_report_section(flipped):
     run, res = flipped
     assert res.exit_code == 0, res.output
     assert "Information audit" in res.output and "Observable ceiling" in res.output
+    assert "Encoder stability across the cross-fitting folds" in res.output
     html = (run / "results" / "report.html").read_text()
     assert html.count("<h2>Information audit") == 1 and html.rstrip().endswith("</html>")
+    assert html.count("Encoder stability across the cross-fitting folds") == 1
     for name in FILES:
         assert (run / "results" / name).stat().st_size > 0
 
@@ -107,10 +113,40 @@ def test_test_labels_never_enter_a_probe_and_missing_truth_columns_are_skipped(a
     pd.testing.assert_frame_equal(theirs[same], ours[same], check_dtype=False, atol=1e-5)
     hom = pd.read_csv(run / "results" / "audit_homophily.csv")
     assert np.allclose(hom["homophily"], audit.homophily["homophily"], equal_nan=True)
-    import json
+    theirs = json.loads((run / "results" / "audit.json").read_text())
+    assert theirs["observable_ceiling"] == pytest.approx(1 - audit.observable_ceiling)  # it alone scores the test set
+    assert theirs["stability"] == pytest.approx(audit.stability.to_dict())  # the folds' heads read no test label
 
-    ceiling = json.loads((run / "results" / "audit.json").read_text())["observable_ceiling"]
-    assert ceiling == pytest.approx(1 - audit.observable_ceiling)  # the ceiling alone scores the test set
+
+def test_the_cross_fitting_folds_agreement_is_reported(audited):
+    """Fold A's head on half B, fold B's head on half A (each with its half's labels) and the two
+    folds' agreement on the test patients, in the audit, its Markdown and audit.json."""
+    from gliotype.audit.audit import _stability, read_run_folder
+
+    root, out, audit = audited
+    s = audit.stability
+    n = pd.read_csv(root / "run" / "splits.csv")["split"].value_counts()
+    assert s is not None and s.test_patients == n["test"]
+    assert math.isfinite(s.test_agreement) and -1 <= s.test_agreement <= 1
+    assert 0 <= s.head_auc_a_on_b <= 1 and 0 <= s.head_auc_b_on_a <= 1
+    assert stability_sentence(s) in audit.to_markdown() and stability_sentence(s) in (out / "audit.md").read_text()
+    assert json.loads((out / "audit.json").read_text())["stability"] == pytest.approx(s.to_dict())
+    # fold B's encoders scored half A and the test patients, fold A's half B and the test patients
+    run = read_run_folder(root / "run")
+    splits = run.splits[run.splits["idh"].notna()]
+    ids = {k: splits.loc[splits["split"] == k, "patient_id"].tolist() for k in ("ssl", "A", "B", "test")}
+    assert set(run.features_b["patient_id"]) == set(ids["A"] + ids["test"])
+    assert set(run.features["patient_id"]) == set(ids["B"] + ids["test"])
+    # the heads respond to the labels of the halves they are scored on, the agreement to none
+    labels = dict(zip(splits["patient_id"], splits["idh"].astype(int)))
+    flipped = {p: 1 - y if p in ids["A"] + ids["B"] else y for p, y in labels.items()}
+    other = fold_stability(run.features, run.features_b, ids, flipped)
+    assert other.head_auc_a_on_b == pytest.approx(1 - s.head_auc_a_on_b)
+    assert other.head_auc_b_on_a == pytest.approx(1 - s.head_auc_b_on_a)
+    assert other.test_agreement == s.test_agreement
+    # a run that is not cross-fitted has none
+    run.config["split"]["protocol"] = "paper"
+    assert _stability(run, ids, labels) is None
 
 
 def test_cli_bad_run_folder_or_truth_is_one_line(audit_run_dir, tmp_path):

@@ -6,7 +6,9 @@
   descriptors of preprocessed patients;
 - :func:`probe_auc`, :func:`observable_ceiling`, :func:`latent_association`: the linear probes;
 - :func:`split_observable_ceiling`: the observable ceiling of one split, for ``gliotype run``;
-- :func:`edge_homophily`, :func:`random_pair_homophily`, :func:`table1_homophily`.
+- :func:`edge_homophily`, :func:`random_pair_homophily`, :func:`table1_homophily`;
+- :func:`fold_stability`, :func:`stability_sentence`: the encoders' stability across the
+  cross-fitting folds (``split.protocol: crossfit``).
 """
 
 from gliotype.audit.audit import InformationAudit, audit_markdown, audit_run, read_run_folder, read_truth
@@ -20,10 +22,12 @@ from gliotype.audit.descriptors import (
 )
 from gliotype.audit.homophily import edge_homophily, random_pair_homophily, table1_homophily
 from gliotype.audit.probes import latent_association, latent_correlation, observable_ceiling, probe_auc
+from gliotype.audit.stability import FoldStability, fold_stability, stability_sentence
 
 __all__ = [
     "DESCRIPTOR_COLUMNS",
     "DESCRIPTOR_FAMILIES",
+    "FoldStability",
     "InformationAudit",
     "audit_markdown",
     "audit_run",
@@ -31,6 +35,7 @@ __all__ = [
     "descriptor_table",
     "descriptors_from_arrays",
     "edge_homophily",
+    "fold_stability",
     "latent_association",
     "latent_correlation",
     "observable_ceiling",
@@ -39,6 +44,7 @@ __all__ = [
     "read_run_folder",
     "read_truth",
     "split_observable_ceiling",
+    "stability_sentence",
     "table1_homophily",
     "tumor_descriptors",
 ]

@@ -7,7 +7,8 @@ with the synthetic generator's truth (:mod:`gliotype.synthetic.truth`), how well
 predicts each latent (:func:`gliotype.audit.probes.latent_association`). Beside them: the
 edge homophily of each Table 1 graph (:mod:`gliotype.audit.homophily`) and the *observable
 ceiling* (the probe on the hand-made descriptors fitted on the training patients, AUC on the
-test patients).
+test patients). A cross-fitted run (``split.protocol: crossfit``) also gets the encoders'
+stability across its two folds (:mod:`gliotype.audit.stability`).
 
 Files (atomic, patient IDs only, never a path): ``audit.csv``, ``audit_homophily.csv``,
 ``audit_descriptors.csv``, ``audit.md`` and ``audit.json`` in ``RUNDIR/results`` (or ``out``).
@@ -35,6 +36,7 @@ from gliotype.audit.groups import (
 )
 from gliotype.audit.homophily import table1_homophily
 from gliotype.audit.probes import latent_association, probe_auc
+from gliotype.audit.stability import HEAD, FoldStability, fold_stability, stability_sentence
 from gliotype.config.schema import PopulationGraphConfig
 from gliotype.errors import GliotypeError
 from gliotype.layout import ResultsDir, RunDir
@@ -60,13 +62,15 @@ TABLE1_GROUPS = {"uT": "u_T", "uB": "u_B", "uT_uB": "<u_T, u_B>"}
 class InformationAudit:
     """The audit of one run: ``groups`` (one row per feature group), ``homophily`` (one row per
     Table 1 graph), the observable ceiling on the test patients, the Bayes AUC when the truth has
-    ``bayes_posterior``, the patients per split and those without descriptors; where its files
+    ``bayes_posterior``, the encoders' stability across the cross-fitting folds (None: the run is
+    not cross-fitted), the patients per split and those without descriptors; where its files
     went and the report it was added to."""
 
     groups: pd.DataFrame
     homophily: pd.DataFrame
     observable_ceiling: float | None
     bayes_auc: float | None = None
+    stability: FoldStability | None = None
     patients: dict = field(default_factory=dict)
     missing_descriptors: list[str] = field(default_factory=list)
     folder: Path | None = None  # where its files were written
@@ -88,7 +92,9 @@ class InformationAudit:
 
 @dataclass
 class RunFolder:
-    """What the audit reads from a run folder."""
+    """What the audit reads from a run folder. ``features``: the full model's features of fold A
+    (encoders on half A: half B and the test patients); ``features_b``: those of fold B (encoders on
+    half B: half A and the test patients), None when the run is not cross-fitted."""
 
     root: Path
     work: Path
@@ -96,6 +102,7 @@ class RunFolder:
     config: dict
     features: pd.DataFrame | None
     manifest: pd.DataFrame | None
+    features_b: pd.DataFrame | None = None
 
 
 def _first(*paths: Path) -> Path | None:
@@ -103,9 +110,10 @@ def _first(*paths: Path) -> Path | None:
 
 
 def read_run_folder(rundir: str | Path | RunDir) -> RunFolder:
-    """The splits, work folder, config, full-model features and manifest of a run folder written by
-    ``gliotype run`` (also a repeat folder ``RUN/repeats/split-seed-S``, whose work folder, config
-    and manifest are the top folder's: :class:`~gliotype.layout.RunDir`); one clear error otherwise."""
+    """The splits, work folder, config, full-model features (of both folds when cross-fitted) and
+    manifest of a run folder written by ``gliotype run`` (also a repeat folder
+    ``RUN/repeats/split-seed-S``, whose work folder, config and manifest are the top folder's:
+    :class:`~gliotype.layout.RunDir`); one clear error otherwise."""
     run = RunDir.of(rundir)
     root = run.root
     if not root.is_dir():
@@ -120,13 +128,24 @@ def read_run_folder(rundir: str | Path | RunDir) -> RunFolder:
         raise GliotypeError(f"{root.name}: {run.splits.name} lacks patient_id, split or idh")
     config_path = _first(run.config)
     config = (yaml.safe_load(config_path.read_text()) or {}) if config_path else {}
-    from gliotype.experiment.ablations import FULL_MODEL
-
-    feats_path = run.model_row(FULL_MODEL).features
-    features = pd.read_csv(feats_path, dtype={"patient_id": str}) if feats_path.exists() else None
+    features = _read_features(run, "A")
+    features_b = _read_features(run, "B") if _cross_fitted(config) else None
     manifest_path = _first(run.manifest)
     manifest = pd.read_csv(manifest_path, dtype=str) if manifest_path else None
-    return RunFolder(root, work, splits, config, features, manifest)
+    return RunFolder(root, work, splits, config, features, manifest, features_b)
+
+
+def _cross_fitted(config: dict) -> bool:
+    """Whether the run's config (config.yaml) has ``split.protocol: crossfit``."""
+    return (config.get("split") or {}).get("protocol") == "crossfit"
+
+
+def _read_features(run: RunDir, fold: str) -> pd.DataFrame | None:
+    """The full model's ``features.csv`` of fold ``fold`` (None when it is missing)."""
+    from gliotype.experiment.ablations import FULL_MODEL
+
+    path = run.model_row(FULL_MODEL, fold).features
+    return pd.read_csv(path, dtype={"patient_id": str}) if path.exists() else None
 
 
 def read_truth(path: str | Path) -> pd.DataFrame:
@@ -254,8 +273,9 @@ def audit_run(
     homophily = _homophily(run, ids, labels, table)
     bayes = _bayes(truth_df, ids["test"], labels)
     results = RunDir(run.root).results
-    audit = InformationAudit(table, homophily, ceiling, bayes, {s: len(v) for s, v in ids.items()}, missing,
-                             Path(out) if out is not None else results.root)
+    audit = InformationAudit(table, homophily, ceiling, bayes, _stability(run, ids, labels),
+                             {s: len(v) for s, v in ids.items()}, missing,
+                             folder=Path(out) if out is not None else results.root)
     write_audit(audit, descriptors, audit.folder)
     if report and results.report.exists():
         from gliotype.experiment.report import add_audit_section
@@ -283,6 +303,18 @@ def _homophily(run: RunFolder, ids: dict, labels: dict, table: pd.DataFrame) -> 
     out["node_probe_auc_b"] = [probe.get(TABLE1_GROUPS[n], np.nan) for n in out["node_weight"]]
     out["edge_probe_auc_b"] = [probe.get(TABLE1_GROUPS[e], np.nan) for e in out["edge_weight"]]
     return out
+
+
+def _stability(run: RunFolder, ids: dict, labels: dict) -> FoldStability | None:
+    """The two folds' heads compared (:func:`~gliotype.audit.stability.fold_stability`); None when
+    the run is not cross-fitted or a fold's features (or its head) are missing."""
+    if not _cross_fitted(run.config):
+        return None
+    folds = (run.features, run.features_b)
+    if any(f is None or HEAD not in f for f in folds):
+        log.warning("a cross-fitted run without both folds' head probabilities: no encoder stability")
+        return None
+    return fold_stability(*folds, ids, labels)
 
 
 def _graph_options(config: dict) -> PopulationGraphConfig:
@@ -318,7 +350,7 @@ def _markdown_table(df: pd.DataFrame) -> str:
 
 
 def audit_markdown(audit: InformationAudit) -> str:
-    """The audit as Markdown: the groups, the Table 1 graphs and the ceilings."""
+    """The audit as Markdown: the groups, the Table 1 graphs, the ceilings and the encoders' stability."""
     p = audit.patients
     parts = ["## Information audit",
              f"Linear-probe AUC for IDH, cross-validated on the training patients (ssl {p.get('ssl', 0)}, "
@@ -335,6 +367,8 @@ def audit_markdown(audit: InformationAudit) -> str:
                      f"{p.get('test', 0)} test patients): AUC {audit.observable_ceiling:.3f}")
     if audit.bayes_auc is not None:
         parts.append(f"Bayes-optimal AUC on the same test patients: {audit.bayes_auc:.3f}")
+    if audit.stability is not None:
+        parts.append(stability_sentence(audit.stability))
     if audit.missing_descriptors:
         parts.append(f"Patients without descriptors: {', '.join(audit.missing_descriptors)}")
     return "\n".join(parts) + "\n"
@@ -349,5 +383,6 @@ def write_audit(audit: InformationAudit, descriptors: pd.DataFrame, out: str | P
     write_csv_atomic(descriptors, out.audit_descriptors, float_format="%.6g")
     atomic_write(out.audit_markdown, audit_markdown(audit))
     summary = {"observable_ceiling": audit.observable_ceiling, "bayes_auc": audit.bayes_auc,
+               "stability": audit.stability.to_dict() if audit.stability is not None else None,
                "patients": audit.patients, "missing_descriptors": audit.missing_descriptors}
     atomic_write(out.audit_json, json.dumps(summary, indent=2) + "\n")

@@ -304,6 +304,10 @@ def add_audit_section(report: Path, audit) -> Path:
                      f"<b>{audit.observable_ceiling:.3f}</b>.")
     if audit.bayes_auc is not None:
         lines.append(f"Bayes-optimal AUC on the same test patients: <b>{audit.bayes_auc:.3f}</b>.")
+    if audit.stability is not None:  # a cross-fitted run
+        from gliotype.audit.stability import stability_sentence
+
+        lines.append(html.escape(stability_sentence(audit.stability), quote=False) + ".")
     if lines:
         parts.append("<p>" + " ".join(lines) + "</p>")
     parts += ["</div>", AUDIT_END]

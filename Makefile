@@ -1,6 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 # Both create .venv on first use: the CPU build of torch first (a plain `torch`
-# would pull a multi-GB CUDA build), then gliotype with its dev extras.
+# would pull a multi-GB CUDA build), then gliotype with its dev extras at the versions of
+# constraints.txt (those the tests and docs/results.md ran with).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,11 +14,11 @@ DEMO_SEED ?= 0
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -49,6 +49,13 @@ def test_every_table_with_the_paper_rows(tiny_run):
     assert list(t4["model"]) == list(ABLATIONS)
     for name in ("table3.md", "predictions.csv", "roc.png", "report.html", "summary.json"):
         assert (results / name).stat().st_size > 0
+    # the software that computed the numbers (float rounding moves them between releases)
+    import torch
+    import torch_geometric
+
+    environment = json.loads((results / "summary.json").read_text())["environment"]
+    assert environment["torch"] == torch.__version__ and environment["torch_geometric"] == torch_geometric.__version__
+    assert environment["python"].count(".") == 2 and "/" not in json.dumps(environment)
     preds = pd.read_csv(results / "predictions.csv")
     assert set(preds.columns) == {"patient_id", "split", "model", "probability", "label"}
     assert set(preds["split"]) == {"B", "test"}

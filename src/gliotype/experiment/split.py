@@ -26,6 +26,7 @@ from gliotype.experiment.networks import train_networks
 from gliotype.experiment.tables import GNN_ROW, TABLE3_ROWS, Scored, feature_models, with_empty_rows
 from gliotype.experiment.timing import Timer
 from gliotype.layout import RunDir, WorkDir
+from gliotype.utils.environment import package_versions
 from gliotype.utils.io import atomic_write, write_csv_atomic
 from gliotype.utils.logging import get_logger
 from gliotype.utils.training import TrainingDiverged
@@ -131,6 +132,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
         "table4_not_trained": folds[0]["diverged"],  # row -> why (a diverged training)
         "population_graph_out_of_fold_auc": [f["gnn"].artifacts.get("out_of_fold_auc") for f in folds],
         "calibration": gnn_calibration(gnn_row, config),
+        "environment": package_versions(),  # what computed the numbers (utils/environment.py)
     }
     if export and config.population_graph.phenotype != "none":
         log.warning("no model exported: gliotype predict does not weight a new patient's edges by phenotype "

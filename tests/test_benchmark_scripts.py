@@ -60,3 +60,16 @@ def test_make_bench_writes_the_machine_the_date_and_every_output(tmp_path):
     assert "## bench_fast\n" in text and "exit 0" in text and "     10     1.25\n```" in text
     assert "## bench_broken\n" in text and "exit 3" in text
     assert text.index("## bench_broken") < text.index("## bench_fast")  # in name order
+
+
+def test_the_learning_curves_resume_by_size_and_split():
+    """A finished (size, split seed) pair is skipped; every other pair runs, sizes first."""
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("learning_curves", ROOT / "benchmarks" / "learning_curves.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    empty = pd.DataFrame(columns=["patients", "split_seed"])
+    assert module.pending(empty, [200, 800], [0, 1]) == [(200, 0), (200, 1), (800, 0), (800, 1)]
+    done = pd.DataFrame({"patients": [800, 800, 200], "split_seed": [0, 0, 1], "model": ["a", "b", "a"]})
+    assert module.pending(done, [200, 800], [0, 1, 2]) == [(200, 0), (200, 2), (800, 1), (800, 2)]

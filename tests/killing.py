@@ -26,3 +26,14 @@ def kill_after(monkeypatch, epochs: int, desc: str) -> None:
             yield item
 
     monkeypatch.setattr(progress, "progress", killed)
+
+
+def killed_after(monkeypatch, epochs: int, desc: str, train) -> None:
+    """Run ``train()`` killed after ``epochs`` epochs of its training labelled ``desc`` (its checkpoints
+    stay on disk), then undo every patch of ``monkeypatch``, so that the next call resumes."""
+    import pytest
+
+    kill_after(monkeypatch, epochs, desc)
+    with pytest.raises(Killed):
+        train()
+    monkeypatch.undo()

@@ -186,3 +186,18 @@ def test_bootstrap_interval_matches_the_loop_with_tied_scores():
     y = (rng.random(54) < 0.45).astype(int)
     p = np.round(rng.random(54), 1)  # 11 distinct values: many ties between the classes
     assert bootstrap_auc_ci(y, p, n=400, seed=3) == pytest.approx(_bootstrap_loop(y, p, 400, 3, 0.95), abs=1e-12)
+
+
+def test_rank_correlation_over_finite_pairs_and_nan_when_undefined():
+    from scipy.stats import spearmanr
+
+    from gliotype.evaluation.metrics import rank_correlation
+
+    a = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 3.0])
+    b = np.array([2.0, 1.0, 7.0, np.inf, 6.0, 4.0])
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert rank_correlation(a, b) == pytest.approx(spearmanr(a[ok], b[ok])[0])
+    assert rank_correlation([1, 2, 3], [3, 2, 1]) == -1.0
+    assert np.isnan(rank_correlation([1, 2], [1, 2]))  # fewer than 3 pairs
+    assert np.isnan(rank_correlation([1, 2, 3, 4], [5, 5, 5, 5]))  # constant
+    assert np.isnan(rank_correlation([1, 2, 3, np.nan], [5, 5, 5, 7]))  # constant on the finite pairs

@@ -6,9 +6,8 @@ Uses the shared tiny work folder of ``conftest.py`` (modalities and brain networ
 """
 
 import pandas as pd
-import pytest
 import torch
-from killing import Killed, kill_after
+from killing import killed_after
 from safetensors.torch import load_file
 
 from gliotype.config import load_config
@@ -26,10 +25,7 @@ def test_killed_and_resumed_multimodal_training_equals_uninterrupted(tiny_run, t
     work = tiny_run / "run" / "work"
     ids, labels = _split(tiny_run)
     train_multimodal(work, tmp_path / "a", ids, labels, config)
-    kill_after(monkeypatch, 2, "multi-modal")
-    with pytest.raises(Killed):
-        train_multimodal(work, tmp_path / "b", ids, labels, config)
-    monkeypatch.undo()
+    killed_after(monkeypatch, 2, "multi-modal", lambda: train_multimodal(work, tmp_path / "b", ids, labels, config))
     with caplog.at_level("INFO"):
         train_multimodal(work, tmp_path / "b", ids, labels, config)
     assert "resuming after epoch 2 of 4" in caplog.text
@@ -63,10 +59,7 @@ def test_weight_averaged_multimodal_training_resumes_to_the_same_average(tiny_ru
     averaged = load_config("tiny", overrides=["multimodal.epochs=4", "multimodal.average_from_epoch=2"])
     train_multimodal(work, tmp_path / "last", ids, labels, last)
     train_multimodal(work, tmp_path / "a", ids, labels, averaged)
-    kill_after(monkeypatch, 3, "multi-modal")
-    with pytest.raises(Killed):
-        train_multimodal(work, tmp_path / "b", ids, labels, averaged)
-    monkeypatch.undo()
+    killed_after(monkeypatch, 3, "multi-modal", lambda: train_multimodal(work, tmp_path / "b", ids, labels, averaged))
     train_multimodal(work, tmp_path / "b", ids, labels, averaged)
     w = {d: load_file(str(tmp_path / d / "model.safetensors")) for d in ("last", "a", "b")}
     assert w["a"].keys() == w["last"].keys()  # the network's own weights, not the average's wrapper

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from killing import Killed, kill_after
+from killing import killed_after
 from safetensors.torch import load_file
 from test_deviation import _config as dev_config
 from test_deviation import _make_workdir as make_dev_workdir
@@ -152,10 +152,7 @@ def test_training_with_sequence_dropout_is_reproducible_and_resumes_exactly(tmp_
         _make_workdir(root)
     config = _config(epochs=4, **{"ssl.sequence_dropout": 0.5})
     train_self_supervised(a, config)
-    kill_after(monkeypatch, 2, "node")
-    with pytest.raises(Killed):
-        train_self_supervised(b, config)
-    monkeypatch.undo()
+    killed_after(monkeypatch, 2, "node", lambda: train_self_supervised(b, config))
     train_self_supervised(b, config)
     train_self_supervised(c, _config(epochs=4))
     w = {r: {n: load_file(str(r / "ssl" / f"{n}.safetensors")) for n in ("node_autoencoder", "edge_model")}

@@ -68,13 +68,10 @@ def _head_auc(head: pd.Series, patient_ids: Sequence[str], labels: Mapping) -> f
 
 def _agreement(head_a: pd.Series, head_b: pd.Series, patient_ids: Sequence[str]) -> tuple[float, int]:
     """Spearman rho of the two heads over the patients both scored, and how many those are."""
-    from scipy.stats import spearmanr
+    from gliotype.evaluation.metrics import rank_correlation
 
     both = [str(p) for p in patient_ids if str(p) in head_a.index and str(p) in head_b.index]
-    a, b = head_a[both].to_numpy(np.float64), head_b[both].to_numpy(np.float64)
-    if len(both) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan"), len(both)
-    return float(spearmanr(a, b)[0]), len(both)
+    return rank_correlation(head_a[both].to_numpy(), head_b[both].to_numpy()), len(both)
 
 
 def fold_stability(features_a: pd.DataFrame, features_b: pd.DataFrame, ids: Mapping[str, Sequence[str]],

@@ -35,7 +35,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from gliotype.self_supervised.batches import edge_loader
 from gliotype.self_supervised.deviation import NormativeDeviation
@@ -125,18 +124,13 @@ def _interaction(values: np.ndarray) -> np.ndarray:
     return w - np.nanmean(w, axis=1, keepdims=True)
 
 
-def _rho(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(a[ok], b[ok])[0])
-
-
 def code_fa_evidence(train_codes: np.ndarray, train_dev: np.ndarray, codes: np.ndarray, dev: np.ndarray,
                      seed: int = 0) -> dict:
     """FA-deviation and tract-identity figures of held-out ``(P, T, D)`` codes with ``(P, T)`` FA deviations."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import RidgeCV
+
+    from gliotype.evaluation.metrics import rank_correlation
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -155,10 +149,10 @@ def code_fa_evidence(train_codes: np.ndarray, train_dev: np.ndarray, codes: np.n
         dist = (xz**2).sum(1)[:, None] - 2 * xz @ cz.T + (cz**2).sum(1)[None]
         hits += int((dist.argmin(1) == np.arange(t)).sum())
     return {
-        "fa_probe_rho": _rho(pred.ravel(), dev.ravel()),
-        "fa_probe_rho_within_tract": _rho(_within(pred).ravel(), _within(dev).ravel()),
-        "fa_probe_rho_tract_specific": _rho(_interaction(pred).ravel(), _interaction(dev).ravel()),
-        "fa_pc1_rho_within_tract": abs(_rho(_within(pc1).ravel(), _within(dev).ravel())),
+        "fa_probe_rho": rank_correlation(pred.ravel(), dev.ravel()),
+        "fa_probe_rho_within_tract": rank_correlation(_within(pred).ravel(), _within(dev).ravel()),
+        "fa_probe_rho_tract_specific": rank_correlation(_interaction(pred).ravel(), _interaction(dev).ravel()),
+        "fa_pc1_rho_within_tract": abs(rank_correlation(_within(pc1).ravel(), _within(dev).ravel())),
         "tract_identity_top1": hits / float(codes.shape[0] * t),
         "tract_identity_chance": 1.0 / t,
         "tract_identity_share": identity_share(codes),

@@ -11,6 +11,8 @@ split are computed once (``--ablations`` adds Table 4). Every model's test AUC, 
 ceiling and the observable ceiling of each split are appended to ``OUT/learning_curves.csv``
 as soon as that split is done, so an interrupted run keeps what it finished and a rerun
 resumes (finished (size, split) pairs are skipped; ``gliotype run`` resumes its own stages).
+``benchmarks/learning_curves.csv`` holds the rows measured so far (docs/results.md): copy it
+into ``--out`` to add splits to it.
 A split of 800 patients takes about 1.5 hours on 2 cores: run it in the background
 (``nohup ... > lc.log &``), one split per sitting if need be (``--split-seeds 1``), and keep
 the CSV. Not a test.

@@ -32,7 +32,8 @@ from gliotype.utils.logging import get_logger
 log = get_logger(__name__)
 
 
-#: gliotype's cache folder when none is given (config ``atlas.cache_dir: null``).
+#: gliotype's cache folder when none is given (config ``atlas.cache_dir: null``); its ``atlases/``
+#: also holds the 2 mm template (:mod:`gliotype.atlases.template`).
 DEFAULT_CACHE_DIR = Path("~") / ".cache" / "gliotype"
 
 

@@ -181,3 +181,53 @@ def test_a_broken_pipe_elsewhere_is_still_reported(monkeypatch):
     assert result.exit_code == 1
     assert result.output.strip() == "error: internal error (BrokenPipeError: [Errno 32] Broken pipe); rerun with " \
                                     "--debug for details"
+
+
+_EXIT_SCRIPT = """
+import atexit, sys
+import gliotype.cli as cli
+
+class Teardown:
+    def __del__(self):
+        print("torn down", flush=True)
+
+kept = Teardown()
+atexit.register(lambda: print("atexit ran", flush=True))
+cli._QUICK_EXIT = {quick}
+sys.argv = ["gliotype", *{argv}]
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("argv, code", [(["--version"], 0), (["no-such-command"], 2)])
+def test_the_quick_exit_skips_the_teardown_only(argv, code):
+    """After `gliotype predict` (cli._QUICK_EXIT) the console entry leaves without the interpreter's
+    teardown (1-1.5 s with torch loaded) but with the atexit handlers, the flushed output and the
+    command's exit code; every other command exits the ordinary way."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    runs = {quick: subprocess.run([sys.executable, "-c", _EXIT_SCRIPT.format(quick=quick, argv=argv)],
+                                  capture_output=True, text=True, env=env, timeout=120) for quick in (True, False)}
+    for quick, done in runs.items():
+        assert done.returncode == code, done.stderr
+        assert "atexit ran" in done.stdout
+        assert ("torn down" in done.stdout) is not quick
+    if code == 0:
+        assert runs[True].stdout.startswith("gliotype ")  # the command's own output, flushed before os._exit
+    else:
+        assert "no-such-command" in runs[True].stderr
+
+
+def test_predict_asks_for_the_quick_exit(monkeypatch, tmp_path):
+    import gliotype.cli as cli
+
+    monkeypatch.setattr(cli, "_QUICK_EXIT", False)
+    runner.invoke(app, ["predict", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert cli._QUICK_EXIT
+    monkeypatch.setattr(cli, "_QUICK_EXIT", False)
+    runner.invoke(app, ["config", "show"])
+    assert not cli._QUICK_EXIT

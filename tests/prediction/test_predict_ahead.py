@@ -11,6 +11,7 @@ import sys
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 from pred_helpers import case_inputs, split_ids
 from typer.testing import CliRunner
@@ -18,7 +19,8 @@ from typer.testing import CliRunner
 from gliotype.cli import app
 from gliotype.errors import CaseError
 from gliotype.layout import WorkDir
-from gliotype.prediction import open_model, predict_patient, prediction_row, preprocessing_ahead
+from gliotype.prediction import explainer_ahead, open_model, predict_patient, prediction_row, preprocessing_ahead
+from gliotype.prediction.explain import case_edges
 
 
 def _record(out):
@@ -90,6 +92,70 @@ def test_the_command_preprocesses_ahead(tiny_run, tiny_model, tmp_path):
     api = predict_patient(tiny_model, case_inputs(tiny_run / "cohort", pid), pid, tmp_path / "api", draws=0,
                           explain=False)
     assert record["idh_mutant_probability"] == round(api.probability, 6)
+
+
+def test_the_command_explains_the_edges_in_its_child(tiny_run, tiny_model, tmp_path):
+    """`gliotype predict` with the explanations: GNNExplainer runs in the explainer's child, and the
+    edges, the figures' numbers and the prediction are those of the API's own, byte for byte."""
+    pid = split_ids(tiny_run / "run")[0]
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(app, ["predict", "--model", str(tiny_run / "run" / "model"), "--case",
+                                   str(tiny_run / "cohort" / pid), "--out", str(out), "--draws", "5"])
+    assert res.exit_code == 0, res.output
+    predict_patient(tiny_model, case_inputs(tiny_run / "cohort", pid), pid, tmp_path / "api", draws=5)
+    (a, _), (b, _) = _record(out), _record(tmp_path / "api")
+    a["interpretation"].pop("seconds"), b["interpretation"].pop("seconds")
+    assert a == b and a["interpretation"]["edges"] > 0
+    assert (out / "edges.csv").read_bytes() == (tmp_path / "api" / "edges.csv").read_bytes()
+    assert not [c for c in mp.active_children() if c.name == "gliotype-explainer-ahead"]
+
+
+@pytest.fixture(scope="module")
+def explained(tiny_run, tiny_model, tmp_path_factory):
+    """A patient predicted (without explanations) into a kept work folder, and its edges computed here."""
+    pid = split_ids(tiny_run / "run")[0]
+    work = tmp_path_factory.mktemp("explained") / "work"
+    predict_patient(tiny_model, case_inputs(tiny_run / "cohort", pid), pid, work.parent / "out", draws=0,
+                    explain=False, workdir=work)
+    return pid, work, case_edges(tiny_model.multimodal, work, pid, epochs=30, seed=3)
+
+
+def test_the_explainer_child_gives_the_edges_of_this_process(tiny_run, explained):
+    pid, work, (probs, _) = explained
+    with explainer_ahead(open_model(tiny_run / "run" / "model")) as child:
+        got = child.submit(work, pid, 30, 3).result()
+        again = child.submit(work, pid, 30, 4).result()  # one request after another, the seed honoured
+    assert got is not None and again is not None
+    assert got[0].tobytes() == probs.tobytes() and got[1] > 0
+    assert again[0].tobytes() != probs.tobytes()
+    assert not [c for c in mp.active_children() if c.name == "gliotype-explainer-ahead"]
+
+
+def test_a_child_that_died_or_failed_leaves_the_edges_to_the_prediction(tiny_run, tiny_model, explained, tmp_path):
+    """A killed child and one whose network does not load answer None; predict_patient then computes
+    the edges itself, the same ones."""
+    import os
+    import shutil
+    import signal
+
+    pid, work, (probs, _) = explained
+    with explainer_ahead(open_model(tiny_run / "run" / "model")) as child:
+        os.kill(child._child.pid, signal.SIGKILL)
+        child._child.join()
+        assert child.submit(work, pid, 30, 3).result() is None
+        out = predict_patient(tiny_model, case_inputs(tiny_run / "cohort", pid), pid, tmp_path / "out", draws=0,
+                              explainer=child, explainer_epochs=30, seed=3, workdir=work)
+    table = pd.read_csv(tmp_path / "out" / "edges.csv")
+    assert np.allclose(table["probability"].to_numpy(), probs, rtol=0, atol=1e-6)  # edges.csv: 6 decimals
+    assert out.record["interpretation"]["important_edges"] == int((probs > 0.5).sum())
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_run / "run" / "model", broken)
+    opened = open_model(broken)  # verified first, then a weight file damaged: the child cannot load it
+    for f in (broken / "multimodal").rglob("*.safetensors"):
+        f.write_bytes(b"not weights")
+    with explainer_ahead(opened) as child:
+        assert child.submit(work, pid, 30, 3).result() is None
 
 
 def test_what_starts_the_child_imports_no_network_library(tiny_run):

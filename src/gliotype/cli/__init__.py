@@ -14,10 +14,11 @@ what they share.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -262,12 +263,14 @@ def predict(
              "mask; a given mask wins (docs/real-data.md, 'No tumour mask')."),
 ) -> None:
     """Predict the IDH status of one patient: prediction.json, report.html, Figs. 7-8, Grad-CAM maps."""
+    global _QUICK_EXIT
+    _QUICK_EXIT = True  # main() ends the process without its teardown (_exit_now)
     import tempfile
     from contextlib import nullcontext
 
     from gliotype.input.bids import bids_output
     # the light modules only: the patient's preprocessing starts before torch is imported
-    from gliotype.prediction.ahead import preprocessing_ahead
+    from gliotype.prediction.ahead import explainer_ahead, preprocessing_ahead
     from gliotype.prediction.inputs import case_folder_row, prediction_config, prediction_row, row_inputs
     from gliotype.prediction.opened import open_model
 
@@ -296,16 +299,20 @@ def predict(
         bids = bids_output(row, derivatives)
         if bids is None and bids_derivatives is not None:
             _fail(f"--bids-derivatives: --case {case.name} is not in a BIDS dataset")
-        # the patient is preprocessed in a child process while this one loads the networks (a segmenter
-        # makes the mask first, with torch already imported: then in the prediction, one after the other)
+        # the patient is preprocessed in a child process while this one loads the networks, and another
+        # child loads the network GNNExplainer needs (a segmenter makes the mask first, with torch
+        # already imported: then no child, the steps one after the other in the prediction)
         config = prediction_config(opened.config, allow_missing)
-        with preprocessing_ahead(prediction_row(pid, inputs), work, config) if seg is None else nullcontext():
-            from gliotype.prediction import load_model, predict_patient, warm_up
+        with explainer_ahead(opened) if seg is None and not no_explain else nullcontext() as explainer:
+            with preprocessing_ahead(prediction_row(pid, inputs), work, config) if seg is None else nullcontext():
+                from gliotype.prediction import load_model, predict_patient, warm_up
 
-            trained = load_model(opened)
-            warm_up()
-        res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids,
-                              segmenter=seg, allow_missing=allow_missing, workdir=work)
+                trained = load_model(opened)
+                warm_up()
+                if explainer is not None:  # on the core this process leaves idle until the patient is ready
+                    explainer.load()
+            res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids,
+                                  segmenter=seg, allow_missing=allow_missing, workdir=work, explainer=explainer)
     (lo, hi), threshold = res.interval, res.record["threshold"]
     without = res.record.get("missing_sequences") or []
     note = f"\npredicted without {', '.join(without)} (see the report)" if without else ""
@@ -340,8 +347,45 @@ def explain(
     typer.echo("\n".join(lines))
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m gliotype`
-    app(prog_name="gliotype")
+# set by a command whose process holds nothing left to tear down once it has answered (`predict`)
+_QUICK_EXIT = False
+
+
+def main() -> None:
+    """The console entry (``gliotype``, ``python -m gliotype``): the app, then the exit.
+
+    After ``gliotype predict`` the process leaves through :func:`_exit_now`: the interpreter's
+    own teardown of torch, PyG, MONAI, matplotlib and scikit-learn costs 1-4 s on 2 cores
+    (docs/prediction.md, "Speed") and holds nothing the prediction needs.
+    """
+    try:
+        app(prog_name="gliotype")
+    except SystemExit as done:
+        if not _QUICK_EXIT:
+            raise
+        _exit_now(done.code)
+
+
+def _exit_now(code) -> NoReturn:
+    """End the process with ``code`` (that of :class:`SystemExit`) without tearing down its modules:
+    the ``atexit`` handlers run, the log handlers and standard streams are flushed, then ``os._exit``.
+    Only for a process whose files are all written and closed (every output is an atomic rename)."""
+    import atexit
+    import logging
+
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): printed, exit 1, as Python does
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

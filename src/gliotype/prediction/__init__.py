@@ -8,7 +8,8 @@
   density of important edges by IDH group.
 
 Modules: ``opened`` verifying a model folder and reading its configuration, ``model`` loading
-its networks, ``ahead`` the patient's preprocessing started while they load, ``inputs`` a patient's files and ID,
+its networks, ``ahead`` the child processes started before they load (the patient's
+preprocessing, the explainer), ``inputs`` a patient's files and ID,
 ``predict`` the pipeline, ``insertion`` the stored population graph, ``explain`` and
 ``report`` the explanations and the report, ``publish`` the all-or-nothing output folder,
 ``missing`` what a missing sequence does to a model (the export's sequence spread, the widened interval).
@@ -24,7 +25,7 @@ import importlib
 _WHERE = {
     "ModelError": "model", "TrainedModel": "model", "load_model": "model", "verify_manifest": "model",
     "OpenedModel": "opened", "open_model": "opened",
-    "preprocessing_ahead": "ahead",
+    "preprocessing_ahead": "ahead", "explainer_ahead": "ahead",
     "case_folder_inputs": "inputs", "case_folder_row": "inputs", "case_row": "inputs", "check_inputs": "inputs",
     "inputs_from_case": "inputs", "patient_id_from_files": "inputs", "row_inputs": "inputs",
     "explain_case": "explain", "explain_run": "explain",
@@ -55,6 +56,7 @@ __all__ = [  # noqa: F822 (defined lazily by __getattr__)
     "check_inputs",
     "explain_case",
     "explain_run",
+    "explainer_ahead",
     "graph_predict",
     "inputs_from_case",
     "load_model",

@@ -84,12 +84,16 @@ def explain_case(
     epochs: int = EXPLAINER_EPOCHS,
     seed: int = 0,
     threshold: float = EDGE_THRESHOLD,
+    edges_ahead=None,
 ) -> dict:
     """Write the explanation files of one patient into ``out``; returns their numbers.
 
     ``model`` is the trained :class:`~gliotype.multimodal.MultiModalNet` (never modified).
     Parts the model cannot give (no image encoder, no BCE head...) are skipped and
-    listed under ``skipped``.
+    listed under ``skipped``. ``edges_ahead``: the patient's GNNExplainer edges asked of a child
+    process (:class:`~gliotype.prediction.ahead.PendingEdges`, the same :func:`case_edges` with the
+    same network); without it, or when the child failed, they are computed here, in a thread
+    beside Grad-CAM.
     """
     from gliotype.interpretation import edge_density, figure8, important_edges, load_case_batch
     from gliotype.interpretation.edges import brain_network_score
@@ -101,14 +105,16 @@ def explain_case(
     case = load_case_modalities(workdir, pid)
     info: dict = {"skipped": [], "seconds": {}}
     has_head = getattr(model, "classifier", None) is not None
-    edges = None
+    edges, explained = None, model.brain_network is not None and has_head
     with torch_threads(1), ThreadPoolExecutor(max_workers=1) as beside:
-        if model.brain_network is not None and has_head:
+        if explained and edges_ahead is None:
             # GNNExplainer works on copies of f_B and the head (made here, before Grad-CAM hooks the
             # model), so it runs in a thread beside Grad-CAM and Fig. 7: one core each, same numbers
             edges = beside.submit(_explain_edges, brain_network_score(model, batch), epochs, seed)
         _gradcam_and_figure7(model, batch, case, workdir, pid, out, has_head, info)
         probs, edge_seconds = edges.result() if edges is not None else (None, 0.0)
+    if explained and edges_ahead is not None:
+        probs, edge_seconds = edges_ahead.result() or case_edges(model, workdir, pid, epochs, seed)
 
     t0 = time.perf_counter()
     if probs is not None:
@@ -130,6 +136,21 @@ def explain_case(
     info["seconds"]["edges"] = round(edge_seconds + time.perf_counter() - t0, 2)  # its thread's time + Fig. 8
     info["edge_probabilities"] = probs
     return info
+
+
+def case_edges(model, workdir: str | Path, patient_id: str, epochs: int = EXPLAINER_EPOCHS,
+               seed: int = 0) -> tuple[np.ndarray, float] | None:
+    """GNNExplainer's tract probabilities of the brain network of ``patient_id`` (read from the work
+    folder ``workdir``) and their seconds, on one torch thread; ``None`` when ``model`` has no
+    brain-network encoder or no BCE head. What :func:`explain_case` computes in its thread."""
+    from gliotype.interpretation import load_case_batch
+    from gliotype.interpretation.edges import brain_network_score
+
+    if model.brain_network is None or getattr(model, "classifier", None) is None:
+        return None
+    with torch_threads(1):  # the thread count of explain_case: the same bytes
+        batch = load_case_batch(WorkDir.of(workdir), str(patient_id), model.config.encoders)
+        return _explain_edges(brain_network_score(model, batch), epochs, seed)
 
 
 def _explain_edges(score, epochs: int, seed: int) -> tuple[np.ndarray, float]:

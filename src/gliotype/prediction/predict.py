@@ -90,6 +90,7 @@ def predict_patient(
     bids: BidsOutput | None = None,
     segmenter=None,
     workdir: str | Path | None = None,
+    explainer=None,
 ) -> Prediction:
     """Predict one patient and write ``out_dir`` (``prediction.json``, ``report.html``, figures, maps).
 
@@ -111,6 +112,9 @@ def predict_patient(
         workdir: the folder of the patient's intermediate files (default: a temporary one, removed at
             the end); ``gliotype predict`` passes the one :func:`~gliotype.prediction.preprocessing_ahead`
             preprocessed the patient into. It holds this patient's files only; the caller removes it.
+        explainer: an :class:`~gliotype.prediction.ahead.ExplainerAhead` started with this model's
+            folder: GNNExplainer (Fig. 8) then runs in its process, asked as soon as the patient's
+            brain network is encoded, beside the population graph and Grad-CAM here; the same edges.
 
     Raises :class:`CaseError` (one line: patient, file name, problem) for a bad input and
     :class:`GliotypeError` for a bad output folder; nothing is written then.
@@ -131,7 +135,7 @@ def predict_patient(
             record = _predict(model, inputs, pid, Path(tmp), staging, draws=draws, node_fraction=node_fraction,
                               seed=seed, explain=explain,
                               epochs=EXPLAINER_EPOCHS if explainer_epochs is None else int(explainer_epochs),
-                              allow_missing=allow_missing)
+                              allow_missing=allow_missing, explainer=explainer)
         if segmentation is not None:
             record["segmentation"] = segmentation
         record["seconds"]["total"] = round(time.perf_counter() - t_start, 2)
@@ -148,7 +152,8 @@ def predict_patient(
 
 
 def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path, staging: Path, *, draws: int,
-             node_fraction: float, seed: int, explain: bool, epochs: int, allow_missing: int | None = None) -> dict:
+             node_fraction: float, seed: int, explain: bool, epochs: int, allow_missing: int | None = None,
+             explainer=None) -> dict:
     from gliotype.layout import WorkDir
     from gliotype.modalities.build import missing_sequences
     from gliotype.multimodal.stage import feature_matrix
@@ -165,6 +170,8 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
     case = featurise_case(prediction_row(pid, inputs), work, config, model.multimodal, atlas=model.atlas,
                           ssl=model.self_supervised, lap=lap)
     feats, qc = case.features, case.qc
+    # the child explains the brain network (read from the work folder) while the graph and Grad-CAM run here
+    edges_ahead = explainer.submit(work, pid, epochs, seed) if explain and explainer is not None else None
     missing = list(missing_sequences(work, pid))
     u_t, u_b = feature_matrix(feats, "u_T"), feature_matrix(feats, "u_B")
     applicability = flag_case(model.applicability, WorkDir.of(work).case(pid), u_t, u_b)  # flagged, never refused
@@ -186,7 +193,7 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
         from gliotype.prediction.explain import explain_case
 
         interpretation = explain_case(model.multimodal, work, pid, staging, model.region_centroids,
-                                      model.region_names, epochs=epochs, seed=seed)
+                                      model.region_names, epochs=epochs, seed=seed, edges_ahead=edges_ahead)
         interpretation.pop("edge_probabilities", None)
         lap("explanations")
 

@@ -1,4 +1,4 @@
-"""The patient's preprocessing started in a child process while this one loads the model.
+"""Child processes started before this one loads the model: the patient's preprocessing, the explainer.
 
 ``gliotype predict`` spends its first seconds importing the network libraries and loading the
 model's networks (about 4 s on 2 cores), and most of the rest preprocessing the patient (SyN

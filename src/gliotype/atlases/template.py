@@ -80,8 +80,8 @@ def load_template(resolution: int = 2) -> Template:
         out = _from_nilearn(resolution)
         if path is not None:
             _write_cache(out, path)
-    for a in (out.t1, out.gm, out.wm, out.brain_mask):
-        a.setflags(write=False)
+    for k in _VOLUMES:
+        getattr(out, k).setflags(write=False)
     return out
 
 

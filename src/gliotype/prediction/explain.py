@@ -105,7 +105,7 @@ def explain_case(
     case = load_case_modalities(workdir, pid)
     info: dict = {"skipped": [], "seconds": {}}
     has_head = getattr(model, "classifier", None) is not None
-    edges, explained = None, model.brain_network is not None and has_head
+    edges, explained = None, _explains_edges(model)
     with torch_threads(1), ThreadPoolExecutor(max_workers=1) as beside:
         if explained and edges_ahead is None:
             # GNNExplainer works on copies of f_B and the head (made here, before Grad-CAM hooks the
@@ -138,6 +138,11 @@ def explain_case(
     return info
 
 
+def _explains_edges(model) -> bool:
+    """GNNExplainer needs the brain-network encoder and the BCE head."""
+    return model.brain_network is not None and getattr(model, "classifier", None) is not None
+
+
 def case_edges(model, workdir: str | Path, patient_id: str, epochs: int = EXPLAINER_EPOCHS,
                seed: int = 0) -> tuple[np.ndarray, float] | None:
     """GNNExplainer's tract probabilities of the brain network of ``patient_id`` (read from the work
@@ -146,7 +151,7 @@ def case_edges(model, workdir: str | Path, patient_id: str, epochs: int = EXPLAI
     from gliotype.interpretation import load_case_batch
     from gliotype.interpretation.edges import brain_network_score
 
-    if model.brain_network is None or getattr(model, "classifier", None) is None:
+    if not _explains_edges(model):
         return None
     with torch_threads(1):  # the thread count of explain_case: the same bytes
         batch = load_case_batch(WorkDir.of(workdir), str(patient_id), model.config.encoders)

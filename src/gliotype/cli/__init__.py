@@ -271,7 +271,15 @@ def predict(
     from gliotype.input.bids import bids_output
     # the light modules only: the patient's preprocessing starts before torch is imported
     from gliotype.prediction.ahead import explainer_ahead, preprocessing_ahead
-    from gliotype.prediction.inputs import case_folder_row, prediction_config, prediction_row, row_inputs
+    from gliotype.input import InputRules
+    from gliotype.prediction.inputs import (
+        case_folder_row,
+        check_inputs,
+        prediction_config,
+        prediction_row,
+        row_inputs,
+        row_paths,
+    )
     from gliotype.prediction.opened import open_model
 
     files = {"t1": t1, "t1c": t1c, "t2": t2, "flair": flair, "mask": mask}
@@ -303,8 +311,12 @@ def predict(
         # child loads the network GNNExplainer needs (a segmenter makes the mask first, with torch
         # already imported: then no child, the steps one after the other in the prediction)
         config = prediction_config(opened.config, allow_missing)
+        checked = None
         with explainer_ahead(opened) if seg is None and not no_explain else nullcontext() as explainer:
-            with preprocessing_ahead(prediction_row(pid, inputs), work, config) if seg is None else nullcontext():
+            ahead = prediction_row(pid, inputs) if seg is None else None
+            with preprocessing_ahead(ahead, work, config) if ahead is not None else nullcontext():
+                if ahead is not None:  # beside the preprocessing, not after it; a bad input stops here
+                    checked = check_inputs(row_paths(ahead), ahead["patient_id"], InputRules.of(config))
                 from gliotype.prediction import load_model, predict_patient, warm_up
 
                 trained = load_model(opened)
@@ -312,7 +324,8 @@ def predict(
                 if explainer is not None:  # on the core this process leaves idle until the patient is ready
                     explainer.load()
             res = predict_patient(trained, inputs, pid, out, draws=draws, explain=not no_explain, bids=bids,
-                                  segmenter=seg, allow_missing=allow_missing, workdir=work, explainer=explainer)
+                                  segmenter=seg, allow_missing=allow_missing, workdir=work, explainer=explainer,
+                                  checked=checked)
     (lo, hi), threshold = res.interval, res.record["threshold"]
     without = res.record.get("missing_sequences") or []
     note = f"\npredicted without {', '.join(without)} (see the report)" if without else ""

@@ -41,7 +41,7 @@ log = get_logger(__name__)
 def _preprocess(row: dict, work: str, config) -> None:
     from gliotype.preprocessing import preprocess_case
 
-    preprocess_case(row, work, config)
+    preprocess_case(row, work, config, helper=True)  # the other core idles once the networks are loaded
 
 
 def _context():
@@ -56,8 +56,9 @@ def preprocessing_ahead(row: Mapping, work: str | Path, config) -> Iterator[None
     The child starts with ``fork`` where it exists (this process must not have started threads or
     OpenMP yet: call it before importing torch), else ``spawn``.
     """
+    # not a daemon: it starts a helper process (preprocessing.helper); the block joins or ends it
     child = _context().Process(target=_preprocess, args=(dict(row), str(work), config),
-                               name="gliotype-preprocess-ahead", daemon=True)
+                               name="gliotype-preprocess-ahead", daemon=False)
     child.start()
     try:
         yield

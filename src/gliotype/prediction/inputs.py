@@ -161,6 +161,11 @@ def prediction_row(patient_id: str | None, inputs: Mapping[str, str | Path | Non
     return {"patient_id": pid, **{r: files.get(r) for r in ROLES}, "fa": None}
 
 
+def row_paths(row: Mapping) -> dict[str, Path]:
+    """The files of a :func:`prediction_row` by role (the roles given)."""
+    return {r: Path(row[r]) for r in ROLES if row[r] is not None}
+
+
 def prediction_config(config: GliotypeConfig, allow_missing: int | None = None) -> GliotypeConfig:
     """The model's configuration with the user's ``allow_missing`` override of its ``input.missing_sequences``
     (it changes which inputs are accepted, no computation)."""
@@ -172,4 +177,4 @@ def prediction_config(config: GliotypeConfig, allow_missing: int | None = None) 
 
 
 __all__ = ["ROLES", "case_folder_inputs", "case_folder_row", "case_row", "check_inputs", "check_patient_id", "inputs_from_case",
-           "patient_id_from_files", "prediction_config", "prediction_row", "row_inputs"]
+           "patient_id_from_files", "prediction_config", "prediction_row", "row_inputs", "row_paths"]

@@ -50,7 +50,7 @@ from gliotype.input import InputRules
 from gliotype.input.bids.derivatives import BidsOutput, ensure_dataset, write_prediction
 from gliotype.prediction._util import jsonable
 from gliotype.prediction.automask import as_segmenter, mask_for_prediction
-from gliotype.prediction.inputs import ROLES, check_inputs, prediction_config, prediction_row
+from gliotype.prediction.inputs import check_inputs, prediction_config, prediction_row, row_paths
 from gliotype.prediction.insertion import DRAWS, NODE_FRACTION, graph_predict
 from gliotype.prediction.model import TrainedModel
 from gliotype.prediction.publish import staging_folder
@@ -91,6 +91,7 @@ def predict_patient(
     segmenter=None,
     workdir: str | Path | None = None,
     explainer=None,
+    checked: dict | None = None,
 ) -> Prediction:
     """Predict one patient and write ``out_dir`` (``prediction.json``, ``report.html``, figures, maps).
 
@@ -115,6 +116,9 @@ def predict_patient(
         explainer: an :class:`~gliotype.prediction.ahead.ExplainerAhead` started with this model's
             folder: GNNExplainer (Fig. 8) then runs in its process, asked as soon as the patient's
             brain network is encoded, beside the population graph and Grad-CAM here; the same edges.
+        checked: what :func:`~gliotype.prediction.check_inputs` returned for these inputs under the
+            model's rules, when the caller checked them already (``gliotype predict`` does, while the
+            patient is preprocessed); by default they are checked here.
 
     Raises :class:`CaseError` (one line: patient, file name, problem) for a bad input and
     :class:`GliotypeError` for a bad output folder; nothing is written then.
@@ -124,7 +128,7 @@ def predict_patient(
 
     t_start = time.perf_counter()
     row = prediction_row(patient_id, inputs)
-    pid, inputs = row["patient_id"], {r: Path(row[r]) for r in ROLES if row[r] is not None}
+    pid, inputs = row["patient_id"], row_paths(row)
     out = Path(out_dir)
     if bids is not None:
         ensure_dataset(bids.root)  # an unwritable derivatives folder stops before the work, not after
@@ -135,7 +139,7 @@ def predict_patient(
             record = _predict(model, inputs, pid, Path(tmp), staging, draws=draws, node_fraction=node_fraction,
                               seed=seed, explain=explain,
                               epochs=EXPLAINER_EPOCHS if explainer_epochs is None else int(explainer_epochs),
-                              allow_missing=allow_missing, explainer=explainer)
+                              allow_missing=allow_missing, explainer=explainer, checked=checked)
         if segmentation is not None:
             record["segmentation"] = segmentation
         record["seconds"]["total"] = round(time.perf_counter() - t_start, 2)
@@ -153,7 +157,7 @@ def predict_patient(
 
 def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path, staging: Path, *, draws: int,
              node_fraction: float, seed: int, explain: bool, epochs: int, allow_missing: int | None = None,
-             explainer=None) -> dict:
+             explainer=None, checked: dict | None = None) -> dict:
     from gliotype.layout import WorkDir
     from gliotype.modalities.build import missing_sequences
     from gliotype.multimodal.stage import feature_matrix
@@ -165,8 +169,9 @@ def _predict(model: TrainedModel, inputs: dict[str, Path], pid: str, work: Path,
     config = prediction_config(model.config, allow_missing)
     lap = Laps(ndigits=2)
 
-    checked = check_inputs(inputs, pid, InputRules.of(config))
-    lap("input_checks")
+    if checked is None:
+        checked = check_inputs(inputs, pid, InputRules.of(config))
+        lap("input_checks")
     case = featurise_case(prediction_row(pid, inputs), work, config, model.multimodal, atlas=model.atlas,
                           ssl=model.self_supervised, lap=lap)
     feats, qc = case.features, case.qc

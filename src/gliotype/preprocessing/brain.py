@@ -44,23 +44,32 @@ def fill_holes(mask: np.ndarray, slices: bool = False) -> np.ndarray:
     return out
 
 
-def skull_strip_stats(data: np.ndarray, voxel_mm3: float) -> dict:
-    """The numbers :func:`is_skull_stripped` decides on: zero fraction and non-zero volume (ml)."""
+def filled_foreground(data: np.ndarray) -> np.ndarray:
+    """The non-zero voxels of ``data``, holes filled: what :func:`skull_strip_stats` measures and
+    :func:`nonzero_brain_mask` keeps the largest component of (pass it to both: computed once)."""
+    return fill_holes(np.asarray(data) != 0)
+
+
+def skull_strip_stats(data: np.ndarray, voxel_mm3: float, filled: np.ndarray | None = None) -> dict:
+    """The numbers :func:`is_skull_stripped` decides on: zero fraction and non-zero volume (ml).
+    ``filled``: :func:`filled_foreground` of ``data`` when already computed."""
     data = np.asarray(data)
-    nonzero = data != 0
-    filled = ndi.binary_fill_holes(nonzero)
-    return {"zero_fraction": float(1.0 - nonzero.mean()), "foreground_ml": float(filled.sum() * voxel_mm3 / 1000.0)}
+    filled = filled_foreground(data) if filled is None else filled
+    return {"zero_fraction": float(1.0 - (data != 0).mean()),
+            "foreground_ml": float(filled.sum() * voxel_mm3 / 1000.0)}
 
 
-def is_skull_stripped(data: np.ndarray, voxel_mm3: float) -> bool:
-    """True when the volume looks brain-extracted (exact-zero background, brain-sized foreground)."""
-    s = skull_strip_stats(data, voxel_mm3)
+def is_skull_stripped(data: np.ndarray, voxel_mm3: float, stats: dict | None = None) -> bool:
+    """True when the volume looks brain-extracted (exact-zero background, brain-sized foreground).
+    ``stats``: :func:`skull_strip_stats` of ``data`` when already computed."""
+    s = skull_strip_stats(data, voxel_mm3) if stats is None else stats
     return s["zero_fraction"] >= MIN_ZERO_FRACTION and s["foreground_ml"] <= MAX_BRAIN_ML
 
 
-def nonzero_brain_mask(data: np.ndarray) -> np.ndarray:
-    """Brain of a skull-stripped volume: non-zero voxels, holes filled, largest component."""
-    return largest_component(fill_holes(np.asarray(data) != 0))
+def nonzero_brain_mask(data: np.ndarray, filled: np.ndarray | None = None) -> np.ndarray:
+    """Brain of a skull-stripped volume: non-zero voxels, holes filled, largest component.
+    ``filled``: :func:`filled_foreground` of ``data`` when already computed."""
+    return largest_component(filled_foreground(data) if filled is None else filled)
 
 
 def head_mask(data: np.ndarray) -> np.ndarray:
@@ -85,5 +94,5 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2.0 * np.logical_and(a, b).sum() / total)
 
 
-__all__ = ["MAX_BRAIN_ML", "MIN_ZERO_FRACTION", "dice", "fill_holes", "head_mask", "is_skull_stripped",
-           "largest_component", "nonzero_brain_mask", "skull_strip_stats"]
+__all__ = ["MAX_BRAIN_ML", "MIN_ZERO_FRACTION", "dice", "fill_holes", "filled_foreground", "head_mask",
+           "is_skull_stripped", "largest_component", "nonzero_brain_mask", "skull_strip_stats"]

@@ -27,6 +27,8 @@ files; ``qc.json`` and ``done.json`` name it (``missing_sequences``). The regist
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -40,6 +42,7 @@ from gliotype.preprocessing import register as reg_mod
 from gliotype.preprocessing.ants_runtime import ants_module
 from gliotype.preprocessing.cache import PREPROCESS_VERSION
 from gliotype.preprocessing.case_data import CaseContext, NativeCase, TemplateCase
+from gliotype.preprocessing.helper import CaseHelper, Kept, case_helper
 from gliotype.preprocessing.images import (
     is_identity_order,
     reorder,
@@ -59,8 +62,12 @@ from gliotype.utils.timing import Laps
 log = get_logger("preprocessing")
 
 
-def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: dict) -> dict:
-    """The steps of section 4.2 for one patient; writes the outputs and fills and returns ``qc``."""
+def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: dict,
+             helper_threads: int | None = None) -> dict:
+    """The steps of section 4.2 for one patient; writes the outputs and fills and returns ``qc``.
+    With ``helper_threads`` the sequences the registration does not move are normalised and warped
+    beside it, in a second process on that many ITK threads (:mod:`gliotype.preprocessing.helper`):
+    the same outputs."""
     from gliotype.atlases import load_template
 
     cfg = config.preprocess
@@ -79,13 +86,19 @@ def run_case(pid: str, inputs: dict[str, Path], case: CaseDir, config, say, qc: 
     lap("coregistration")
     brain = brain_mask(ctx, native)
     lap("brain_mask")
-    sequences, fa = normalise(ctx, native, brain)
-    lap("normalization")
-    reg = register(ctx, native, brain, sequences)
-    lap("registration")
+    with _helper(ctx, native, brain, helper_threads) as helper:
+        metric_mask = _metric_mask_beside(ctx, native, helper)
+        sequences, fa = normalise(ctx, native, brain, helper)
+        lap("normalization")
+        reg = register(ctx, native, brain, sequences, metric_mask)
+        lap("registration")
+        try:
+            warped = apply_transforms(ctx, reg, native, brain, sequences, fa, helper)
+            lap("apply_transforms")
+        except BaseException:
+            reg.cleanup()
+            raise
     try:
-        warped = apply_transforms(ctx, reg, native, brain, sequences, fa)
-        lap("apply_transforms")
         if cfg.normalization in GM_METHODS:
             warped.sequences = normalise_on_grey_matter(ctx, warped)
             lap("normalization_gm")
@@ -190,12 +203,13 @@ def brain_mask(ctx: CaseContext, native: NativeCase) -> np.ndarray:
     the tumour lies in it. T1c: the reference sequence (:attr:`CaseContext.reference`)."""
     cfg, ref, vox = ctx.cfg, ctx.reference, native.voxel_mm3
     t1c = native.sequences[ref]
-    stats = brainmod.skull_strip_stats(t1c, vox)
+    filled = brainmod.filled_foreground(t1c)  # once: the statistics and the brain of a stripped input
+    stats = brainmod.skull_strip_stats(t1c, vox, filled)
     stripped = {"yes": True, "no": False}.get(cfg.skull_stripped)
     if stripped is None:
-        stripped = brainmod.is_skull_stripped(t1c, vox)
+        stripped = brainmod.is_skull_stripped(t1c, vox, stats)
     if stripped:
-        brain = brainmod.nonzero_brain_mask(t1c)
+        brain = brainmod.nonzero_brain_mask(t1c, filled)
         how = f"non-zero {ref} (skull-stripped input)"
     elif native.on_template:
         brain = native.from_template_order(ctx.template.brain_mask > 0.5) & brainmod.head_mask(t1c)
@@ -222,20 +236,49 @@ def brain_mask(ctx: CaseContext, native: NativeCase) -> np.ndarray:
     return brain
 
 
-def normalise(ctx: CaseContext, native: NativeCase,
-              brain: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+@contextmanager
+def _helper(ctx: CaseContext, native: NativeCase, brain: np.ndarray, itk_threads: int | None):
+    """The helper of :func:`run_case` for the block (None without ``itk_threads`` or when nothing is
+    registered): it starts with the brain, the tumour and the sequences it will normalise, and
+    imports ANTs and reads the template while this process normalises the moving sequence."""
+    if itk_threads is None or native.on_template:
+        yield None
+        return
+    state = {"brain": brain, "tumor": native.tumor,
+             **{role: native.sequences[role] for role in ctx.present if role != ctx.moving}}
+    with case_helper(itk_threads, state) as helper:
+        helper.submit(_prepare_helper, int(round(ctx.cfg.spacing_mm)))  # its answer is read with a later one's
+        yield helper
+
+
+def _prepare_helper(spacing_mm: int) -> None:
+    """In the helper: import ANTs and read the template before the first warp needs them."""
+    from gliotype.atlases import load_template
+
+    ants_module()
+    load_template(spacing_mm)
+
+
+def normalise(ctx: CaseContext, native: NativeCase, brain: np.ndarray,
+              helper: CaseHelper | None = None) -> tuple[dict[str, np.ndarray | InHelper], np.ndarray | None]:
     """4. Each sequence inside the brain, denoised (``preprocess.denoise``) and normalised with the tumour
     left out (the grey-matter methods z-score here, :func:`normalise_on_grey_matter` after registration);
     FA clipped to [0, 1] inside the brain. Returns (role -> sequence, FA or None); a missing
-    sequence is skipped (it has no entry)."""
+    sequence is skipped (it has no entry). With a ``helper`` the sequences the registration does not
+    move are normalised there, beside the registration, and kept there to be warped (their entry: an
+    :class:`InHelper`); their errors are raised by :func:`apply_transforms`, after the registration."""
     cfg = ctx.cfg
-    out = {}
+    out: dict[str, np.ndarray | InHelper] = {}
+    method = pre_registration_method(cfg.normalization)
     for role in ctx.present:
-        data = np.where(brain, native.sequences[role], 0.0).astype(np.float32)
-        if cfg.denoise:
-            data = _denoise(native.ref, data, brain)
+        if helper is not None and role != ctx.moving:  # the helper holds the arrays (_helper)
+            job = helper.submit(_checked_sequence, native.ref.affine, Kept(role), Kept("brain"), Kept("tumor"),
+                                method, cfg.denoise, keep=role)
+            out[role] = InHelper(role, job)
+            continue
         try:
-            out[role] = normalize(data, brain, pre_registration_method(cfg.normalization), exclude=native.tumor)
+            out[role] = normalised_sequence(native.ref.affine, native.sequences[role], brain, native.tumor, method,
+                                            cfg.denoise)
         except ValueError as exc:
             raise CaseError(ctx.pid, ctx.inputs[role], f"{role}: {exc}") from None
     fa = None
@@ -245,19 +288,72 @@ def normalise(ctx: CaseContext, native: NativeCase,
     return out, fa
 
 
-def _denoise(ref: nib.Nifti1Image, data: np.ndarray, brain: np.ndarray) -> np.ndarray:
+def normalised_sequence(affine: np.ndarray, data: np.ndarray, brain: np.ndarray, tumor: np.ndarray,
+                        method: str, denoise: bool) -> np.ndarray:
+    """One sequence of :func:`normalise` (``affine``: of its grid; a ValueError when it cannot be
+    normalised)."""
+    data = np.where(brain, data, 0.0).astype(np.float32)
+    if denoise:
+        data = _denoise(affine, data, brain)
+    return normalize(data, brain, method, exclude=tumor)
+
+
+def _checked_sequence(*args) -> np.ndarray:
+    """:func:`normalised_sequence` in the helper; its ValueError travels as :class:`_SequenceProblem`."""
+    try:
+        return normalised_sequence(*args)
+    except ValueError as exc:
+        raise _SequenceProblem(str(exc)) from None
+
+
+class _SequenceProblem(Exception):
+    """A sequence the helper could not normalise (the message of normalize's ValueError)."""
+
+
+@dataclass(frozen=True)
+class InHelper:
+    """A sequence :func:`normalise` left to the helper: normalised and kept there by job ``job``."""
+
+    role: str
+    job: int
+
+
+def _normalised_in_helper(ctx: CaseContext, helper: CaseHelper, seq: InHelper) -> None:
+    """Wait for the helper's normalisation of ``seq``; a sequence it could not normalise is that
+    sequence's CaseError, as without the helper."""
+    try:
+        helper.result(seq.job)
+    except _SequenceProblem as exc:
+        raise CaseError(ctx.pid, ctx.inputs[seq.role], f"{seq.role}: {exc}") from None
+
+
+def _denoise(affine: np.ndarray, data: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """ANTs non-local means inside the brain (Rician model: on values shifted to >= 0)."""
     ants = ants_module()
 
     shifted = data - data[brain].min() if data[brain].min() < 0 else data
-    den = ants.denoise_image(to_ants(ref, shifted), to_ants(ref, brain.astype(np.float32))).numpy()
+    mask = brain.astype(np.float32)
+    den = ants.denoise_image(to_ants(nib.Nifti1Image(shifted, affine)), to_ants(nib.Nifti1Image(mask, affine))).numpy()
     return np.where(brain, den + (data - shifted), 0.0).astype(np.float32)
 
 
-def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences: dict[str, np.ndarray]):
+def _metric_mask_beside(ctx: CaseContext, native: NativeCase, helper: CaseHelper | None):
+    """With a helper and a SyN registration that leaves the tumour out: the tumour metric mask
+    (:func:`gliotype.preprocessing.register.metric_mask`) asked of the helper now, as the function
+    of :func:`register` that waits for it; else None."""
+    cfg = ctx.cfg
+    if helper is None or not cfg.mask_tumor or cfg.registration != "SyN":
+        return None
+    job = helper.submit(reg_mod.metric_mask, native.ref.affine, Kept("brain"), Kept("tumor"), cfg.spacing_mm)
+    return lambda: helper.result(job)
+
+
+def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences: dict[str, np.ndarray | InHelper],
+             tumor_metric_mask=None):
     """5. ``preprocess.moving`` onto the template T1 (``preprocess.registration``), the tumour left out of
     the metric (``preprocess.mask_tumor``); the identity for an input already on the template grid.
-    A patient without ``preprocess.moving`` moves its reference sequence (:attr:`CaseContext.moving`)."""
+    A patient without ``preprocess.moving`` moves its reference sequence (:attr:`CaseContext.moving`).
+    ``tumor_metric_mask``: :func:`_metric_mask_beside`'s."""
     cfg = ctx.cfg
     if native.on_template:
         reg = reg_mod.identity_registration()
@@ -272,7 +368,8 @@ def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences:
     moving = nib.Nifti1Image(sequences[ctx.moving], native.ref.affine)
     try:
         reg = reg_mod.register_to_template(moving, brain, native.tumor if cfg.mask_tumor else None, ctx.template,
-                                           cfg.registration, cfg.spacing_mm, cfg.reg_iterations, cfg.seed)
+                                           cfg.registration, cfg.spacing_mm, cfg.reg_iterations, cfg.seed,
+                                           tumor_metric_mask=tumor_metric_mask)
     except Exception as exc:
         stop_on_environment(exc)
         raise CaseError(ctx.pid, ctx.inputs[ctx.moving], f"registration to the template failed ({one_line(exc)})")
@@ -281,9 +378,11 @@ def register(ctx: CaseContext, native: NativeCase, brain: np.ndarray, sequences:
 
 
 def apply_transforms(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray,
-                     sequences: dict[str, np.ndarray], fa: np.ndarray | None) -> TemplateCase:
+                     sequences: dict[str, np.ndarray | InHelper], fa: np.ndarray | None,
+                     helper: CaseHelper | None = None) -> TemplateCase:
     """5. The sequences, labels, brain mask and FA onto the template grid (zero outside the warped brain;
-    a missing sequence all zero)."""
+    a missing sequence all zero). The sequences :func:`normalise` left to the ``helper`` are warped
+    there, beside the others here."""
     zeros = np.zeros(ctx.template.shape, np.float32)
     if native.on_template:  # the same voxels in the template's order: exact, no interpolation
         order = native.to_template_order
@@ -291,15 +390,36 @@ def apply_transforms(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarra
                                       for r in SEQUENCES]).astype(np.float32), order(native.mask),
                             order(brain), None if fa is None else order(fa))
     template, ref = ctx.template, native.ref
+    helped = {r: s for r, s in sequences.items() if isinstance(s, InHelper)}
+    for seq in helped.values():
+        _normalised_in_helper(ctx, helper, seq)
+    for r in helped:  # kept there: a large answer would hold the helper until this process reads it
+        helper.submit(_warped, reg, int(round(ctx.cfg.spacing_mm)), ref.affine, Kept(r), keep=f"warped {r}")
+    together = helper.submit(_together, *[Kept(f"warped {r}") for r in helped]) if helped else None
     wbrain = reg_mod.apply_forward(reg, template, ref, brain.astype(np.float32), "linear") > 0.5
-    seqs = np.stack([reg_mod.apply_forward(reg, template, ref, sequences[r], "linear") if r in sequences else zeros
-                     for r in SEQUENCES])
-    seqs = np.where(wbrain[None], seqs, 0.0).astype(np.float32)
+    here = {r: reg_mod.apply_forward(reg, template, ref, s, "linear") for r, s in sequences.items() if r not in helped}
     wmask = np.rint(reg_mod.apply_forward(reg, template, ref, native.mask.astype(np.float32), "genericLabel"))
     wfa = None
     if fa is not None:
         wfa = np.clip(np.where(wbrain, reg_mod.apply_forward(reg, template, ref, fa, "linear"), 0.0), 0.0, 1.0)
+    # the helper's last: its warps ran beside the ones above
+    here.update(zip(helped, helper.result(together)) if helped else ())
+    seqs = np.stack([here[r] if r in here else zeros for r in SEQUENCES])
+    seqs = np.where(wbrain[None], seqs, 0.0).astype(np.float32)
     return TemplateCase(seqs, wmask.astype(np.uint8), wbrain, wfa)
+
+
+def _together(*values) -> tuple:
+    """In the helper: kept values sent back in one answer."""
+    return values
+
+
+def _warped(reg, spacing_mm: int, affine: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """A normalised sequence (native grid ``affine``) warped onto the template grid in the helper
+    (what :func:`apply_transforms` computes here)."""
+    from gliotype.atlases import load_template
+
+    return reg_mod.apply_forward(reg, load_template(spacing_mm), nib.Nifti1Image(data, affine), data, "linear")
 
 
 def normalise_on_grey_matter(ctx: CaseContext, warped: TemplateCase) -> np.ndarray:
@@ -321,5 +441,6 @@ def write_outputs(case: CaseDir, template, warped: TemplateCase, reg, native: Na
     save_transforms(reg, case.transforms, native.ref, template, native.coregistration)
 
 
-__all__ = ["CaseContext", "NativeCase", "TemplateCase", "apply_transforms", "brain_mask", "coregister", "normalise",
-           "normalise_on_grey_matter", "read_inputs", "register", "run_case", "write_outputs"]
+__all__ = ["CaseContext", "InHelper", "NativeCase", "TemplateCase", "apply_transforms", "brain_mask", "coregister",
+           "normalise", "normalise_on_grey_matter", "normalised_sequence", "read_inputs", "register", "run_case",
+           "write_outputs"]

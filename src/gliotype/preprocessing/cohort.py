@@ -76,7 +76,8 @@ class _CaseLog:
         write_text(path, "\n".join(self.lines) + "\n")
 
 
-def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS) -> CaseResult:
+def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS,
+                    helper: bool = False) -> CaseResult:
     """Preprocess one patient (a manifest row: patient_id, t1, t1c, t2, flair, mask, [fa]).
 
     Never raises for a bad case: returns ``failed`` with a one-line reason (the
@@ -85,7 +86,10 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
     folder) is no bad case: it raises :class:`~gliotype.errors.EnvironmentProblem`.
     ``itk_threads``: ITK threads of this process (default 1: reproducible registrations);
     it takes effect only before ANTs first runs in the process
-    (:func:`~gliotype.preprocessing.ants_runtime.use_itk_threads`).
+    (:func:`~gliotype.preprocessing.ants_runtime.use_itk_threads`). ``helper``: make the tumour's metric
+    mask, normalise and warp the sequences the registration does not move in a second process beside it
+    (:mod:`~gliotype.preprocessing.helper`; one patient on an idle core, as ``gliotype predict`` does):
+    the same outputs, in no cache key.
     """
     use_itk_threads(itk_threads)
     row = dict(row)
@@ -109,7 +113,7 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
             f"{json.dumps(config.preprocess.model_dump(mode='json'), sort_keys=True)}")
         for role, path in inputs.items():
             say(f"input {role}: {path.name} sha256 {hashes[role][:16]}")
-        run_case(pid, inputs, case, config, say, qc)
+        run_case(pid, inputs, case, config, say, qc, itk_threads if helper else None)
         seconds = round(time.perf_counter() - t0, 3)
         qc["seconds"] = seconds
         write_text(case.qc, json.dumps(qc, indent=2))

@@ -9,6 +9,7 @@ ANTs' import, thread count and seed are :mod:`gliotype.preprocessing.ants_runtim
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,9 +140,21 @@ def registration_intensity(data: np.ndarray, brain: np.ndarray, tumor: np.ndarra
     return np.where(brain, np.clip((data - lo) / scale, 0.0, 1.5), 0.0).astype(np.float32)
 
 
+def metric_mask(affine: np.ndarray, brain: np.ndarray, tumor: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """The moving mask of the SyN stage on the ``spacing_mm`` grid of the moving image (native grid
+    ``affine``): the brain dilated by 2 voxels without the tumour dilated by
+    :data:`TUMOR_MARGIN_VOXELS` (float32, 1 inside)."""
+    grid = nib.Nifti1Image(np.zeros((1, 1, 1), np.float32), affine)
+    b = _downsample(to_ants(grid, np.asarray(brain).astype(np.float32)), spacing_mm).numpy() > 0.5
+    t = _downsample(to_ants(grid, np.asarray(tumor).astype(np.float32)), spacing_mm).numpy() > 0.01
+    metric = ndi.binary_dilation(b, iterations=2) & ~ndi.binary_dilation(t, iterations=TUMOR_MARGIN_VOXELS)
+    return metric.astype(np.float32)
+
+
 def register_to_template(moving: nib.Nifti1Image, brain: np.ndarray, tumor: np.ndarray | None, template,
                          kind: str, spacing_mm: float, reg_iterations, seed: int,
-                         fixed_mask: np.ndarray | None = None) -> Registration:
+                         fixed_mask: np.ndarray | None = None,
+                         tumor_metric_mask: Callable[[], np.ndarray] | None = None) -> Registration:
     """Register the brain-masked ``moving`` (native grid) to the template T1.
 
     ``moving`` is resampled to ``spacing_mm`` first (the transform lives in world
@@ -149,6 +162,8 @@ def register_to_template(moving: nib.Nifti1Image, brain: np.ndarray, tumor: np.n
     None) is left out of the metric with a moving mask in every stage (cost-function
     masking, Brett et al. 2001), so the tumour does not pull the normal anatomy of the
     template into it. ``fixed_mask`` (template grid) restricts the metric on the template.
+    ``tumor_metric_mask``: a function of no argument that returns :func:`metric_mask` of
+    ``moving``, ``brain`` and ``tumor`` (computed elsewhere meanwhile); by default it is computed here.
     """
     import time
 
@@ -167,10 +182,9 @@ def register_to_template(moving: nib.Nifti1Image, brain: np.ndarray, tumor: np.n
         # the tumour is left out of the SyN stage only: masking the affine stage made it
         # unstable (linear scale 1.1-1.6 between runs on the real case), and a global
         # 12-parameter transform is hardly pulled by the tumour
-        b = _downsample(to_ants(moving, brain.astype(np.float32)), spacing_mm).numpy() > 0.5
-        t = _downsample(to_ants(moving, tumor.astype(np.float32)), spacing_mm).numpy() > 0.01
-        metric = ndi.binary_dilation(b, iterations=2) & ~ndi.binary_dilation(t, iterations=TUMOR_MARGIN_VOXELS)
-        kwargs.update(moving_mask=m.new_image_like(metric.astype(np.float32)), mask_all_stages=False)
+        metric = metric_mask(moving.affine, brain, tumor, spacing_mm) if tumor_metric_mask is None \
+            else tumor_metric_mask()
+        kwargs.update(moving_mask=m.new_image_like(metric), mask_all_stages=False)
     if fixed_mask is not None:
         kwargs.update(mask=fixed.new_image_like(np.asarray(fixed_mask, dtype=np.float32)), mask_all_stages=True)
     if kind == "SyN":
@@ -227,5 +241,5 @@ def template_brain_mask(native: nib.Nifti1Image, data: np.ndarray, template, kin
     return back & head
 
 
-__all__ = ["Registration", "apply_forward", "apply_inverse", "identity_registration", "register_to_template",
-           "resample_to", "rigid_coregister", "template_brain_mask"]
+__all__ = ["Registration", "apply_forward", "apply_inverse", "identity_registration", "metric_mask",
+           "register_to_template", "resample_to", "rigid_coregister", "template_brain_mask"]

@@ -38,6 +38,7 @@ def _sleep_then(value, seconds):
 class _Unpicklable(Exception):
     def __init__(self, a, b):  # pickle calls cls(*args) with one argument: it cannot come back as is
         super().__init__(f"{a}/{b}")
+        self.lock = threading.Lock()  # nor with its state (tblib, installed by pytest-xdist, pickles that)
 
 
 def _raises_unpicklable():

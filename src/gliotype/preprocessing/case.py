@@ -44,9 +44,9 @@ from gliotype.preprocessing.cache import PREPROCESS_VERSION
 from gliotype.preprocessing.case_data import CaseContext, NativeCase, TemplateCase
 from gliotype.preprocessing.helper import CaseHelper, Kept, case_helper
 from gliotype.preprocessing.images import (
+    grid_image,
     is_identity_order,
     reorder,
-    to_ants,
     voxel_order,
     voxel_volume,
 )
@@ -272,7 +272,7 @@ def normalise(ctx: CaseContext, native: NativeCase, brain: np.ndarray,
     method = pre_registration_method(cfg.normalization)
     for role in ctx.present:
         if helper is not None and role != ctx.moving:  # the helper holds the arrays (_helper)
-            job = helper.submit(_checked_sequence, native.ref.affine, Kept(role), Kept("brain"), Kept("tumor"),
+            job = helper.submit(normalised_sequence, native.ref.affine, Kept(role), Kept("brain"), Kept("tumor"),
                                 method, cfg.denoise, keep=role)
             out[role] = InHelper(role, job)
             continue
@@ -298,18 +298,6 @@ def normalised_sequence(affine: np.ndarray, data: np.ndarray, brain: np.ndarray,
     return normalize(data, brain, method, exclude=tumor)
 
 
-def _checked_sequence(*args) -> np.ndarray:
-    """:func:`normalised_sequence` in the helper; its ValueError travels as :class:`_SequenceProblem`."""
-    try:
-        return normalised_sequence(*args)
-    except ValueError as exc:
-        raise _SequenceProblem(str(exc)) from None
-
-
-class _SequenceProblem(Exception):
-    """A sequence the helper could not normalise (the message of normalize's ValueError)."""
-
-
 @dataclass(frozen=True)
 class InHelper:
     """A sequence :func:`normalise` left to the helper: normalised and kept there by job ``job``."""
@@ -323,7 +311,7 @@ def _normalised_in_helper(ctx: CaseContext, helper: CaseHelper, seq: InHelper) -
     sequence's CaseError, as without the helper."""
     try:
         helper.result(seq.job)
-    except _SequenceProblem as exc:
+    except ValueError as exc:  # normalised_sequence's, raised again here
         raise CaseError(ctx.pid, ctx.inputs[seq.role], f"{seq.role}: {exc}") from None
 
 
@@ -332,8 +320,8 @@ def _denoise(affine: np.ndarray, data: np.ndarray, brain: np.ndarray) -> np.ndar
     ants = ants_module()
 
     shifted = data - data[brain].min() if data[brain].min() < 0 else data
-    mask = brain.astype(np.float32)
-    den = ants.denoise_image(to_ants(nib.Nifti1Image(shifted, affine)), to_ants(nib.Nifti1Image(mask, affine))).numpy()
+    den = ants.denoise_image(grid_image(data.shape, affine, shifted),
+                             grid_image(data.shape, affine, brain.astype(np.float32))).numpy()
     return np.where(brain, den + (data - shifted), 0.0).astype(np.float32)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from gliotype.preprocessing.ants_runtime import ants_module, seed_ants
-from gliotype.preprocessing.images import copy_file, from_ants, to_ants
+from gliotype.preprocessing.images import copy_file, from_ants, grid_image, to_ants
 
 #: Margin (voxels at the registration spacing) around the tumour left out of the SyN metric.
 #: 1 voxel kept 92% of the tumour's share of the brain on the real case, 3 voxels (6 mm) 99%.
@@ -144,9 +144,8 @@ def metric_mask(affine: np.ndarray, brain: np.ndarray, tumor: np.ndarray, spacin
     """The moving mask of the SyN stage on the ``spacing_mm`` grid of the moving image (native grid
     ``affine``): the brain dilated by 2 voxels without the tumour dilated by
     :data:`TUMOR_MARGIN_VOXELS` (float32, 1 inside)."""
-    grid = nib.Nifti1Image(np.zeros((1, 1, 1), np.float32), affine)
-    b = _downsample(to_ants(grid, np.asarray(brain).astype(np.float32)), spacing_mm).numpy() > 0.5
-    t = _downsample(to_ants(grid, np.asarray(tumor).astype(np.float32)), spacing_mm).numpy() > 0.01
+    b = _downsample(grid_image(brain.shape, affine, brain.astype(np.float32)), spacing_mm).numpy() > 0.5
+    t = _downsample(grid_image(tumor.shape, affine, tumor.astype(np.float32)), spacing_mm).numpy() > 0.01
     metric = ndi.binary_dilation(b, iterations=2) & ~ndi.binary_dilation(t, iterations=TUMOR_MARGIN_VOXELS)
     return metric.astype(np.float32)
 

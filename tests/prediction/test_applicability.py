@@ -19,6 +19,7 @@ from gliotype.bundle import write_manifest
 from gliotype.config import load_config
 from gliotype.errors import GliotypeError
 from gliotype.layout import ModelDir, WorkDir
+from gliotype.preprocessing.cache import PREPROCESS_VERSION
 from gliotype.prediction import ModelError, load_model, predict_patient
 from gliotype.prediction.applicability import (
     MEASURES,
@@ -238,6 +239,24 @@ def test_each_flag_has_its_side_and_reason(tiny_model, training_record):
     worse = flag_values(ref, {**values, "similarity_mattes_mi": m["similarity_mattes_mi"]["max"] + 0.1})
     assert _check(worse, "similarity_mattes_mi")["side"] == "above"
     assert worse["summary"] == f"outside the training range on 1 of {len(MEASURES)} checks"
+
+
+def test_a_measure_defined_otherwise_since_the_models_preprocessing_is_not_checked(tiny_model, training_record):
+    """A model exported before the QC's Mattes MI read every voxel (its reference records no preprocessing
+    version, or an older one) has no training range for today's definition: "unknown" with the reason; the
+    other checks go on."""
+    ref = _reference(tiny_model)
+    assert ref["preprocess_version"] == PREPROCESS_VERSION
+    values = {**training_record[0], "similarity_mattes_mi": ref["measures"]["similarity_mattes_mi"]["max"] + 1.0}
+    assert _check(flag_values(ref, values), "similarity_mattes_mi")["flag"] == "outside"
+    for older in ({k: v for k, v in ref.items() if k != "preprocess_version"}, {**ref, "preprocess_version": 2}):
+        out = flag_values(older, values)
+        c = _check(out, "similarity_mattes_mi")
+        assert (c["flag"], c["value"]) == ("unknown", values["similarity_mattes_mi"])
+        assert c["note"].startswith("the model's training range was measured by preprocessing v2, this patient by "
+                                    f"v{PREPROCESS_VERSION}")
+        assert _check(out, "brain_dice")["flag"] == "inside" and out["in_domain"] is True
+        assert out["summary"] == f"inside the training range on all {len(MEASURES) - 1} checks (1 not checked)"
 
 
 def test_a_value_between_the_band_and_the_extreme_names_the_percentile(tiny_run, tiny_model):

@@ -4,6 +4,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from gliotype.preprocessing.brain import (
+    binary_fill_holes,
     dice,
     head_mask,
     is_skull_stripped,
@@ -79,3 +80,15 @@ def test_largest_component_and_dice():
     assert dice(m, m) == 1.0 and dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
     assert dice(lc, m) == 2 * 27 / (27 + 27 + 18)
     assert ndi.label(largest_component(np.zeros((4, 4, 4), bool)))[1] == 0
+
+
+def test_binary_fill_holes_is_scipys():
+    """The components' hole filling gives scipy's mask: random masks in 1-3 dimensions (holes, holes open on
+    a face, empty and full masks), and a shell whose cavity is a hole."""
+    rng = np.random.default_rng(0)
+    masks = [rng.random(tuple(rng.integers(1, 9, size=rng.integers(1, 4)))) < rng.random() for _ in range(400)]
+    masks += [np.zeros((4, 5, 6), bool), np.ones((4, 5, 6), bool)]
+    for m in masks:
+        assert np.array_equal(binary_fill_holes(m), ndi.binary_fill_holes(m)), m.shape
+    shell = _ellipsoid((20, 20, 20), (8, 8, 8)) & ~_ellipsoid((20, 20, 20), (5, 5, 5))
+    assert np.array_equal(binary_fill_holes(shell), _ellipsoid((20, 20, 20), (8, 8, 8)))

@@ -118,6 +118,21 @@ def test_the_similarity_is_better_for_the_template_itself(tmp_path):
     assert ctx.qc["moving"] == "t1" and fallback == pytest.approx(same)
 
 
+def test_the_similarity_reads_every_voxel(tmp_path):
+    """The QC's Mattes MI samples every voxel (ITK's NONE strategy), not ANTsPy's default of every voxel
+    jittered within it (``regular``): another number on the same images."""
+    ants = ants_module()
+    template = _template()
+    moving = np.random.default_rng(1).uniform(0, 100, SHAPE).astype(np.float32) + template.t1
+    _, similarity = quality_control(_ctx(template=template)[0], _registration(tmp_path), *_native(),
+                                    _warped(template, moving))
+    fixed = ants.from_numpy(template.t1, spacing=(2.0, 2.0, 2.0))
+    every = {s: ants.image_similarity(fixed, fixed.new_image_like(moving), metric_type="MattesMutualInformation",
+                                      sampling_strategy=s) for s in ("none", "regular")}
+    assert similarity == pytest.approx(every["none"], abs=1e-6)
+    assert abs(every["regular"] - every["none"]) > 1e-4
+
+
 def test_metric_masking_flag_and_linear_scale_follow_the_settings(tmp_path):
     template = _template()
     native, brain = _native(on_template=True)

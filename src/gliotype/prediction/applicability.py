@@ -42,6 +42,7 @@ import numpy as np
 
 from gliotype.input.manifest import SEQUENCE_NAMES  # the sequences whose tumour intensity is checked
 from gliotype.layout import CaseDir, WorkDir
+from gliotype.preprocessing.cache import PREPROCESS_VERSION
 
 #: Version of ``applicability.json``.
 APPLICABILITY_FORMAT = 1
@@ -73,6 +74,11 @@ MEASURES: tuple[Measure, ...] = (
             digits=2),
 )
 EMBEDDING = "embedding_distance"
+#: The preprocessing version (``PREPROCESS_VERSION``) since which a measure has its present definition: a
+#: model whose training range is older says "unknown" for it (3: the QC's Mattes MI over every voxel).
+DEFINED_SINCE = {"similarity_mattes_mi": 3}
+#: The version of a reference that does not record one.
+FIRST_RECORDED_VERSION = 2
 
 
 def _round(v) -> float | None:
@@ -139,6 +145,7 @@ def measure_reference(work, patient_ids: Sequence[str], u_t: np.ndarray, u_b: np
         row[EMBEDDING] = _round(d)
     ref = {
         "format": APPLICABILITY_FORMAT,
+        "preprocess_version": PREPROCESS_VERSION,
         "patients": len(ids),
         "percentiles": pct,
         "measures": {m.key: _summary([r[m.key] for r in per_patient], pct) for m in MEASURES},
@@ -251,6 +258,15 @@ def _check(m: Measure, value: float | None, ref: Mapping | None, percentiles: Se
     return {**row, "flag": "outside", "side": "below" if below else "above", "reason": reason}
 
 
+def _older(m: Measure, value: float | None, version: int) -> dict:
+    """The check of a measure whose training range has another definition than ``value`` (:data:`DEFINED_SINCE`)."""
+    return {"measure": m.key, "name": m.name, "unit": m.unit or None, "value": value,
+            "unusual_when": {"both": "below or above", "low": "below", "high": "above"}[m.sides],
+            "flag": "unknown", "side": None, "reason": None,
+            "note": f"the model's training range was measured by preprocessing v{version}, this patient by "
+                    f"v{PREPROCESS_VERSION}, which defines it otherwise: re-export the model to check it"}
+
+
 def flag_values(reference: Mapping | None, values: Mapping[str, float | None]) -> dict:
     """The ``applicability`` block of ``prediction.json`` for the measures ``values`` (key -> value, as
     :func:`case_measures` with ``embedding_distance``) against ``reference`` (``applicability.json``;
@@ -258,7 +274,9 @@ def flag_values(reference: Mapping | None, values: Mapping[str, float | None]) -
     if reference is None:
         return {"in_domain": None, "summary": UNKNOWN, "reasons": [], "checks": []}
     pct = reference["percentiles"]
-    checks = [_check(m, values.get(m.key), reference["measures"].get(m.key), pct) for m in MEASURES]
+    version = int(reference.get("preprocess_version", FIRST_RECORDED_VERSION))
+    checks = [_check(m, values.get(m.key), reference["measures"].get(m.key), pct)
+              if version >= DEFINED_SINCE.get(m.key, 0) else _older(m, values.get(m.key), version) for m in MEASURES]
     flags = [c["flag"] for c in checks]
     known = [f for f in flags if f != "unknown"]
     outside = [c["reason"] for c in checks if c["flag"] == "outside"]
@@ -290,5 +308,5 @@ def flag_case(reference: Reference | None, case: CaseDir, u_t: np.ndarray, u_b: 
     return flag_values(reference.data, values)
 
 
-__all__ = ["APPLICABILITY_FORMAT", "MEASURES", "Measure", "Reference", "UNKNOWN", "case_measures", "embedding",
-           "flag_case", "flag_values", "load_reference", "measure_reference", "ordinal", "write_reference"]
+__all__ = ["APPLICABILITY_FORMAT", "DEFINED_SINCE", "MEASURES", "Measure", "Reference", "UNKNOWN", "case_measures",
+           "embedding", "flag_case", "flag_values", "load_reference", "measure_reference", "ordinal", "write_reference"]

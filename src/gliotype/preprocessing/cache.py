@@ -26,7 +26,7 @@ from gliotype.utils.io import sha256_file
 from gliotype.utils.records import record_text, reusable_record
 
 #: Bumped whenever the same inputs and config would give different outputs.
-PREPROCESS_VERSION = 2  # 2: ANTs seed + 1 (seed 0 meant the clock), one ITK thread
+PREPROCESS_VERSION = 3  # 2: ANTs seed + 1 (seed 0 meant the clock), one ITK thread; 3: the QC's MI over every voxel
 
 
 def input_hashes(inputs: dict[str, Path], pid: str) -> dict[str, str]:

@@ -61,14 +61,22 @@ def quality_control(ctx: CaseContext, reg, native: NativeCase, brain: np.ndarray
     return dice, similarity
 
 
+#: The QC's Mattes MI reads every voxel (ITK's ``NONE`` sampling). ANTsPy's default, ``regular`` at 100%,
+#: jitters each sample within its voxel and took 0.45 s a patient against 0.24 s, half of the
+#: preprocessing of a patient already on the template grid (PREPROCESS_VERSION 3).
+SIMILARITY_SAMPLING = "none"
+
+
 def _similarity(template, warped: np.ndarray) -> float:
-    """ANTs Mattes mutual information between the template T1 and the registered sequence (lower = better)."""
+    """ANTs Mattes mutual information between the template T1 and the registered sequence (lower = better),
+    over every voxel (:data:`SIMILARITY_SAMPLING`)."""
     ants = ants_module()
 
     fixed = to_ants(template.image(template.t1))
     try:
         return float(ants.image_similarity(fixed, fixed.new_image_like(np.asarray(warped, np.float32)),
-                                           metric_type="MattesMutualInformation"))
+                                           metric_type="MattesMutualInformation",
+                                           sampling_strategy=SIMILARITY_SAMPLING))
     except Exception:
         return float("nan")
 

@@ -236,9 +236,14 @@ def _reason(m: Measure, value: float, side: str, band: float, extreme: float, pe
     return f"{m.name} {v} is {side} the {ordinal(percentile)} percentile of {band_of} ({b}; {word} {e})"
 
 
+def _row(m: Measure, value: float | None) -> dict:
+    """What every check of ``m`` shows, whatever its flag."""
+    return {"measure": m.key, "name": m.name, "unit": m.unit or None, "value": value,
+            "unusual_when": {"both": "below or above", "low": "below", "high": "above"}[m.sides]}
+
+
 def _check(m: Measure, value: float | None, ref: Mapping | None, percentiles: Sequence[float]) -> dict:
-    row = {"measure": m.key, "name": m.name, "unit": m.unit or None, "value": value,
-           "unusual_when": {"both": "below or above", "low": "below", "high": "above"}[m.sides]}
+    row = _row(m, value)
     if not ref or not ref.get("n"):
         return {**row, "flag": "unknown", "side": None, "reason": None,
                 "note": "no training patient has this measure"}
@@ -260,9 +265,7 @@ def _check(m: Measure, value: float | None, ref: Mapping | None, percentiles: Se
 
 def _older(m: Measure, value: float | None, version: int) -> dict:
     """The check of a measure whose training range has another definition than ``value`` (:data:`DEFINED_SINCE`)."""
-    return {"measure": m.key, "name": m.name, "unit": m.unit or None, "value": value,
-            "unusual_when": {"both": "below or above", "low": "below", "high": "above"}[m.sides],
-            "flag": "unknown", "side": None, "reason": None,
+    return {**_row(m, value), "flag": "unknown", "side": None, "reason": None,
             "note": f"the model's training range was measured by preprocessing v{version}, this patient by "
                     f"v{PREPROCESS_VERSION}, which defines it otherwise: re-export the model to check it"}
 

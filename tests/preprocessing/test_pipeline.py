@@ -180,9 +180,10 @@ def test_cache_key_covers_config_and_inputs():
     assert cache_key(dict(hashes), config()) == base
     assert cache_key(hashes, config(normalization="zscore")) != base
     assert cache_key({**hashes, "t1": "c"}, config()) != base
-    # the ITK thread count changes registrations: another count is another key (1 keeps old keys)
-    assert cache_key(hashes, config(), itk_threads=1) == base
-    assert cache_key(hashes, config(), itk_threads=4) != base
+    # the ITK thread count changes registrations: another count than the default (2) is another key
+    assert cache_key(hashes, config(), itk_threads=2) == base
+    assert cache_key(hashes, config(), itk_threads=1) != base
+    assert cache_key(hashes, config(), itk_threads=4) not in (base, cache_key(hashes, config(), itk_threads=1))
     # preprocess.nonfinite: zero changes outputs, so it changes the key; the default (reject) keeps
     # the key of the section as it was before the option existed (a finished case's outputs are the same)
     assert cache_key(hashes, config(nonfinite="zero")) != base

@@ -2,7 +2,6 @@
 the stored transforms map volumes both ways."""
 
 import json
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -70,11 +69,7 @@ def test_rigid_coregistration_recovers_a_moved_sequence(native, tmp_path):
     row, _, _ = native
     t1c = nib.load(row["t1c"])
     t2 = nib.load(row["t2"])
-    a = np.deg2rad(6.0)
-    move = np.eye(4)
-    move[:3, :3] = [[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]
-    move[:3, 3] = [5.0, -4.0, 3.0]
-    moved = nib.Nifti1Image(np.asarray(t2.dataobj, np.float32), move @ t2.affine)  # header moved: misaligned
+    moved = _moved(t2)  # header moved: misaligned
     truth = np.asarray(t2.dataobj, np.float32)
     brain = truth > 0
     naive = np.asarray(resample_to(t1c, moved).dataobj)
@@ -85,6 +80,49 @@ def test_rigid_coregistration_recovers_a_moved_sequence(native, tmp_path):
 
     assert corr(naive) < 0.8 and corr(fixed) > 0.95
     assert (tmp_path / "coreg_t2.mat").exists()
+
+
+def _moved(image: nib.Nifti1Image, degrees: float = 6.0) -> nib.Nifti1Image:
+    """``image`` with its header rotated about z and shifted: misaligned with its own grid's points."""
+    a = np.deg2rad(degrees)
+    move = np.eye(4)
+    move[:3, :3] = [[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]
+    move[:3, 3] = [5.0, -4.0, 3.0]
+    return nib.Nifti1Image(np.asarray(image.dataobj, np.float32), move @ image.affine)
+
+
+#: In a fresh process on ONE ITK thread: rigid_coregister(t1c, t2, 2 mm, seed 0) into argv[3].
+_ONE_THREAD_COREGISTRATION = """
+import sys
+import nibabel as nib
+from gliotype.preprocessing.ants_runtime import use_itk_threads
+from gliotype.preprocessing.register import rigid_coregister
+use_itk_threads(1)
+rigid_coregister(nib.load(sys.argv[1]), nib.load(sys.argv[2]), 2.0, 0, __import__("pathlib").Path(sys.argv[3]))
+"""
+
+
+def test_a_case_coregisters_on_one_itk_thread_whatever_its_process_runs(native, tmp_path):
+    """Mattes (rigid co-registration) is the same bytes on one ITK thread only: a case run by a process
+    on two threads co-registers in a one-thread helper, so its transform is the one-thread process's."""
+    import subprocess
+    import sys
+
+    from gliotype.preprocessing import preprocess_case
+    from gliotype.preprocessing.ants_runtime import itk_threads_here
+
+    row, _, _ = native
+    nib.save(_moved(nib.load(row["t2"])), tmp_path / "t2_moved.nii.gz")
+    moved = {**row, "t2": str(tmp_path / "t2_moved.nii.gz")}
+    if itk_threads_here() == 1:
+        pytest.skip("this process runs ITK on one thread (an earlier test asked for it)")
+    result = preprocess_case(moved, tmp_path / "work", config())
+    assert result.status == "done", result.reason
+    assert result.info["qc"]["coregistration"]["t2"] == "rigid"
+    case_mat = tmp_path / "work" / "patients" / PID / "preprocessed" / "transforms" / "coreg_t2.mat"
+    subprocess.run([sys.executable, "-c", _ONE_THREAD_COREGISTRATION, row["t1c"], moved["t2"],
+                    str(tmp_path / "one.mat")], check=True)
+    assert case_mat.read_bytes() == (tmp_path / "one.mat").read_bytes()
 
 
 def _head(row, out):
@@ -139,8 +177,9 @@ def test_ants_seed_is_never_zero():
     assert ants_module().config._random_seed == 1
 
 
-#: Run in a fresh process whose user environment asks ITK for 5 threads: prints the variable
-#: after importing gliotype.preprocessing, then the threads of the process once ANTs has run.
+#: Run in a fresh process whose user environment asks ITK for 5 threads of its Pool threader: prints
+#: the variable after importing gliotype.preprocessing, then the count and threader ITK read when
+#: ANTs ran (ITK's Platform threader ends its threads with each call: no thread is left to count).
 _THREADS_PROBE = """
 import os, sys
 import nibabel as nib, numpy as np
@@ -151,23 +190,25 @@ from gliotype.preprocessing.images import to_ants
 if sys.argv[1] != "default":
     use_itk_threads(int(sys.argv[1]))
 to_ants(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)))
-print(len(os.listdir("/proc/self/task")))
+print(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"), os.environ.get("ITK_GLOBAL_DEFAULT_THREADER"))
 """
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
 def test_itk_threads_is_an_argument_not_the_environment():
     """Importing gliotype.preprocessing leaves the environment alone; ITK runs on ``itk_threads``
-    (default 1), whatever ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS the user set."""
+    (default 2) of ITK's Platform threader, whatever ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS and
+    ITK_GLOBAL_DEFAULT_THREADER the user set."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "5", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "5", "ITK_GLOBAL_DEFAULT_THREADER": "Pool",
+           "OMP_NUM_THREADS": "1"}
     seen = {}
-    for arg in ("default", "1", "3"):
+    for arg in ("default", "1", "2", "3"):
         out = subprocess.run([sys.executable, "-c", _THREADS_PROBE, arg], env=env, capture_output=True,
                              text=True, check=True).stdout.split()
         assert out[0] == "5", "importing gliotype.preprocessing changed the environment"
-        seen[arg] = int(out[1])
-    assert seen["default"] == seen["1"] < seen["3"]
+        seen[arg] = out[1]
+        assert out[2] == "Platform", "ITK started with the user's threader"
+    assert seen == {"default": "2", "1": "1", "2": "2", "3": "3"}

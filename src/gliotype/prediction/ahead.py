@@ -2,8 +2,7 @@
 
 ``gliotype predict`` spends its first seconds importing the network libraries and loading the
 model's networks (about 4 s on 2 cores), and most of the rest preprocessing the patient (SyN
-on the one ITK thread that keeps registrations reproducible, design.md point 21), one core
-each. :func:`preprocessing_ahead` runs the preprocessing of the patient (the same
+on the two ITK threads it is reproducible with, design.md point 57), beside each other. :func:`preprocessing_ahead` runs the preprocessing of the patient (the same
 :func:`~gliotype.preprocessing.preprocess_case`, with the model's configuration from
 :func:`~gliotype.prediction.open_model`) in a child process during its ``with`` block, and waits
 for it on leaving. The child only fills the work folder: :func:`~gliotype.prediction.predict_patient`
@@ -15,8 +14,8 @@ preprocesses the patient itself and reports its own one-line error. When the blo
 model that does not load), the child is stopped.
 
 :func:`explainer_ahead` starts a second child, just as early, that loads the model's multi-modal
-network while the patient is preprocessed (once told, :meth:`ExplainerAhead.load`: on the core
-the parent leaves idle once its own networks are loaded, never one the registration needs) and
+network while the patient is preprocessed (once told, :meth:`ExplainerAhead.load`: once the
+parent's own networks are loaded, so the two loads do not compete with each other) and
 then computes the patient's GNNExplainer edges (Fig. 8) in its own process while the parent computes
 Grad-CAM and Fig. 7. In a thread of the parent, beside Grad-CAM, the explainer's Python steps
 waited for the interpreter lock (12 s instead of 8 s alone, docs/prediction.md "Speed"). The child

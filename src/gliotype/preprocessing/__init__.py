@@ -12,7 +12,7 @@ patient and reading them back; ``brain``, ``normalize`` and ``register`` the met
 
 Importing this package changes nothing in the process: the ITK thread count is the
 ``itk_threads`` argument of :func:`preprocess_case` and :func:`preprocess_cohort`
-(default 1, the reproducible count), applied before ANTs first runs.
+(default 2; registrations are the same bytes on a fixed count), applied before ANTs first runs.
 """
 
 from gliotype.preprocessing.brain import dice, is_skull_stripped, nonzero_brain_mask

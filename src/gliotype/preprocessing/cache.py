@@ -3,7 +3,7 @@
 A patient's key (:func:`cache_key`) is the sha256 of the sha256 of its input file
 bytes (by role), of the ``preprocess`` config section (options added later only away from
 their neutral value, :data:`gliotype.config.loader.NEUTRAL_OPTIONS`), of :data:`PREPROCESS_VERSION`
-and of the ITK thread count when it is not 1. ``done.json`` is written last, once every output is there
+and of the ITK thread count when it is not the default (2). ``done.json`` is written last, once every output is there
 (:func:`write_done`) with the size and sha256 of each output (:mod:`gliotype.utils.records`);
 a rerun skips a patient whose key matches and whose outputs are unchanged
 (:func:`is_up_to_date`; a truncated or edited output is named in a warning) and redoes it
@@ -26,7 +26,9 @@ from gliotype.utils.io import sha256_file
 from gliotype.utils.records import record_text, reusable_record
 
 #: Bumped whenever the same inputs and config would give different outputs.
-PREPROCESS_VERSION = 3  # 2: ANTs seed + 1 (seed 0 meant the clock), one ITK thread; 3: the QC's MI over every voxel
+#: 2: ANTs seed + 1 (seed 0 meant the clock), one ITK thread; 3: the QC's MI over every voxel;
+#: 4: the template registration's affine stage on global correlation, two ITK threads (docs/design.md point 57)
+PREPROCESS_VERSION = 4
 
 
 def input_hashes(inputs: dict[str, Path], pid: str) -> dict[str, str]:

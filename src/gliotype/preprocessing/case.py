@@ -143,35 +143,16 @@ def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: Trans
     ``tdir``), the mask resampled in world coordinates; an image on the T1c grid's points in another
     voxel order (LPI against RAS) is reordered, exactly. The case is ``on_template`` when the T1c
     grid holds the template grid's points, in any order."""
-    from gliotype.preprocessing.register import resample_to, rigid_coregister
+    from gliotype.preprocessing.register import one_itk_thread, resample_to
 
-    cfg, name = ctx.cfg, ctx.reference
+    name = ctx.reference
     ref = images[name]
     out = {name: ref}
     record: dict[str, str | None] = {}
-    for role in ("t1c", "t1", "t2", "flair", "fa"):
-        if role not in images or role == name:
-            continue
-        img = _in_order_of(images[role], ref)
-        aligned = img is not None
-        img = img if aligned else images[role]
-        if cfg.coregister == "always" or (cfg.coregister == "auto" and not aligned):
-            ctx.say(f"{role}: rigid co-registration to {name}")
-            path = tdir.coregistration(role)
-            try:
-                out[role] = rigid_coregister(ref, img, cfg.spacing_mm, cfg.seed, path)
-            except Exception as exc:
-                stop_on_environment(exc)
-                raise CaseError(ctx.pid, ctx.inputs[role],
-                                f"rigid co-registration of {role} to {name} failed ({one_line(exc)})")
-            record[role] = path.name
-        elif aligned:
-            out[role] = img
-            record[role] = None
-        else:
-            ctx.say(f"{role}: resampled onto the {name} grid (coregister=never)")
-            out[role] = resample_to(ref, img, "linear")
-            record[role] = None
+    with one_itk_thread() as on_one_thread:  # Mattes: the same bytes on one ITK thread only
+        for role in ("t1c", "t1", "t2", "flair", "fa"):
+            if role in images and role != name:
+                out[role], record[role] = _on_reference(ctx, images[role], role, ref, tdir, on_one_thread)
     mask = images["mask"]
     on_ref = _in_order_of(mask, ref)
     if on_ref is not None:
@@ -190,6 +171,32 @@ def coregister(ctx: CaseContext, images: dict[str, nib.Nifti1Image], tdir: Trans
                       {r: np.asarray(out[r].dataobj, dtype=np.float32) for r in ctx.present},
                       voxel_volume(ref.affine), order is not None,
                       None if order is None or is_identity_order(order) else order)
+
+
+def _on_reference(ctx: CaseContext, image: nib.Nifti1Image, role: str, ref: nib.Nifti1Image, tdir: TransformsDir,
+                  on_one_thread) -> tuple[nib.Nifti1Image, str | None]:
+    """One sequence of :func:`coregister` on the reference grid, and its transform file's name (None
+    when it was not registered); ``on_one_thread`` runs the rigid registration
+    (:func:`~gliotype.preprocessing.register.one_itk_thread`)."""
+    from gliotype.preprocessing.register import resample_to, rigid_coregister
+
+    cfg, name = ctx.cfg, ctx.reference
+    img = _in_order_of(image, ref)
+    aligned = img is not None
+    if cfg.coregister == "always" or (cfg.coregister == "auto" and not aligned):
+        ctx.say(f"{role}: rigid co-registration to {name}")
+        path = tdir.coregistration(role)
+        try:
+            moved = on_one_thread(rigid_coregister, ref, img if aligned else image, cfg.spacing_mm, cfg.seed, path)
+        except Exception as exc:
+            stop_on_environment(exc)
+            raise CaseError(ctx.pid, ctx.inputs[role],
+                            f"rigid co-registration of {role} to {name} failed ({one_line(exc)})")
+        return moved, path.name
+    if aligned:
+        return img, None
+    ctx.say(f"{role}: resampled onto the {name} grid (coregister=never)")
+    return resample_to(ref, image, "linear"), None
 
 
 def _in_order_of(img: nib.Nifti1Image, ref: nib.Nifti1Image) -> nib.Nifti1Image | None:

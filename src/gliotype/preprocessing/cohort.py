@@ -84,7 +84,8 @@ def preprocess_case(row, workdir, config, itk_threads: int = DEFAULT_ITK_THREADS
     traceback of an unexpected error goes to the patient's ``preprocess.log``). An
     environment error every next patient would hit too (a full disk, a read-only work
     folder) is no bad case: it raises :class:`~gliotype.errors.EnvironmentProblem`.
-    ``itk_threads``: ITK threads of this process (default 1: reproducible registrations);
+    ``itk_threads``: ITK threads of this process (default 2; the registrations are the same bytes on a
+    fixed count, each count its own: it is in the cache key unless the default);
     it takes effect only before ANTs first runs in the process
     (:func:`~gliotype.preprocessing.ants_runtime.use_itk_threads`). ``helper``: make the tumour's metric
     mask, normalise and warp the sequences the registration does not move in a second process beside it
@@ -179,7 +180,7 @@ def preprocess_cohort(df: pd.DataFrame, workdir, config, workers: int = 1,
 
     Returns a DataFrame (patient_id, status, reason, seconds) in manifest order, also
     written to ``WORKDIR/preprocessing.csv``. ``workers > 1`` runs cases in separate
-    processes with ``itk_threads`` ITK threads each (default 1: reproducible registrations).
+    processes with ``itk_threads`` ITK threads each (default 2: :mod:`~gliotype.preprocessing.ants_runtime`).
     """
     _check_config(config)
     work = WorkDir.of(workdir)

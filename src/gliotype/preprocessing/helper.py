@@ -2,12 +2,13 @@
 run beside each other.
 
 ``gliotype predict`` preprocesses its one patient while the networks load (``prediction.ahead``);
-the registration holds one core for most of that time (one ITK thread: the reproducible count,
-:mod:`~gliotype.preprocessing.ants_runtime`), so the tumour's metric mask is made and the other
-sequences are normalised, and later warped, on the other core
-(:func:`~gliotype.preprocessing.case.run_case` with a helper). Each function runs on one ITK thread
-in either process, so the volumes are the same to the byte with or without the helper (tested); a
-cohort's workers take the cores instead and have no helper.
+the registration holds the cores for most of that time, so the tumour's metric mask is made and
+the other sequences are normalised, and later warped, beside it, in this second process
+(:func:`~gliotype.preprocessing.case.run_case` with a helper). Each function runs on the same number
+of ITK threads in either process (:mod:`~gliotype.preprocessing.ants_runtime`), so the volumes are
+the same to the byte with or without the helper (tested); a cohort's workers take the cores
+instead and have no helper. :func:`~gliotype.preprocessing.register.one_itk_thread` starts one on
+one ITK thread for the rigid co-registrations.
 
 The protocol is two pipes, in order: :meth:`CaseHelper.submit` sends a module-level function and
 its arguments (at once, from the calling thread: ANTs holds the interpreter lock while it

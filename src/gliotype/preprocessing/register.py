@@ -8,8 +8,9 @@ ANTs' import, thread count and seed are :mod:`gliotype.preprocessing.ants_runtim
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +18,19 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-from gliotype.preprocessing.ants_runtime import ants_module, seed_ants
+from gliotype.preprocessing.ants_runtime import ants_module, itk_threads_here, seed_ants
 from gliotype.preprocessing.images import copy_file, from_ants, grid_image, to_ants
 
 #: Margin (voxels at the registration spacing) around the tumour left out of the SyN metric.
 #: 1 voxel kept 92% of the tumour's share of the brain on the real case, 3 voxels (6 mm) 99%.
 TUMOR_MARGIN_VOXELS = 3
+
+#: The metric of the template registration's affine stage: global correlation, the linear metric of
+#: ANTs' reproducible mode (``antsRegistrationSyN.sh -y``), the same bytes on a fixed number of ITK
+#: threads; ANTsPy's default Mattes is not on more than one (docs/design.md point 57). The moving
+#: image is the brain on its registration intensity (:func:`registration_intensity`), the fixed one
+#: the template T1: one contrast, so correlation fits.
+AFFINE_METRIC = "GC"
 
 
 def _downsample(aimg, spacing_mm: float, interp: int = 0):
@@ -43,9 +51,46 @@ def _cleanup(reg: dict) -> None:
 # --------------------------------------------------------------------------- co-registration
 
 
+class OneItkThread:
+    """Calls run on one ITK thread (:func:`one_itk_thread`)."""
+
+    def __init__(self):
+        self._helper = None
+        self._stack = contextlib.ExitStack()
+
+    def __call__(self, fn: Callable, *args):
+        """``fn(*args)`` (a module-level function) on one ITK thread: here when ITK runs on one in this
+        process, else in a helper process on one thread, started at the first call."""
+        if itk_threads_here() == 1:
+            return fn(*args)
+        if self._helper is None:
+            from gliotype.preprocessing.helper import case_helper
+
+            self._helper = self._stack.enter_context(case_helper(1))
+        return self._helper.result(self._helper.submit(fn, *args))
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@contextlib.contextmanager
+def one_itk_thread() -> Iterator[OneItkThread]:
+    """For the block, a function that runs a call on ONE ITK thread: what a linear registration on
+    Mattes mutual information needs to give the same bytes every time (ANTs adds the threads' shares
+    of its derivative in the order they finish; ``ants_runtime``). A helper process is started only
+    when a call needs it (this process on more threads) and ended with the block."""
+    runner = OneItkThread()
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+
 def rigid_coregister(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, spacing_mm: float, seed: int,
                      transform_out: Path) -> nib.Nifti1Image:
-    """Rigidly register ``moving`` to ``fixed`` (Mattes MI), estimated at ``spacing_mm``.
+    """Rigidly register ``moving`` to ``fixed`` (Mattes MI), estimated at ``spacing_mm``; the same bytes
+    on one ITK thread only (run it through :func:`one_itk_thread`).
 
     Returns ``moving`` resampled (linear) onto the grid of ``fixed``; the rigid transform
     (moving -> fixed, ANTs ``.mat``) is written atomically to ``transform_out``.
@@ -163,6 +208,8 @@ def register_to_template(moving: nib.Nifti1Image, brain: np.ndarray, tumor: np.n
     template into it. ``fixed_mask`` (template grid) restricts the metric on the template.
     ``tumor_metric_mask``: a function of no argument that returns :func:`metric_mask` of
     ``moving``, ``brain`` and ``tumor`` (computed elsewhere meanwhile); by default it is computed here.
+    The affine stage runs on :data:`AFFINE_METRIC`, the SyN stage on ANTsPy's dense Mattes: the same
+    bytes on a fixed number of ITK threads.
     """
     import time
 
@@ -176,7 +223,7 @@ def register_to_template(moving: nib.Nifti1Image, brain: np.ndarray, tumor: np.n
     fixed = template_image(template)
     m_full = to_ants(moving, registration_intensity(np.asarray(moving.dataobj), brain, tumor))
     m = _downsample(m_full, spacing_mm)
-    kwargs = {}
+    kwargs = {"aff_metric": AFFINE_METRIC}
     if tumor is not None and np.any(tumor) and kind == "SyN":
         # the tumour is left out of the SyN stage only: masking the affine stage made it
         # unstable (linear scale 1.1-1.6 between runs on the real case), and a global

@@ -369,6 +369,22 @@ def radiomics(work: str | Path | WorkDir, ids: Sequence[str], config: GliotypeCo
                                   config.workers)
 
 
+def hand_made_features(work: str | Path | WorkDir, config: GliotypeConfig, radiomics_ids: Sequence[str],
+                       descriptor_ids: Sequence[str]) -> None:
+    """Fill the per-patient caches of the hand-made features a split reads after its networks: the
+    radiomics of Table 3's radiomics rows (``radiomics_ids``, when ``radiomics.enabled``) and the
+    audit's descriptors of the observable ceiling (``descriptor_ids``), in this one process. ``gliotype
+    run`` gives it to the self-supervision stage's pool, where it takes the core the CNN baselines
+    leave idle while f_I pretrains; the later stages then find every patient cached (a patient that
+    failed here is tried, and reported, again there). Computes nothing else."""
+    from gliotype.audit.descriptors import descriptor_table
+
+    one = config.model_copy(update={"workers": 1})
+    if config.radiomics.enabled and config.radiomics.classifiers:
+        radiomics(work, radiomics_ids, one)
+    descriptor_table(work, list(descriptor_ids), workers=1)
+
+
 def evaluate(models: list, y_train: np.ndarray, y_test: np.ndarray, config: GliotypeConfig,
              reference: str | None = None) -> pd.DataFrame:
     """AUC, ACC, SEN, SPE (threshold from the training predictions) of every scored model; with

@@ -181,3 +181,30 @@ def test_descriptor_table_in_workers_keeps_the_order_and_survives_dead_workers(t
     assert df.empty and list(df.columns) == list(serial.columns)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 2 and all("worker process crashed" in w for w in warned)
+
+
+def test_the_hand_made_features_computed_ahead_leave_nothing_to_compute_after(tmp_path, monkeypatch):
+    """``stages.hand_made_features`` (given to the self-supervision stage's pool by ``gliotype run``)
+    caches every patient's radiomics and descriptors: the radiomics rows and the observable ceiling
+    then extract nothing."""
+    import gliotype.audit.descriptors as descriptors
+    import gliotype.evaluation.radiomics as radiomics
+    from gliotype import stages
+    from gliotype.config import load_config
+    from gliotype.config.schema import RadiomicsConfig
+
+    rng = np.random.default_rng(0)
+    for pid, centre in (("P0", (20, 0, 0)), ("P1", (-20, 10, 0))):
+        mask = np.where(_ball(centre, 10), 2, 0)
+        mask[_ball(centre, 5)] = 1
+        noise = {s: 50.0 + rng.normal(0, 10, mask.shape) for s in ("t1", "t1c", "t2", "flair")}
+        write_patient(tmp_path, pid, mask, noise)
+    config = load_config("tiny").model_copy(update={"workers": 2, "radiomics": RadiomicsConfig(
+        enabled=True, features=["shape", "firstorder"], sequences=["t1c"])})
+    stages.hand_made_features(tmp_path, config, ["P0", "P1"], ["P1", "P0"])
+    calls = []
+    monkeypatch.setattr(radiomics, "extract_case", lambda *a, **k: calls.append(("radiomics", a[1])))
+    monkeypatch.setattr(descriptors, "tumor_descriptors", lambda *a, **k: calls.append(("descriptors", a[1])))
+    assert list(stages.radiomics(tmp_path, ["P0", "P1"], config).index) == ["P0", "P1"]
+    assert descriptor_table(tmp_path, ["P0", "P1"])["patient_id"].tolist() == ["P0", "P1"]
+    assert calls == []

@@ -5,14 +5,15 @@
 - :func:`tumor_descriptors`, :func:`descriptor_table`: hand-made, interpretable tumour
   descriptors of preprocessed patients;
 - :func:`probe_auc`, :func:`observable_ceiling`, :func:`latent_association`: the linear probes;
-- :func:`split_observable_ceiling`: the observable ceiling of one split, for ``gliotype run``;
+- :func:`split_observable_ceiling`: the observable ceiling of one split, for ``gliotype run``
+  (:func:`observable_ids`: the patients it reads);
 - :func:`edge_homophily`, :func:`random_pair_homophily`, :func:`table1_homophily`;
 - :func:`fold_stability`, :func:`stability_sentence`: the encoders' stability across the
   cross-fitting folds (``split.protocol: crossfit``).
 """
 
 from gliotype.audit.audit import InformationAudit, audit_markdown, audit_run, read_run_folder, read_truth
-from gliotype.audit.ceiling import descriptor_ceiling, split_observable_ceiling
+from gliotype.audit.ceiling import descriptor_ceiling, observable_ids, split_observable_ceiling
 from gliotype.audit.descriptors import (
     DESCRIPTOR_COLUMNS,
     DESCRIPTOR_FAMILIES,
@@ -39,6 +40,7 @@ __all__ = [
     "latent_association",
     "latent_correlation",
     "observable_ceiling",
+    "observable_ids",
     "probe_auc",
     "random_pair_homophily",
     "read_run_folder",

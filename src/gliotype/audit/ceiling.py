@@ -33,11 +33,24 @@ def descriptor_ceiling(descriptors: pd.DataFrame, train_ids, test_ids, labels, s
     return None if np.isnan(value) else float(value)
 
 
-def split_observable_ceiling(work: str | Path, splits: pd.DataFrame, seed: int = 0, workers: int = 1) -> float | None:
-    """Observable ceiling of one split (``splits.csv``: patient_id, split, idh) of a work folder;
-    descriptors are cached per patient, so a second call (or the audit) reuses them."""
+def _observable_sets(splits: pd.DataFrame) -> tuple[list[str], list[str], dict[str, int]]:
+    """The labelled training and test patients of a split (``splits.csv``) and their labels."""
     lab = splits[splits["idh"].notna()]
     labels = dict(zip(lab["patient_id"].astype(str), lab["idh"].astype(int)))
     train = lab.loc[lab["split"].isin(TRAINING_SPLITS), "patient_id"].astype(str).tolist()
     test = lab.loc[lab["split"] == "test", "patient_id"].astype(str).tolist()
+    return train, test, labels
+
+
+def observable_ids(splits: pd.DataFrame) -> list[str]:
+    """The patients whose descriptors :func:`split_observable_ceiling` reads: the labelled ones of the
+    training splits, then of the test split."""
+    train, test, _ = _observable_sets(splits)
+    return train + test
+
+
+def split_observable_ceiling(work: str | Path, splits: pd.DataFrame, seed: int = 0, workers: int = 1) -> float | None:
+    """Observable ceiling of one split (``splits.csv``: patient_id, split, idh) of a work folder;
+    descriptors are cached per patient, so a second call (or the audit) reuses them."""
+    train, test, labels = _observable_sets(splits)
     return descriptor_ceiling(descriptor_table(work, train + test, workers=workers), train, test, labels, seed)

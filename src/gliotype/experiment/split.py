@@ -48,6 +48,7 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     synthetic cohort's truth (the Bayes ceiling, the audit's latents) or None.
     Returns ``{"tables": {"table2", "table3", "table4"}, "summary": ...}``.
     """
+    from gliotype.audit import observable_ids
     from gliotype.evaluation.splits import check_splits, make_splits
     from gliotype.multimodal.pretrain import pretrains_image
 
@@ -66,7 +67,10 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
             ahead.append(functools.partial(stages.image_pretraining, work, config, ok))
         if baselines:  # they need x_I only: they train while the edge model trains
             ahead += stages.baseline_trainings(work, run, ids["A"] + ids["B"], labels, config).values()
-        train_networks(ahead, config, "self-supervised models and CNN baselines")
+        # last: on the core the networks above leave first (the radiomics rows and the observable ceiling read them)
+        ahead.append(functools.partial(stages.hand_made_features, work, config,
+                                       ids["A"] + ids["B"] + ids["test"], observable_ids(splits)))
+        train_networks(ahead, config, "self-supervised models, CNN baselines and hand-made features")
         ssl_report = stages.self_supervised(work, config, ids["ssl"], ok)
 
     halves = folds_of(config)

@@ -380,7 +380,7 @@ def hand_made_features(work: str | Path | WorkDir, config: GliotypeConfig, radio
     from gliotype.audit.descriptors import descriptor_table
 
     one = config.model_copy(update={"workers": 1})
-    if config.radiomics.enabled and config.radiomics.classifiers:
+    if config.radiomics.has_rows:
         radiomics(work, radiomics_ids, one)
     descriptor_table(work, list(descriptor_ids), workers=1)
 

@@ -392,6 +392,11 @@ class RadiomicsConfig(_Section):
     select_k: int = Field(20, ge=1)  # SelectKBest(f_classif) inside every training fold
     cs: list[float] = Field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0], min_length=1)  # C by inner CV
 
+    @property
+    def has_rows(self) -> bool:
+        """Whether a run computes the radiomics rows (and so their features)."""
+        return self.enabled and bool(self.classifiers)
+
     @field_validator("labels", mode="before")
     @classmethod
     def _labels(cls, value):

@@ -98,7 +98,7 @@ def before_model(work, cohort: pd.DataFrame | None, train_ids: Sequence[str], te
     from gliotype import stages
 
     rows = []
-    if config.radiomics.enabled and config.radiomics.classifiers:
+    if config.radiomics.has_rows:
         features = stages.radiomics(work, [*train_ids, *test_ids], config)
         rows += radiomics_models(features, train_ids, test_ids, labels, config)
     return rows + age_model(cohort, train_ids, test_ids, labels, config)

@@ -61,6 +61,8 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     labels = dict(zip(splits["patient_id"], splits["idh"]))
     log.info("splits: %s", ", ".join(f"{k} {len(v)}" for k, v in ids.items()))
 
+    halves = folds_of(config)
+    train_ids = [p for _, clf in halves for p in ids[clf]]  # the classifiers' training patients
     with timer("self-supervised brain networks"):  # and, beside them (workers > 1), the CNN baselines
         ahead = [functools.partial(stages.self_supervised, work, config, ids["ssl"], ok)]
         if pretrains_image(config.multimodal):  # x_I only as well (point 50)
@@ -68,12 +70,11 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
         if baselines:  # they need x_I only: they train while the edge model trains
             ahead += stages.baseline_trainings(work, run, ids["A"] + ids["B"], labels, config).values()
         # last: on the core the networks above leave first (the radiomics rows and the observable ceiling read them)
-        ahead.append(functools.partial(stages.hand_made_features, work, config,
-                                       ids["A"] + ids["B"] + ids["test"], observable_ids(splits)))
+        ahead.append(functools.partial(stages.hand_made_features, work, config, train_ids + ids["test"],
+                                       observable_ids(splits)))
         train_networks(ahead, config, "self-supervised models, CNN baselines and hand-made features")
         ssl_report = stages.self_supervised(work, config, ids["ssl"], ok)
 
-    halves = folds_of(config)
     with timer("multi-modal encoders"):  # every fold's networks side by side (workers > 1), then reused
         stages.image_pretraining(work, config, ok)  # once (if not done above), before the networks that start from it
         train_networks([functools.partial(stages.multimodal, work, model_dir, ids[enc], labels, cfg,
@@ -85,7 +86,6 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     folds = [_fold_features(run, enc, work, ids[enc], ids[clf], ids["test"], labels, config,
                             ablations if enc == "A" else False, timer, others=ok) for enc, clf in halves]
     _fold_models(run, folds, config, timer, cohort)
-    train_ids = [p for _, clf in halves for p in ids[clf]]
     y_train = np.array([labels[p] for p in train_ids], dtype=float)
     y_test = np.array([labels[p] for p in ids["test"]], dtype=float)
 

@@ -51,40 +51,25 @@ def _cleanup(reg: dict) -> None:
 # --------------------------------------------------------------------------- co-registration
 
 
-class OneItkThread:
-    """Calls run on one ITK thread (:func:`one_itk_thread`)."""
-
-    def __init__(self):
-        self._helper = None
-        self._stack = contextlib.ExitStack()
-
-    def __call__(self, fn: Callable, *args):
-        """``fn(*args)`` (a module-level function) on one ITK thread: here when ITK runs on one in this
-        process, else in a helper process on one thread, started at the first call."""
-        if itk_threads_here() == 1:
-            return fn(*args)
-        if self._helper is None:
-            from gliotype.preprocessing.helper import case_helper
-
-            self._helper = self._stack.enter_context(case_helper(1))
-        return self._helper.result(self._helper.submit(fn, *args))
-
-    def close(self) -> None:
-        self._stack.close()
-
-
 @contextlib.contextmanager
-def one_itk_thread() -> Iterator[OneItkThread]:
-    """For the block, a function that runs a call on ONE ITK thread: what a linear registration on
-    Mattes mutual information needs to give the same bytes every time (ANTs adds the threads' shares
-    of its derivative in the order they finish; ``ants_runtime``). A helper process is started only
-    when a call needs it (this process on more threads) and ended with the block."""
-    runner = OneItkThread()
-    try:
-        yield runner
-    finally:
-        runner.close()
+def one_itk_thread() -> Iterator[Callable]:
+    """For the block, a function ``run(fn, *args)`` that calls ``fn(*args)`` (a module-level function)
+    on ONE ITK thread: what a linear registration on Mattes mutual information needs to give the same
+    bytes every time (``ants_runtime``). Here when ITK runs on one thread in this process, else in a
+    helper process on one thread, started at the first such call and ended with the block."""
+    from gliotype.preprocessing.helper import case_helper
 
+    helper = None
+    with contextlib.ExitStack() as stack:
+        def run(fn: Callable, *args):
+            nonlocal helper
+            if itk_threads_here() == 1:
+                return fn(*args)
+            if helper is None:
+                helper = stack.enter_context(case_helper(1))
+            return helper.result(helper.submit(fn, *args))
+
+        yield run
 
 
 def rigid_coregister(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, spacing_mm: float, seed: int,

@@ -32,6 +32,7 @@ from gliotype.modalities.build import load_case_modalities
 from gliotype.modalities.dataset import CachedDataset
 from gliotype.utils.devices import precision_key
 from gliotype.utils.distributed import gather
+from gliotype.utils.memory_format import STEM_KEY, channels_last_stem
 from gliotype.utils.training import fit, seed_everything, train_loader
 
 
@@ -143,16 +144,21 @@ def cnn_model(name: str, in_channels: int = 4, width: float = 1.0):
     ResNet34 uses the standard stem (7^3 convolution with stride 2, then max pooling;
     MONAI's default stride is 1, four to eight times the cost). ``width`` scales the
     channels (ResNet ``widen_factor``; DenseNet initial features 64 and growth rate 32),
-    as the ``cpu`` preset scales the encoders' channels.
+    as the ``cpu`` preset scales the encoders' channels. The stem convolution computes in
+    channels-last layout on the CPU (:func:`~gliotype.utils.memory_format.channels_last_stem`).
     """
     from monai.networks.nets import DenseNet121, resnet34
 
     if name == "resnet34":
-        return resnet34(spatial_dims=3, n_input_channels=in_channels, num_classes=1, conv1_t_stride=2,
-                        widen_factor=width)
+        net = resnet34(spatial_dims=3, n_input_channels=in_channels, num_classes=1, conv1_t_stride=2,
+                       widen_factor=width)
+        channels_last_stem(net.conv1)
+        return net
     if name == "densenet121":
-        return DenseNet121(spatial_dims=3, in_channels=in_channels, out_channels=1,
-                           init_features=max(4, round(64 * width)), growth_rate=max(4, round(32 * width)))
+        net = DenseNet121(spatial_dims=3, in_channels=in_channels, out_channels=1,
+                          init_features=max(4, round(64 * width)), growth_rate=max(4, round(32 * width)))
+        channels_last_stem(net.features.conv0)
+        return net
     raise ValueError(f"unknown CNN baseline {name!r}: resnet34 or densenet121")
 
 
@@ -201,7 +207,7 @@ def train_cnn(
     model = cnn_model(name, in_channels=int(data[0]["image"].shape[0]) if len(data) else 4, width=schedule.width)
     loader = train_loader(data, schedule.batch_size, generator)
     key = json.dumps([name, schedule.model_dump(mode="json"), sorted(map(str, train_ids)), seed,
-                      list(data[0]["image"].shape) if len(data) else [], inputs_key]) + precision_key(train)
+                      list(data[0]["image"].shape) if len(data) else [], inputs_key]) + precision_key(train) + STEM_KEY
     fit(model, CnnLoss(model), loader, schedule, Path(out) / "checkpoints", f"{name} baseline", seed=seed, key=key,
         train=train)
     return model

@@ -30,6 +30,7 @@ from gliotype.multimodal.data import cloud_pose, collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.multimodal.pretrain import load_pretrained, pretrain_image_encoder, pretraining_key, pretrains_image
 from gliotype.utils.devices import precision_key
+from gliotype.utils.memory_format import STEM_KEY
 from gliotype.utils.distributed import gather, within
 from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
@@ -113,8 +114,8 @@ def model_key(workdir: str | Path | WorkDir, config: GliotypeConfig, train_ids: 
     """What a trained multi-modal network depends on: every upstream config section, the seed, the
     patients (labelled, validation and, when there are any, unlabelled), their data in ``workdir``
     (:func:`data_key`), the key of the pretrained f_I it starts from (``pretraining``, point 50),
-    :data:`TRAINING_VERSION` and a mixed training precision (not the process count nor the device:
-    the same losses within float rounding)."""
+    :data:`TRAINING_VERSION`, a mixed training precision (not the process count nor the device:
+    the same losses within float rounding) and f_I's stem layout (:data:`~gliotype.utils.memory_format.STEM_KEY`)."""
     parts = sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or []))
     if unlabelled_ids:
         parts += ["|unlabelled"] + sorted(map(str, unlabelled_ids))
@@ -123,7 +124,8 @@ def model_key(workdir: str | Path | WorkDir, config: GliotypeConfig, train_ids: 
         parts += ["|pretrained", pretraining]
     ids = json.dumps(parts)
     return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + \
-        f"-{config.seed}-v{TRAINING_VERSION}-" + hashlib.sha256(ids.encode()).hexdigest()[:12] + precision_key(config.train)
+        f"-{config.seed}-v{TRAINING_VERSION}-" + hashlib.sha256(ids.encode()).hexdigest()[:12] + \
+        precision_key(config.train) + STEM_KEY
 
 
 def data_key(workdir: str | Path | WorkDir, patient_ids: Sequence[str]) -> str:

@@ -258,14 +258,19 @@ def image_pretraining(work: str | Path | WorkDir, config: GliotypeConfig, ids: S
 
 def multimodal(work: str | Path | WorkDir, folder: str | Path, train_ids: Sequence[str], labels: Mapping[str, float],
                config: GliotypeConfig, unlabelled_ids: Sequence[str] | None = None,
-               pretrain_ids: Sequence[str] | None = None):
+               pretrain_ids: Sequence[str] | None = None, feature_ids: Sequence[str] | None = None):
     """The multi-modal network trained on ``train_ids`` (cached in ``folder`` under its key), starting
-    from f_I pretrained on ``pretrain_ids`` when the config asks for it."""
+    from f_I pretrained on ``pretrain_ids`` when the config asks for it; with ``feature_ids``, also their
+    features (:func:`features`, cached with the network), so a pool that trains networks side by side
+    extracts them side by side too."""
     from gliotype.multimodal.stage import train_multimodal
 
-    return train_multimodal(work, folder, list(train_ids), labels, config,
-                            unlabelled_ids=None if unlabelled_ids is None else list(unlabelled_ids),
-                            pretrain_ids=None if pretrain_ids is None else list(pretrain_ids))
+    model = train_multimodal(work, folder, list(train_ids), labels, config,
+                             unlabelled_ids=None if unlabelled_ids is None else list(unlabelled_ids),
+                             pretrain_ids=None if pretrain_ids is None else list(pretrain_ids))
+    if feature_ids is not None:
+        features(work, folder, feature_ids, config)
+    return model
 
 
 def features(work: str | Path | WorkDir, folder: str | Path, ids: Sequence[str], config: GliotypeConfig) -> pd.DataFrame:

@@ -332,14 +332,20 @@ def test_changed_encoder_setting_refreshes_the_cached_features(tiny_run):
     assert yaml.safe_load(run.model.config.read_text())["multimodal"]["lr"] == changed.multimodal.lr
 
 
-def test_a_run_whose_networks_start_from_one_pretrained_image_encoder(tiny_run, tmp_path):
+def test_a_run_whose_networks_start_from_one_pretrained_image_encoder(tiny_run, tmp_path, monkeypatch):
     """``multimodal.image.pretrain_epochs`` (docs/design.md point 50): f_I is pretrained once, on every
     patient of the cohort, beside the self-supervised models, and every network with f_I of both
-    folds and of the Table 4 rows starts from it (its key in theirs); a network without f_I does not."""
+    folds and of the Table 4 rows starts from it (its key in theirs); a network without f_I does not.
+    Each network's features are extracted where it trained, side by side (``workers: 2``): the run's
+    own process reads them back and extracts none."""
+    import gliotype.multimodal.stage as stage
     from gliotype.experiment.ablations import FULL_MODEL
     from gliotype.layout import WorkDir, row_slug
     from gliotype.multimodal.pretrain import pretraining_key
     from gliotype.multimodal.stage import model_key
+
+    extracted_here = []
+    monkeypatch.setattr(stage, "save_features", lambda feats, path: extracted_here.append(path))
 
     root, config, _ = tiny_run
     cfg = config.model_copy(deep=True)
@@ -350,6 +356,7 @@ def test_a_run_whose_networks_start_from_one_pretrained_image_encoder(tiny_run, 
     shutil.copytree(root / "run" / "work", out / "work")
     run_experiment(out, cfg, data=root / "cohort", repeats=1, ablations=["fI + MLP", "fB + MLP"], baselines=False,
                    audit=False)
+    assert extracted_here == []
     work = WorkDir(out / "work")
     splits = pd.read_csv(out / "splits.csv", dtype={"patient_id": str})
     cohort = splits["patient_id"].tolist()

@@ -78,8 +78,9 @@ def run_split(run: RunDir, work: WorkDir, cohort: pd.DataFrame, ok: list[str], c
     with timer("multi-modal encoders"):  # every fold's networks side by side (workers > 1), then reused
         stages.image_pretraining(work, config, ok)  # once (if not done above), before the networks that start from it
         train_networks([functools.partial(stages.multimodal, work, model_dir, ids[enc], labels, cfg,
-                                          unlabelled_ids=unlabelled, pretrain_ids=ok)
-                        for enc, _ in halves
+                                          unlabelled_ids=unlabelled, pretrain_ids=ok,
+                                          feature_ids=ids[clf] + ids["test"])  # _fold_features reads them back
+                        for enc, clf in halves
                         for _, cfg, model_dir, unlabelled in _encoders(run, enc, config,
                                                                        ablations if enc == "A" else False, ok)],
                        config, "multi-modal networks")

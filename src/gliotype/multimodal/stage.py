@@ -30,10 +30,10 @@ from gliotype.multimodal.data import cloud_pose, collate
 from gliotype.multimodal.model import MultiModalNet, multimodal_loss
 from gliotype.multimodal.pretrain import load_pretrained, pretrain_image_encoder, pretraining_key, pretrains_image
 from gliotype.utils.devices import precision_key
-from gliotype.utils.memory_format import STEM_KEY
 from gliotype.utils.distributed import gather, within
 from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
+from gliotype.utils.memory_format import STEM_KEY
 from gliotype.utils.records import records_key, reusable_record, write_record
 from gliotype.utils.training import TrainingDiverged, fit, seed_everything, train_loader
 from gliotype.utils.weights import WeightsError, load_weights, save_weights

@@ -65,6 +65,7 @@ def test_the_stem_computes_the_default_layouts_numbers_within_rounding():
 
 
 def test_every_network_trained_with_the_stem_has_it_in_its_key(tmp_path):
-    config = load_config("tiny", overrides=["modalities.image_label_channels=true", "multimodal.image.pretrain_epochs=1"])
+    config = load_config("tiny", overrides=["modalities.image_label_channels=true",
+                                            "multimodal.image.pretrain_epochs=1"])
     assert model_key(tmp_path, config, ["P1", "P2"]).endswith(STEM_KEY)
     assert pretraining_key(tmp_path, config, ["P1", "P2"]).endswith(STEM_KEY)

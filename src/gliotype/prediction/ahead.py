@@ -2,7 +2,8 @@
 
 ``gliotype predict`` spends its first seconds importing the network libraries and loading the
 model's networks (about 4 s on 2 cores), and most of the rest preprocessing the patient (SyN
-on the two ITK threads it is reproducible with, design.md point 57), beside each other. :func:`preprocessing_ahead` runs the preprocessing of the patient (the same
+on the two ITK threads it is reproducible with, design.md point 57): the two overlap.
+:func:`preprocessing_ahead` runs the preprocessing of the patient (the same
 :func:`~gliotype.preprocessing.preprocess_case`, with the model's configuration from
 :func:`~gliotype.prediction.open_model`) in a child process during its ``with`` block, and waits
 for it on leaving. The child only fills the work folder: :func:`~gliotype.prediction.predict_patient`

@@ -4,11 +4,12 @@ the CPU (docs/design.md point 58).
 The stem of every 3D CNN gliotype trains (f_I's first block, the ResNet and DenseNet baselines'
 first convolution) reads x_I: few channels (4-8) on the largest grid. oneDNN's weight gradient of
 such a convolution is slow in PyTorch's default (channels-first) layout and six times faster in
-channels-last (measured on one thread: f_I's 8 -> 16 convolution on a batch of 10 x 40^3, 182 -> 31 ms;
-with the ResNet baseline's 7^3 stem, whose weight gradient took 253 ms, its whole step 388 -> 195 ms).
-Only the stem changes layout: the rest of each network, whose batch norm and pooling are slower in
-channels-last, stays channels-first, so the stem's input is copied to channels-last and its output back. The numbers are the same within float rounding
-(the sums run in another order), so :data:`STEM_KEY` is in the key of every network trained this
+channels-last (measured on one thread: f_I's 8 -> 16 convolution on a batch of 10 x 40^3,
+182 -> 31 ms; with the ResNet baseline's 7^3 stem, whose weight gradient took 253 ms, its whole
+step 388 -> 195 ms). Only the stem changes layout: the rest of each network, whose batch norm and
+pooling are slower in channels-last, stays channels-first, so the stem's input is copied to
+channels-last and its output back. The numbers are the same within float rounding (the sums run in
+another order), so :data:`STEM_KEY` is in the key of every network trained this
 way, and a network or checkpoint of the earlier layout is never reused or resumed. On other devices
 (cuDNN) nothing changes.
 """

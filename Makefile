@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # `gliotype run` validates the manifest itself (run/validation.csv): no separate `cohort validate`.
 demo: $(STAMP)
-	$(BIN)/gliotype synth --out $(DEMO)/cohort --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
+	$(BIN)/gliotype synth --overwrite --out $(DEMO)/cohort --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
 	$(BIN)/gliotype cohort scan $(DEMO)/cohort --labels $(DEMO)/cohort/labels.csv --out $(DEMO)/manifest.csv
 	$(BIN)/gliotype run --manifest $(DEMO)/manifest.csv --data $(DEMO)/cohort --out $(DEMO)/run --preset cpu --no-ablations
 

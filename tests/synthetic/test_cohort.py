@@ -77,7 +77,7 @@ def test_layout_labels_and_summary(mni):
     assert summary["bayes_auc_expected"] == pytest.approx(expected_auc(MNI.signal)["bayes"])
     doc = json.loads((out / "synth_config.json").read_text())
     assert doc["config"] == MNI.output_fields()
-    assert doc["generator_version"] == GENERATOR_VERSION == 2
+    assert doc["generator_version"] == GENERATOR_VERSION == 3
     assert "workers" not in doc["config"]
     assert len(doc["sites"]) == MNI.sites
 

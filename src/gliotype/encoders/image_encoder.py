@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gliotype.encoders.mlp import MLP
-from gliotype.utils.memory_format import channels_last_stem
+from gliotype.utils.memory_format import channels_last_block
 
 
 class ImageEncoder(nn.Module):
@@ -61,7 +61,7 @@ class ImageEncoder(nn.Module):
         if min(size) < 1:
             raise ValueError(f"input_size {tuple(input_size)} is too small for {len(channels)} pooling steps")
         self.features = nn.Sequential(*blocks)
-        channels_last_stem(self.features[0][0])  # the same numbers within rounding, faster (utils/memory_format.py)
+        channels_last_block(self.features[0])  # the same numbers within rounding, faster (utils/memory_format.py)
         self.head = MLP([c_in * size[0] * size[1] * size[2], *fc])
         self.out_features = int(fc[-1])
         self._repr = f"ImageEncoder({in_channels}, channels={list(channels)}, fc={list(fc)}, pool={pool!r})"

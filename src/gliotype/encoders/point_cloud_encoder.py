@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch_geometric.nn import NNConv
 from torch_geometric.utils import scatter, softmax
 
 from gliotype.config.schema import GeometricEncoderConfig, ModalitiesConfig
+from gliotype.encoders.edge_conditioned_conv import EdgeConditionedConv
 from gliotype.encoders.geometry import farthest_point_sample, radius_graph
 from gliotype.encoders.mlp import MLP
 from gliotype.errors import GliotypeError
@@ -95,7 +95,7 @@ class PointCloudEncoder(nn.Module):
         c_in = in_channels
         for c_out in channels:
             edge_net = MLP([1, edge_hidden, c_in * c_out])
-            self.convs.append(NNConv(c_in, c_out, edge_net, aggr="mean"))
+            self.convs.append(EdgeConditionedConv(c_in, c_out, edge_net, aggr="mean"))  # NNConv, faster
             c_in = c_out
         if pose_features not in (0, 4):
             raise ValueError(f"pose_features must be 0 or 4 (centroid xyz, radius), got {pose_features}")

@@ -90,7 +90,7 @@ class _BlockMean(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         n, c, d, h, w = x.shape
         ctx.shape = x.shape
-        v = x.permute(0, 2, 3, 4, 1).view(n, d // 2, 2, h // 2, 2, w // 2, 2, c)
+        v = x.permute(0, 2, 3, 4, 1).reshape(n, d // 2, 2, h // 2, 2, w // 2, 2, c)  # a view of its memory
         v = v[:, :, 0] + v[:, :, 1]
         v = v[:, :, :, 0] + v[:, :, :, 1]
         v = (v[:, :, :, :, 0] + v[:, :, :, :, 1]) * 0.125

@@ -25,6 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
 # `gliotype run` validates the manifest itself (run/validation.csv): no separate `cohort validate`.
+# --overwrite: a demo/ cohort made with other arguments or by another generator version is replaced.
 demo: $(STAMP)
 	$(BIN)/gliotype synth --overwrite --out $(DEMO)/cohort --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED)
 	$(BIN)/gliotype cohort scan $(DEMO)/cohort --labels $(DEMO)/cohort/labels.csv --out $(DEMO)/manifest.csv

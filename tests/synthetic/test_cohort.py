@@ -231,6 +231,9 @@ def test_a_cohort_of_another_generator_version_is_not_resumed(mni, tmp_path):
     (out / "synth_config.json").write_text(json.dumps(doc))
     with pytest.raises(GliotypeError, match=f"by generator version {GENERATOR_VERSION - 1} "):
         generate_cohort(out, MNI)
+    generate_cohort(out, MNI, overwrite=True)  # what `make demo` does with a demo/ folder of an older version
+    assert json.loads((out / "synth_config.json").read_text())["generator_version"] == GENERATOR_VERSION
+    assert digests(out) == digests(src)
 
 
 def test_rerun_skips_finished_patients_and_touches_nothing(mni, tmp_path):

@@ -31,7 +31,7 @@ from gliotype.multimodal.augment import rotate_batch
 from gliotype.multimodal.data import collate
 from gliotype.multimodal.model import MultiModalNet, compartment_summary, standardised_summary
 from gliotype.utils.distributed import gather, within
-from gliotype.utils.memory_format import BLOCK_KEY, STEM_KEY
+from gliotype.utils.memory_format import IMAGE_ENCODER_KEY
 from gliotype.utils.records import records_key, reusable_record, write_record
 from gliotype.utils.training import fit, seed_everything, train_loader
 from gliotype.utils.weights import load_weights, save_weights
@@ -46,8 +46,8 @@ def pretraining_key(workdir: str | Path | WorkDir, config: GliotypeConfig, patie
     """What the pretrained f_I depends on: f_I's section (not the weight of the head in the
     multi-modal loss, which comes after), the batch size and the rotations of the
     multi-modal training (the pretraining's too), x_I's upstream sections, the seed, the training
-    precision, f_I's stem and first block layouts (:data:`~gliotype.utils.memory_format.STEM_KEY`,
-    :data:`~gliotype.utils.memory_format.BLOCK_KEY`), the patients and the records of their x_I."""
+    precision, f_I's layouts (:data:`~gliotype.utils.memory_format.IMAGE_ENCODER_KEY`), the patients and
+    the records of their x_I."""
     mm = config.multimodal
     data = config.model_dump(mode="json")
     image = {k: v for k, v in data["multimodal"]["image"].items() if k != "compartment_weight"}
@@ -58,7 +58,7 @@ def pretraining_key(workdir: str | Path | WorkDir, config: GliotypeConfig, patie
     ids = sorted(map(str, patient_ids))
     records = records_key(work.case(p).modalities_meta for p in ids)
     digest = hashlib.sha256(json.dumps([ids, records]).encode()).hexdigest()[:12]
-    return f"{values_hash(depends)}-{config.seed}-{digest}{STEM_KEY}{BLOCK_KEY}"
+    return f"{values_hash(depends)}-{config.seed}-{digest}{IMAGE_ENCODER_KEY}"
 
 
 def pretrain_image_encoder(workdir: str | Path | WorkDir, patient_ids: Sequence[str], config: GliotypeConfig,

@@ -33,7 +33,7 @@ from gliotype.utils.devices import precision_key
 from gliotype.utils.distributed import gather, within
 from gliotype.utils.io import write_csv_atomic
 from gliotype.utils.logging import get_logger
-from gliotype.utils.memory_format import BLOCK_KEY, STEM_KEY
+from gliotype.utils.memory_format import IMAGE_ENCODER_KEY
 from gliotype.utils.records import records_key, reusable_record, write_record
 from gliotype.utils.training import TrainingDiverged, fit, seed_everything, train_loader
 from gliotype.utils.weights import WeightsError, load_weights, save_weights
@@ -116,8 +116,8 @@ def model_key(workdir: str | Path | WorkDir, config: GliotypeConfig, train_ids: 
     patients (labelled, validation and, when there are any, unlabelled), their data in ``workdir``
     (:func:`data_key`), the key of the pretrained f_I it starts from (``pretraining``, point 50),
     :data:`TRAINING_VERSION`, a mixed training precision (not the process count nor the device:
-    the same losses within float rounding) and f_I's stem and first block layouts
-    (:data:`~gliotype.utils.memory_format.STEM_KEY`, :data:`~gliotype.utils.memory_format.BLOCK_KEY`)."""
+    the same losses within float rounding) and f_I's layouts
+    (:data:`~gliotype.utils.memory_format.IMAGE_ENCODER_KEY`)."""
     parts = sorted(map(str, train_ids)) + ["|"] + sorted(map(str, val_ids or []))
     if unlabelled_ids:
         parts += ["|unlabelled"] + sorted(map(str, unlabelled_ids))
@@ -127,7 +127,7 @@ def model_key(workdir: str | Path | WorkDir, config: GliotypeConfig, train_ids: 
     ids = json.dumps(parts)
     return config_hash(config, "multimodal", "modalities", "ssl", "atlas", "preprocess") + \
         f"-{config.seed}-v{TRAINING_VERSION}-" + hashlib.sha256(ids.encode()).hexdigest()[:12] + \
-        precision_key(config.train) + STEM_KEY + BLOCK_KEY
+        precision_key(config.train) + IMAGE_ENCODER_KEY
 
 
 def data_key(workdir: str | Path | WorkDir, patient_ids: Sequence[str]) -> str:

@@ -18,7 +18,8 @@ MAX_LOCATION_KNOB = 2.0
 
 #: Bumped whenever the same config would produce different files. 2: the network latent's
 #: brain-wide white-matter change is replaced by disrupted paths leaving the lesion. 3: the
-#: smooth fields are zoomed axis by axis (``fields.cubic_zoom``; 1 ulp off ``ndimage.zoom`` rarely).
+#: smooth fields are zoomed axis by axis (``fields.cubic_zoom``; 1 ulp off ``ndimage.zoom`` rarely)
+#: and the files gzip-ed at level 1 (the same voxels, other bytes than level 6).
 GENERATOR_VERSION = 3
 
 _ID_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")

@@ -30,6 +30,8 @@ from torch import nn
 STEM_KEY = "-stem-cl"
 #: In the key of every network whose f_I's first block runs in channels-last (:func:`channels_last_block`).
 BLOCK_KEY = "-block-cl"
+#: f_I's layouts, in the key of its pretraining and of every multi-modal network.
+IMAGE_ENCODER_KEY = STEM_KEY + BLOCK_KEY
 
 _CHANNELS_LAST = torch.channels_last_3d
 
@@ -112,4 +114,4 @@ def _pairs(pool: nn.AvgPool3d) -> bool:
             and not pool.ceil_mode and pool.count_include_pad and pool.divisor_override is None)
 
 
-__all__ = ["BLOCK_KEY", "STEM_KEY", "BlockAvgPool3d", "channels_last_block", "channels_last_stem"]
+__all__ = ["BLOCK_KEY", "IMAGE_ENCODER_KEY", "STEM_KEY", "BlockAvgPool3d", "channels_last_block", "channels_last_stem"]

@@ -4,8 +4,11 @@
 
 Each benchmark's output goes into the file as it printed it, with its wall time and exit
 code, under a header naming the date, the machine (CPU model, cores, memory, load before the
-run), the Python, torch and gliotype versions and the git commit, so a regression shows as a
-changed figure in ``git diff benchmarks/results.md``. The file is rewritten after every
+run, and the speed of one of its cores, :func:`core_speed`), the Python, torch and gliotype
+versions and the git commit, so a regression shows as a changed figure in
+``git diff benchmarks/results.md``. Two machines of one CPU name can differ by 2x (the same
+"AMD EPYC, 2 cores" ran ``make demo`` in 684 s and 1,290 s on the same commit, docs/results.md):
+compare figures across machines through the core speed. The file is rewritten after every
 benchmark (a run stopped half way keeps what it measured). Benchmarks check the speed and
 memory goals of the issues; they are not tests and do not run in CI.
 """
@@ -22,6 +25,42 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+#: One core's float32 speed, in a fresh process on one torch thread: a 2048^2 matrix product and f_I's
+#: first convolution (the ``cpu`` preset's 8 -> 16 channels, 3^3, batch 10 on the 40^3 crop,
+#: channels-last), the operations most of a demo's computation is made of. Best of 5.
+_SPEED_PROBE = """
+import time, torch
+torch.set_num_threads(1)
+def best(f):
+    f(); out = []
+    for _ in range(5):
+        t = time.perf_counter(); f(); out.append(time.perf_counter() - t)
+    return min(out)
+a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+gemm = 2 * 2048 ** 3 / best(lambda: a @ b) / 1e9
+conv = torch.nn.Conv3d(8, 16, 3, padding=1).to(memory_format=torch.channels_last_3d)
+x = torch.randn(10, 8, 40, 40, 40).to(memory_format=torch.channels_last_3d)
+with torch.no_grad():
+    c = 10 * 40 ** 3 * 16 * 8 * 27 * 2 / best(lambda: conv(x)) / 1e9
+print(f"{gemm:.0f} {c:.0f}")
+"""
+
+
+def core_speed() -> str:
+    """What one core computes (the probe above) and its widest vector instructions (/proc/cpuinfo),
+    e.g. ``76 GFLOP/s matrix product, 89 GFLOP/s convolution; widest vectors AVX2``."""
+    out = subprocess.run([sys.executable, "-c", _SPEED_PROBE], capture_output=True, text=True).stdout.split()
+    flags = ""
+    try:
+        flags = next((x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags")), "")
+    except OSError:
+        pass
+    vector = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "unknown"
+    speed = (f"{out[0]} GFLOP/s matrix product, {out[1]} GFLOP/s convolution" if len(out) == 2
+             else "not measured")
+    return f"{speed}; widest vectors {vector}"
 
 
 def machine() -> list[str]:
@@ -51,6 +90,7 @@ def machine() -> list[str]:
     return [f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
             f"- machine: {cpu}, {os.cpu_count()} cores, {mem} memory; load average before the run (1/5/15 min): "
             f"{load}",
+            f"- one core (float32, one torch thread, best of 5): {core_speed()}",
             f"- Python {platform.python_version()}, torch {versions[0] if versions else '?'}, gliotype "
             f"{versions[1] if len(versions) > 1 else '?'}, commit {commit}"]
 

@@ -70,6 +70,44 @@ def test_build_is_deterministic(small_tracts, aal, small_spec):
     np.testing.assert_array_equal(again.values, small_tracts.values)
 
 
+def test_a_build_on_two_processes_is_the_same_atlas(small_tracts, aal, small_spec, monkeypatch):
+    """The front propagations dealt out to 2 processes (source regions in turn) give the atlas of
+    one process, field for field."""
+    from gliotype.atlases import tract_build
+
+    regions, n_tracts = small_spec
+    calls = []
+    real = tract_build.parallel_map
+
+    def spy(fn, items, workers=1, **kwargs):
+        calls.append((workers, [job.sources for job in items]))
+        return real(fn, items, workers, **kwargs)
+
+    monkeypatch.setattr(tract_build, "parallel_map", spy)
+    two = default_tract_atlas(aal, n_tracts, regions=regions, use_cache=False, workers=2)
+    assert calls == [(2, [[0, 2, 4], [1, 3, 5]])]  # 7 regions: sources 0-5, dealt out in turn
+    for name in ("pairs", "offsets", "indices", "values", "support", "length_mm"):
+        np.testing.assert_array_equal(getattr(two, name), getattr(small_tracts, name))
+    assert two.names == small_tracts.names
+
+
+def test_the_atlas_stage_builds_on_the_runs_workers(aal, tmp_path, monkeypatch):
+    """A first build of the built-in atlas in a run uses its ``workers`` (config) processes."""
+    from gliotype.config import load_config
+    from gliotype.modalities.atlas import atlas_sampling
+
+    class Asked(Exception):
+        pass
+
+    def asked(*args, **kwargs):
+        raise Asked(kwargs.get("workers"))
+
+    monkeypatch.setattr(user_tracts, "default_tract_atlas", asked)
+    with pytest.raises(Asked) as err:
+        atlas_sampling(tmp_path / "work", load_config("tiny", overrides=["workers=2"]))
+    assert err.value.args == (2,)
+
+
 def test_dense_volume_and_crossing_matrix(small_tracts):
     t = small_tracts
     vol = t.volume(3)

@@ -135,3 +135,29 @@ def test_with_a_validation_the_best_epoch_wins_over_the_average(tmp_path):
 
     fit(model, loss, loader, schedule, tmp_path, "t", validate=validate, average_from=1)
     torch.testing.assert_close(model.weight, snapshots[1]["weight"])
+
+
+@pytest.mark.parametrize("kind", [dict(optimizer="adam", lr=0.01, weight_decay=0.001),
+                                  dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=0.001)])
+def test_the_optimizers_update_every_parameter_at_once_with_the_loops_bytes(kind):
+    """make_optimizer's foreach updates (one call per arithmetic step for all parameters) give
+    exactly the weights of PyTorch's per-parameter loop, step after step."""
+    from gliotype.utils.training import make_optimizer
+
+    schedule = ScheduleConfig(epochs=1, batch_size=8, **kind)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 1))
+    twin = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 1))
+    twin.load_state_dict(net.state_dict())
+    ours = make_optimizer(net.parameters(), schedule)
+    assert ours.defaults["foreach"] is True
+    loop = (torch.optim.Adam(twin.parameters(), lr=0.01, weight_decay=0.001, foreach=False) if kind["optimizer"] == "adam"
+            else torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9, weight_decay=0.001, foreach=False))
+    for step in range(5):
+        x = torch.randn(8, 5)
+        for model, opt in ((net, ours), (twin, loop)):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+        for a, b in zip(net.parameters(), twin.parameters()):
+            assert torch.equal(a, b), step

@@ -21,7 +21,8 @@ It is not derived from diffusion MRI:
    ``p = exp(-d^2 / 2 sigma^2) * (wm_floor + (1 - wm_floor) WM)``, ``d`` the distance to
    the centreline; values below ``min_prob`` are dropped.
 
-The build is deterministic and takes well under a minute for the 90 AAL regions.
+The build is deterministic and takes well under a minute for the 90 AAL regions; step 3's
+propagations can be shared among processes (``workers``), with the same result.
 
 :func:`build_tract_atlas` always builds; the cached entry points are in
 :mod:`gliotype.atlases.tract_cache` and :mod:`gliotype.atlases.user_tracts`.
@@ -30,6 +31,7 @@ The build is deterministic and takes well under a minute for the 90 AAL regions.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -39,6 +41,7 @@ from gliotype.atlases.template import load_template
 from gliotype.atlases.tracts import TRACT_ATLAS_VERSION, TractAtlas
 from gliotype.errors import GliotypeError
 from gliotype.utils.logging import get_logger
+from gliotype.utils.parallel import parallel_map
 
 log = get_logger(__name__)
 
@@ -98,6 +101,55 @@ def _gateways(labels: np.ndarray, wm: np.ndarray, brain: np.ndarray, regions, ra
     return out
 
 
+@dataclass(frozen=True)
+class _PathJob:
+    """Step 3 for some source regions (indices into the build's region list), with what it reads."""
+
+    sources: list[int]
+    cost: np.ndarray
+    resistance: np.ndarray
+    gates: list[np.ndarray]
+    reg_vox: list[np.ndarray]
+    spacing: float
+    best: float
+
+
+def _source_paths(job: _PathJob) -> list[list[tuple]]:
+    """For each source region ``i`` of ``job``, one row ``(centre, wm_path_mm, quality, centre_mm)``
+    per later region ``j > i``: the front from ``i``'s gateway, the traceback from ``j``'s cheapest
+    gateway voxel closed by straight segments to both regions (``centre`` None when unreachable)."""
+    from skimage.graph import MCP_Geometric
+
+    mcp = MCP_Geometric(job.cost, fully_connected=True)
+    out = []
+    for i in job.sources:
+        cum, _ = mcp.find_costs([tuple(v) for v in job.gates[i]])
+        found = []
+        for j in range(i + 1, len(job.gates)):
+            g = job.gates[j]
+            c = cum[tuple(g.T)]
+            k = int(np.argmin(c))  # first cheapest gateway voxel (C order): deterministic
+            if not np.isfinite(c[k]):
+                found.append((None, np.inf, 0.0, np.inf))
+                continue
+            path = np.asarray(mcp.traceback(tuple(g[k])), dtype=np.int64)
+            r = job.resistance[tuple(path.T)]
+            if len(path) > 1:
+                steps = np.linalg.norm(np.diff(path, axis=0), axis=1) * job.spacing
+                length = float(steps.sum())
+                path_cost = float(np.sum(steps * 0.5 * (r[:-1] + r[1:])))
+                q = job.best * length / path_cost  # harmonic mean of (wm_eps + WM), scaled to (0, 1]
+            else:  # the two gateways touch
+                length, q = 0.0, job.best / float(r[0])
+            start = _nearest(path[0], job.reg_vox[i])
+            end = _nearest(path[-1], job.reg_vox[j])
+            centre = np.concatenate([_line(start, path[0])[:-1], path, _line(path[-1], end)[1:]])
+            found.append((centre, length, min(q, 1.0),
+                          float(np.linalg.norm(np.diff(centre, axis=0), axis=1).sum() * job.spacing)))
+        out.append(found)
+    return out
+
+
 def _tube(centre: np.ndarray, wm: np.ndarray, brain: np.ndarray, sigma: float, min_prob: float, wm_floor: float):
     """Flat indices (in ``wm``'s grid) and probabilities of the tube around ``centre`` (N, 3).
 
@@ -129,6 +181,7 @@ def build_tract_atlas(
     sigma_vox: float = DEFAULT_BUILD["sigma_vox"],
     wm_floor: float = DEFAULT_BUILD["wm_floor"],
     min_prob: float = DEFAULT_BUILD["min_prob"],
+    workers: int = 1,
 ) -> TractAtlas:
     """Build the white-matter-guided proxy tract atlas (no cache: see :func:`default_tract_atlas`).
 
@@ -139,12 +192,12 @@ def build_tract_atlas(
         regions: connect only these region labels (default: all); a few regions make a
             fast build for tests.
         length_scale_mm: ``None`` ranks the pairs by white-matter support alone.
+        workers: processes sharing the front propagations (step 3; :func:`gliotype.utils.parallel.parallel_map`,
+            source regions dealt out in turn): the same atlas, byte for byte, for any number.
 
     Returns:
         The tracts in ``(region_a, region_b)`` order (``region_a < region_b``).
     """
-    from skimage.graph import MCP_Geometric
-
     t0 = time.perf_counter()
     nodes = node_atlas if node_atlas is not None else load_node_atlas()
     tpl = load_template(2)
@@ -179,38 +232,14 @@ def build_tract_atlas(
     reg_vox = [np.argwhere(labels == r) for r in regs]
     best = 1.0 / (wm_eps + 1.0)  # the resistance of pure white matter
 
-    mcp = MCP_Geometric(cost, fully_connected=True)
-    pairs, centres = [], []
-    wm_path_mm, quality, centre_mm = [], [], []
-    for i, a in enumerate(regs[:-1]):
-        cum, _ = mcp.find_costs([tuple(v) for v in gates[i]])
-        for j in range(i + 1, len(regs)):
-            g = gates[j]
-            c = cum[tuple(g.T)]
-            k = int(np.argmin(c))  # first cheapest gateway voxel (C order): deterministic
-            pairs.append((a, regs[j]))
-            if not np.isfinite(c[k]):
-                centres.append(None)
-                wm_path_mm.append(np.inf)
-                quality.append(0.0)
-                centre_mm.append(np.inf)
-                continue
-            path = np.asarray(mcp.traceback(tuple(g[k])), dtype=np.int64)
-            r = resistance[tuple(path.T)]
-            if len(path) > 1:
-                steps = np.linalg.norm(np.diff(path, axis=0), axis=1) * spacing
-                length = float(steps.sum())
-                path_cost = float(np.sum(steps * 0.5 * (r[:-1] + r[1:])))
-                q = best * length / path_cost  # harmonic mean of (wm_eps + WM), scaled to (0, 1]
-            else:  # the two gateways touch
-                length, q = 0.0, best / float(r[0])
-            start = _nearest(path[0], reg_vox[i])
-            end = _nearest(path[-1], reg_vox[j])
-            centre = np.concatenate([_line(start, path[0])[:-1], path, _line(path[-1], end)[1:]])
-            centres.append(centre)
-            wm_path_mm.append(length)
-            quality.append(min(q, 1.0))
-            centre_mm.append(float(np.linalg.norm(np.diff(centre, axis=0), axis=1).sum() * spacing))
+    pairs = [(a, b) for i, a in enumerate(regs) for b in regs[i + 1:]]
+    n_jobs = max(1, min(int(workers), len(regs) - 1))
+    jobs = [_PathJob(list(range(k, len(regs) - 1, n_jobs)), cost, resistance, gates, reg_vox, spacing, best)
+            for k in range(n_jobs)]
+    rows: dict[int, list[tuple]] = {}
+    for job, found in zip(jobs, parallel_map(_source_paths, jobs, n_jobs, desc="tract atlas", unit="block")):
+        rows.update(zip(job.sources, found))
+    centres, wm_path_mm, quality, centre_mm = (list(col) for col in zip(*(r for i in sorted(rows) for r in rows[i])))
     t_paths = time.perf_counter() - t0
     quality_a = np.asarray(quality)
     centre_a = np.asarray(centre_mm)

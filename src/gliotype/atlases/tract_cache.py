@@ -95,13 +95,15 @@ def _default_payload(nodes: NodeAtlas, n_tracts: int, regions, params: dict) -> 
 
 
 def default_tract_atlas(node_atlas: NodeAtlas | None = None, n_tracts: int = 2309, regions=None,
-                        use_cache: bool = True, cache_dir: str | Path | None = None, **params) -> TractAtlas:
+                        use_cache: bool = True, cache_dir: str | Path | None = None, workers: int = 1,
+                        **params) -> TractAtlas:
     """The built-in tract atlas between the regions of ``node_atlas``, built once and cached on disk
     (in ``<cache_dir>/atlases``, :func:`atlas_cache_folder`).
 
-    ``params`` override :data:`DEFAULT_BUILD` (each is part of the cache key).
+    ``params`` override :data:`DEFAULT_BUILD` (each is part of the cache key). ``workers``: processes
+    of a build (the same atlas for any number, so not in the key).
     """
     nodes = node_atlas if node_atlas is not None else load_node_atlas()
     kind, payload = _default_payload(nodes, n_tracts, regions, params)
-    return _cached(kind, payload, lambda: build_tract_atlas(nodes, n_tracts, regions, **params), use_cache,
-                   cache_dir)
+    return _cached(kind, payload, lambda: build_tract_atlas(nodes, n_tracts, regions, workers=workers, **params),
+                   use_cache, cache_dir)

@@ -225,6 +225,7 @@ def load_tract_atlas(
     pairs_csv: str | Path | None = None,
     use_cache: bool = True,
     cache_dir: str | Path | None = None,
+    workers: int = 1,
 ) -> TractAtlas:
     """The edge atlas on the 2 mm template grid.
 
@@ -243,6 +244,7 @@ def load_tract_atlas(
         use_cache: read and write the on-disk cache (:mod:`gliotype.atlases.tract_cache`).
         cache_dir: gliotype's cache folder (config ``atlas.cache_dir``); the atlases go in
             its ``atlases/`` subfolder. None: ``~/.cache/gliotype``.
+        workers: processes of a built-in atlas's build (the same atlas for any number).
 
     Raises:
         GliotypeError: missing or unreadable files, CSV without ``region_a, region_b``,
@@ -251,7 +253,7 @@ def load_tract_atlas(
     nodes = node_atlas if node_atlas is not None else load_node_atlas()
     if path is None or str(path) == "":
         return default_tract_atlas(nodes, 2309 if n_tracts is None else int(n_tracts), use_cache=use_cache,
-                                   cache_dir=cache_dir)
+                                   cache_dir=cache_dir, workers=workers)
     p = Path(path).expanduser().resolve()
     if not p.exists():
         raise GliotypeError(f"tract atlas not found: {path}")

@@ -78,7 +78,8 @@ def atlas_sampling(workdir: str | Path, config: GliotypeConfig) -> AtlasSampling
         return AtlasSampling.load(folder)
     a = config.atlas
     nodes = load_node_atlas(a.node_atlas, n_regions=a.n_regions)
-    tracts = load_tract_atlas(a.edge_atlas, node_atlas=nodes, n_tracts=a.n_tracts, cache_dir=a.cache_dir)
+    tracts = load_tract_atlas(a.edge_atlas, node_atlas=nodes, n_tracts=a.n_tracts, cache_dir=a.cache_dir,
+                              workers=config.workers or 1)  # a first build on every core (the same atlas)
     sampling = AtlasSampling(
         node_positions=sample_node_positions(nodes, a.node_positions, seed=config.seed),
         tract_positions=sample_tract_positions(tracts, a.edge_positions, seed=config.seed),

@@ -4,6 +4,7 @@ background, so a broken command line must fail here, not after the first cohort)
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def test_make_bench_writes_the_machine_the_date_and_every_output(tmp_path):
     text = out.read_text()
     assert text.startswith("# Benchmarks (`make bench`)")
     assert "- date: 20" in text and " cores, " in text and "torch " in text
+    # one core's measured speed: machines of one CPU name differ by 2x
+    assert re.search(r"- one core .*: \d+ GFLOP/s matrix product, \d+ GFLOP/s convolution; widest vectors ", text)
     assert "## bench_fast\n" in text and "exit 0" in text and "     10     1.25\n```" in text
     assert "## bench_broken\n" in text and "exit 3" in text
     assert text.index("## bench_broken") < text.index("## bench_fast")  # in name order
